@@ -1,0 +1,93 @@
+import { z } from "zod";
+
+export { z };
+
+/** Thrown at start-up when the environment does not satisfy a service's schema. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Parses the environment once against a service's schema. Every problem is reported at once, each
+ * naming its variable, so a bad deployment fails at start-up with one readable message instead of at
+ * the first request that touches the setting.
+ */
+export function loadConfig<S extends z.ZodObject>(schema: S, env: Env = process.env): z.infer<S> {
+  // An empty string means "unset" for every variable: `FOO=` in a .env file should take the default.
+  const cleaned: Env = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && value.trim() !== "") cleaned[key] = value;
+  }
+  const result = schema.safeParse(cleaned);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    result.error.issues.map((issue) => {
+      const name = issue.path.join(".") || "(environment)";
+      if (issue.code === "invalid_type" && cleaned[name] === undefined) return `${name} is required`;
+      return `${name}: ${issue.message}`;
+    }),
+  );
+}
+
+/** A TCP port number. */
+export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+
+/** A comma-separated list, trimmed, empty entries dropped. */
+export const csv = () =>
+  z.string().transform((value) =>
+    value
+      .split(",")
+      .map((part) => part.trim())
+      .filter((part) => part.length > 0),
+  );
+
+/** A positive integer with a default. */
+export const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/** "true"/"false"/"1"/"0"/"yes"/"no" (z.coerce.boolean would read "false" as true). */
+export const flag = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", "yes", "no"])
+    .default(fallback ? "true" : "false")
+    .transform((value) => value === "true" || value === "1" || value === "yes");
+
+export const logLevel = () => z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info");
+
+/**
+ * The settings every service shares: where the servers are and how to log. Services extend this
+ * with their own fields.
+ */
+export const baseSchema = z.object({
+  // Comma-separated host:port list of Kafka bootstrap brokers.
+  KAFKA_BROKERS: csv().default(["127.0.0.1:19092"]),
+  // MongoDB connection string; the database name comes from MONGO_DB.
+  MONGO_URL: z.string().url().default("mongodb://127.0.0.1:27018/"),
+  // One database holds every service's collections, each prefixed by its owner.
+  MONGO_DB: z.string().default("taituri"),
+  // Redis connection string.
+  REDIS_URL: z.string().url().default("redis://127.0.0.1:16379"),
+  // Prefix for every Kafka topic, so several deployments (or test runs) can share one cluster.
+  KAFKA_TOPIC_PREFIX: z.string().default("taituri."),
+  LOG_LEVEL: logLevel(),
+  // Value of the deployment.environment resource attribute and of the `env` log field.
+  DEPLOYMENT_ENVIRONMENT: z.string().default("local"),
+});
+export type BaseConfig = z.infer<typeof baseSchema>;
+
+/** For main.ts: a bad configuration prints its problems and exits 78 (EX_CONFIG), with no stack trace. */
+export function exitOnConfigError<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(78);
+  }
+}

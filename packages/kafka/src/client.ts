@@ -1,0 +1,36 @@
+import type { Logger } from "@taituri/logging";
+import { Kafka, logLevel, type LogEntry } from "kafkajs";
+
+export interface KafkaOptions {
+  brokers: string[];
+  clientId: string;
+  logger: Logger;
+}
+
+const levels: Record<number, "error" | "warn" | "info" | "debug"> = {
+  [logLevel.ERROR]: "error",
+  [logLevel.WARN]: "warn",
+  [logLevel.INFO]: "info",
+  [logLevel.DEBUG]: "debug",
+};
+
+/** A kafkajs client whose own log lines go through the service's pino logger. */
+export function createKafka(options: KafkaOptions): Kafka {
+  const logger = options.logger.child({ component: "kafkajs" });
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    // Fail a call to a broker that is gone in seconds, not the defaults' minutes: the webhook has to
+    // answer Meta 503 quickly rather than hang.
+    connectionTimeout: 3000,
+    requestTimeout: 10000,
+    retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2000 },
+    logLevel: logLevel.INFO,
+    logCreator:
+      () =>
+      ({ level, log }: LogEntry) => {
+        const { message, ...rest } = log;
+        logger[levels[level] ?? "info"](rest, message);
+      },
+  });
+}

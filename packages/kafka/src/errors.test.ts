@@ -1,0 +1,18 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { backoffMs, classify, PermanentError, TransientError } from "./errors.ts";
+
+test("errors are classified by type, anything else is unknown", () => {
+  assert.equal(classify(new PermanentError("bad")), "permanent");
+  assert.equal(classify(new TransientError("later")), "transient");
+  assert.equal(classify(new Error("bug")), "unknown");
+  assert.equal(classify("string"), "unknown");
+});
+
+test("backoff doubles up to the cap and jitters within the upper half", () => {
+  assert.equal(backoffMs(1, 100, 10_000, () => 0), 50);
+  assert.equal(backoffMs(1, 100, 10_000, () => 1), 100);
+  assert.equal(backoffMs(4, 100, 10_000, () => 1), 800);
+  assert.equal(backoffMs(30, 100, 10_000, () => 1), 10_000);
+  assert.equal(backoffMs(30, 100, 10_000, () => 0), 5_000);
+});

@@ -1,0 +1,31 @@
+/**
+ * The message can never succeed (malformed, refers to nothing, rejected by a 4xx other than 408/429):
+ * it goes to the dead-letter topic with the reason and its offset is committed, so one poison
+ * message never blocks the shopper's partition.
+ */
+export class PermanentError extends Error {
+  override readonly name = "PermanentError";
+}
+
+/**
+ * A dependency is unavailable or overloaded (timeouts, 5xx, 408, 429, a lost connection): the same
+ * message is retried in place with backoff, which keeps the partition's order, and is never
+ * dead-lettered for it.
+ */
+export class TransientError extends Error {
+  override readonly name = "TransientError";
+}
+
+export type ErrorClass = "permanent" | "transient" | "unknown";
+
+export function classify(error: unknown): ErrorClass {
+  if (error instanceof PermanentError) return "permanent";
+  if (error instanceof TransientError) return "transient";
+  return "unknown";
+}
+
+/** Exponential backoff with full jitter, so consumers retrying the same outage don't stampede. */
+export function backoffMs(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}

@@ -1,0 +1,57 @@
+import type { Admin, ITopicConfig } from "kafkajs";
+
+/**
+ * Every topic the system uses. All are keyed by conversation id ("<phone_number_id>:<shopper id>"),
+ * so one shopper's events stay in order on one partition while different shoppers spread out.
+ */
+export function topicNames(prefix: string) {
+  return {
+    /** ingress -> conversation: normalised webhook events (inbound.v1.InboundEvent). */
+    inbound: `${prefix}inbound.v1`,
+    /** conversation -> ingress dispatcher: messages to send (outbound.v1.OutboundMessage). */
+    outbound: `${prefix}outbound.v1`,
+  };
+}
+export type TopicNames = ReturnType<typeof topicNames>;
+
+/** Where a topic's poison messages go. */
+export const deadLetterTopic = (topic: string) => `${topic}.dlq`;
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  /** Broker-side overrides, e.g. retention. */
+  configs?: Record<string, string>;
+}
+
+/** The topics and their dead-letter twins, with the documented partition count. */
+export function topicSpecs(names: TopicNames, partitions: number): TopicSpec[] {
+  return Object.values(names).flatMap((name) => [
+    { name, partitions },
+    // Dead letters are read by people, not by throughput: one partition keeps them in arrival order;
+    // a month's retention gives time to look and replay.
+    { name: deadLetterTopic(name), partitions: 1, configs: { "retention.ms": String(30 * 24 * 3600 * 1000) } },
+  ]);
+}
+
+/** Creates whatever is missing; existing topics are left as they are (safe to run at every start). */
+export async function ensureTopics(admin: Admin, specs: TopicSpec[], replicationFactor = -1): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const missing = specs.filter((spec) => !existing.has(spec.name));
+  if (missing.length === 0) return [];
+  const topics: ITopicConfig[] = missing.map((spec) => ({
+    topic: spec.name,
+    numPartitions: spec.partitions,
+    // -1 lets the broker apply default.replication.factor: 1 on a dev broker, 3 in production.
+    replicationFactor,
+    configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
+  }));
+  try {
+    await admin.createTopics({ topics, waitForLeaders: true });
+  } catch (error) {
+    // Two services starting together race to create the same topics; the loser's error is harmless.
+    const again = new Set(await admin.listTopics());
+    if (!missing.every((spec) => again.has(spec.name))) throw error;
+  }
+  return missing.map((spec) => spec.name);
+}

@@ -1,0 +1,56 @@
+import { type Db, type IndexDescription, MongoClient, MongoServerError } from "mongodb";
+
+export interface MongoHandle {
+  client: MongoClient;
+  db: Db;
+  close(): Promise<void>;
+}
+
+/** Connects and verifies the server answers, so a wrong URL fails start-up, not the first message. */
+export async function connectMongo(options: { url: string; dbName: string; appName: string }): Promise<MongoHandle> {
+  const client = new MongoClient(options.url, {
+    appName: options.appName,
+    // Fail fast when the server is down: callers classify the error as transient and retry.
+    serverSelectionTimeoutMS: 5000,
+    connectTimeoutMS: 5000,
+  });
+  await client.connect();
+  const db = client.db(options.dbName);
+  await db.command({ ping: 1 });
+  return { client, db, close: () => client.close() };
+}
+
+export interface CollectionIndexes {
+  collection: string;
+  indexes: IndexDescription[];
+}
+
+/**
+ * Creates every index a service relies on before it takes traffic: the unique ones are what make
+ * its consumers idempotent, so they must exist before the first message is handled. Creating an
+ * index that already exists with the same spec is a no-op.
+ */
+export async function ensureIndexes(db: Db, specs: CollectionIndexes[]): Promise<void> {
+  for (const spec of specs) {
+    if (spec.indexes.length > 0) await db.collection(spec.collection).createIndexes(spec.indexes);
+  }
+}
+
+/** True for E11000: the unique index refused a second claim of the same key. */
+export function isDuplicateKey(error: unknown): boolean {
+  return error instanceof MongoServerError && error.code === 11000;
+}
+
+/** True when the error says the server could not be reached or answered in time (retry, not dead-letter). */
+export function isTransientMongoError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const name = error.name;
+  return (
+    name === "MongoServerSelectionError" ||
+    name === "MongoNetworkError" ||
+    name === "MongoNetworkTimeoutError" ||
+    name === "MongoTopologyClosedError" ||
+    name === "MongoNotConnectedError" ||
+    (error instanceof MongoServerError && error.hasErrorLabel("RetryableWriteError"))
+  );
+}

@@ -1,0 +1,146 @@
+import { type CollectionIndexes, isDuplicateKey } from "@taituri/mongo";
+import { type Binary, type Collection, type Db } from "mongodb";
+import type { Conversation } from "../domain/machine.ts";
+
+/** An event to publish, made durable in the same document write as the state change that caused it. */
+export interface OutboxEntry {
+  id: string;
+  topic: string;
+  key: string;
+  value: Buffer;
+  headers: Record<string, string>;
+}
+
+interface StoredOutboxEntry extends Omit<OutboxEntry, "value"> {
+  value: Binary | Buffer;
+}
+
+export interface ConversationDoc {
+  /** The conversation id, "<phone_number_id>:<shopper id>". */
+  _id: string;
+  conversation: Conversation;
+  phoneNumberId: string;
+  shopperId: string;
+  /** Bumped by every write; a write that expects another version lost a race and is redone. */
+  version: number;
+  /**
+   * Inbound events whose effect is already in this document. Written in the same update as the
+   * state, so a crash can never leave the state changed but the event unmarked.
+   */
+  appliedEventIds: string[];
+  outbox: StoredOutboxEntry[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/**
+ * The first record of an inbound event. Idempotency key: InboundEvent.event_id (the wamid), enforced
+ * by the unique `_id` index of `conversation_inbound_claims`. `appliedAt` is set once the event's
+ * effect is durable in the conversation, so a redelivery after that is dropped with one lookup.
+ */
+interface ClaimDoc {
+  _id: string;
+  conversationId: string;
+  claimedAt: Date;
+  appliedAt?: Date;
+}
+
+export const CONVERSATIONS = "conversation_conversations";
+export const CLAIMS = "conversation_inbound_claims";
+
+/** How many applied event ids a conversation remembers; a redelivery older than that is caught by the claim. */
+const APPLIED_MEMORY = 50;
+
+export const conversationIndexes: CollectionIndexes[] = [
+  { collection: CLAIMS, indexes: [{ key: { conversationId: 1 }, name: "conversationId" }] },
+  { collection: CONVERSATIONS, indexes: [{ key: { updatedAt: 1 }, name: "updatedAt" }] },
+];
+
+export type ClaimResult = "new" | "applied" | "unfinished";
+
+export class ConversationStore {
+  readonly #conversations: Collection<ConversationDoc>;
+  readonly #claims: Collection<ClaimDoc>;
+
+  constructor(db: Db) {
+    this.#conversations = db.collection<ConversationDoc>(CONVERSATIONS);
+    this.#claims = db.collection<ClaimDoc>(CLAIMS);
+  }
+
+  /**
+   * "new": first delivery. "applied": seen and done. "unfinished": claimed before, but the process
+   * stopped before marking it applied; the conversation document says whether the effect happened.
+   */
+  async claim(eventId: string, conversationId: string, at: Date): Promise<ClaimResult> {
+    try {
+      await this.#claims.insertOne({ _id: eventId, conversationId, claimedAt: at });
+      return "new";
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+    }
+    const existing = await this.#claims.findOne({ _id: eventId });
+    return existing?.appliedAt ? "applied" : "unfinished";
+  }
+
+  async markApplied(eventId: string, at: Date): Promise<void> {
+    await this.#claims.updateOne({ _id: eventId }, { $set: { appliedAt: at } });
+  }
+
+  load(conversationId: string): Promise<ConversationDoc | null> {
+    return this.#conversations.findOne({ _id: conversationId });
+  }
+
+  /**
+   * Writes the new state, marks the event applied and queues its outgoing events, all in one
+   * single-document write guarded by the version read. Returns false when another writer got there
+   * first; the caller reloads and decides again.
+   */
+  async commit(
+    previous: ConversationDoc | null,
+    next: { conversationId: string; phoneNumberId: string; shopperId: string; conversation: Conversation },
+    eventId: string,
+    outbox: OutboxEntry[],
+    at: Date,
+  ): Promise<boolean> {
+    const appliedEventIds = [...(previous?.appliedEventIds ?? []), eventId].slice(-APPLIED_MEMORY);
+    const pending = [...(previous?.outbox ?? []), ...outbox];
+    if (!previous) {
+      try {
+        await this.#conversations.insertOne({
+          _id: next.conversationId,
+          conversation: next.conversation,
+          phoneNumberId: next.phoneNumberId,
+          shopperId: next.shopperId,
+          version: 1,
+          appliedEventIds,
+          outbox: pending,
+          createdAt: at,
+          updatedAt: at,
+        });
+        return true;
+      } catch (error) {
+        if (isDuplicateKey(error)) return false;
+        throw error;
+      }
+    }
+    const result = await this.#conversations.updateOne(
+      { _id: previous._id, version: previous.version },
+      {
+        $set: { conversation: next.conversation, appliedEventIds, outbox: pending, updatedAt: at, version: previous.version + 1 },
+      },
+    );
+    return result.matchedCount === 1;
+  }
+
+  /** Forgets outbox entries once Kafka has them. */
+  async clearOutbox(conversationId: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.#conversations.updateOne({ _id: conversationId }, { $pull: { outbox: { id: { $in: ids } } } });
+  }
+}
+
+/** Outbox entries as stored come back as BSON Binary; the producer wants bytes. */
+export function outboxValue(entry: StoredOutboxEntry): Buffer {
+  const value = entry.value;
+  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer);
+}

@@ -1,0 +1,95 @@
+import { injectContext, SpanKind, withSpan } from "@taituri/telemetry";
+
+/**
+ * Meta error codes that mean "not now" rather than "never": throughput (130429), pair rate to one
+ * shopper (131056), temporary service trouble (131000 "something went wrong", 131016 service
+ * unavailable), and the generic rate limits (4, 80007, 133016).
+ */
+const TRANSIENT_META_CODES = new Set([4, 130429, 131000, 131016, 131056, 80007, 133016]);
+
+export class GraphApiError extends Error {
+  override readonly name = "GraphApiError";
+  readonly status: number;
+  /** Meta's error.code, when the body had one. */
+  readonly code: number | undefined;
+  readonly transient: boolean;
+
+  constructor(message: string, status: number, code: number | undefined) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    // 408 and 429 are the client errors that mean "try again"; everything 5xx is the server's problem.
+    this.transient =
+      status === 0 || status === 408 || status === 429 || status >= 500 || (code !== undefined && TRANSIENT_META_CODES.has(code));
+  }
+}
+
+export interface GraphApiOptions {
+  baseUrl: string;
+  accessToken: string;
+  timeoutMs: number;
+}
+
+export interface SendResult {
+  /** The wamid Meta gave the message; statuses refer to it. */
+  messageId: string;
+}
+
+/** The Cloud API's send-message endpoint, POST /{phone_number_id}/messages. */
+export class GraphApiClient {
+  readonly #options: GraphApiOptions;
+
+  constructor(options: GraphApiOptions) {
+    this.#options = options;
+  }
+
+  sendMessage(phoneNumberId: string, payload: Record<string, unknown>): Promise<SendResult> {
+    const url = `${this.#options.baseUrl}/${encodeURIComponent(phoneNumberId)}/messages`;
+    return withSpan(
+      "@taituri/ingress",
+      "POST /{phone_number_id}/messages",
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { "http.request.method": "POST", "server.address": new URL(url).host, "whatsapp.message.type": String(payload.type) },
+      },
+      async (span) => {
+        let response: Response;
+        try {
+          response = await fetch(url, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${this.#options.accessToken}`,
+              "content-type": "application/json",
+              ...injectContext(),
+            },
+            body: JSON.stringify(payload),
+            signal: AbortSignal.timeout(this.#options.timeoutMs),
+          });
+        } catch (error) {
+          // Refused, reset or timed out: nothing says Meta did not get it, but nothing says it did.
+          throw new GraphApiError(`Graph API unreachable: ${error instanceof Error ? error.message : String(error)}`, 0, undefined);
+        }
+        span.setAttribute("http.response.status_code", response.status);
+        const text = await response.text();
+        let body: { messages?: { id?: string }[]; error?: { code?: number; message?: string } } = {};
+        try {
+          body = text ? JSON.parse(text) : {};
+        } catch {
+          // A proxy's HTML error page, say: the status decides what happens next.
+        }
+        if (!response.ok) {
+          const code = body.error?.code;
+          if (code !== undefined) span.setAttribute("whatsapp.error.code", code);
+          throw new GraphApiError(
+            `Graph API ${response.status}${code !== undefined ? ` (code ${code})` : ""}: ${body.error?.message ?? text.slice(0, 200)}`,
+            response.status,
+            code,
+          );
+        }
+        const messageId = body.messages?.[0]?.id;
+        if (!messageId) throw new GraphApiError("Graph API answered 2xx without a message id", response.status, undefined);
+        return { messageId };
+      },
+    );
+  }
+}

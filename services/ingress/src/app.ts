@@ -1,0 +1,150 @@
+import { timingSafeEqual } from "node:crypto";
+import { deadLetterTopic, Header, type OutgoingMessage, type TopicNames } from "@taituri/kafka";
+import type { Logger } from "@taituri/logging";
+import { type ReadinessChecks, Registry, registerOpsRoutes } from "@taituri/ops";
+import { inbound } from "@taituri/proto";
+import { SpanKind, withSpan } from "@taituri/telemetry";
+import Fastify, { type FastifyInstance } from "fastify";
+import { Counter, Histogram } from "prom-client";
+import { checkSignature } from "./domain/signature.ts";
+import { parseWebhook } from "./domain/webhook.ts";
+
+/** What the webhook needs from Kafka: a durable, acknowledged send. */
+export interface Publisher {
+  send(topic: string, messages: OutgoingMessage[]): Promise<void>;
+}
+
+export interface IngressAppDeps {
+  appSecrets: readonly string[];
+  verifyToken: string;
+  bodyLimitBytes: number;
+  topics: TopicNames;
+  publisher: Publisher;
+  logger: Logger;
+  registry: Registry;
+  checks: ReadinessChecks;
+  now?: () => Date;
+}
+
+export const INBOUND_EVENT_TYPE = "application/x-protobuf; messageType=inbound.v1.InboundEvent";
+
+/**
+ * The public door: Meta's webhook. It answers 200 only once Kafka has every event of the body
+ * (acks=all), and answers fast because it does nothing else: no conversation logic, no AI, no
+ * payments. Anything it cannot store it refuses with a status that makes Meta retry.
+ */
+export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
+  const now = deps.now ?? (() => new Date());
+  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes });
+  const requests = new Counter({
+    name: "webhook_requests_total",
+    help: "Webhook requests by outcome (accepted, bad_signature, bad_json, too_large, unavailable, verify_ok, verify_refused)",
+    labelNames: ["outcome", "reason"],
+    registers: [deps.registry],
+  });
+  const ackLatency = new Histogram({
+    name: "webhook_ack_seconds",
+    help: "Time from request to answer on POST /webhook, Kafka acknowledgement included",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [deps.registry],
+  });
+  const events = new Counter({
+    name: "webhook_events_total",
+    help: "Events produced from webhooks by kind (message type, status, error, unreadable)",
+    labelNames: ["kind"],
+    registers: [deps.registry],
+  });
+
+  // The signature covers the exact bytes Meta sent, so the body is kept raw and parsed by us later.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
+
+  app.setErrorHandler((error: { statusCode?: number; code?: string; message: string }, request, reply) => {
+    if (error.code === "FST_ERR_CTP_BODY_TOO_LARGE" || error.statusCode === 413) {
+      requests.inc({ outcome: "too_large", reason: "" });
+      return reply.code(413).send({ error: `body over ${deps.bodyLimitBytes} bytes` });
+    }
+    deps.logger.error({ err: error, url: request.url }, "unhandled error");
+    return reply.code(error.statusCode && error.statusCode < 500 ? error.statusCode : 500).send({ error: "internal error" });
+  });
+
+  app.get("/webhook", async (request, reply) => {
+    const query = request.query as Record<string, string | undefined>;
+    const token = Buffer.from(query["hub.verify_token"] ?? "");
+    const expected = Buffer.from(deps.verifyToken);
+    const tokenOk = token.length === expected.length && timingSafeEqual(token, expected);
+    if (query["hub.mode"] === "subscribe" && tokenOk && query["hub.challenge"] !== undefined) {
+      requests.inc({ outcome: "verify_ok", reason: "" });
+      return reply.code(200).type("text/plain").send(query["hub.challenge"]);
+    }
+    requests.inc({ outcome: "verify_refused", reason: "" });
+    return reply.code(403).send({ error: "verification refused" });
+  });
+
+  app.post("/webhook", async (request, reply) => {
+    const stopTimer = ackLatency.startTimer();
+    try {
+      return await withSpan("@taituri/ingress", "POST /webhook", { kind: SpanKind.SERVER, attributes: { "http.route": "/webhook" } }, async (span) => {
+        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const signature = checkSignature(raw, request.headers["x-hub-signature-256"] as string | undefined, deps.appSecrets);
+        span.setAttribute("webhook.signature", signature);
+        if (signature !== "valid") {
+          requests.inc({ outcome: "bad_signature", reason: signature });
+          // No detail: a caller without the secret learns nothing about what we expected.
+          return reply.code(401).send({ error: "invalid signature" });
+        }
+        let json: unknown;
+        try {
+          json = JSON.parse(raw.toString("utf8"));
+        } catch {
+          requests.inc({ outcome: "bad_json", reason: "" });
+          return reply.code(400).send({ error: "body is not JSON" });
+        }
+        const { events: parsed, unreadable } = parseWebhook(json, now());
+        span.setAttribute("webhook.events", parsed.length);
+        try {
+          await deps.publisher.send(
+            deps.topics.inbound,
+            parsed.map((event) => ({
+              key: event.conversationId,
+              value: inbound.InboundEvent.encode(event).finish(),
+              headers: { [Header.type]: INBOUND_EVENT_TYPE },
+            })),
+          );
+          if (unreadable.length > 0) {
+            // Signed, so truly from Meta, but not a shape we know: acknowledged so Meta stops
+            // retrying, and kept whole with the reason for a person (and a later release) to read.
+            await deps.publisher.send(deadLetterTopic(deps.topics.inbound), [
+              {
+                key: "",
+                value: raw,
+                headers: {
+                  [Header.type]: "application/json",
+                  [Header.dlqReason]: "unreadable webhook",
+                  [Header.dlqError]: unreadable.map((u) => u.reason).join(" | ").slice(0, 2000),
+                  [Header.dlqAt]: now().toISOString(),
+                },
+              },
+            ]);
+          }
+        } catch (error) {
+          requests.inc({ outcome: "unavailable", reason: "" });
+          deps.logger.error({ err: error }, "could not store webhook events; answering 503 so Meta retries");
+          return reply.code(503).send({ error: "temporarily unavailable" });
+        }
+        for (const event of parsed) {
+          const kind = event.payload?.$case === "message" ? `message.${event.payload.value.content?.$case ?? "none"}` : (event.payload?.$case ?? "none");
+          events.inc({ kind });
+        }
+        if (unreadable.length > 0) events.inc({ kind: "unreadable" }, unreadable.length);
+        requests.inc({ outcome: "accepted", reason: "" });
+        return reply.code(200).send({ status: "ok" });
+      });
+    } finally {
+      stopTimer();
+    }
+  });
+
+  registerOpsRoutes(app, { registry: deps.registry, checks: deps.checks });
+  return app;
+}

@@ -1,0 +1,37 @@
+import { baseSchema, csv, flag, loadConfig, port, positiveInt, z } from "@taituri/config";
+
+export const schema = baseSchema.extend({
+  // Port of the public webhook (GET/POST /webhook) and of /healthz, /readyz, /metrics.
+  INGRESS_PORT: port(3000),
+  // Interface to listen on; 0.0.0.0 in a container, loopback on a laptop.
+  INGRESS_HOST: z.string().default("127.0.0.1"),
+  // App secret(s) that sign Meta's webhooks, comma-separated: during a rotation both the old and the
+  // new secret are accepted, so no webhook is refused while Meta switches over.
+  WHATSAPP_APP_SECRET: csv().pipe(z.array(z.string()).min(1, "WHATSAPP_APP_SECRET is required")),
+  // The token Meta echoes on the GET /webhook subscription handshake.
+  WHATSAPP_VERIFY_TOKEN: z.string({ error: "WHATSAPP_VERIFY_TOKEN is required" }),
+  // System-user access token for the Graph API (outbound messages).
+  WHATSAPP_ACCESS_TOKEN: z.string({ error: "WHATSAPP_ACCESS_TOKEN is required" }),
+  // Graph API base URL, with version. Locally the WhatsApp simulator or a test's fake server.
+  WHATSAPP_API_URL: z
+    .string()
+    .url()
+    .default("https://graph.facebook.com/v23.0")
+    .transform((url) => url.replace(/\/+$/, "")),
+  // Meta refuses bodies over 3 MB; so do we, before reading further.
+  WEBHOOK_BODY_LIMIT_BYTES: positiveInt(3 * 1024 * 1024),
+  // Partitions of each topic created by this service (see docs/architecture.md).
+  KAFKA_PARTITIONS: positiveInt(6),
+  // Run the outbound dispatcher in this process (consumes the outbound topic, calls the Graph API).
+  OUTBOUND_DISPATCHER: flag(true),
+  // A Graph API call that has not answered in this time is abandoned and retried.
+  GRAPH_API_TIMEOUT_MS: positiveInt(10_000),
+  // How long a dispatcher's claim on a message protects it from a second sender: longer than the
+  // Graph API timeout, so a live sender is never overtaken; short enough that a crashed sender's
+  // message goes out within a minute.
+  OUTBOUND_CLAIM_LEASE_MS: positiveInt(60_000),
+});
+
+export type IngressConfig = z.infer<typeof schema>;
+
+export const loadIngressConfig = (env?: Record<string, string | undefined>) => loadConfig(schema, env);

@@ -1,0 +1,279 @@
+import { createHash } from "node:crypto";
+import { inbound } from "@taituri/proto";
+import { z } from "zod";
+
+/**
+ * The WhatsApp Cloud API webhook body, as far as we read it. Objects are loose: Meta adds fields
+ * without notice, and an unknown field must never cost us a message.
+ */
+const errorDetail = z.looseObject({
+  code: z.coerce.number().int(),
+  title: z.string().optional(),
+  message: z.string().optional(),
+  error_data: z.looseObject({ details: z.string().optional() }).optional(),
+});
+
+const media = z.looseObject({
+  id: z.string(),
+  mime_type: z.string().optional(),
+  sha256: z.string().optional(),
+  caption: z.string().optional(),
+  filename: z.string().optional(),
+  voice: z.boolean().optional(),
+});
+
+const message = z.looseObject({
+  id: z.string().min(1),
+  from: z.string().optional(),
+  from_user_id: z.string().optional(),
+  timestamp: z.coerce.number(),
+  type: z.string(),
+  context: z.looseObject({ id: z.string().optional(), forwarded: z.boolean().optional() }).optional(),
+  text: z.looseObject({ body: z.string() }).optional(),
+  interactive: z
+    .looseObject({
+      type: z.string(),
+      button_reply: z.looseObject({ id: z.string(), title: z.string() }).optional(),
+      list_reply: z.looseObject({ id: z.string(), title: z.string(), description: z.string().optional() }).optional(),
+    })
+    .optional(),
+  button: z.looseObject({ payload: z.string().optional(), text: z.string().optional() }).optional(),
+  image: media.optional(),
+  audio: media.optional(),
+  video: media.optional(),
+  document: media.optional(),
+  sticker: media.optional(),
+  location: z
+    .looseObject({
+      latitude: z.number(),
+      longitude: z.number(),
+      name: z.string().optional(),
+      address: z.string().optional(),
+    })
+    .optional(),
+  reaction: z.looseObject({ message_id: z.string(), emoji: z.string().optional() }).optional(),
+  errors: z.array(errorDetail).optional(),
+});
+
+const status = z.looseObject({
+  id: z.string().min(1),
+  status: z.string(),
+  timestamp: z.coerce.number(),
+  recipient_id: z.string().optional(),
+  recipient_user_id: z.string().optional(),
+  errors: z.array(errorDetail).optional(),
+  pricing: z.looseObject({ category: z.string().optional(), billable: z.boolean().optional() }).optional(),
+});
+
+const contact = z.looseObject({
+  wa_id: z.string().optional(),
+  user_id: z.string().optional(),
+  profile: z.looseObject({ name: z.string().optional() }).optional(),
+});
+
+const value = z.looseObject({
+  messaging_product: z.literal("whatsapp").optional(),
+  metadata: z.looseObject({ phone_number_id: z.string().min(1), display_phone_number: z.string().optional() }),
+  contacts: z.array(contact).optional(),
+  messages: z.array(message).optional(),
+  statuses: z.array(status).optional(),
+  errors: z.array(errorDetail).optional(),
+});
+
+const change = z.looseObject({ field: z.string(), value: z.unknown() });
+
+const body = z.looseObject({
+  object: z.literal("whatsapp_business_account"),
+  entry: z.array(z.looseObject({ id: z.string(), changes: z.array(change) })),
+});
+
+type WireMessage = z.infer<typeof message>;
+type WireError = z.infer<typeof errorDetail>;
+
+/** A part of a signed webhook we could not read: acknowledged, then kept for a person to look at. */
+export interface Unreadable {
+  reason: string;
+}
+
+export interface ParsedWebhook {
+  events: inbound.InboundEvent[];
+  unreadable: Unreadable[];
+}
+
+/** "<phone_number_id>:<shopper id>": the Kafka key that keeps one shopper's events in order. */
+export const conversationId = (phoneNumberId: string, shopperId: string) => `${phoneNumberId}:${shopperId}`;
+
+/**
+ * Normalises every entry and change of a webhook body into inbound events. What cannot be read is
+ * reported, never thrown: one odd change must not make Meta retry (and us re-publish) the whole body.
+ */
+export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
+  const parsed = body.safeParse(json);
+  if (!parsed.success) return { events: [], unreadable: [{ reason: `not a WhatsApp webhook: ${summary(parsed.error)}` }] };
+  const events: inbound.InboundEvent[] = [];
+  const unreadable: Unreadable[] = [];
+  for (const entry of parsed.data.entry) {
+    for (const [index, raw] of entry.changes.entries()) {
+      if (raw.field !== "messages") {
+        unreadable.push({ reason: `entry ${entry.id} change ${index}: unhandled field "${raw.field}"` });
+        continue;
+      }
+      const result = value.safeParse(raw.value);
+      if (!result.success) {
+        unreadable.push({ reason: `entry ${entry.id} change ${index}: ${summary(result.error)}` });
+        continue;
+      }
+      const v = result.data;
+      const business: inbound.Business = {
+        phoneNumberId: v.metadata.phone_number_id,
+        displayPhoneNumber: v.metadata.display_phone_number ?? "",
+        wabaId: entry.id,
+      };
+      const names = new Map<string, string>();
+      for (const c of v.contacts ?? []) {
+        const name = c.profile?.name;
+        if (name && c.wa_id) names.set(c.wa_id, name);
+        if (name && c.user_id) names.set(c.user_id, name);
+      }
+      for (const m of v.messages ?? []) {
+        const shopper = m.from ?? m.from_user_id;
+        if (!shopper) {
+          unreadable.push({ reason: `message ${m.id}: neither from nor from_user_id` });
+          continue;
+        }
+        const userId = m.from_user_id ?? v.contacts?.find((c) => c.wa_id === m.from)?.user_id ?? "";
+        events.push({
+          eventId: m.id,
+          conversationId: conversationId(business.phoneNumberId, shopper),
+          business,
+          receivedAt,
+          payload: {
+            $case: "message",
+            value: {
+              id: m.id,
+              from: { waId: m.from ?? "", userId, profileName: names.get(shopper) ?? "" },
+              sentAt: new Date(m.timestamp * 1000),
+              contextMessageId: m.context?.id ?? "",
+              forwarded: m.context?.forwarded ?? false,
+              content: content(m),
+            },
+          },
+        });
+      }
+      for (const s of v.statuses ?? []) {
+        const recipient = s.recipient_id ?? s.recipient_user_id;
+        if (!recipient) {
+          unreadable.push({ reason: `status ${s.id}: no recipient` });
+          continue;
+        }
+        events.push({
+          eventId: `${s.id}:${s.status}`,
+          conversationId: conversationId(business.phoneNumberId, recipient),
+          business,
+          receivedAt,
+          payload: {
+            $case: "status",
+            value: {
+              messageId: s.id,
+              kind: statusKinds[s.status] ?? inbound.StatusKind.STATUS_KIND_UNSPECIFIED,
+              recipientId: recipient,
+              at: new Date(s.timestamp * 1000),
+              errors: (s.errors ?? []).map(detail),
+              pricingCategory: s.pricing?.category ?? "",
+              billable: s.pricing?.billable ?? false,
+            },
+          },
+        });
+      }
+      if (v.errors?.length) {
+        events.push({
+          // Value-level errors have no id of their own; their content identifies Meta's retry of them.
+          eventId: `error:${createHash("sha256").update(JSON.stringify([entry.id, business.phoneNumberId, v.errors])).digest("hex").slice(0, 32)}`,
+          conversationId: conversationId(business.phoneNumberId, ""),
+          business,
+          receivedAt,
+          payload: { $case: "error", value: { errors: v.errors.map(detail) } },
+        });
+      }
+    }
+  }
+  return { events, unreadable };
+}
+
+const statusKinds: Record<string, inbound.StatusKind> = {
+  sent: inbound.StatusKind.STATUS_KIND_SENT,
+  delivered: inbound.StatusKind.STATUS_KIND_DELIVERED,
+  read: inbound.StatusKind.STATUS_KIND_READ,
+  failed: inbound.StatusKind.STATUS_KIND_FAILED,
+  played: inbound.StatusKind.STATUS_KIND_PLAYED,
+};
+
+const mediaKinds = {
+  image: inbound.MediaKind.MEDIA_KIND_IMAGE,
+  audio: inbound.MediaKind.MEDIA_KIND_AUDIO,
+  video: inbound.MediaKind.MEDIA_KIND_VIDEO,
+  document: inbound.MediaKind.MEDIA_KIND_DOCUMENT,
+  sticker: inbound.MediaKind.MEDIA_KIND_STICKER,
+} as const;
+
+function content(m: WireMessage): inbound.Message["content"] {
+  if (m.type === "text" && m.text) return { $case: "text", value: { body: m.text.body } };
+  if (m.type === "interactive" && m.interactive?.button_reply) {
+    const r = m.interactive.button_reply;
+    return { $case: "reply", value: { kind: inbound.ReplyKind.REPLY_KIND_BUTTON, id: r.id, title: r.title, description: "" } };
+  }
+  if (m.type === "interactive" && m.interactive?.list_reply) {
+    const r = m.interactive.list_reply;
+    return {
+      $case: "reply",
+      value: { kind: inbound.ReplyKind.REPLY_KIND_LIST, id: r.id, title: r.title, description: r.description ?? "" },
+    };
+  }
+  if (m.type === "button" && m.button) {
+    const text = m.button.text ?? "";
+    return {
+      $case: "reply",
+      value: { kind: inbound.ReplyKind.REPLY_KIND_TEMPLATE_BUTTON, id: m.button.payload ?? text, title: text, description: "" },
+    };
+  }
+  if (m.type in mediaKinds) {
+    const kind = m.type as keyof typeof mediaKinds;
+    const media = m[kind];
+    if (media) {
+      return {
+        $case: "media",
+        value: {
+          kind: mediaKinds[kind],
+          mediaId: media.id,
+          mimeType: media.mime_type ?? "",
+          sha256: media.sha256 ?? "",
+          caption: media.caption ?? "",
+          filename: media.filename ?? "",
+          voice: media.voice ?? false,
+        },
+      };
+    }
+  }
+  if (m.type === "location" && m.location) {
+    const l = m.location;
+    return {
+      $case: "location",
+      value: { latitude: l.latitude, longitude: l.longitude, name: l.name ?? "", address: l.address ?? "" },
+    };
+  }
+  if (m.type === "reaction" && m.reaction) {
+    return { $case: "reaction", value: { messageId: m.reaction.message_id, emoji: m.reaction.emoji ?? "" } };
+  }
+  return { $case: "unsupported", value: { type: m.type, errors: (m.errors ?? []).map(detail) } };
+}
+
+function detail(e: WireError): inbound.ErrorDetail {
+  return { code: e.code, title: e.title ?? "", message: e.message ?? "", details: e.error_data?.details ?? "" };
+}
+
+function summary(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.join(".") || "(body)"}: ${issue.message}`)
+    .join("; ");
+}
