@@ -69,6 +69,8 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     allowAutoTopicCreation: false,
     // A handler that waits on a retry heartbeats itself (below); this only bounds a hung process.
     sessionTimeout: 30_000,
+    // Bounds how long a disconnect waits for the fetch in flight; an idle fetch returns after this.
+    maxWaitTimeInMs: 1000,
     heartbeatInterval: 3_000,
   });
   const stopping = new AbortController();

@@ -1,0 +1,95 @@
+import { once } from "node:events";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: unknown;
+  at: number;
+}
+
+export interface FakeGraphApi {
+  /** Base URL to use as WHATSAPP_API_URL. */
+  url: string;
+  requests: RecordedRequest[];
+  /** Requests to POST /{phone_number_id}/messages. */
+  sends(): RecordedRequest[];
+  /** Makes the next `count` sends fail with this status and Meta error body. */
+  failNext(count: number, status: number, error: { code: number; message: string }): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A local HTTP server answering the Cloud API's send-message endpoint the way Meta does
+ * ({"messaging_product":"whatsapp","contacts":[…],"messages":[{"id":"wamid…"}]}) and recording every
+ * request, so a test can assert what would have reached a shopper.
+ */
+export async function startFakeGraphApi(): Promise<FakeGraphApi> {
+  const requests: RecordedRequest[] = [];
+  const failures: { status: number; error: { code: number; message: string } }[] = [];
+  let sequence = 0;
+  const server: Server = createServer(async (request, response) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString("utf8");
+    let body: unknown = text;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      // Recorded as text: the test decides whether that is a failure.
+    }
+    const path = new URL(request.url ?? "/", "http://fake").pathname;
+    requests.push({ method: request.method ?? "", path, headers: request.headers, body, at: Date.now() });
+    response.setHeader("content-type", "application/json");
+    if (request.method === "POST" && /^\/[^/]+\/messages$/.test(path)) {
+      const failure = failures.shift();
+      if (failure) {
+        response.statusCode = failure.status;
+        response.end(JSON.stringify({ error: { ...failure.error, type: "OAuthException", fbtrace_id: "fake" } }));
+        return;
+      }
+      const to = (body as { to?: string } | undefined)?.to ?? "";
+      sequence += 1;
+      response.end(
+        JSON.stringify({
+          messaging_product: "whatsapp",
+          contacts: [{ input: to, wa_id: to }],
+          messages: [{ id: `wamid.fake.${sequence}` }],
+        }),
+      );
+      return;
+    }
+    response.statusCode = 404;
+    response.end(JSON.stringify({ error: { code: 100, message: `unknown path ${path}` } }));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    sends: () => requests.filter((r) => r.method === "POST" && r.path.endsWith("/messages")),
+    failNext(count, status, error) {
+      for (let i = 0; i < count; i++) failures.push({ status, error });
+    },
+    close: () => new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),
+  };
+}
+
+/** Polls `probe` until it returns a value other than undefined/false, or fails with `what` after the timeout. */
+export async function eventually<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+}

@@ -1,0 +1,203 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { loadConversationConfig } from "@taituri/conversation-service/config";
+import { startConversationService } from "@taituri/conversation-service/service";
+import { loadIngressConfig } from "@taituri/ingress-service/config";
+import { startIngressService } from "@taituri/ingress-service/service";
+import { createKafka, headersToRecord, topicNames } from "@taituri/kafka";
+import { createLogger } from "@taituri/logging";
+import { type Infra, startInfra } from "@taituri/testing";
+import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { startTelemetry } from "@taituri/telemetry/sdk";
+import type { Kafka } from "kafkajs";
+
+/**
+ * The walking skeleton on the real servers: a signed webhook goes through ingress, Kafka, the
+ * conversation service, MongoDB and the outbound dispatcher to a fake Graph API.
+ */
+const exporter = new InMemorySpanExporter();
+const processor = new SimpleSpanProcessor(exporter);
+const telemetry = startTelemetry({ serviceName: "integration", spanProcessors: [processor] });
+
+const SECRET = "it-app-secret";
+const TOKEN = "it-access-token";
+const run = randomUUID().slice(0, 8);
+const prefix = `it-${run}.`;
+const topics = topicNames(prefix);
+const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
+
+let infra: Infra;
+let graph: FakeGraphApi;
+let kafka: Kafka;
+let ingress: Awaited<ReturnType<typeof startIngressService>>;
+let conversation: Awaited<ReturnType<typeof startConversationService>>;
+
+before(async () => {
+  infra = await startInfra();
+  graph = await startFakeGraphApi();
+  const env = {
+    KAFKA_BROKERS: infra.kafka.brokers.join(","),
+    MONGO_URL: infra.mongo.url,
+    MONGO_DB: `it_${run}`,
+    REDIS_URL: infra.redis.url,
+    KAFKA_TOPIC_PREFIX: prefix,
+    KAFKA_PARTITIONS: "3",
+  };
+  ingress = await startIngressService(
+    loadIngressConfig({
+      ...env,
+      INGRESS_PORT: "0",
+      WHATSAPP_APP_SECRET: SECRET,
+      WHATSAPP_VERIFY_TOKEN: "verify",
+      WHATSAPP_ACCESS_TOKEN: TOKEN,
+      WHATSAPP_API_URL: graph.url,
+    }),
+    logger,
+  );
+  conversation = await startConversationService(loadConversationConfig({ ...env, CONVERSATION_PORT: "0" }), logger);
+  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "it-observer", logger });
+});
+
+after(async () => {
+  const step = async (name: string, fn: () => Promise<unknown> | undefined) => {
+    const t0 = performance.now();
+    await fn();
+    logger.info(`${name} stopped in ${Math.round(performance.now() - t0)} ms`);
+  };
+  await step("ingress", () => ingress?.stop());
+  await step("conversation", () => conversation?.stop());
+  await step("graph", () => graph?.close());
+  await step("telemetry", () => telemetry.shutdown());
+  await step("infra", () => infra?.stop());
+});
+
+let shopperSeq = 0;
+function shopper() {
+  shopperSeq += 1;
+  return { waId: `1555${run.replace(/\D/g, "").padEnd(4, "7").slice(0, 4)}${String(shopperSeq).padStart(4, "0")}`, phoneNumberId: "PN100" };
+}
+
+/** Posts a webhook signed with the app secret, or with `signature` (null: no signature header at all). */
+async function postWebhook(body: string, signature: string | null = signWebhook(body, SECRET)) {
+  return fetch(`${ingress.url}/webhook`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(signature ? { "x-hub-signature-256": signature } : {}) },
+    body,
+  });
+}
+
+const sendsTo = (waId: string) => graph.sends().filter((r) => (r.body as { to?: string }).to === waId);
+
+/** Sum of the latest offsets of a topic's partitions: how many records it holds. */
+async function topicSize(topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((sum, p) => sum + Number(p.high), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function duplicates(): Promise<number> {
+  const text = await conversation.registry.getSingleMetricAsString("conversation_inbound_events_total");
+  return [...text.matchAll(/outcome="duplicate"[^}]*\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
+describe("walking skeleton", () => {
+  test("a text webhook gets the greeting that asks for the recipient's name, through the Graph API", async () => {
+    const who = shopper();
+    const body = JSON.stringify(textWebhook("I want a gift", { ...who, wamid: `wamid.${run}.hello`, profileName: "Ana" }));
+    const response = await postWebhook(body);
+    assert.equal(response.status, 200);
+    const [send] = await eventually("the greeting to reach the Graph API", () => sendsTo(who.waId).length === 1 && sendsTo(who.waId));
+    assert.equal(send?.path, `/${who.phoneNumberId}/messages`);
+    assert.equal(send?.headers.authorization, `Bearer ${TOKEN}`);
+    assert.deepEqual(send?.body, {
+      messaging_product: "whatsapp",
+      recipient_type: "individual",
+      to: who.waId,
+      type: "text",
+      text: { body: "Hi Ana! 🎁 I design one-of-a-kind gifts. Who is this gift for? Send me their name.", preview_url: false },
+    });
+  });
+
+  test("the same webhook delivered twice, and three more times concurrently, gives exactly one reply", async () => {
+    const who = shopper();
+    const body = JSON.stringify(textWebhook("hello", { ...who, wamid: `wamid.${run}.dup` }));
+    const before = await duplicates();
+    assert.equal((await postWebhook(body)).status, 200);
+    assert.equal((await postWebhook(body)).status, 200);
+    const concurrent = await Promise.all([postWebhook(body), postWebhook(body), postWebhook(body)]);
+    assert.deepEqual(
+      concurrent.map((r) => r.status),
+      [200, 200, 200],
+    );
+    // All five copies reached Kafka; four were recognised as duplicates by the consumer's claim.
+    await eventually("four duplicates to be recognised", async () => (await duplicates()) - before === 4);
+    await eventually("the reply", () => sendsTo(who.waId).length >= 1);
+    // The dispatcher works in order per conversation, so after the duplicates are handled any
+    // second reply would already be on its way; give it time to show up if it exists.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(sendsTo(who.waId).length, 1);
+  });
+
+  test("a forged signature gets 401 and nothing reaches Kafka", async () => {
+    const who = shopper();
+    const body = JSON.stringify(textWebhook("forged", { ...who, wamid: `wamid.${run}.forged` }));
+    const sizeBefore = await topicSize(topics.inbound);
+    const dlqBefore = await topicSize(`${topics.inbound}.dlq`);
+    for (const signature of [signWebhook(body, "not-the-secret"), null, "sha256=00"]) {
+      assert.equal((await postWebhook(body, signature)).status, 401);
+    }
+    assert.equal(await topicSize(topics.inbound), sizeBefore);
+    assert.equal(await topicSize(`${topics.inbound}.dlq`), dlqBefore);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(sendsTo(who.waId).length, 0);
+  });
+
+  test("one trace id at ingress, in the Kafka headers, in the conversation service and on the outbound call", async () => {
+    const who = shopper();
+    const wamid = `wamid.${run}.trace`;
+    const body = JSON.stringify(textWebhook("trace me", { ...who, wamid }));
+    assert.equal((await postWebhook(body)).status, 200);
+    const [send] = await eventually("the reply", () => sendsTo(who.waId).length === 1 && sendsTo(who.waId));
+    const traceparent = String(send?.headers.traceparent ?? "");
+    assert.match(traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    const traceId = traceparent.split("-")[1];
+
+    await processor.forceFlush();
+    const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    const names = spans.map((s) => s.name);
+    assert.ok(names.includes("POST /webhook"), `ingress span in ${names}`);
+    assert.ok(names.includes(`${topics.inbound} process`), `conversation consumer span in ${names}`);
+    assert.ok(names.includes(`${topics.outbound} process`), `dispatcher consumer span in ${names}`);
+    assert.ok(names.includes("POST /{phone_number_id}/messages"), `Graph API client span in ${names}`);
+    const root = spans.find((s) => s.name === "POST /webhook");
+    assert.equal(root?.parentSpanContext, undefined, "the webhook span starts the trace");
+
+    // The inbound record itself carries the same trace context in its headers.
+    const consumer = kafka.consumer({ groupId: `it-${run}-observer` });
+    await consumer.connect();
+    await consumer.subscribe({ topic: topics.inbound, fromBeginning: true });
+    const headers = await new Promise<Record<string, string>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("inbound record not found")), 20_000);
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          const record = headersToRecord(message.headers);
+          if (message.value?.includes(Buffer.from(wamid))) {
+            clearTimeout(timer);
+            resolve(record);
+          }
+        },
+      });
+    });
+    await consumer.disconnect();
+    assert.equal(headers.traceparent?.split("-")[1], traceId);
+    assert.equal(headers["content-type"], "application/x-protobuf; messageType=inbound.v1.InboundEvent");
+  });
+});
