@@ -1,17 +1,17 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { loadConversationConfig } from "@taituri/conversation-service/config";
 import { startConversationService } from "@taituri/conversation-service/service";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
 import { startIngressService } from "@taituri/ingress-service/service";
 import { createKafka, headersToRecord, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
+import { startTelemetry } from "@taituri/telemetry/sdk";
 import { type Infra, startInfra } from "@taituri/testing";
 import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
-import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { startTelemetry } from "@taituri/telemetry/sdk";
 import type { Kafka } from "kafkajs";
 
 /**
@@ -57,7 +57,10 @@ before(async () => {
     }),
     logger,
   );
-  conversation = await startConversationService(loadConversationConfig({ ...env, CONVERSATION_PORT: "0" }), logger);
+  conversation = await startConversationService(
+    loadConversationConfig({ ...env, CONVERSATION_PORT: "0" }),
+    logger,
+  );
   kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "it-observer", logger });
 });
 
@@ -77,14 +80,20 @@ after(async () => {
 let shopperSeq = 0;
 function shopper() {
   shopperSeq += 1;
-  return { waId: `1555${run.replace(/\D/g, "").padEnd(4, "7").slice(0, 4)}${String(shopperSeq).padStart(4, "0")}`, phoneNumberId: "PN100" };
+  return {
+    waId: `1555${run.replace(/\D/g, "").padEnd(4, "7").slice(0, 4)}${String(shopperSeq).padStart(4, "0")}`,
+    phoneNumberId: "PN100",
+  };
 }
 
 /** Posts a webhook signed with the app secret, or with `signature` (null: no signature header at all). */
 async function postWebhook(body: string, signature: string | null = signWebhook(body, SECRET)) {
   return fetch(`${ingress.url}/webhook`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...(signature ? { "x-hub-signature-256": signature } : {}) },
+    headers: {
+      "content-type": "application/json",
+      ...(signature ? { "x-hub-signature-256": signature } : {}),
+    },
     body,
   });
 }
@@ -111,10 +120,15 @@ async function duplicates(): Promise<number> {
 describe("walking skeleton", () => {
   test("a text webhook gets the greeting that asks for the recipient's name, through the Graph API", async () => {
     const who = shopper();
-    const body = JSON.stringify(textWebhook("I want a gift", { ...who, wamid: `wamid.${run}.hello`, profileName: "Ana" }));
+    const body = JSON.stringify(
+      textWebhook("I want a gift", { ...who, wamid: `wamid.${run}.hello`, profileName: "Ana" }),
+    );
     const response = await postWebhook(body);
     assert.equal(response.status, 200);
-    const [send] = await eventually("the greeting to reach the Graph API", () => sendsTo(who.waId).length === 1 && sendsTo(who.waId));
+    const [send] = await eventually(
+      "the greeting to reach the Graph API",
+      () => sendsTo(who.waId).length === 1 && sendsTo(who.waId),
+    );
     assert.equal(send?.path, `/${who.phoneNumberId}/messages`);
     assert.equal(send?.headers.authorization, `Bearer ${TOKEN}`);
     assert.deepEqual(send?.body, {
@@ -122,7 +136,10 @@ describe("walking skeleton", () => {
       recipient_type: "individual",
       to: who.waId,
       type: "text",
-      text: { body: "Hi Ana! 🎁 I design one-of-a-kind gifts. Who is this gift for? Send me their name.", preview_url: false },
+      text: {
+        body: "Hi Ana! 🎁 I design one-of-a-kind gifts. Who is this gift for? Send me their name.",
+        preview_url: false,
+      },
     });
   });
 

@@ -23,8 +23,14 @@ test("every problem is reported, each naming its variable", () => {
     (error: unknown) => {
       assert.ok(error instanceof ConfigError);
       assert.ok(error.problems.includes("SECRET is required"), error.message);
-      assert.ok(error.problems.some((p) => p.startsWith("PORT:")), error.message);
-      assert.ok(error.problems.some((p) => p.startsWith("MONGO_URL:")), error.message);
+      assert.ok(
+        error.problems.some((p) => p.startsWith("PORT:")),
+        error.message,
+      );
+      assert.ok(
+        error.problems.some((p) => p.startsWith("MONGO_URL:")),
+        error.message,
+      );
       return true;
     },
   );

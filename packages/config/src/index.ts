@@ -58,7 +58,8 @@ export const flag = (fallback: boolean) =>
     .default(fallback ? "true" : "false")
     .transform((value) => value === "true" || value === "1" || value === "yes");
 
-export const logLevel = () => z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info");
+export const logLevel = () =>
+  z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info");
 
 /**
  * The settings every service shares: where the servers are and how to log. Services extend this
@@ -75,6 +76,9 @@ export const baseSchema = z.object({
   REDIS_URL: z.string().url().default("redis://127.0.0.1:16379"),
   // Prefix for every Kafka topic, so several deployments (or test runs) can share one cluster.
   KAFKA_TOPIC_PREFIX: z.string().default("taituri."),
+  // Partitions of each topic when a service has to create it. Ordering is per conversation, so
+  // this bounds how many consumers of one group can work in parallel; see docs/architecture.md.
+  KAFKA_PARTITIONS: z.coerce.number().int().positive().default(6),
   LOG_LEVEL: logLevel(),
   // Value of the deployment.environment resource attribute and of the `env` log field.
   DEPLOYMENT_ENVIRONMENT: z.string().default("local"),

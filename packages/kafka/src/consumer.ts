@@ -130,7 +130,10 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
             const exhausted = kind === "unknown" && attempt >= maxUnknownAttempts;
             if (kind === "permanent" || exhausted) {
               const reason = kind === "permanent" ? "permanent" : `unknown error after ${attempt} attempts`;
-              logger.error({ err: error, topic, partition, offset: message.offset, reason }, "dead-lettering message");
+              logger.error(
+                { err: error, topic, partition, offset: message.offset, reason },
+                "dead-lettering message",
+              );
               span.addEvent("dead_lettered", { reason });
               await deadLetter(payload, reason, error);
               onOutcome?.(topic, "dead_lettered", error);
@@ -163,7 +166,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   };
 }
 
-async function sleepWithHeartbeat(ms: number, heartbeat: () => Promise<void>, signal: AbortSignal): Promise<void> {
+async function sleepWithHeartbeat(
+  ms: number,
+  heartbeat: () => Promise<void>,
+  signal: AbortSignal,
+): Promise<void> {
   const until = Date.now() + ms;
   while (!signal.aborted && Date.now() < until) {
     await new Promise((resolve) => setTimeout(resolve, Math.min(1000, until - Date.now())));

@@ -10,9 +10,24 @@ test("errors are classified by type, anything else is unknown", () => {
 });
 
 test("backoff doubles up to the cap and jitters within the upper half", () => {
-  assert.equal(backoffMs(1, 100, 10_000, () => 0), 50);
-  assert.equal(backoffMs(1, 100, 10_000, () => 1), 100);
-  assert.equal(backoffMs(4, 100, 10_000, () => 1), 800);
-  assert.equal(backoffMs(30, 100, 10_000, () => 1), 10_000);
-  assert.equal(backoffMs(30, 100, 10_000, () => 0), 5_000);
+  assert.equal(
+    backoffMs(1, 100, 10_000, () => 0),
+    50,
+  );
+  assert.equal(
+    backoffMs(1, 100, 10_000, () => 1),
+    100,
+  );
+  assert.equal(
+    backoffMs(4, 100, 10_000, () => 1),
+    800,
+  );
+  assert.equal(
+    backoffMs(30, 100, 10_000, () => 1),
+    10_000,
+  );
+  assert.equal(
+    backoffMs(30, 100, 10_000, () => 0),
+    5_000,
+  );
 });

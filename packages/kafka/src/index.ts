@@ -1,7 +1,20 @@
 export { createKafka, type KafkaOptions } from "./client.ts";
 export { connectKafka, type KafkaHandle } from "./connect.ts";
-export { type ConsumerOptions, type IncomingMessage, type Outcome, type RunningConsumer, startConsumer } from "./consumer.ts";
+export {
+  type ConsumerOptions,
+  type IncomingMessage,
+  type Outcome,
+  type RunningConsumer,
+  startConsumer,
+} from "./consumer.ts";
 export { backoffMs, classify, type ErrorClass, PermanentError, TransientError } from "./errors.ts";
 export { Header, headersToRecord } from "./headers.ts";
 export { EventProducer, type OutgoingMessage } from "./producer.ts";
-export { deadLetterTopic, ensureTopics, type TopicNames, type TopicSpec, topicNames, topicSpecs } from "./topics.ts";
+export {
+  deadLetterTopic,
+  ensureTopics,
+  type TopicNames,
+  type TopicSpec,
+  topicNames,
+  topicSpecs,
+} from "./topics.ts";

@@ -30,12 +30,20 @@ export function topicSpecs(names: TopicNames, partitions: number): TopicSpec[] {
     { name, partitions },
     // Dead letters are read by people, not by throughput: one partition keeps them in arrival order;
     // a month's retention gives time to look and replay.
-    { name: deadLetterTopic(name), partitions: 1, configs: { "retention.ms": String(30 * 24 * 3600 * 1000) } },
+    {
+      name: deadLetterTopic(name),
+      partitions: 1,
+      configs: { "retention.ms": String(30 * 24 * 3600 * 1000) },
+    },
   ]);
 }
 
 /** Creates whatever is missing; existing topics are left as they are (safe to run at every start). */
-export async function ensureTopics(admin: Admin, specs: TopicSpec[], replicationFactor = -1): Promise<string[]> {
+export async function ensureTopics(
+  admin: Admin,
+  specs: TopicSpec[],
+  replicationFactor = -1,
+): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((spec) => !existing.has(spec.name));
   if (missing.length === 0) return [];

@@ -7,7 +7,11 @@ export interface MongoHandle {
 }
 
 /** Connects and verifies the server answers, so a wrong URL fails start-up, not the first message. */
-export async function connectMongo(options: { url: string; dbName: string; appName: string }): Promise<MongoHandle> {
+export async function connectMongo(options: {
+  url: string;
+  dbName: string;
+  appName: string;
+}): Promise<MongoHandle> {
   const client = new MongoClient(options.url, {
     appName: options.appName,
     // Fail fast when the server is down: callers classify the error as transient and retry.

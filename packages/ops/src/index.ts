@@ -41,7 +41,9 @@ export function registerOpsRoutes(app: FastifyInstance, options: OpsRoutesOption
       }),
     );
     const ready = results.every(([, status]) => status === "ok");
-    return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready", checks: Object.fromEntries(results) });
+    return reply
+      .code(ready ? 200 : 503)
+      .send({ status: ready ? "ready" : "not ready", checks: Object.fromEntries(results) });
   });
   app.get("/metrics", async (_request, reply) => {
     reply.header("content-type", options.registry.contentType);

@@ -17,7 +17,12 @@ after(() => telemetry.shutdown());
 test("context written to headers continues the same trace on the other side", async () => {
   const headers = await withSpan("t", "produce", { kind: SpanKind.PRODUCER }, async () => injectContext());
   assert.match(headers.traceparent ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
-  await withSpan("t", "consume", { kind: SpanKind.CONSUMER, parent: extractContext(headers) }, async () => {});
+  await withSpan(
+    "t",
+    "consume",
+    { kind: SpanKind.CONSUMER, parent: extractContext(headers) },
+    async () => {},
+  );
   const [produce, consume] = await finishedSpans();
   assert.ok(produce && consume);
   assert.equal(consume.spanContext().traceId, produce.spanContext().traceId);

@@ -2,10 +2,10 @@ import {
   type Attributes,
   type Context,
   context,
+  propagation,
   type Span,
   SpanKind,
   SpanStatusCode,
-  propagation,
   trace,
 } from "@opentelemetry/api";
 
@@ -62,7 +62,10 @@ export async function withSpan<T>(
         return await fn(span);
       } catch (error) {
         span.recordException(error instanceof Error ? error : String(error));
-        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : undefined });
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: error instanceof Error ? error.message : undefined,
+        });
         throw error;
       } finally {
         span.end();

@@ -26,7 +26,9 @@ export interface FakeGraphApi {
  * ({"messaging_product":"whatsapp","contacts":[…],"messages":[{"id":"wamid…"}]}) and recording every
  * request, so a test can assert what would have reached a shopper.
  */
-export async function startFakeGraphApi(): Promise<FakeGraphApi> {
+export async function startFakeGraphApi(
+  options: { port?: number; host?: string; onSend?: (phoneNumberId: string, body: unknown) => void } = {},
+): Promise<FakeGraphApi> {
   const requests: RecordedRequest[] = [];
   const failures: { status: number; error: { code: number; message: string } }[] = [];
   let sequence = 0;
@@ -47,9 +49,12 @@ export async function startFakeGraphApi(): Promise<FakeGraphApi> {
       const failure = failures.shift();
       if (failure) {
         response.statusCode = failure.status;
-        response.end(JSON.stringify({ error: { ...failure.error, type: "OAuthException", fbtrace_id: "fake" } }));
+        response.end(
+          JSON.stringify({ error: { ...failure.error, type: "OAuthException", fbtrace_id: "fake" } }),
+        );
         return;
       }
+      options.onSend?.(path.split("/")[1] ?? "", body);
       const to = (body as { to?: string } | undefined)?.to ?? "";
       sequence += 1;
       response.end(
@@ -64,7 +69,7 @@ export async function startFakeGraphApi(): Promise<FakeGraphApi> {
     response.statusCode = 404;
     response.end(JSON.stringify({ error: { code: 100, message: `unknown path ${path}` } }));
   });
-  server.listen(0, "127.0.0.1");
+  server.listen(options.port ?? 0, options.host ?? "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   return {
@@ -74,12 +79,17 @@ export async function startFakeGraphApi(): Promise<FakeGraphApi> {
     failNext(count, status, error) {
       for (let i = 0; i < count; i++) failures.push({ status, error });
     },
-    close: () => new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),
+    close: () =>
+      new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),
   };
 }
 
 /** Polls `probe` until it returns a value other than undefined/false, or fails with `what` after the timeout. */
-export async function eventually<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -91,5 +101,7 @@ export async function eventually<T>(what: string, probe: () => T | undefined | f
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`,
+  );
 }

@@ -38,7 +38,11 @@ export function messageWebhook(message: Record<string, unknown>, options: Webhoo
                 phone_number_id: options.phoneNumberId ?? "106540352242922",
               },
               contacts: [
-                { profile: { name: options.profileName ?? "Ana" }, wa_id: waId, ...(options.userId ? { user_id: options.userId } : {}) },
+                {
+                  profile: { name: options.profileName ?? "Ana" },
+                  wa_id: waId,
+                  ...(options.userId ? { user_id: options.userId } : {}),
+                },
               ],
               messages: [
                 {

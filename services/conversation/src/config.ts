@@ -9,8 +9,6 @@ export const schema = baseSchema.extend({
   MESSAGES_FILE: z.string().default(fileURLToPath(new URL("../data/messages.json", import.meta.url))),
   // Language of the shop's messages; must be in the catalog.
   SHOP_LANGUAGE: z.string().default("en"),
-  // Partitions of each topic created by this service (see docs/architecture.md).
-  KAFKA_PARTITIONS: positiveInt(6),
   // Partitions handled at once; order within each is kept.
   CONSUMER_CONCURRENCY: positiveInt(3),
 });

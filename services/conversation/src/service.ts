@@ -16,14 +16,21 @@ export interface ConversationService {
 }
 
 /** Builds and starts the conversation service: the inbound consumer and its ops server. */
-export async function startConversationService(config: ConversationConfig, logger: Logger): Promise<ConversationService> {
+export async function startConversationService(
+  config: ConversationConfig,
+  logger: Logger,
+): Promise<ConversationService> {
   const catalog = parseMessageCatalog(JSON.parse(await readFile(config.MESSAGES_FILE, "utf8")));
   if (!catalog[config.SHOP_LANGUAGE]) {
     throw new Error(`SHOP_LANGUAGE "${config.SHOP_LANGUAGE}" is not in ${config.MESSAGES_FILE}`);
   }
   const registry = createRegistry("conversation");
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  const mongo = await connectMongo({ url: config.MONGO_URL, dbName: config.MONGO_DB, appName: "conversation" });
+  const mongo = await connectMongo({
+    url: config.MONGO_URL,
+    dbName: config.MONGO_DB,
+    appName: "conversation",
+  });
   await ensureIndexes(mongo.db, conversationIndexes);
   const kafka = await connectKafka({
     brokers: config.KAFKA_BROKERS,

@@ -29,7 +29,10 @@ const post = (app: ReturnType<typeof setup>["app"], body: string, signature?: st
   app.inject({
     method: "POST",
     url: "/webhook",
-    headers: { "content-type": "application/json", ...(signature ? { "x-hub-signature-256": signature } : {}) },
+    headers: {
+      "content-type": "application/json",
+      ...(signature ? { "x-hub-signature-256": signature } : {}),
+    },
     payload: body,
   });
 
@@ -85,9 +88,17 @@ test("a signed body of an unknown shape is acknowledged and dead-lettered whole"
 
 test("the subscription handshake echoes the challenge only for the right token", async () => {
   const { app } = setup();
-  const ok = await app.inject("/webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444");
+  const ok = await app.inject(
+    "/webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444",
+  );
   assert.equal(ok.statusCode, 200);
   assert.equal(ok.body, "1158201444");
-  assert.equal((await app.inject("/webhook?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1")).statusCode, 403);
-  assert.equal((await app.inject("/webhook?hub.mode=unsubscribe&hub.verify_token=verify-me&hub.challenge=1")).statusCode, 403);
+  assert.equal(
+    (await app.inject("/webhook?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1")).statusCode,
+    403,
+  );
+  assert.equal(
+    (await app.inject("/webhook?hub.mode=unsubscribe&hub.verify_token=verify-me&hub.challenge=1")).statusCode,
+    403,
+  );
 });

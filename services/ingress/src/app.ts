@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { deadLetterTopic, Header, type OutgoingMessage, type TopicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { type ReadinessChecks, Registry, registerOpsRoutes } from "@taituri/ops";
+import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
 import { inbound } from "@taituri/proto";
 import { SpanKind, withSpan } from "@taituri/telemetry";
 import Fastify, { type FastifyInstance } from "fastify";
@@ -65,7 +65,9 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
       return reply.code(413).send({ error: `body over ${deps.bodyLimitBytes} bytes` });
     }
     deps.logger.error({ err: error, url: request.url }, "unhandled error");
-    return reply.code(error.statusCode && error.statusCode < 500 ? error.statusCode : 500).send({ error: "internal error" });
+    return reply
+      .code(error.statusCode && error.statusCode < 500 ? error.statusCode : 500)
+      .send({ error: "internal error" });
   });
 
   app.get("/webhook", async (request, reply) => {
@@ -84,62 +86,80 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
   app.post("/webhook", async (request, reply) => {
     const stopTimer = ackLatency.startTimer();
     try {
-      return await withSpan("@taituri/ingress", "POST /webhook", { kind: SpanKind.SERVER, attributes: { "http.route": "/webhook" } }, async (span) => {
-        const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const signature = checkSignature(raw, request.headers["x-hub-signature-256"] as string | undefined, deps.appSecrets);
-        span.setAttribute("webhook.signature", signature);
-        if (signature !== "valid") {
-          requests.inc({ outcome: "bad_signature", reason: signature });
-          // No detail: a caller without the secret learns nothing about what we expected.
-          return reply.code(401).send({ error: "invalid signature" });
-        }
-        let json: unknown;
-        try {
-          json = JSON.parse(raw.toString("utf8"));
-        } catch {
-          requests.inc({ outcome: "bad_json", reason: "" });
-          return reply.code(400).send({ error: "body is not JSON" });
-        }
-        const { events: parsed, unreadable } = parseWebhook(json, now());
-        span.setAttribute("webhook.events", parsed.length);
-        try {
-          await deps.publisher.send(
-            deps.topics.inbound,
-            parsed.map((event) => ({
-              key: event.conversationId,
-              value: inbound.InboundEvent.encode(event).finish(),
-              headers: { [Header.type]: INBOUND_EVENT_TYPE },
-            })),
+      return await withSpan(
+        "@taituri/ingress",
+        "POST /webhook",
+        { kind: SpanKind.SERVER, attributes: { "http.route": "/webhook" } },
+        async (span) => {
+          const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+          const signature = checkSignature(
+            raw,
+            request.headers["x-hub-signature-256"] as string | undefined,
+            deps.appSecrets,
           );
-          if (unreadable.length > 0) {
-            // Signed, so truly from Meta, but not a shape we know: acknowledged so Meta stops
-            // retrying, and kept whole with the reason for a person (and a later release) to read.
-            await deps.publisher.send(deadLetterTopic(deps.topics.inbound), [
-              {
-                key: "",
-                value: raw,
-                headers: {
-                  [Header.type]: "application/json",
-                  [Header.dlqReason]: "unreadable webhook",
-                  [Header.dlqError]: unreadable.map((u) => u.reason).join(" | ").slice(0, 2000),
-                  [Header.dlqAt]: now().toISOString(),
-                },
-              },
-            ]);
+          span.setAttribute("webhook.signature", signature);
+          if (signature !== "valid") {
+            requests.inc({ outcome: "bad_signature", reason: signature });
+            // No detail: a caller without the secret learns nothing about what we expected.
+            return reply.code(401).send({ error: "invalid signature" });
           }
-        } catch (error) {
-          requests.inc({ outcome: "unavailable", reason: "" });
-          deps.logger.error({ err: error }, "could not store webhook events; answering 503 so Meta retries");
-          return reply.code(503).send({ error: "temporarily unavailable" });
-        }
-        for (const event of parsed) {
-          const kind = event.payload?.$case === "message" ? `message.${event.payload.value.content?.$case ?? "none"}` : (event.payload?.$case ?? "none");
-          events.inc({ kind });
-        }
-        if (unreadable.length > 0) events.inc({ kind: "unreadable" }, unreadable.length);
-        requests.inc({ outcome: "accepted", reason: "" });
-        return reply.code(200).send({ status: "ok" });
-      });
+          let json: unknown;
+          try {
+            json = JSON.parse(raw.toString("utf8"));
+          } catch {
+            requests.inc({ outcome: "bad_json", reason: "" });
+            return reply.code(400).send({ error: "body is not JSON" });
+          }
+          const { events: parsed, unreadable } = parseWebhook(json, now());
+          span.setAttribute("webhook.events", parsed.length);
+          try {
+            await deps.publisher.send(
+              deps.topics.inbound,
+              parsed.map((event) => ({
+                key: event.conversationId,
+                value: inbound.InboundEvent.encode(event).finish(),
+                headers: { [Header.type]: INBOUND_EVENT_TYPE },
+              })),
+            );
+            if (unreadable.length > 0) {
+              // Signed, so truly from Meta, but not a shape we know: acknowledged so Meta stops
+              // retrying, and kept whole with the reason for a person (and a later release) to read.
+              await deps.publisher.send(deadLetterTopic(deps.topics.inbound), [
+                {
+                  key: "",
+                  value: raw,
+                  headers: {
+                    [Header.type]: "application/json",
+                    [Header.dlqReason]: "unreadable webhook",
+                    [Header.dlqError]: unreadable
+                      .map((u) => u.reason)
+                      .join(" | ")
+                      .slice(0, 2000),
+                    [Header.dlqAt]: now().toISOString(),
+                  },
+                },
+              ]);
+            }
+          } catch (error) {
+            requests.inc({ outcome: "unavailable", reason: "" });
+            deps.logger.error(
+              { err: error },
+              "could not store webhook events; answering 503 so Meta retries",
+            );
+            return reply.code(503).send({ error: "temporarily unavailable" });
+          }
+          for (const event of parsed) {
+            const kind =
+              event.payload?.$case === "message"
+                ? `message.${event.payload.value.content?.$case ?? "none"}`
+                : (event.payload?.$case ?? "none");
+            events.inc({ kind });
+          }
+          if (unreadable.length > 0) events.inc({ kind: "unreadable" }, unreadable.length);
+          requests.inc({ outcome: "accepted", reason: "" });
+          return reply.code(200).send({ status: "ok" });
+        },
+      );
     } finally {
       stopTimer();
     }

@@ -20,8 +20,6 @@ export const schema = baseSchema.extend({
     .transform((url) => url.replace(/\/+$/, "")),
   // Meta refuses bodies over 3 MB; so do we, before reading further.
   WEBHOOK_BODY_LIMIT_BYTES: positiveInt(3 * 1024 * 1024),
-  // Partitions of each topic created by this service (see docs/architecture.md).
-  KAFKA_PARTITIONS: positiveInt(6),
   // Run the outbound dispatcher in this process (consumes the outbound topic, calls the Graph API).
   OUTBOUND_DISPATCHER: flag(true),
   // A Graph API call that has not answered in this time is abandoned and retried.

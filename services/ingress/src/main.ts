@@ -6,12 +6,19 @@ import { loadIngressConfig } from "./config.ts";
 
 const config = exitOnConfigError(() => loadIngressConfig());
 const telemetry = startTelemetry({ serviceName: "ingress", environment: config.DEPLOYMENT_ENVIRONMENT });
-const logger = createLogger({ service: "ingress", level: config.LOG_LEVEL, environment: config.DEPLOYMENT_ENVIRONMENT });
+const logger = createLogger({
+  service: "ingress",
+  level: config.LOG_LEVEL,
+  environment: config.DEPLOYMENT_ENVIRONMENT,
+});
 // Imported after the SDK has started, so instrumentation sees the libraries load.
 const { startIngressService } = await import("./service.ts");
 const service = await startIngressService(config, logger);
 logger.info({ webhook: `${service.url}/webhook` }, "ready");
-onShutdown(async () => {
-  await service.stop();
-  await telemetry.shutdown();
-}, (message) => logger.info(message));
+onShutdown(
+  async () => {
+    await service.stop();
+    await telemetry.shutdown();
+  },
+  (message) => logger.info(message),
+);

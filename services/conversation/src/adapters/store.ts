@@ -1,5 +1,5 @@
 import { type CollectionIndexes, isDuplicateKey } from "@taituri/mongo";
-import { type Binary, type Collection, type Db } from "mongodb";
+import type { Binary, Collection, Db } from "mongodb";
 import type { Conversation } from "../domain/machine.ts";
 
 /** An event to publish, made durable in the same document write as the state change that caused it. */
@@ -126,7 +126,13 @@ export class ConversationStore {
     const result = await this.#conversations.updateOne(
       { _id: previous._id, version: previous.version },
       {
-        $set: { conversation: next.conversation, appliedEventIds, outbox: pending, updatedAt: at, version: previous.version + 1 },
+        $set: {
+          conversation: next.conversation,
+          appliedEventIds,
+          outbox: pending,
+          updatedAt: at,
+          version: previous.version + 1,
+        },
       },
     );
     return result.matchedCount === 1;

@@ -1,10 +1,22 @@
-import { Header, type IncomingMessage, type OutgoingMessage, PermanentError, type TopicNames, TransientError } from "@taituri/kafka";
+import {
+  Header,
+  type IncomingMessage,
+  type OutgoingMessage,
+  PermanentError,
+  type TopicNames,
+  TransientError,
+} from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
 import { inbound, outbound } from "@taituri/proto";
 import { trace } from "@taituri/telemetry";
 import { Counter, type Registry } from "prom-client";
-import { type ConversationDoc, type ConversationStore, type OutboxEntry, outboxValue } from "../adapters/store.ts";
+import {
+  type ConversationDoc,
+  type ConversationStore,
+  type OutboxEntry,
+  outboxValue,
+} from "../adapters/store.ts";
 import { type Input, initialConversation, type Result, transition } from "../domain/machine.ts";
 import type { MessageCatalog } from "../domain/messages.ts";
 
@@ -61,7 +73,10 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
       byTopic.set(entry.topic, list);
     }
     for (const [topic, messages] of byTopic) await deps.publisher.send(topic, messages);
-    await deps.store.clearOutbox(conversationId, entries.map((entry) => entry.id));
+    await deps.store.clearOutbox(
+      conversationId,
+      entries.map((entry) => entry.id),
+    );
   }
 
   async function apply(event: inbound.InboundEvent, message: inbound.Message): Promise<void> {
@@ -81,7 +96,12 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
       const before = doc?.conversation ?? initialConversation(deps.language);
       const result: Result = transition(
         before,
-        { type: "message", messageId: message.id, shopperName: message.from?.profileName ?? "", input: toInput(message) },
+        {
+          type: "message",
+          messageId: message.id,
+          shopperName: message.from?.profileName ?? "",
+          input: toInput(message),
+        },
         deps.catalog,
       );
       const outbox: OutboxEntry[] = result.effects.map((effect, index) => {
@@ -114,7 +134,11 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
       if (!committed) continue;
       transitions.inc({ from: before.state, to: result.conversation.state, outcome: result.outcome });
       handled.inc({ outcome: result.outcome, kind: message.content?.$case ?? "none" });
-      trace.getActiveSpan()?.addEvent("transition", { from: before.state, to: result.conversation.state, outcome: result.outcome });
+      trace.getActiveSpan()?.addEvent("transition", {
+        from: before.state,
+        to: result.conversation.state,
+        outcome: result.outcome,
+      });
       await relay(event.conversationId, [...(doc?.outbox ?? []), ...outbox]);
       await deps.store.markApplied(event.eventId, at);
       return;
@@ -127,9 +151,12 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
     try {
       event = inbound.InboundEvent.decode(incoming.value);
     } catch (error) {
-      throw new PermanentError(`undecodable inbound event: ${error instanceof Error ? error.message : String(error)}`);
+      throw new PermanentError(
+        `undecodable inbound event: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
-    if (!event.eventId || !event.conversationId) throw new PermanentError("inbound event without event id or conversation id");
+    if (!event.eventId || !event.conversationId)
+      throw new PermanentError("inbound event without event id or conversation id");
     if (event.payload?.$case !== "message") {
       // Delivery statuses and webhook errors are the dispatcher's business, not the journey's.
       handled.inc({ outcome: "ignored", kind: event.payload?.$case ?? "none" });
@@ -138,7 +165,8 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
     try {
       await apply(event, event.payload.value);
     } catch (error) {
-      if (isTransientMongoError(error)) throw new TransientError(`conversation store unavailable: ${(error as Error).message}`);
+      if (isTransientMongoError(error))
+        throw new TransientError(`conversation store unavailable: ${(error as Error).message}`);
       throw error;
     }
   };

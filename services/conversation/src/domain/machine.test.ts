@@ -4,11 +4,21 @@ import { test } from "node:test";
 import { type Input, initialConversation, type MessageEvent, transition } from "./machine.ts";
 import { parseMessageCatalog, render } from "./messages.ts";
 
-const catalog = parseMessageCatalog(JSON.parse(readFileSync(new URL("../../data/messages.json", import.meta.url), "utf8")));
-const event = (input: Input, shopperName = "Ana"): MessageEvent => ({ type: "message", messageId: "m", shopperName, input });
+const catalog = parseMessageCatalog(
+  JSON.parse(readFileSync(new URL("../../data/messages.json", import.meta.url), "utf8")),
+);
+const event = (input: Input, shopperName = "Ana"): MessageEvent => ({
+  type: "message",
+  messageId: "m",
+  shopperName,
+  input,
+});
 
 test("the first message of any kind greets the shopper by name and asks who the gift is for", () => {
-  for (const input of [{ kind: "text", text: "I want a gift" }, { kind: "media", media: "audio" }] as Input[]) {
+  for (const input of [
+    { kind: "text", text: "I want a gift" },
+    { kind: "media", media: "audio" },
+  ] as Input[]) {
     const result = transition(initialConversation("en"), event(input), catalog);
     assert.equal(result.conversation.state, "awaiting_recipient");
     assert.equal(result.outcome, "advanced");
@@ -18,8 +28,16 @@ test("the first message of any kind greets the shopper by name and asks who the 
 });
 
 test("without a profile name the greeting does not invent one; Spanish shops greet in Spanish", () => {
-  assert.match(transition(initialConversation("en"), event({ kind: "text", text: "hi" }, ""), catalog).effects[0]?.text ?? "", /^Hi! /);
-  assert.match(transition(initialConversation("es"), event({ kind: "text", text: "hola" }), catalog).effects[0]?.text ?? "", /^¡Hola Ana!/);
+  assert.match(
+    transition(initialConversation("en"), event({ kind: "text", text: "hi" }, ""), catalog).effects[0]
+      ?.text ?? "",
+    /^Hi! /,
+  );
+  assert.match(
+    transition(initialConversation("es"), event({ kind: "text", text: "hola" }), catalog).effects[0]?.text ??
+      "",
+    /^¡Hola Ana!/,
+  );
 });
 
 test("a name advances to the theme; anything else re-prompts and stays", () => {
@@ -28,7 +46,11 @@ test("a name advances to the theme; anything else re-prompts and stays", () => {
   assert.equal(named.conversation.state, "awaiting_theme");
   assert.equal(named.conversation.recipient, "Grandma Rosa");
   assert.match(named.effects[0]?.text ?? "", /A gift for Grandma Rosa/);
-  for (const input of [{ kind: "media", media: "audio" }, { kind: "text", text: "   " }, { kind: "text", text: "x".repeat(61) }] as Input[]) {
+  for (const input of [
+    { kind: "media", media: "audio" },
+    { kind: "text", text: "   " },
+    { kind: "text", text: "x".repeat(61) },
+  ] as Input[]) {
     const result = transition(asked, event(input), catalog);
     assert.equal(result.outcome, "reprompted");
     assert.equal(result.conversation, asked);

@@ -74,7 +74,10 @@ const table: Record<State, Handler> = {
 };
 
 export function transition(conversation: Conversation, event: Event, catalog: MessageCatalog): Result {
-  const say: Say = (key, params) => ({ type: "send_text", text: render(catalog, conversation.language, key, params) });
+  const say: Say = (key, params) => ({
+    type: "send_text",
+    text: render(catalog, conversation.language, key, params),
+  });
   return table[conversation.state](conversation, event, say);
 }
 

@@ -20,7 +20,11 @@ export class GraphApiError extends Error {
     this.code = code;
     // 408 and 429 are the client errors that mean "try again"; everything 5xx is the server's problem.
     this.transient =
-      status === 0 || status === 408 || status === 429 || status >= 500 || (code !== undefined && TRANSIENT_META_CODES.has(code));
+      status === 0 ||
+      status === 408 ||
+      status === 429 ||
+      status >= 500 ||
+      (code !== undefined && TRANSIENT_META_CODES.has(code));
   }
 }
 
@@ -50,7 +54,11 @@ export class GraphApiClient {
       "POST /{phone_number_id}/messages",
       {
         kind: SpanKind.CLIENT,
-        attributes: { "http.request.method": "POST", "server.address": new URL(url).host, "whatsapp.message.type": String(payload.type) },
+        attributes: {
+          "http.request.method": "POST",
+          "server.address": new URL(url).host,
+          "whatsapp.message.type": String(payload.type),
+        },
       },
       async (span) => {
         let response: Response;
@@ -67,7 +75,11 @@ export class GraphApiClient {
           });
         } catch (error) {
           // Refused, reset or timed out: nothing says Meta did not get it, but nothing says it did.
-          throw new GraphApiError(`Graph API unreachable: ${error instanceof Error ? error.message : String(error)}`, 0, undefined);
+          throw new GraphApiError(
+            `Graph API unreachable: ${error instanceof Error ? error.message : String(error)}`,
+            0,
+            undefined,
+          );
         }
         span.setAttribute("http.response.status_code", response.status);
         const text = await response.text();
@@ -87,7 +99,8 @@ export class GraphApiClient {
           );
         }
         const messageId = body.messages?.[0]?.id;
-        if (!messageId) throw new GraphApiError("Graph API answered 2xx without a message id", response.status, undefined);
+        if (!messageId)
+          throw new GraphApiError("Graph API answered 2xx without a message id", response.status, undefined);
         return { messageId };
       },
     );

@@ -9,7 +9,11 @@ export type SignatureCheck = "valid" | "missing" | "malformed" | "mismatch";
  * under the app secret. Compared in constant time against each accepted secret (several during a
  * rotation), so response timing reveals nothing about the expected value.
  */
-export function checkSignature(rawBody: Buffer, header: string | undefined, secrets: readonly string[]): SignatureCheck {
+export function checkSignature(
+  rawBody: Buffer,
+  header: string | undefined,
+  secrets: readonly string[],
+): SignatureCheck {
   if (header === undefined || header === "") return "missing";
   const match = HEADER_FORMAT.exec(header.trim());
   if (!match?.[1]) return "malformed";

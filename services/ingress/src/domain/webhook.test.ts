@@ -17,7 +17,14 @@ const messageOf = (event: inbound.InboundEvent) => {
 };
 
 test("a text message becomes one event keyed by business number and shopper", () => {
-  const event = one(textWebhook("I want a gift", { wamid: "wamid.A", waId: "447700900123", phoneNumberId: "PN1", timestamp: 1700000000 }));
+  const event = one(
+    textWebhook("I want a gift", {
+      wamid: "wamid.A",
+      waId: "447700900123",
+      phoneNumberId: "PN1",
+      timestamp: 1700000000,
+    }),
+  );
   assert.equal(event.eventId, "wamid.A");
   assert.equal(event.conversationId, "PN1:447700900123");
   assert.equal(event.business?.phoneNumberId, "PN1");
@@ -30,8 +37,14 @@ test("a text message becomes one event keyed by business number and shopper", ()
 });
 
 test("a shopper known only by the business-scoped user id is keyed by it", () => {
-  const json = messageWebhook({ type: "text", text: { body: "hola" }, from_user_id: "US.99" }, { wamid: "wamid.B" });
-  const value = json.entry[0]?.changes[0]?.value as { messages: Record<string, unknown>[]; contacts: Record<string, unknown>[] };
+  const json = messageWebhook(
+    { type: "text", text: { body: "hola" }, from_user_id: "US.99" },
+    { wamid: "wamid.B" },
+  );
+  const value = json.entry[0]?.changes[0]?.value as {
+    messages: Record<string, unknown>[];
+    contacts: Record<string, unknown>[];
+  };
   delete value.messages[0]?.from;
   value.contacts = [{ profile: { name: "Bo" }, user_id: "US.99" }];
   const event = one(json);
@@ -42,7 +55,12 @@ test("a shopper known only by the business-scoped user id is keyed by it", () =>
 
 test("button and list replies keep the id we set on the option", () => {
   const button = messageOf(
-    one(messageWebhook({ type: "interactive", interactive: { type: "button_reply", button_reply: { id: "s2:r1:gen", title: "Generate" } } })),
+    one(
+      messageWebhook({
+        type: "interactive",
+        interactive: { type: "button_reply", button_reply: { id: "s2:r1:gen", title: "Generate" } },
+      }),
+    ),
   );
   assert.deepEqual(button.content, {
     $case: "reply",
@@ -52,12 +70,15 @@ test("button and list replies keep the id we set on the option", () => {
     one(
       messageWebhook({
         type: "interactive",
-        interactive: { type: "list_reply", list_reply: { id: "theme:love", title: "Love", description: "Hearts" } },
+        interactive: {
+          type: "list_reply",
+          list_reply: { id: "theme:love", title: "Love", description: "Hearts" },
+        },
       }),
     ),
   );
   assert.equal(list.content?.$case, "reply");
-  assert.equal((list.content?.value as inbound.Reply).kind, inbound.ReplyKind.REPLY_KIND_LIST);
+  assert.equal((list.content.value as inbound.Reply).kind, inbound.ReplyKind.REPLY_KIND_LIST);
 });
 
 test("a voice note is media with voice set, and a reply context is kept", () => {
@@ -74,7 +95,15 @@ test("a voice note is media with voice set, and a reply context is kept", () => 
   assert.equal(message.forwarded, true);
   assert.deepEqual(message.content, {
     $case: "media",
-    value: { kind: inbound.MediaKind.MEDIA_KIND_AUDIO, mediaId: "MEDIA1", mimeType: "audio/ogg; codecs=opus", sha256: "", caption: "", filename: "", voice: true },
+    value: {
+      kind: inbound.MediaKind.MEDIA_KIND_AUDIO,
+      mediaId: "MEDIA1",
+      mimeType: "audio/ogg; codecs=opus",
+      sha256: "",
+      caption: "",
+      filename: "",
+      voice: true,
+    },
   });
 });
 
@@ -84,12 +113,20 @@ test("a type we do not handle is kept as unsupported with Meta's errors", () => 
   );
   assert.deepEqual(message.content, {
     $case: "unsupported",
-    value: { type: "unsupported", errors: [{ code: 131051, title: "Message type unknown", message: "", details: "" }] },
+    value: {
+      type: "unsupported",
+      errors: [{ code: 131051, title: "Message type unknown", message: "", details: "" }],
+    },
   });
 });
 
 test("a status event is keyed by the recipient and identified by message and status", () => {
-  const event = one(statusWebhook("wamid.OUT", "failed", { waId: "555", errors: [{ code: 131047, title: "Re-engagement message" }] }));
+  const event = one(
+    statusWebhook("wamid.OUT", "failed", {
+      waId: "555",
+      errors: [{ code: 131047, title: "Re-engagement message" }],
+    }),
+  );
   assert.equal(event.eventId, "wamid.OUT:failed");
   assert.equal(event.conversationId, "106540352242922:555");
   assert.equal(event.payload?.$case, "status");

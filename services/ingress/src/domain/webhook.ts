@@ -34,7 +34,9 @@ const message = z.looseObject({
     .looseObject({
       type: z.string(),
       button_reply: z.looseObject({ id: z.string(), title: z.string() }).optional(),
-      list_reply: z.looseObject({ id: z.string(), title: z.string(), description: z.string().optional() }).optional(),
+      list_reply: z
+        .looseObject({ id: z.string(), title: z.string(), description: z.string().optional() })
+        .optional(),
     })
     .optional(),
   button: z.looseObject({ payload: z.string().optional(), text: z.string().optional() }).optional(),
@@ -73,7 +75,10 @@ const contact = z.looseObject({
 
 const value = z.looseObject({
   messaging_product: z.literal("whatsapp").optional(),
-  metadata: z.looseObject({ phone_number_id: z.string().min(1), display_phone_number: z.string().optional() }),
+  metadata: z.looseObject({
+    phone_number_id: z.string().min(1),
+    display_phone_number: z.string().optional(),
+  }),
   contacts: z.array(contact).optional(),
   messages: z.array(message).optional(),
   statuses: z.array(status).optional(),
@@ -109,7 +114,8 @@ export const conversationId = (phoneNumberId: string, shopperId: string) => `${p
  */
 export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
   const parsed = body.safeParse(json);
-  if (!parsed.success) return { events: [], unreadable: [{ reason: `not a WhatsApp webhook: ${summary(parsed.error)}` }] };
+  if (!parsed.success)
+    return { events: [], unreadable: [{ reason: `not a WhatsApp webhook: ${summary(parsed.error)}` }] };
   const events: inbound.InboundEvent[] = [];
   const unreadable: Unreadable[] = [];
   for (const entry of parsed.data.entry) {
@@ -188,7 +194,10 @@ export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
       if (v.errors?.length) {
         events.push({
           // Value-level errors have no id of their own; their content identifies Meta's retry of them.
-          eventId: `error:${createHash("sha256").update(JSON.stringify([entry.id, business.phoneNumberId, v.errors])).digest("hex").slice(0, 32)}`,
+          eventId: `error:${createHash("sha256")
+            .update(JSON.stringify([entry.id, business.phoneNumberId, v.errors]))
+            .digest("hex")
+            .slice(0, 32)}`,
           conversationId: conversationId(business.phoneNumberId, ""),
           business,
           receivedAt,
@@ -220,20 +229,33 @@ function content(m: WireMessage): inbound.Message["content"] {
   if (m.type === "text" && m.text) return { $case: "text", value: { body: m.text.body } };
   if (m.type === "interactive" && m.interactive?.button_reply) {
     const r = m.interactive.button_reply;
-    return { $case: "reply", value: { kind: inbound.ReplyKind.REPLY_KIND_BUTTON, id: r.id, title: r.title, description: "" } };
+    return {
+      $case: "reply",
+      value: { kind: inbound.ReplyKind.REPLY_KIND_BUTTON, id: r.id, title: r.title, description: "" },
+    };
   }
   if (m.type === "interactive" && m.interactive?.list_reply) {
     const r = m.interactive.list_reply;
     return {
       $case: "reply",
-      value: { kind: inbound.ReplyKind.REPLY_KIND_LIST, id: r.id, title: r.title, description: r.description ?? "" },
+      value: {
+        kind: inbound.ReplyKind.REPLY_KIND_LIST,
+        id: r.id,
+        title: r.title,
+        description: r.description ?? "",
+      },
     };
   }
   if (m.type === "button" && m.button) {
     const text = m.button.text ?? "";
     return {
       $case: "reply",
-      value: { kind: inbound.ReplyKind.REPLY_KIND_TEMPLATE_BUTTON, id: m.button.payload ?? text, title: text, description: "" },
+      value: {
+        kind: inbound.ReplyKind.REPLY_KIND_TEMPLATE_BUTTON,
+        id: m.button.payload ?? text,
+        title: text,
+        description: "",
+      },
     };
   }
   if (m.type in mediaKinds) {
@@ -268,7 +290,12 @@ function content(m: WireMessage): inbound.Message["content"] {
 }
 
 function detail(e: WireError): inbound.ErrorDetail {
-  return { code: e.code, title: e.title ?? "", message: e.message ?? "", details: e.error_data?.details ?? "" };
+  return {
+    code: e.code,
+    title: e.title ?? "",
+    message: e.message ?? "",
+    details: e.error_data?.details ?? "",
+  };
 }
 
 function summary(error: z.ZodError): string {

@@ -92,7 +92,9 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     try {
       message = outbound.OutboundMessage.decode(incoming.value);
     } catch (error) {
-      throw new PermanentError(`undecodable outbound message: ${error instanceof Error ? error.message : String(error)}`);
+      throw new PermanentError(
+        `undecodable outbound message: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     const type = message.content?.$case ?? "none";
     let payload: Record<string, unknown>;
@@ -109,7 +111,8 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     try {
       claimed = await claim(message);
     } catch (error) {
-      if (isTransientMongoError(error)) throw new TransientError(`claim store unavailable: ${(error as Error).message}`);
+      if (isTransientMongoError(error))
+        throw new TransientError(`claim store unavailable: ${(error as Error).message}`);
       throw error;
     }
     if (claimed === "done") {
@@ -117,7 +120,8 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       deps.logger.debug({ outboundId: message.id }, "outbound message already handled");
       return;
     }
-    if (claimed === "busy") throw new TransientError(`outbound ${message.id} is being sent by another dispatcher`);
+    if (claimed === "busy")
+      throw new TransientError(`outbound ${message.id} is being sent by another dispatcher`);
 
     const stopTimer = latency.startTimer();
     try {
@@ -134,7 +138,10 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       const code = error.code === undefined ? "" : String(error.code);
       if (error.transient) {
         // Give the claim back at once: the retry (this consumer, in order) must not wait out a lease.
-        await sends.updateOne({ _id: message.id, status: "sending" }, { $set: { leaseUntil: new Date(0), updatedAt: now() } });
+        await sends.updateOne(
+          { _id: message.id, status: "sending" },
+          { $set: { leaseUntil: new Date(0), updatedAt: now() } },
+        );
         sent.inc({ type, outcome: "retry", code });
         throw new TransientError(error.message);
       }
@@ -143,7 +150,11 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
         {
           $set: {
             status: "failed",
-            error: { status: error.status, ...(error.code !== undefined ? { code: error.code } : {}), message: error.message },
+            error: {
+              status: error.status,
+              ...(error.code !== undefined ? { code: error.code } : {}),
+              message: error.message,
+            },
             updatedAt: now(),
           },
         },

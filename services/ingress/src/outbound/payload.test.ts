@@ -24,15 +24,23 @@ test("a text becomes Meta's send-message body", () => {
 });
 
 test("a reply quotes the message it answers", () => {
-  assert.deepEqual(toGraphPayload(message({ replyToMessageId: "wamid.IN" })).context, { message_id: "wamid.IN" });
+  assert.deepEqual(toGraphPayload(message({ replyToMessageId: "wamid.IN" })).context, {
+    message_id: "wamid.IN",
+  });
 });
 
 test("content WhatsApp would refuse is refused with the reason", () => {
   assert.throws(() => toGraphPayload(message({ content: undefined })), /no content/);
   assert.throws(() => toGraphPayload(message({ to: "" })), InvalidOutboundMessage);
   assert.throws(
-    () => toGraphPayload(message({ content: { $case: "text", value: { body: "x".repeat(4097), previewUrl: false } } })),
+    () =>
+      toGraphPayload(
+        message({ content: { $case: "text", value: { body: "x".repeat(4097), previewUrl: false } } }),
+      ),
     /4097 characters, over 4096/,
   );
-  assert.throws(() => toGraphPayload(message({ content: { $case: "text", value: { body: "  ", previewUrl: false } } })), /empty/);
+  assert.throws(
+    () => toGraphPayload(message({ content: { $case: "text", value: { body: "  ", previewUrl: false } } })),
+    /empty/,
+  );
 });

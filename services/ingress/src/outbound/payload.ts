@@ -13,7 +13,8 @@ const MAX_TEXT_LENGTH = 4096;
  */
 export function toGraphPayload(message: outbound.OutboundMessage): Record<string, unknown> {
   if (!message.to) throw new InvalidOutboundMessage(`outbound ${message.id}: no recipient`);
-  if (!message.phoneNumberId) throw new InvalidOutboundMessage(`outbound ${message.id}: no sending phone number id`);
+  if (!message.phoneNumberId)
+    throw new InvalidOutboundMessage(`outbound ${message.id}: no sending phone number id`);
   const base: Record<string, unknown> = {
     messaging_product: "whatsapp",
     recipient_type: "individual",
@@ -26,7 +27,9 @@ export function toGraphPayload(message: outbound.OutboundMessage): Record<string
       const body = content.value.body;
       if (body.trim() === "") throw new InvalidOutboundMessage(`outbound ${message.id}: empty text`);
       if (body.length > MAX_TEXT_LENGTH) {
-        throw new InvalidOutboundMessage(`outbound ${message.id}: text of ${body.length} characters, over ${MAX_TEXT_LENGTH}`);
+        throw new InvalidOutboundMessage(
+          `outbound ${message.id}: text of ${body.length} characters, over ${MAX_TEXT_LENGTH}`,
+        );
       }
       return { ...base, type: "text", text: { body, preview_url: content.value.previewUrl } };
     }

@@ -1,0 +1,131 @@
+/**
+ * `npm start`: provisions and starts Kafka, a MongoDB-wire server and Redis (unless KAFKA_BROKERS /
+ * MONGO_URL / REDIS_URL name running ones), a local WhatsApp Graph API stand-in (unless
+ * WHATSAPP_API_URL is set), then every service, and prints where to look. Ctrl-C stops all of it.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { startInfra } from "@taituri/testing";
+import { startFakeGraphApi } from "@taituri/testing/harness";
+import { generate, loadDotEnv, root, step } from "./lib.ts";
+
+loadDotEnv();
+const local = {
+  WHATSAPP_APP_SECRET: "local-app-secret",
+  WHATSAPP_VERIFY_TOKEN: "local-verify-token",
+  WHATSAPP_ACCESS_TOKEN: "local-access-token",
+  INGRESS_PORT: "3000",
+  // Spans go nowhere until a collector is configured (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER).
+  OTEL_TRACES_EXPORTER: "none",
+  OTEL_METRICS_EXPORTER: "none",
+  OTEL_LOGS_EXPORTER: "none",
+};
+const env: NodeJS.ProcessEnv = { ...local, ...process.env };
+
+await step("generating protobuf code", generate);
+const infra = await step("starting Kafka, MongoDB-wire and Redis", () => startInfra());
+env.KAFKA_BROKERS = infra.kafka.brokers.join(",");
+env.MONGO_URL = infra.mongo.url;
+env.REDIS_URL = infra.redis.url;
+
+let simulator: Awaited<ReturnType<typeof startFakeGraphApi>> | undefined;
+if (!process.env.WHATSAPP_API_URL) {
+  simulator = await startFakeGraphApi({
+    port: Number(process.env.WHATSAPP_SIMULATOR_PORT ?? 3900),
+    onSend: (phoneNumberId, body) => {
+      const message = body as { to?: string; type?: string; text?: { body?: string } };
+      const text = message.type === "text" ? message.text?.body : `(${message.type})`;
+      process.stdout.write(`[whatsapp] ${phoneNumberId} -> ${message.to}: ${text}\n`);
+    },
+  });
+  env.WHATSAPP_API_URL = simulator.url;
+}
+
+const services: Record<string, string> = {
+  limiter: process.env.LIMITER_PORT ?? "3004",
+  conversation: process.env.CONVERSATION_PORT ?? "3001",
+  generation: process.env.GENERATION_PORT ?? "3002",
+  payment: process.env.PAYMENT_PORT ?? "3003",
+  ingress: env.INGRESS_PORT ?? "3000",
+};
+const children: ChildProcess[] = [];
+for (const name of Object.keys(services)) {
+  const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    if (stream)
+      createInterface({ input: stream }).on("line", (line) => process.stdout.write(`[${name}] ${line}\n`));
+  }
+  child.on("exit", (code, signal) => {
+    if (!stopping) {
+      process.stderr.write(`[taituri] ${name} exited (${signal ?? code}); stopping everything\n`);
+      void stop(1);
+    }
+  });
+  children.push(child);
+}
+
+let stopping = false;
+async function stop(code: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write("[taituri] stopping services…\n");
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+          child.once("exit", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill("SIGTERM");
+        }),
+    ),
+  );
+  await simulator?.close();
+  await infra.stop();
+  process.exit(code);
+}
+process.on("SIGINT", () => void stop(0));
+process.on("SIGTERM", () => void stop(0));
+
+await step("waiting for every service to be ready", async () => {
+  const deadline = Date.now() + 120_000;
+  for (const [name, port] of Object.entries(services)) {
+    for (;;) {
+      const ok = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (response) => response.ok,
+        () => false,
+      );
+      if (ok) break;
+      if (stopping) return;
+      if (Date.now() > deadline) {
+        process.stderr.write(`[taituri] ${name} not ready after 120 s\n`);
+        return stop(1);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+});
+
+const ingress = `http://127.0.0.1:${services.ingress}`;
+process.stdout.write(`
+Taituri is ready.
+  Webhook (Meta -> us):   ${ingress}/webhook
+  Graph API (us -> Meta): ${env.WHATSAPP_API_URL}${simulator ? "  (local simulator: replies are printed here as [whatsapp] lines)" : ""}
+  Health:                 ${Object.entries(services)
+    .map(([name, port]) => `${name} http://127.0.0.1:${port}/readyz`)
+    .join(", ")}
+  Metrics:                http://127.0.0.1:<port>/metrics on the same ports
+  Kafka ${env.KAFKA_BROKERS} · MongoDB ${env.MONGO_URL} · Redis ${env.REDIS_URL}
+
+Send a signed message as Meta would:
+  npm run -s sign-webhook -- "I want a gift" | sh
+
+Ctrl-C stops everything.
+`);
