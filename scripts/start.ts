@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { startInfra } from "@taituri/testing";
 import { startFakeGraphApi } from "@taituri/testing/harness";
-import { generate, loadDotEnv, root, step } from "./lib.ts";
+import { generate, loadDotEnv, NODE_OPTIONS, root, step } from "./lib.ts";
 
 loadDotEnv();
 const local = {
@@ -20,7 +20,7 @@ const local = {
   OTEL_METRICS_EXPORTER: "none",
   OTEL_LOGS_EXPORTER: "none",
 };
-const env: NodeJS.ProcessEnv = { ...local, ...process.env };
+const env: NodeJS.ProcessEnv = { ...local, ...process.env, NODE_OPTIONS };
 
 await step("generating protobuf code", generate);
 const infra = await step("starting Kafka, MongoDB-wire and Redis", () => startInfra());
