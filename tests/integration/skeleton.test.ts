@@ -13,6 +13,7 @@ import { type Infra, startInfra } from "@taituri/testing";
 import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
 import type { Kafka } from "kafkajs";
+import { MongoClient } from "mongodb";
 
 /**
  * The walking skeleton on the real servers: a signed webhook goes through ingress, Kafka, the
@@ -141,6 +142,35 @@ describe("walking skeleton", () => {
         preview_url: false,
       },
     });
+  });
+
+  test("the conversation is stored with the event applied and nothing left in its outbox", async () => {
+    const who = shopper();
+    const wamid = `wamid.${run}.stored`;
+    const body = JSON.stringify(textWebhook("I want a gift", { ...who, wamid }));
+    assert.equal((await postWebhook(body)).status, 200);
+    await eventually("the greeting", () => sendsTo(who.waId).length === 1);
+    const mongo = new MongoClient(infra.mongo.url);
+    try {
+      const db = mongo.db(`it_${run}`);
+      const id = `${who.phoneNumberId}:${who.waId}`;
+      const conversation = await eventually("the outbox to be emptied", async () => {
+        const doc = await db.collection("conversation_conversations").findOne({ _id: id as never });
+        return doc && doc.outbox.length === 0 && doc;
+      });
+      assert.equal(conversation.conversation.state, "awaiting_recipient");
+      assert.deepEqual(conversation.appliedEventIds, [wamid]);
+      const claim = await eventually("the claim to be marked applied", async () => {
+        const doc = await db.collection("conversation_inbound_claims").findOne({ _id: wamid as never });
+        return doc?.appliedAt && doc;
+      });
+      assert.equal(claim.conversationId, id);
+      const send = await db.collection("ingress_outbound_sends").findOne({ _id: `${wamid}:0` as never });
+      assert.equal(send?.status, "sent");
+      assert.match(String(send?.wamid), /^wamid\.fake\./);
+    } finally {
+      await mongo.close();
+    }
   });
 
   test("the same webhook delivered twice, and three more times concurrently, gives exactly one reply", async () => {

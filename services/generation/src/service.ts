@@ -14,7 +14,10 @@ export interface GenerationService {
  * The generation service's process: its dependencies (Kafka for rounds, MongoDB for claims and
  * images) and its ops endpoints. The round consumer joins here when generation requests exist.
  */
-export async function startGenerationService(config: GenerationConfig, logger: Logger): Promise<GenerationService> {
+export async function startGenerationService(
+  config: GenerationConfig,
+  logger: Logger,
+): Promise<GenerationService> {
   const registry = createRegistry("generation");
   const mongo = await connectMongo({ url: config.MONGO_URL, dbName: config.MONGO_DB, appName: "generation" });
   const kafka = await connectKafka({
@@ -23,7 +26,10 @@ export async function startGenerationService(config: GenerationConfig, logger: L
     logger,
     topics: topicSpecs(topicNames(config.KAFKA_TOPIC_PREFIX), config.KAFKA_PARTITIONS),
   });
-  const ops = createOpsServer({ registry, checks: { kafka: () => kafka.ping(), mongo: () => mongo.db.command({ ping: 1 }) } });
+  const ops = createOpsServer({
+    registry,
+    checks: { kafka: () => kafka.ping(), mongo: () => mongo.db.command({ ping: 1 }) },
+  });
   const opsUrl = await ops.listen({ port: config.GENERATION_PORT, host: config.GENERATION_HOST });
   return {
     opsUrl,

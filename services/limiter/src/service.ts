@@ -14,7 +14,10 @@ export interface LimiterService {
   stop(): Promise<void>;
 }
 
-const notYet = { code: status.UNIMPLEMENTED, details: "rate limiting rules are not configured in this release" };
+const notYet = {
+  code: status.UNIMPLEMENTED,
+  details: "rate limiting rules are not configured in this release",
+};
 
 /**
  * The limiter's gRPC server, with the standard health service so that probes and load balancers
@@ -23,7 +26,11 @@ const notYet = { code: status.UNIMPLEMENTED, details: "rate limiting rules are n
  */
 export async function startLimiterService(config: LimiterConfig, logger: Logger): Promise<LimiterService> {
   const registry = createRegistry("limiter");
-  const redis = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const redis = new Redis(config.REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+  });
   await redis.connect();
   redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
 
@@ -36,8 +43,10 @@ export async function startLimiterService(config: LimiterConfig, logger: Logger)
     peek: (_call, callback) => callback(notYet),
   } satisfies limiter.LimiterServiceServer);
   const grpcPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${config.LIMITER_HOST}:${config.LIMITER_GRPC_PORT}`, ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
+    server.bindAsync(
+      `${config.LIMITER_HOST}:${config.LIMITER_GRPC_PORT}`,
+      ServerCredentials.createInsecure(),
+      (error, bound) => (error ? reject(error) : resolve(bound)),
     ),
   );
   // Health follows Redis: without it no decision can be made.

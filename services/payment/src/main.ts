@@ -6,12 +6,19 @@ import { loadPaymentConfig } from "./config.ts";
 
 const config = exitOnConfigError(() => loadPaymentConfig());
 const telemetry = startTelemetry({ serviceName: "payment", environment: config.DEPLOYMENT_ENVIRONMENT });
-const logger = createLogger({ service: "payment", level: config.LOG_LEVEL, environment: config.DEPLOYMENT_ENVIRONMENT });
+const logger = createLogger({
+  service: "payment",
+  level: config.LOG_LEVEL,
+  environment: config.DEPLOYMENT_ENVIRONMENT,
+});
 // Imported after the SDK has started, so instrumentation sees the libraries load.
 const { startPaymentService } = await import("./service.ts");
 const service = await startPaymentService(config, logger);
 logger.info({ ops: service.opsUrl }, "ready");
-onShutdown(async () => {
-  await service.stop();
-  await telemetry.shutdown();
-}, (message) => logger.info(message));
+onShutdown(
+  async () => {
+    await service.stop();
+    await telemetry.shutdown();
+  },
+  (message) => logger.info(message),
+);

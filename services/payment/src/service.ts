@@ -23,7 +23,10 @@ export async function startPaymentService(config: PaymentConfig, logger: Logger)
     logger,
     topics: topicSpecs(topicNames(config.KAFKA_TOPIC_PREFIX), config.KAFKA_PARTITIONS),
   });
-  const ops = createOpsServer({ registry, checks: { kafka: () => kafka.ping(), mongo: () => mongo.db.command({ ping: 1 }) } });
+  const ops = createOpsServer({
+    registry,
+    checks: { kafka: () => kafka.ping(), mongo: () => mongo.db.command({ ping: 1 }) },
+  });
   const opsUrl = await ops.listen({ port: config.PAYMENT_PORT, host: config.PAYMENT_HOST });
   return {
     opsUrl,

@@ -92,8 +92,8 @@ export class ConversationStore {
 
   /**
    * Writes the new state, marks the event applied and queues its outgoing events, all in one
-   * single-document write guarded by the version read. Returns false when another writer got there
-   * first; the caller reloads and decides again.
+   * single-document write guarded by the version read. Returns the new version, or undefined when
+   * another writer got there first; the caller reloads and decides again.
    */
   async commit(
     previous: ConversationDoc | null,
@@ -101,7 +101,7 @@ export class ConversationStore {
     eventId: string,
     outbox: OutboxEntry[],
     at: Date,
-  ): Promise<boolean> {
+  ): Promise<number | undefined> {
     const appliedEventIds = [...(previous?.appliedEventIds ?? []), eventId].slice(-APPLIED_MEMORY);
     const pending = [...(previous?.outbox ?? []), ...outbox];
     if (!previous) {
@@ -117,9 +117,9 @@ export class ConversationStore {
           createdAt: at,
           updatedAt: at,
         });
-        return true;
+        return 1;
       } catch (error) {
-        if (isDuplicateKey(error)) return false;
+        if (isDuplicateKey(error)) return undefined;
         throw error;
       }
     }
@@ -135,13 +135,16 @@ export class ConversationStore {
         },
       },
     );
-    return result.matchedCount === 1;
+    return result.matchedCount === 1 ? previous.version + 1 : undefined;
   }
 
-  /** Forgets outbox entries once Kafka has them. */
-  async clearOutbox(conversationId: string, ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.#conversations.updateOne({ _id: conversationId }, { $pull: { outbox: { id: { $in: ids } } } });
+  /**
+   * Forgets the outbox once Kafka has it, unless the document moved on meanwhile (its new version
+   * carries these entries too and relays them again; the dispatcher's claim drops the copies).
+   * A whole-array $set rather than $pull-by-condition, which FerretDB 1.24 silently ignores.
+   */
+  async clearOutbox(conversationId: string, version: number): Promise<void> {
+    await this.#conversations.updateOne({ _id: conversationId, version }, { $set: { outbox: [] } });
   }
 }
 

@@ -64,7 +64,11 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
     registers: [deps.registry],
   });
 
-  async function relay(conversationId: string, entries: ConversationDoc["outbox"]): Promise<void> {
+  async function relay(
+    conversationId: string,
+    version: number,
+    entries: ConversationDoc["outbox"],
+  ): Promise<void> {
     if (entries.length === 0) return;
     const byTopic = new Map<string, OutgoingMessage[]>();
     for (const entry of entries) {
@@ -73,10 +77,7 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
       byTopic.set(entry.topic, list);
     }
     for (const [topic, messages] of byTopic) await deps.publisher.send(topic, messages);
-    await deps.store.clearOutbox(
-      conversationId,
-      entries.map((entry) => entry.id),
-    );
+    await deps.store.clearOutbox(conversationId, version);
   }
 
   async function apply(event: inbound.InboundEvent, message: inbound.Message): Promise<void> {
@@ -89,7 +90,7 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
       if (claim === "applied" || doc?.appliedEventIds.includes(event.eventId)) {
         handled.inc({ outcome: "duplicate", kind: message.content?.$case ?? "none" });
         trace.getActiveSpan()?.addEvent("duplicate", { "event.id": event.eventId });
-        if (doc) await relay(doc._id, doc.outbox);
+        if (doc) await relay(doc._id, doc.version, doc.outbox);
         await deps.store.markApplied(event.eventId, at);
         return;
       }
@@ -131,7 +132,7 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
         outbox,
         at,
       );
-      if (!committed) continue;
+      if (committed === undefined) continue;
       transitions.inc({ from: before.state, to: result.conversation.state, outcome: result.outcome });
       handled.inc({ outcome: result.outcome, kind: message.content?.$case ?? "none" });
       trace.getActiveSpan()?.addEvent("transition", {
@@ -139,7 +140,7 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
         to: result.conversation.state,
         outcome: result.outcome,
       });
-      await relay(event.conversationId, [...(doc?.outbox ?? []), ...outbox]);
+      await relay(event.conversationId, committed, [...(doc?.outbox ?? []), ...outbox]);
       await deps.store.markApplied(event.eventId, at);
       return;
     }

@@ -1,0 +1,273 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Kafka, logLevel } from "kafkajs";
+import { ensureInstalled } from "./cache.ts";
+import type { LocalContext } from "./local.ts";
+import { choosePort, DEFAULT_PORTS, LOOPBACK } from "./ports.ts";
+import { ForeignServerError, retryOnPortClash, spawnServer, waitUntilReady } from "./process.ts";
+import { ensureSystemBinary } from "./system.ts";
+import type { LogFn, StartedService } from "./types.ts";
+import { run, timed } from "./util.ts";
+
+export const KAFKA_VERSION = "4.1.2";
+const SCALA_VERSION = "2.13";
+const LOG4J_VERSION = "2.25.3";
+const DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1";
+
+// Kafka's own poms bring slf4j-api 1.7.x, so the log4j binding must be the slf4j-1 one
+// (log4j-slf4j-impl); log4j-slf4j2-impl would be silently ignored and Kafka would log nothing.
+// kafka-tools (CLI tools, pulls in Connect + Jetty) is left out: the broker and StorageTool live in kafka_2.13.
+function pom(): string {
+  const dep = (g: string, a: string, v: string) =>
+    `    <dependency><groupId>${g}</groupId><artifactId>${a}</artifactId><version>${v}</version></dependency>`;
+  return `<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.taituri.infra</groupId><artifactId>kafka-local</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+${dep("org.apache.kafka", `kafka_${SCALA_VERSION}`, KAFKA_VERSION)}
+${dep("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION)}
+${dep("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION)}
+  </dependencies>
+</project>
+`;
+}
+
+const LOG4J2_XML = `<?xml version="1.0" encoding="UTF-8"?>
+<!-- stdout is redirected to the run's kafka.log by the launcher -->
+<Configuration status="WARN">
+  <Appenders>
+    <Console name="out" target="SYSTEM_OUT"><PatternLayout pattern="[%d] %p %m (%c)%n"/></Console>
+  </Appenders>
+  <Loggers>
+    <!-- full config dumps on every start; server.properties next to this file is the source of truth -->
+    <Logger name="org.apache.kafka.common.config.AbstractConfig" level="WARN"/>
+    <Logger name="kafka.request.logger" level="WARN"/>
+    <Root level="INFO"><AppenderRef ref="out"/></Root>
+  </Loggers>
+</Configuration>
+`;
+
+export interface KafkaInstall {
+  libDir: string;
+  java: string;
+}
+
+async function findJava(ctx: { cacheDir: string; log: LogFn }): Promise<string> {
+  const java = await ensureSystemBinary({
+    binary: "java",
+    aptPackage: "openjdk-17-jre-headless",
+    cacheDir: ctx.cacheDir,
+    log: ctx.log,
+  });
+  // `java -version` prints to stderr, e.g. `openjdk version "17.0.15" 2025-04-15`.
+  const { stderr } = await run(java, ["-version"]);
+  const m = /version "(\d+)(?:\.(\d+))?/.exec(stderr);
+  const major = m ? Number(m[1] === "1" ? m[2] : m[1]) : 0;
+  if (major < 17) throw new Error(`Kafka ${KAFKA_VERSION} needs Java 17+, found: ${stderr.split("\n")[0]}`);
+  return java;
+}
+
+/** Downloads the broker's jars from Maven Central into `<cache>/kafka-<version>/lib`, once. */
+export async function provisionKafka(ctx: { cacheDir: string; log: LogFn }): Promise<KafkaInstall> {
+  const java = await findJava(ctx);
+  const dir = join(ctx.cacheDir, `kafka-${KAFKA_VERSION}`);
+  await ensureInstalled({
+    dir,
+    version: `kafka_${SCALA_VERSION}-${KAFKA_VERSION} log4j-${LOG4J_VERSION}`,
+    log: ctx.log,
+    what: "kafka provisioning",
+    build: async (scratch) => {
+      const mvn = await ensureSystemBinary({
+        binary: "mvn",
+        aptPackage: "maven",
+        cacheDir: ctx.cacheDir,
+        log: ctx.log,
+      });
+      await writeFile(join(scratch, "pom.xml"), pom());
+      await timed(ctx.log, `kafka: downloading Kafka ${KAFKA_VERSION} jars from Maven Central`, () =>
+        run(
+          mvn,
+          [
+            "-q",
+            "-B",
+            `${DEPENDENCY_PLUGIN}:copy-dependencies`,
+            "-DoutputDirectory=lib",
+            "-DincludeScope=runtime",
+          ],
+          { cwd: scratch, timeoutMs: 10 * 60_000 },
+        ),
+      );
+      if (!existsSync(join(scratch, "lib", `kafka_${SCALA_VERSION}-${KAFKA_VERSION}.jar`))) {
+        throw new Error(
+          `maven finished but kafka_${SCALA_VERSION}-${KAFKA_VERSION}.jar is missing from ${scratch}/lib`,
+        );
+      }
+    },
+  });
+  return { libDir: join(dir, "lib"), java };
+}
+
+function serverProperties(p: { port: number; controllerPort: number; dataDir: string }): string {
+  const lines: [string, string | number, string][] = [
+    ["process.roles", "broker,controller", "one JVM is both broker and KRaft controller"],
+    ["node.id", 1, ""],
+    [
+      "controller.quorum.voters",
+      `1@${LOOPBACK}:${p.controllerPort}`,
+      "static single-voter quorum: no --standalone dance",
+    ],
+    [
+      "listeners",
+      `PLAINTEXT://${LOOPBACK}:${p.port},CONTROLLER://${LOOPBACK}:${p.controllerPort}`,
+      "loopback only",
+    ],
+    ["advertised.listeners", `PLAINTEXT://${LOOPBACK}:${p.port}`, "what clients are told to reconnect to"],
+    ["controller.listener.names", "CONTROLLER", ""],
+    ["inter.broker.listener.name", "PLAINTEXT", ""],
+    ["listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT", ""],
+    ["log.dirs", p.dataDir, ""],
+    ["num.partitions", 1, ""],
+    ["offsets.topic.replication.factor", 1, "default 3 cannot be met by one broker: groups would never work"],
+    ["offsets.topic.num.partitions", 1, "default 50 makes the first group join slow"],
+    ["transaction.state.log.replication.factor", 1, "same for transactions / idempotent producers"],
+    ["transaction.state.log.min.isr", 1, ""],
+    ["transaction.state.log.num.partitions", 1, ""],
+    ["share.coordinator.state.topic.replication.factor", 1, ""],
+    ["share.coordinator.state.topic.min.isr", 1, ""],
+    ["group.initial.rebalance.delay.ms", 0, "default 3 s delay before the first rebalance slows every test"],
+    ["auto.create.topics.enable", "false", "topics must be created explicitly, as in production"],
+    ["log.retention.check.interval.ms", 300000, ""],
+  ];
+  return `${lines.map(([k, v, why]) => `${why ? `# ${why}\n` : ""}${k}=${v}`).join("\n")}\n`;
+}
+
+async function readClusterId(dataDir: string): Promise<string | undefined> {
+  try {
+    const text = await readFile(join(dataDir, "meta.properties"), "utf8");
+    return /^cluster\.id=(.+)$/m.exec(text)?.[1]?.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startLocalKafka(ctx: LocalContext, install: KafkaInstall): Promise<StartedService> {
+  const dataDir = ctx.persist ? join(ctx.cacheDir, "data", "kafka") : join(ctx.runDir, "kafka-data");
+  const confDir = join(ctx.runDir, "kafka-config");
+  await mkdir(dataDir, { recursive: true });
+  await mkdir(confDir, { recursive: true });
+  const logFile = join(ctx.logDir, "kafka.log");
+  const log4jFile = join(confDir, "log4j2.xml");
+  await writeFile(log4jFile, LOG4J2_XML);
+  const classpath = `${install.libDir}/*`;
+  const jvmLogging = [`-Dlog4j2.configurationFile=${log4jFile}`, "-Djava.awt.headless=true"];
+  // A Kafka cluster id is 16 random bytes, base64url without padding (22 chars).
+  const clusterId = (await readClusterId(dataDir)) ?? randomBytes(16).toString("base64url");
+
+  return retryOnPortClash("kafka", ctx.log, async (attempt) => {
+    // After a lost race the default ports are known to be contested; don't walk into them again.
+    const avoid = new Set<number>(attempt > 1 ? [DEFAULT_PORTS.kafka, DEFAULT_PORTS.kafkaController] : []);
+    const port = await choosePort(DEFAULT_PORTS.kafka, avoid);
+    const controllerPort = await choosePort(DEFAULT_PORTS.kafkaController, avoid.add(port));
+    const propsFile = join(confDir, "server.properties");
+    await writeFile(propsFile, serverProperties({ port, controllerPort, dataDir }));
+
+    await timed(ctx.log, "kafka: formatting storage (KRaft)", async () => {
+      const { stdout, stderr } = await run(
+        install.java,
+        [
+          ...jvmLogging,
+          "-cp",
+          classpath,
+          "kafka.tools.StorageTool",
+          "format",
+          "--cluster-id",
+          clusterId,
+          "--config",
+          propsFile,
+          // persistent data is formatted once; a fresh run dir is always empty
+          "--ignore-formatted",
+        ],
+        { timeoutMs: 120_000 },
+      );
+      await appendFile(logFile, `=== StorageTool format\n${stdout}${stderr}`);
+    });
+
+    const server = spawnServer({
+      name: "kafka",
+      command: install.java,
+      args: [
+        "-Xms256m",
+        "-Xmx512m",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-XX:+ExitOnOutOfMemoryError",
+        ...jvmLogging,
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        propsFile,
+      ],
+      cwd: confDir,
+      logFile,
+      log: ctx.log,
+    });
+    const brokers = [`${LOOPBACK}:${port}`];
+    try {
+      await timed(ctx.log, `kafka: waiting for broker on ${brokers[0]} (pid ${server.pid})`, () =>
+        waitUntilReady({ server, timeoutMs: ctx.readyTimeoutMs, probe: kafkaProbe(brokers, clusterId) }),
+      );
+    } catch (err) {
+      await server.stop(5_000);
+      throw err;
+    }
+    return { name: "kafka", endpoint: brokers.join(","), stop: () => server.stop(30_000) };
+  });
+}
+
+/**
+ * Ready means usable by the services, not just "port open": the cluster id matches ours (so it is
+ * not a foreign broker), a topic can be created and deleted, and the group coordinator answers —
+ * the first FindCoordinator creates __consumer_offsets, which otherwise slows the first test's join.
+ */
+export function kafkaProbe(brokers: string[], clusterId: string | undefined): () => Promise<void> {
+  let identified = false;
+  let topicRoundTrip = false;
+  return async () => {
+    const kafka = new Kafka({
+      clientId: "taituri-infra-probe",
+      brokers,
+      logLevel: logLevel.NOTHING,
+      connectionTimeout: 1_000,
+      requestTimeout: 10_000,
+      retry: { retries: 2, initialRetryTime: 200 },
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      if (!identified) {
+        const cluster = await admin.describeCluster();
+        if (clusterId && cluster.clusterId !== clusterId) {
+          throw new ForeignServerError(
+            `a different Kafka (cluster ${cluster.clusterId}) answers on ${brokers.join(",")}; expected ${clusterId}`,
+          );
+        }
+        identified = true;
+      }
+      if (!topicRoundTrip) {
+        const topic = `taituri-infra-probe-${randomBytes(4).toString("hex")}`;
+        await admin.createTopics({
+          topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
+          waitForLeaders: true,
+        });
+        await admin.deleteTopics({ topics: [topic], timeout: 10_000 });
+        topicRoundTrip = true;
+      }
+      await admin.describeGroups(["taituri-infra-probe"]);
+    } finally {
+      await admin.disconnect();
+    }
+  };
+}
