@@ -12,6 +12,7 @@ import { startTelemetry } from "@taituri/telemetry/sdk";
 import { type Infra, startInfra } from "@taituri/testing";
 import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
+import { Redis } from "ioredis";
 import type { Kafka } from "kafkajs";
 import { MongoClient } from "mongodb";
 
@@ -119,6 +120,28 @@ async function duplicates(): Promise<number> {
 }
 
 describe("walking skeleton", () => {
+  test("runs against real servers: a Kafka broker, a MongoDB-wire server and Redis", async (t) => {
+    const admin = kafka.admin();
+    await admin.connect();
+    const cluster = await admin.describeCluster();
+    await admin.disconnect();
+    assert.ok(cluster.brokers.length >= 1 && cluster.clusterId);
+    const mongo = new MongoClient(infra.mongo.url);
+    const build = await mongo.db("admin").command({ buildInfo: 1 });
+    await mongo.close();
+    assert.match(String(build.version), /^\d+\.\d+/);
+    const redis = new Redis(infra.redis.url);
+    const info = await redis.info("server");
+    redis.disconnect();
+    const redisVersion = /redis_version:(\S+)/.exec(info)?.[1];
+    assert.ok(redisVersion);
+    t.diagnostic(
+      `mode ${infra.mode}: Kafka cluster ${cluster.clusterId} at ${infra.kafka.brokers.join(",")}; ` +
+        `MongoDB wire ${build.version}${build.ferretdb ? ` (FerretDB ${build.ferretdb.version})` : ""} at ${infra.mongo.url}; ` +
+        `Redis ${redisVersion} at ${infra.redis.url}`,
+    );
+  });
+
   test("a text webhook gets the greeting that asks for the recipient's name, through the Graph API", async () => {
     const who = shopper();
     const body = JSON.stringify(

@@ -84,10 +84,10 @@ export async function startFakeGraphApi(
   };
 }
 
-/** Polls `probe` until it returns a value other than undefined/false, or fails with `what` after the timeout. */
+/** Polls `probe` until it returns a value other than undefined/null/false, or fails with `what` after the timeout. */
 export async function eventually<T>(
   what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
   timeoutMs = 20_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -95,7 +95,7 @@ export async function eventually<T>(
   while (Date.now() < deadline) {
     try {
       const value = await probe();
-      if (value !== undefined && value !== false) return value;
+      if (value !== undefined && value !== null && value !== false) return value;
     } catch (error) {
       lastError = error;
     }

@@ -1,0 +1,68 @@
+import { join } from "node:path";
+import { ensureInstalled, resolveCacheDir } from "./infra/cache.ts";
+import type { LogFn } from "./infra/types.ts";
+import { defaultLog, findExecutable, run, timed } from "./infra/util.ts";
+
+export interface ToolOptions {
+  cacheDir?: string;
+  log?: LogFn;
+}
+
+/**
+ * A command-line tool built from the Go module proxy into the cache (e.g. helm), once per version.
+ * Used by tests that need the real tool; a missing Go toolchain is an error, never a skip.
+ */
+export async function ensureGoTool(
+  tool: { name: string; module: string; version: string },
+  options: ToolOptions = {},
+): Promise<string> {
+  const log = options.log ?? defaultLog;
+  const go = findExecutable("go", ["/usr/local/go/bin"]);
+  if (!go)
+    throw new Error(`go is needed to build ${tool.name} ${tool.version}; install Go (https://go.dev/dl)`);
+  const dir = join(resolveCacheDir(options.cacheDir, process.env), "tools", `${tool.name}-${tool.version}`);
+  await ensureInstalled({
+    dir,
+    version: `${tool.module}@${tool.version}`,
+    log,
+    what: tool.name,
+    build: (scratch) =>
+      timed(log, `building ${tool.name} ${tool.version} with go install`, async () => {
+        await run(go, ["install", `${tool.module}@${tool.version}`], {
+          env: { ...process.env, GOBIN: scratch, CGO_ENABLED: "0", GOFLAGS: "-trimpath" },
+        });
+      }),
+  });
+  return join(dir, tool.name);
+}
+
+/** A command-line tool from PyPI, installed into its own virtualenv in the cache, once per version. */
+export async function ensurePythonTool(
+  tool: { name: string; pipPackage: string; version: string },
+  options: ToolOptions = {},
+): Promise<string> {
+  const log = options.log ?? defaultLog;
+  const python = findExecutable("python3");
+  if (!python) throw new Error(`python3 is needed for ${tool.name}`);
+  const dir = join(resolveCacheDir(options.cacheDir, process.env), "tools", `${tool.name}-${tool.version}`);
+  await ensureInstalled({
+    dir,
+    version: `${tool.pipPackage}==${tool.version}`,
+    log,
+    what: tool.name,
+    build: (scratch) =>
+      timed(log, `installing ${tool.pipPackage} ${tool.version} from PyPI`, async () => {
+        await run(python, ["-m", "venv", scratch]);
+        await run(join(scratch, "bin", "python"), [
+          "-m",
+          "pip",
+          "install",
+          "-q",
+          `${tool.pipPackage}==${tool.version}`,
+        ]);
+      }),
+  });
+  // The venv was built in a scratch folder and renamed, so its console scripts' shebangs point at
+  // the old path: callers run the tool as `python -m <module>` with this interpreter.
+  return join(dir, "bin", "python");
+}
