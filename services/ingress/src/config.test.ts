@@ -1,0 +1,37 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ConfigError } from "@taituri/config";
+import { loadIngressConfig } from "./config.ts";
+
+const required = { WHATSAPP_APP_SECRET: "old, new", WHATSAPP_VERIFY_TOKEN: "v", WHATSAPP_ACCESS_TOKEN: "t" };
+
+test("defaults match the documented contract, and several app secrets are accepted", () => {
+  const config = loadIngressConfig(required);
+  assert.equal(config.INGRESS_PORT, 3000);
+  assert.equal(config.WHATSAPP_API_URL, "https://graph.facebook.com/v23.0");
+  assert.deepEqual(config.WHATSAPP_APP_SECRET, ["old", "new"]);
+  assert.equal(config.WEBHOOK_BODY_LIMIT_BYTES, 3 * 1024 * 1024);
+});
+
+test("missing secrets fail start-up naming each variable", () => {
+  assert.throws(
+    () => loadIngressConfig({}),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.deepEqual(error.problems.filter((p) => p.startsWith("WHATSAPP")).sort(), [
+        "WHATSAPP_ACCESS_TOKEN is required",
+        "WHATSAPP_APP_SECRET is required",
+        "WHATSAPP_VERIFY_TOKEN is required",
+      ]);
+      return true;
+    },
+  );
+});
+
+test("a trailing slash on the Graph API URL is dropped; a bad URL is refused", () => {
+  assert.equal(
+    loadIngressConfig({ ...required, WHATSAPP_API_URL: "http://sim:3900/" }).WHATSAPP_API_URL,
+    "http://sim:3900",
+  );
+  assert.throws(() => loadIngressConfig({ ...required, WHATSAPP_API_URL: "not a url" }), /WHATSAPP_API_URL/);
+});

@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import {
+  connectKafka,
+  deadLetterTopic,
+  headersToRecord,
+  type IncomingMessage,
+  type KafkaHandle,
+  PermanentError,
+  type RunningConsumer,
+  startConsumer,
+  TransientError,
+} from "@taituri/kafka";
+import { createLogger } from "@taituri/logging";
+import { type Infra, startInfra } from "@taituri/testing";
+import { eventually } from "@taituri/testing/harness";
+
+/** The shared consumer on a real broker: order per key, dead letters, retries. */
+const logger = createLogger({ service: "it", level: "silent" });
+const run = randomUUID().slice(0, 8);
+const topic = `it-${run}.consumer.v1`;
+let infra: Infra;
+let kafka: KafkaHandle;
+let consumer: RunningConsumer | undefined;
+const seen: IncomingMessage[] = [];
+const attempts = new Map<string, number>();
+
+before(async () => {
+  infra = await startInfra();
+  kafka = await connectKafka({
+    brokers: infra.kafka.brokers,
+    clientId: "it-consumer",
+    logger,
+    topics: [
+      { name: topic, partitions: 3 },
+      { name: deadLetterTopic(topic), partitions: 1 },
+    ],
+  });
+  consumer = await startConsumer({
+    kafka: kafka.kafka,
+    groupId: `it-${run}-group`,
+    topics: [topic],
+    producer: kafka.producer,
+    logger,
+    retryInitialMs: 20,
+    retryMaxMs: 100,
+    maxUnknownAttempts: 3,
+    handle: async (message) => {
+      const body = message.value.toString();
+      const attempt = (attempts.get(body) ?? 0) + 1;
+      attempts.set(body, attempt);
+      if (body.startsWith("poison")) throw new PermanentError(`cannot use ${body}`);
+      if (body.startsWith("flaky") && attempt < 3) throw new TransientError("dependency down");
+      if (body.startsWith("bug")) throw new Error("unexpected");
+      seen.push(message);
+    },
+  });
+});
+
+after(async () => {
+  await consumer?.stop();
+  await kafka?.close();
+  await infra?.stop();
+});
+
+async function deadLetters(): Promise<IncomingMessage[]> {
+  const found: IncomingMessage[] = [];
+  const reader = kafka.kafka.consumer({ groupId: `it-${run}-dlq-${randomUUID()}`, maxWaitTimeInMs: 200 });
+  await reader.connect();
+  await reader.subscribe({ topic: deadLetterTopic(topic), fromBeginning: true });
+  await reader.run({
+    eachMessage: async ({ message, partition }) => {
+      found.push({
+        topic: deadLetterTopic(topic),
+        partition,
+        offset: message.offset,
+        key: message.key?.toString() ?? "",
+        value: message.value ?? Buffer.alloc(0),
+        headers: headersToRecord(message.headers),
+      });
+    },
+  });
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  await reader.disconnect();
+  return found;
+}
+
+describe("kafka consumer", () => {
+  test("messages of one key are handled in the order they were produced", async () => {
+    const keys = ["a", "b", "c", "d"];
+    for (let i = 0; i < 20; i++) {
+      await kafka.producer.send(
+        topic,
+        keys.map((key) => ({ key, value: Buffer.from(`${key}-${i}`) })),
+      );
+    }
+    await eventually("all 80 messages", () => seen.length >= 80);
+    for (const key of keys) {
+      const order = seen.filter((m) => m.key === key).map((m) => Number(m.value.toString().split("-")[1]));
+      assert.deepEqual(
+        order,
+        Array.from({ length: 20 }, (_, i) => i),
+      );
+    }
+  });
+
+  test("a permanent failure is dead-lettered with its reason and origin; the partition moves on", async () => {
+    await kafka.producer.send(topic, [
+      { key: "p", value: Buffer.from("poison-1"), headers: { "content-type": "text/plain" } },
+      { key: "p", value: Buffer.from("after-poison") },
+    ]);
+    await eventually("the message after the poison", () =>
+      seen.some((m) => m.value.toString() === "after-poison"),
+    );
+    const dead = (await deadLetters()).find((m) => m.value.toString() === "poison-1");
+    assert.ok(dead, "poison message in the dead-letter topic");
+    assert.equal(dead.key, "p");
+    assert.equal(dead.headers["dlq-reason"], "permanent");
+    assert.match(dead.headers["dlq-error"] ?? "", /PermanentError: cannot use poison-1/);
+    assert.equal(dead.headers["dlq-source-topic"], topic);
+    assert.match(dead.headers["dlq-source-offset"] ?? "", /^\d+$/);
+    assert.equal(dead.headers["content-type"], "text/plain");
+    assert.equal(attempts.get("poison-1"), 1);
+  });
+
+  test("a transient failure is retried in place until it succeeds, keeping order", async () => {
+    await kafka.producer.send(topic, [
+      { key: "f", value: Buffer.from("flaky-1") },
+      { key: "f", value: Buffer.from("after-flaky") },
+    ]);
+    await eventually("the message after the flaky one", () =>
+      seen.some((m) => m.value.toString() === "after-flaky"),
+    );
+    const order = seen.filter((m) => m.key === "f").map((m) => m.value.toString());
+    assert.deepEqual(order, ["flaky-1", "after-flaky"]);
+    assert.equal(attempts.get("flaky-1"), 3);
+  });
+
+  test("an unclassified error is retried a bounded number of times, then dead-lettered", async () => {
+    await kafka.producer.send(topic, [{ key: "u", value: Buffer.from("bug-1") }]);
+    await eventually("three attempts", () => attempts.get("bug-1") === 3);
+    const dead = await eventually("the dead letter", async () =>
+      (await deadLetters()).find((m) => m.value.toString() === "bug-1"),
+    );
+    assert.equal(dead.headers["dlq-reason"], "unknown error after 3 attempts");
+  });
+});

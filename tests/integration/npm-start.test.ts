@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createServer } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { type Infra, startInfra } from "@taituri/testing";
+import { eventually } from "@taituri/testing/harness";
+
+/**
+ * What the README promises a newcomer: `npm start` reaches "ready", and the README's signed curl
+ * gets a reply sent to the configured WHATSAPP_API_URL (the local simulator). Runs scripts/start.ts
+ * as `npm start` does, on free ports, against the servers of this test run.
+ */
+const exec = promisify(execFile);
+const root = new URL("../../", import.meta.url).pathname;
+const run = randomUUID().slice(0, 8);
+let infra: Infra;
+let child: ChildProcess;
+let output = "";
+const ports: Record<string, number> = {};
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+before(async () => {
+  infra = await startInfra();
+  for (const name of [
+    "INGRESS",
+    "CONVERSATION",
+    "GENERATION",
+    "PAYMENT",
+    "LIMITER",
+    "LIMITER_GRPC",
+    "WHATSAPP_SIMULATOR",
+  ]) {
+    ports[name] = await freePort();
+  }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    KAFKA_BROKERS: infra.kafka.brokers.join(","),
+    MONGO_URL: infra.mongo.url,
+    REDIS_URL: infra.redis.url,
+    MONGO_DB: `it_start_${run}`,
+    KAFKA_TOPIC_PREFIX: `it-${run}.`,
+  };
+  // Unset, so that start.ts starts its WhatsApp simulator, as on a newcomer's machine.
+  delete env.WHATSAPP_API_URL;
+  for (const [name, port] of Object.entries(ports)) env[`${name}_PORT`] = String(port);
+  child = spawn(process.execPath, ["scripts/start.ts"], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+});
+
+after(async () => {
+  if (child && child.exitCode === null) {
+    child.kill("SIGKILL");
+  }
+  await infra?.stop();
+});
+
+describe("npm start", { timeout: 5 * 60_000 }, () => {
+  test("reaches ready and says where the webhook listens", async () => {
+    await eventually("Taituri is ready", () => output.includes("Taituri is ready."), 120_000);
+    assert.match(
+      output,
+      new RegExp(`Webhook \\(Meta -> us\\):\\s+http://127\\.0\\.0\\.1:${ports.INGRESS}/webhook`),
+    );
+    assert.match(
+      output,
+      new RegExp(`Graph API \\(us -> Meta\\): http://127\\.0\\.0\\.1:${ports.WHATSAPP_SIMULATOR}`),
+    );
+  });
+
+  test("the README's signed curl gets the bot's reply at the configured Graph API", async () => {
+    const { stdout: curl } = await exec(
+      process.execPath,
+      [
+        "scripts/sign-webhook.ts",
+        "--url",
+        `http://127.0.0.1:${ports.INGRESS}/webhook`,
+        "--from",
+        "15550002222",
+        "I want a gift",
+      ],
+      { cwd: root },
+    );
+    assert.match(curl, /^curl .* -H 'x-hub-signature-256: sha256=[0-9a-f]{64}' --data-binary '/);
+    const { stdout: response } = await exec("sh", ["-c", curl]);
+    assert.match(response, /^HTTP\/1\.1 200 OK/);
+    await eventually(
+      "the reply at the simulator",
+      () => /\[whatsapp\] 106540352242922 -> 15550002222: Hi Ana! 🎁 .*Who is this gift for\?/.test(output),
+      30_000,
+    );
+  });
+
+  test("Ctrl-C stops everything it started and exits 0", async () => {
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGINT");
+    assert.equal(await exited, 0);
+    const refused = await fetch(`http://127.0.0.1:${ports.INGRESS}/healthz`).then(
+      () => false,
+      () => true,
+    );
+    assert.ok(refused, "ingress still answers after Ctrl-C");
+  });
+});

@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { credentials, Client as GrpcClient } from "@grpc/grpc-js";
+import { loadConversationConfig } from "@taituri/conversation-service/config";
+import { startConversationService } from "@taituri/conversation-service/service";
+import { loadGenerationConfig } from "@taituri/generation-service/config";
+import { startGenerationService } from "@taituri/generation-service/service";
+import { loadIngressConfig } from "@taituri/ingress-service/config";
+import { startIngressService } from "@taituri/ingress-service/service";
+import { loadLimiterConfig } from "@taituri/limiter-service/config";
+import { startLimiterService } from "@taituri/limiter-service/service";
+import { createLogger } from "@taituri/logging";
+import { loadPaymentConfig } from "@taituri/payment-service/config";
+import { startPaymentService } from "@taituri/payment-service/service";
+import { type Infra, startInfra } from "@taituri/testing";
+
+/** Every service starts from its factory on the real servers and serves its ops endpoints. */
+const logger = createLogger({ service: "it", level: "silent" });
+const run = randomUUID().slice(0, 8);
+let infra: Infra;
+const stops: (() => Promise<void>)[] = [];
+const opsUrls: Record<string, string> = {};
+let limiterGrpc = "";
+
+before(async () => {
+  infra = await startInfra();
+  const env = {
+    KAFKA_BROKERS: infra.kafka.brokers.join(","),
+    MONGO_URL: infra.mongo.url,
+    MONGO_DB: `it_services_${run}`,
+    REDIS_URL: infra.redis.url,
+    KAFKA_TOPIC_PREFIX: `it-${run}.`,
+  };
+  const ingress = await startIngressService(
+    loadIngressConfig({
+      ...env,
+      INGRESS_PORT: "0",
+      WHATSAPP_APP_SECRET: "s",
+      WHATSAPP_VERIFY_TOKEN: "v",
+      WHATSAPP_ACCESS_TOKEN: "t",
+      WHATSAPP_API_URL: "http://127.0.0.1:9",
+    }),
+    logger,
+  );
+  opsUrls.ingress = ingress.url;
+  stops.push(ingress.stop);
+  const conversation = await startConversationService(
+    loadConversationConfig({ ...env, CONVERSATION_PORT: "0" }),
+    logger,
+  );
+  opsUrls.conversation = conversation.opsUrl;
+  stops.push(conversation.stop);
+  const generation = await startGenerationService(
+    loadGenerationConfig({ ...env, GENERATION_PORT: "0" }),
+    logger,
+  );
+  opsUrls.generation = generation.opsUrl;
+  stops.push(generation.stop);
+  const payment = await startPaymentService(loadPaymentConfig({ ...env, PAYMENT_PORT: "0" }), logger);
+  opsUrls.payment = payment.opsUrl;
+  stops.push(payment.stop);
+  const limiter = await startLimiterService(
+    loadLimiterConfig({ ...env, LIMITER_PORT: "0", LIMITER_GRPC_PORT: "0" }),
+    logger,
+  );
+  opsUrls.limiter = limiter.opsUrl;
+  limiterGrpc = limiter.grpcAddress;
+  stops.push(limiter.stop);
+});
+
+after(async () => {
+  for (const stop of stops.reverse()) await stop();
+  await infra?.stop();
+});
+
+describe("service processes", () => {
+  for (const name of ["ingress", "conversation", "generation", "payment", "limiter"]) {
+    test(`${name}: /healthz alive, /readyz ready with its dependencies, /metrics in Prometheus text`, async () => {
+      const base = opsUrls[name];
+      assert.ok(base);
+      const health = await fetch(`${base}/healthz`);
+      assert.equal(health.status, 200);
+      const ready = await fetch(`${base}/readyz`);
+      const body = (await ready.json()) as { status: string; checks: Record<string, string> };
+      assert.equal(ready.status, 200, JSON.stringify(body));
+      assert.ok(Object.keys(body.checks).length > 0);
+      assert.ok(Object.values(body.checks).every((status) => status === "ok"));
+      const metrics = await fetch(`${base}/metrics`);
+      assert.match(await metrics.text(), new RegExp(`process_resident_memory_bytes\\{service="${name}"\\}`));
+    });
+  }
+
+  test("limiter: the standard gRPC health service answers SERVING without credentials", async () => {
+    const client = new GrpcClient(limiterGrpc, credentials.createInsecure());
+    try {
+      // grpc.health.v1.HealthCheckRequest { service = "" } is an empty message; the response's
+      // field 1 (status) is SERVING = 1, encoded as 0x08 0x01.
+      const response = await new Promise<Buffer>((resolve, reject) =>
+        client.makeUnaryRequest(
+          "/grpc.health.v1.Health/Check",
+          (request: Buffer) => request,
+          (bytes: Buffer) => bytes,
+          Buffer.alloc(0),
+          (error, value) => (error || !value ? reject(error) : resolve(value)),
+        ),
+      );
+      assert.deepEqual([...response], [0x08, 0x01]);
+    } finally {
+      client.close();
+    }
+  });
+});
