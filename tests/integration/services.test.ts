@@ -13,15 +13,14 @@ import { startLimiterService } from "@taituri/limiter-service/service";
 import { createLogger } from "@taituri/logging";
 import { loadPaymentConfig } from "@taituri/payment-service/config";
 import { startPaymentService } from "@taituri/payment-service/service";
+import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
 
 /** Every service starts from its factory on the real servers and serves its ops endpoints. */
 const logger = createLogger({ service: "it", level: "silent" });
 const run = randomUUID().slice(0, 8);
 let infra: Infra;
-const stops: (() => Promise<void>)[] = [];
-const opsUrls: Record<string, string> = {};
-let limiterGrpc = "";
+const services: Record<string, RunningService> = {};
 
 before(async () => {
   infra = await startInfra();
@@ -32,7 +31,7 @@ before(async () => {
     REDIS_URL: infra.redis.url,
     KAFKA_TOPIC_PREFIX: `it-${run}.`,
   };
-  const ingress = await startIngressService(
+  services.ingress = await startIngressService(
     loadIngressConfig({
       ...env,
       INGRESS_PORT: "0",
@@ -43,41 +42,30 @@ before(async () => {
     }),
     logger,
   );
-  opsUrls.ingress = ingress.url;
-  stops.push(ingress.stop);
-  const conversation = await startConversationService(
+  services.conversation = await startConversationService(
     loadConversationConfig({ ...env, CONVERSATION_PORT: "0" }),
     logger,
   );
-  opsUrls.conversation = conversation.opsUrl;
-  stops.push(conversation.stop);
-  const generation = await startGenerationService(
+  services.generation = await startGenerationService(
     loadGenerationConfig({ ...env, GENERATION_PORT: "0" }),
     logger,
   );
-  opsUrls.generation = generation.opsUrl;
-  stops.push(generation.stop);
-  const payment = await startPaymentService(loadPaymentConfig({ ...env, PAYMENT_PORT: "0" }), logger);
-  opsUrls.payment = payment.opsUrl;
-  stops.push(payment.stop);
-  const limiter = await startLimiterService(
+  services.payment = await startPaymentService(loadPaymentConfig({ ...env, PAYMENT_PORT: "0" }), logger);
+  services.limiter = await startLimiterService(
     loadLimiterConfig({ ...env, LIMITER_PORT: "0", LIMITER_GRPC_PORT: "0" }),
     logger,
   );
-  opsUrls.limiter = limiter.opsUrl;
-  limiterGrpc = limiter.grpcAddress;
-  stops.push(limiter.stop);
 });
 
 after(async () => {
-  for (const stop of stops.reverse()) await stop();
+  for (const service of Object.values(services).reverse()) await service.stop();
   await infra?.stop();
 });
 
 describe("service processes", () => {
   for (const name of ["ingress", "conversation", "generation", "payment", "limiter"]) {
     test(`${name}: /healthz alive, /readyz ready with its dependencies, /metrics in Prometheus text`, async () => {
-      const base = opsUrls[name];
+      const base = services[name]?.endpoints.ops;
       assert.ok(base);
       const health = await fetch(`${base}/healthz`);
       assert.equal(health.status, 200);
@@ -92,7 +80,9 @@ describe("service processes", () => {
   }
 
   test("limiter: the standard gRPC health service answers SERVING without credentials", async () => {
-    const client = new GrpcClient(limiterGrpc, credentials.createInsecure());
+    const address = services.limiter?.endpoints.grpc;
+    assert.ok(address);
+    const client = new GrpcClient(address, credentials.createInsecure());
     try {
       // grpc.health.v1.HealthCheckRequest { service = "" } is an empty message; the response's
       // field 1 (status) is SERVING = 1, encoded as 0x08 0x01.

@@ -90,7 +90,7 @@ function shopper() {
 
 /** Posts a webhook signed with the app secret, or with `signature` (null: no signature header at all). */
 async function postWebhook(body: string, signature: string | null = signWebhook(body, SECRET)) {
-  return fetch(`${ingress.url}/webhook`, {
+  return fetch(`${ingress.endpoints.webhook}`, {
     method: "POST",
     headers: {
       "content-type": "application/json",

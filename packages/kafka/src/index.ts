@@ -9,7 +9,7 @@ export {
 } from "./consumer.ts";
 export { backoffMs, classify, type ErrorClass, PermanentError, TransientError } from "./errors.ts";
 export { Header, headersToRecord } from "./headers.ts";
-export { EventProducer, type OutgoingMessage } from "./producer.ts";
+export { EventProducer, type OutgoingMessage, type Publisher } from "./producer.ts";
 export {
   deadLetterTopic,
   ensureTopics,

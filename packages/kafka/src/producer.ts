@@ -8,6 +8,9 @@ export interface OutgoingMessage {
   headers?: Record<string, string>;
 }
 
+/** What code that publishes needs from Kafka: a durable, acknowledged send (tests pass a fake). */
+export type Publisher = Pick<EventProducer, "send">;
+
 /**
  * A producer that only reports success once every in-sync replica has the messages (acks=all) and
  * that cannot duplicate or reorder them on its own retries (idempotent, one request in flight).

@@ -16,13 +16,8 @@ export interface WebhookMessageOptions {
   timestamp?: number;
 }
 
-/**
- * A Cloud API webhook body carrying one message, in the shape Meta sends (see shared
- * whatsapp-samples for real ones). `message` holds the type-specific part, e.g.
- * `{ type: "text", text: { body: "hi" } }`.
- */
-export function messageWebhook(message: Record<string, unknown>, options: WebhookMessageOptions = {}) {
-  const waId = options.waId ?? "15550001111";
+/** The envelope Meta wraps every change in: one entry, one "messages" change, with `value` inside. */
+function envelope<V extends Record<string, unknown>>(value: V, options: WebhookMessageOptions) {
   return {
     object: "whatsapp_business_account",
     entry: [
@@ -37,27 +32,45 @@ export function messageWebhook(message: Record<string, unknown>, options: Webhoo
                 display_phone_number: options.displayPhoneNumber ?? "15550009999",
                 phone_number_id: options.phoneNumberId ?? "106540352242922",
               },
-              contacts: [
-                {
-                  profile: { name: options.profileName ?? "Ana" },
-                  wa_id: waId,
-                  ...(options.userId ? { user_id: options.userId } : {}),
-                },
-              ],
-              messages: [
-                {
-                  from: waId,
-                  id: options.wamid ?? `wamid.${Math.random().toString(36).slice(2)}`,
-                  timestamp: String(options.timestamp ?? Math.floor(Date.now() / 1000)),
-                  ...message,
-                },
-              ],
+              ...value,
             },
           },
         ],
       },
     ],
   };
+}
+
+const timestamp = (options: WebhookMessageOptions) =>
+  String(options.timestamp ?? Math.floor(Date.now() / 1000));
+
+/**
+ * A Cloud API webhook body carrying one message, in the shape Meta sends (see shared
+ * whatsapp-samples for real ones). `message` holds the type-specific part, e.g.
+ * `{ type: "text", text: { body: "hi" } }`.
+ */
+export function messageWebhook(message: Record<string, unknown>, options: WebhookMessageOptions = {}) {
+  const waId = options.waId ?? "15550001111";
+  return envelope(
+    {
+      contacts: [
+        {
+          profile: { name: options.profileName ?? "Ana" },
+          wa_id: waId,
+          ...(options.userId ? { user_id: options.userId } : {}),
+        },
+      ],
+      messages: [
+        {
+          from: waId,
+          id: options.wamid ?? `wamid.${Math.random().toString(36).slice(2)}`,
+          timestamp: timestamp(options),
+          ...message,
+        },
+      ],
+    },
+    options,
+  );
 }
 
 export const textWebhook = (text: string, options: WebhookMessageOptions = {}) =>
@@ -69,33 +82,18 @@ export function statusWebhook(
   status: "sent" | "delivered" | "read" | "failed",
   options: WebhookMessageOptions & { errors?: { code: number; title: string }[] } = {},
 ) {
-  return {
-    object: "whatsapp_business_account",
-    entry: [
-      {
-        id: options.wabaId ?? "102290129340398",
-        changes: [
-          {
-            field: "messages",
-            value: {
-              messaging_product: "whatsapp",
-              metadata: {
-                display_phone_number: options.displayPhoneNumber ?? "15550009999",
-                phone_number_id: options.phoneNumberId ?? "106540352242922",
-              },
-              statuses: [
-                {
-                  id: wamid,
-                  status,
-                  timestamp: String(options.timestamp ?? Math.floor(Date.now() / 1000)),
-                  recipient_id: options.waId ?? "15550001111",
-                  ...(options.errors ? { errors: options.errors } : {}),
-                },
-              ],
-            },
-          },
-        ],
-      },
-    ],
-  };
+  return envelope(
+    {
+      statuses: [
+        {
+          id: wamid,
+          status,
+          timestamp: timestamp(options),
+          recipient_id: options.waId ?? "15550001111",
+          ...(options.errors ? { errors: options.errors } : {}),
+        },
+      ],
+    },
+    options,
+  );
 }

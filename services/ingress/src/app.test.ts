@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { OutgoingMessage } from "@taituri/kafka";
+import type { OutgoingMessage, Publisher } from "@taituri/kafka";
 import { topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { Registry } from "@taituri/ops";
 import { inbound } from "@taituri/proto";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
-import { buildIngressApp, type Publisher } from "./app.ts";
+import { buildIngressApp } from "./app.ts";
 
 const topics = topicNames("t.");
 

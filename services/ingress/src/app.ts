@@ -1,5 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
-import { deadLetterTopic, Header, type OutgoingMessage, type TopicNames } from "@taituri/kafka";
+import { deadLetterTopic, Header, type Publisher, type TopicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
 import { inbound } from "@taituri/proto";
@@ -8,11 +8,6 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { Counter, Histogram } from "prom-client";
 import { checkSignature } from "./domain/signature.ts";
 import { parseWebhook } from "./domain/webhook.ts";
-
-/** What the webhook needs from Kafka: a durable, acknowledged send. */
-export interface Publisher {
-  send(topic: string, messages: OutgoingMessage[]): Promise<void>;
-}
 
 export interface IngressAppDeps {
   appSecrets: readonly string[];

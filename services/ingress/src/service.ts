@@ -1,87 +1,62 @@
-import { connectKafka, type RunningConsumer, startConsumer, topicNames, topicSpecs } from "@taituri/kafka";
+import { type RunningConsumer, startConsumer, topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { connectMongo, ensureIndexes } from "@taituri/mongo";
-import { createRegistry, type Registry } from "@taituri/ops";
-import type { FastifyInstance } from "fastify";
+import { ensureIndexes } from "@taituri/mongo";
+import { connectBackbone, type RunningService } from "@taituri/service";
 import { GraphApiClient } from "./adapters/graph-api.ts";
 import { buildIngressApp } from "./app.ts";
 import type { IngressConfig } from "./config.ts";
 import { createOutboundHandler, dispatcherIndexes } from "./outbound/dispatcher.ts";
 
-export interface IngressService {
-  app: FastifyInstance;
-  /** Where the webhook listens, e.g. http://127.0.0.1:3000. */
-  url: string;
-  registry: Registry;
-  stop(): Promise<void>;
-}
-
 /**
- * Builds and starts the ingress service from its config: the webhook server and, unless disabled,
- * the outbound dispatcher. Used by main.ts and by integration tests (with port 0).
+ * Builds and starts the ingress service from its config: the webhook server (with the ops routes
+ * on the same port) and, unless disabled, the outbound dispatcher. Endpoints: `webhook`, `ops`.
  */
-export async function startIngressService(config: IngressConfig, logger: Logger): Promise<IngressService> {
-  const registry = createRegistry("ingress");
+export async function startIngressService(config: IngressConfig, logger: Logger): Promise<RunningService> {
+  const backbone = await connectBackbone("ingress", config, logger);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  const kafka = await connectKafka({
-    brokers: config.KAFKA_BROKERS,
-    clientId: "ingress",
-    logger,
-    topics: topicSpecs(topics, config.KAFKA_PARTITIONS),
-  });
-  const mongo = config.OUTBOUND_DISPATCHER
-    ? await connectMongo({ url: config.MONGO_URL, dbName: config.MONGO_DB, appName: "ingress" })
-    : undefined;
-  if (mongo) await ensureIndexes(mongo.db, dispatcherIndexes);
-
+  await ensureIndexes(backbone.mongo.db, dispatcherIndexes);
   const app = buildIngressApp({
     appSecrets: config.WHATSAPP_APP_SECRET,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
     bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES,
     topics,
-    publisher: kafka.producer,
+    publisher: backbone.kafka.producer,
     logger,
-    registry,
-    checks: {
-      kafka: () => kafka.ping(),
-      ...(mongo ? { mongo: () => mongo.db.command({ ping: 1 }) } : {}),
-    },
+    registry: backbone.registry,
+    checks: backbone.checks,
   });
 
   let dispatcher: RunningConsumer | undefined;
-  if (mongo) {
+  if (config.OUTBOUND_DISPATCHER) {
     dispatcher = await startConsumer({
-      kafka: kafka.kafka,
+      kafka: backbone.kafka.kafka,
       groupId: `${config.KAFKA_TOPIC_PREFIX}ingress-dispatcher`,
       topics: [topics.outbound],
-      producer: kafka.producer,
+      producer: backbone.kafka.producer,
       logger: logger.child({ component: "dispatcher" }),
       handle: createOutboundHandler({
-        db: mongo.db,
+        db: backbone.mongo.db,
         graph: new GraphApiClient({
           baseUrl: config.WHATSAPP_API_URL,
           accessToken: config.WHATSAPP_ACCESS_TOKEN,
           timeoutMs: config.GRAPH_API_TIMEOUT_MS,
         }),
         logger,
-        registry,
+        registry: backbone.registry,
         leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
       }),
     });
   }
 
-  const address = await app.listen({ port: config.INGRESS_PORT, host: config.INGRESS_HOST });
-  logger.info({ address }, "ingress listening");
+  const url = await app.listen({ port: config.INGRESS_PORT, host: config.INGRESS_HOST });
   return {
-    app,
-    url: address,
-    registry,
+    endpoints: { webhook: `${url}/webhook`, ops: url },
+    registry: backbone.registry,
     async stop() {
       // The webhook first: stop taking what we could no longer store.
       await app.close();
       await dispatcher?.stop();
-      await kafka.close();
-      await mongo?.close();
+      await backbone.close();
     },
   };
 }

@@ -1,18 +1,11 @@
 import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import type { Logger } from "@taituri/logging";
-import { createOpsServer, createRegistry, type Registry } from "@taituri/ops";
+import { createOpsServer, createRegistry } from "@taituri/ops";
 import { limiter } from "@taituri/proto";
+import type { RunningService } from "@taituri/service";
 import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
 import type { LimiterConfig } from "./config.ts";
-
-export interface LimiterService {
-  /** host:port of the gRPC server. */
-  grpcAddress: string;
-  opsUrl: string;
-  registry: Registry;
-  stop(): Promise<void>;
-}
 
 const notYet = {
   code: status.UNIMPLEMENTED,
@@ -24,7 +17,7 @@ const notYet = {
  * can tell whether Redis is reachable. Consume, Refund and Peek answer UNIMPLEMENTED until the rule
  * engine lands; callers treat that as "not allowed" (fail closed).
  */
-export async function startLimiterService(config: LimiterConfig, logger: Logger): Promise<LimiterService> {
+export async function startLimiterService(config: LimiterConfig, logger: Logger): Promise<RunningService> {
   const registry = createRegistry("limiter");
   const redis = new Redis(config.REDIS_URL, {
     lazyConnect: true,
@@ -56,8 +49,7 @@ export async function startLimiterService(config: LimiterConfig, logger: Logger)
   const ops = createOpsServer({ registry, checks: { redis: () => redis.ping() } });
   const opsUrl = await ops.listen({ port: config.LIMITER_PORT, host: config.LIMITER_HOST });
   return {
-    grpcAddress: `${config.LIMITER_HOST}:${grpcPort}`,
-    opsUrl,
+    endpoints: { grpc: `${config.LIMITER_HOST}:${grpcPort}`, ops: opsUrl },
     registry,
     async stop() {
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));

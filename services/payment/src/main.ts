@@ -1,24 +1,9 @@
-import { exitOnConfigError } from "@taituri/config";
-import { createLogger } from "@taituri/logging";
-import { onShutdown } from "@taituri/ops";
-import { startTelemetry } from "@taituri/telemetry/sdk";
+import { runService } from "@taituri/service";
 import { loadPaymentConfig } from "./config.ts";
 
-const config = exitOnConfigError(() => loadPaymentConfig());
-const telemetry = startTelemetry({ serviceName: "payment", environment: config.DEPLOYMENT_ENVIRONMENT });
-const logger = createLogger({
-  service: "payment",
-  level: config.LOG_LEVEL,
-  environment: config.DEPLOYMENT_ENVIRONMENT,
+await runService({
+  name: "payment",
+  loadConfig: () => loadPaymentConfig(),
+  // Imported after telemetry has started, so instrumentation sees the libraries load.
+  load: async () => (await import("./service.ts")).startPaymentService,
 });
-// Imported after the SDK has started, so instrumentation sees the libraries load.
-const { startPaymentService } = await import("./service.ts");
-const service = await startPaymentService(config, logger);
-logger.info({ ops: service.opsUrl }, "ready");
-onShutdown(
-  async () => {
-    await service.stop();
-    await telemetry.shutdown();
-  },
-  (message) => logger.info(message),
-);

@@ -3,6 +3,7 @@ import {
   type IncomingMessage,
   type OutgoingMessage,
   PermanentError,
+  type Publisher,
   type TopicNames,
   TransientError,
 } from "@taituri/kafka";
@@ -21,10 +22,6 @@ import { type Input, initialConversation, type Result, transition } from "../dom
 import type { MessageCatalog } from "../domain/messages.ts";
 
 export const OUTBOUND_MESSAGE_TYPE = "application/x-protobuf; messageType=outbound.v1.OutboundMessage";
-
-export interface Publisher {
-  send(topic: string, messages: OutgoingMessage[]): Promise<void>;
-}
 
 export interface InboundHandlerDeps {
   store: ConversationStore;

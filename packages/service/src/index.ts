@@ -1,0 +1,107 @@
+import { type BaseConfig, exitOnConfigError } from "@taituri/config";
+import { connectKafka, type KafkaHandle, topicNames, topicSpecs } from "@taituri/kafka";
+import { createLogger, type Logger } from "@taituri/logging";
+import { connectMongo, type MongoHandle } from "@taituri/mongo";
+import {
+  createOpsServer,
+  createRegistry,
+  onShutdown,
+  type ReadinessChecks,
+  type Registry,
+} from "@taituri/ops";
+import { startTelemetry } from "@taituri/telemetry/sdk";
+
+/** What a service factory returns: how to reach it, and how to stop it. */
+export interface RunningService {
+  /** Named URLs or addresses, e.g. { webhook: "http://…/webhook", ops: "http://…" }; logged at start. */
+  endpoints: Record<string, string>;
+  registry: Registry;
+  stop(): Promise<void>;
+}
+
+export type ServiceFactory<C> = (config: C, logger: Logger) => Promise<RunningService>;
+
+/**
+ * Everything a service's main.ts does: parse the config (exit 78 naming every bad variable),
+ * start OpenTelemetry, and only then load the service's code (so instrumentation sees its
+ * libraries load), start it, log "ready", and stop it cleanly on SIGTERM or Ctrl-C.
+ */
+export async function runService<C extends BaseConfig>(options: {
+  name: string;
+  loadConfig: () => C;
+  load: () => Promise<ServiceFactory<C>>;
+}): Promise<void> {
+  const config = exitOnConfigError(options.loadConfig);
+  const telemetry = startTelemetry({ serviceName: options.name, environment: config.DEPLOYMENT_ENVIRONMENT });
+  const logger = createLogger({
+    service: options.name,
+    level: config.LOG_LEVEL,
+    environment: config.DEPLOYMENT_ENVIRONMENT,
+  });
+  const start = await options.load();
+  const service = await start(config, logger);
+  logger.info(service.endpoints, "ready");
+  onShutdown(
+    async () => {
+      await service.stop();
+      await telemetry.shutdown();
+    },
+    (message) => logger.info(message),
+  );
+}
+
+export interface Backbone {
+  registry: Registry;
+  kafka: KafkaHandle;
+  mongo: MongoHandle;
+  /** Readiness checks for both. */
+  checks: ReadinessChecks;
+  close(): Promise<void>;
+}
+
+/**
+ * The connections every Kafka-and-MongoDB service opens at start-up: MongoDB (pinged), Kafka with
+ * the topics created and the idempotent producer open, a metrics registry, and readiness checks.
+ */
+export async function connectBackbone(name: string, config: BaseConfig, logger: Logger): Promise<Backbone> {
+  const registry = createRegistry(name);
+  const mongo = await connectMongo({ url: config.MONGO_URL, dbName: config.MONGO_DB, appName: name });
+  const kafka = await connectKafka({
+    brokers: config.KAFKA_BROKERS,
+    clientId: name,
+    logger,
+    topics: topicSpecs(topicNames(config.KAFKA_TOPIC_PREFIX), config.KAFKA_PARTITIONS),
+  });
+  return {
+    registry,
+    kafka,
+    mongo,
+    checks: { kafka: () => kafka.ping(), mongo: () => mongo.db.command({ ping: 1 }) },
+    async close() {
+      await kafka.close();
+      await mongo.close();
+    },
+  };
+}
+
+/**
+ * A service whose only HTTP surface is its ops endpoints (/healthz, /readyz, /metrics): listens on
+ * `port`, and on stop closes the server first, then `stopWork` (consumers), then the backbone.
+ */
+export async function serveOps(
+  backbone: Backbone,
+  listen: { port: number; host: string },
+  stopWork: () => Promise<void> = async () => {},
+): Promise<RunningService> {
+  const ops = createOpsServer({ registry: backbone.registry, checks: backbone.checks });
+  const url = await ops.listen(listen);
+  return {
+    endpoints: { ops: url },
+    registry: backbone.registry,
+    async stop() {
+      await stopWork();
+      await ops.close();
+      await backbone.close();
+    },
+  };
+}
