@@ -178,7 +178,7 @@ function toInput(message: inbound.Message): Input {
     case "reply":
       return { kind: "reply", id: content.value.id, title: content.value.title };
     case "media":
-      return { kind: "media", media: content.value.voice ? "voice" : String(content.value.kind) };
+      return { kind: "media", media: content.value.voice ? "voice" : mediaKindName(content.value.kind) };
     case "location":
     case "reaction":
       return { kind: "other", type: content.$case };
@@ -187,4 +187,11 @@ function toInput(message: inbound.Message): Input {
     case undefined:
       return { kind: "other", type: "none" };
   }
+}
+
+/** "MEDIA_KIND_STICKER" -> "sticker": what the machine (and its metrics) call the media. */
+function mediaKindName(kind: inbound.MediaKind): string {
+  const name =
+    Object.entries(inbound.MediaKind).find(([, value]) => value === kind)?.[0] ?? "MEDIA_KIND_UNSPECIFIED";
+  return name.replace("MEDIA_KIND_", "").toLowerCase();
 }
