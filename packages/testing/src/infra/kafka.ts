@@ -163,8 +163,7 @@ export async function startLocalKafka(ctx: LocalContext, install: KafkaInstall):
   await writeFile(log4jFile, LOG4J2_XML);
   const classpath = `${install.libDir}/*`;
   const jvmLogging = [`-Dlog4j2.configurationFile=${log4jFile}`, "-Djava.awt.headless=true"];
-  // A Kafka cluster id is 16 random bytes, base64url without padding (22 chars).
-  const clusterId = (await readClusterId(dataDir)) ?? randomBytes(16).toString("base64url");
+  const clusterId = (await readClusterId(dataDir)) ?? newClusterId();
 
   return retryOnPortClash("kafka", ctx.log, async (attempt) => {
     // After a lost race the default ports are known to be contested; don't walk into them again.
@@ -225,6 +224,18 @@ export async function startLocalKafka(ctx: LocalContext, install: KafkaInstall):
     }
     return { name: "kafka", endpoint: brokers.join(","), stop: () => server.stop(30_000) };
   });
+}
+
+/**
+ * A Kafka cluster id: 16 random bytes, base64url without padding (22 chars). Kafka's own
+ * Uuid.randomUuid() avoids ids that start with "-"; so must we, or StorageTool's argument parser
+ * reads `--cluster-id -abc…` as a missing value (seen here, about one run in 32).
+ */
+export function newClusterId(random: () => Buffer = () => randomBytes(16)): string {
+  for (;;) {
+    const id = random().toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
 }
 
 /**

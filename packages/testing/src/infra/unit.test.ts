@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { acquireLock, ensureInstalled, pruneStale, withLock } from "./cache.ts";
 import { startInfra } from "./index.ts";
+import { newClusterId } from "./kafka.ts";
 import { choosePort, ephemeralPort, isPortFree } from "./ports.ts";
 import { ServerExitedError, spawnServer, waitUntilReady } from "./process.ts";
 import { sleep } from "./util.ts";
@@ -237,4 +238,13 @@ describe("startInfra in env mode", () => {
       /TAITURI_INFRA_MODE/,
     );
   });
+});
+
+test("a Kafka cluster id never starts with '-', which StorageTool would read as an option", () => {
+  // 0xf8… encodes to "-…" in base64url; the generator must draw again.
+  const draws = [Buffer.alloc(16, 0xf8), Buffer.alloc(16, 0x01)];
+  const id = newClusterId(() => draws.shift() ?? Buffer.alloc(16, 0x02));
+  assert.equal(id, Buffer.alloc(16, 0x01).toString("base64url"));
+  assert.equal(Buffer.alloc(16, 0xf8).toString("base64url")[0], "-");
+  assert.match(newClusterId(), /^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/);
 });
