@@ -20,8 +20,22 @@ export type ErrorClass = "permanent" | "transient" | "unknown";
 
 export function classify(error: unknown): ErrorClass {
   if (error instanceof PermanentError) return "permanent";
-  if (error instanceof TransientError) return "transient";
+  if (error instanceof TransientError || isTransientKafkaError(error)) return "transient";
   return "unknown";
+}
+
+/**
+ * A kafkajs error that means "the cluster is not answering (yet)": one it marks retriable, or the
+ * "retries exhausted" wrapper around one. A handler whose publish fails this way must be retried,
+ * not dead-lettered: during a broker outage every message would otherwise end up in the DLQ.
+ */
+export function isTransientKafkaError(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (!e.name.startsWith("KafkaJS")) return false;
+    if ((e as { retriable?: boolean }).retriable === true) return true;
+    if (e.name === "KafkaJSNumberOfRetriesExceeded") return true;
+  }
+  return false;
 }
 
 /** Exponential backoff with full jitter, so consumers retrying the same outage don't stampede. */

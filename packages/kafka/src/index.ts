@@ -7,7 +7,14 @@ export {
   type RunningConsumer,
   startConsumer,
 } from "./consumer.ts";
-export { backoffMs, classify, type ErrorClass, PermanentError, TransientError } from "./errors.ts";
+export {
+  backoffMs,
+  classify,
+  type ErrorClass,
+  isTransientKafkaError,
+  PermanentError,
+  TransientError,
+} from "./errors.ts";
 export { Header, headersToRecord } from "./headers.ts";
 export { EventProducer, type OutgoingMessage, type Publisher } from "./producer.ts";
 export {

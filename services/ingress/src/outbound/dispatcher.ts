@@ -1,4 +1,4 @@
-import { type IncomingMessage, PermanentError, TransientError } from "@taituri/kafka";
+import { backoffMs, type IncomingMessage, PermanentError, TransientError } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { type CollectionIndexes, isDuplicateKey, isTransientMongoError } from "@taituri/mongo";
 import { outbound } from "@taituri/proto";
@@ -127,9 +127,13 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     try {
       const result = await deps.graph.sendMessage(message.phoneNumberId, payload);
       stopTimer();
-      await sends.updateOne(
-        { _id: message.id },
-        { $set: { status: "sent", wamid: result.messageId, updatedAt: now() } },
+      // Meta has the message now. Failing to record that would make a retry send it again once
+      // the lease expires, so the write is retried here, in place, before giving up.
+      await persistently(() =>
+        sends.updateOne(
+          { _id: message.id },
+          { $set: { status: "sent", wamid: result.messageId, updatedAt: now() } },
+        ),
       );
       sent.inc({ type, outcome: "sent", code: "" });
     } catch (error) {
@@ -163,4 +167,16 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       throw new PermanentError(error.message);
     }
   };
+}
+
+/** Attempts a store write up to 8 times over about 20 s, for writes that must not be lost. */
+async function persistently<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      if (attempt >= 8 || !isTransientMongoError(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt, 100, 5000)));
+    }
+  }
 }
