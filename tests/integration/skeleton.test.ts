@@ -56,6 +56,8 @@ before(async () => {
       WHATSAPP_VERIFY_TOKEN: "verify",
       WHATSAPP_ACCESS_TOKEN: TOKEN,
       WHATSAPP_API_URL: graph.url,
+      // Every copy of a duplicated webhook must reach the consumer, whose claim is under test.
+      WEBHOOK_RECENT_IDS: "0",
     }),
     logger,
   );

@@ -21,6 +21,8 @@ function setup(publisher?: Publisher) {
     logger: createLogger({ service: "test", level: "silent" }),
     registry: new Registry(),
     checks: {},
+    publishTimeoutMs: 200,
+    recentIdsCapacity: 100,
   });
   return { app, sent };
 }
@@ -65,6 +67,32 @@ test("signed but not JSON is 400; over the limit is 413; nothing is stored", asy
   const big = JSON.stringify({ pad: "x".repeat(2000) });
   assert.equal((await post(app, big, signWebhook(big, "secret"))).statusCode, 413);
   assert.equal(sent.length, 0);
+});
+
+test("a retry of a webhook already stored is answered without storing it again", async () => {
+  const { app, sent } = setup();
+  const body = JSON.stringify(textWebhook("hi", { wamid: "wamid.retry" }));
+  assert.equal((await post(app, body, signWebhook(body, "secret"))).statusCode, 200);
+  assert.equal((await post(app, body, signWebhook(body, "secret"))).statusCode, 200);
+  assert.equal(sent.length, 1);
+});
+
+test("a Kafka that does not acknowledge in time gets a 503, and the retry is stored", async () => {
+  let hang = true;
+  const sent: OutgoingMessage[] = [];
+  const { app } = setup({
+    send: async (_topic, messages) => {
+      if (hang) return new Promise(() => {});
+      sent.push(...messages);
+    },
+  });
+  const body = JSON.stringify(textWebhook("hi", { wamid: "wamid.slow" }));
+  const started = Date.now();
+  assert.equal((await post(app, body, signWebhook(body, "secret"))).statusCode, 503);
+  assert.ok(Date.now() - started < 2000);
+  hang = false;
+  assert.equal((await post(app, body, signWebhook(body, "secret"))).statusCode, 200);
+  assert.equal(sent.length, 1);
 });
 
 test("Kafka unavailable answers 503 so Meta retries", async () => {

@@ -6,6 +6,7 @@ import { inbound } from "@taituri/proto";
 import { SpanKind, withSpan } from "@taituri/telemetry";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Counter, Histogram } from "prom-client";
+import { RecentIds } from "./domain/recent-ids.ts";
 import { checkSignature } from "./domain/signature.ts";
 import { parseWebhook } from "./domain/webhook.ts";
 
@@ -18,6 +19,10 @@ export interface IngressAppDeps {
   logger: Logger;
   registry: Registry;
   checks: ReadinessChecks;
+  /** Longest wait for Kafka's acknowledgement before answering 503 (Meta retries later). */
+  publishTimeoutMs: number;
+  /** How many recently stored event ids to remember for dropping Meta's retries early (0: none). */
+  recentIdsCapacity: number;
   now?: () => Date;
 }
 
@@ -30,6 +35,7 @@ export const INBOUND_EVENT_TYPE = "application/x-protobuf; messageType=inbound.v
  */
 export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
   const now = deps.now ?? (() => new Date());
+  const recent = new RecentIds(deps.recentIdsCapacity);
   const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes });
   const requests = new Counter({
     name: "webhook_requests_total",
@@ -64,6 +70,40 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
       .code(error.statusCode && error.statusCode < 500 ? error.statusCode : 500)
       .send({ error: "internal error" });
   });
+
+  /** Every event to the inbound topic; what could not be read, whole, to its dead-letter twin. */
+  async function store(
+    parsed: inbound.InboundEvent[],
+    unreadable: { reason: string }[],
+    raw: Buffer,
+  ): Promise<void> {
+    await deps.publisher.send(
+      deps.topics.inbound,
+      parsed.map((event) => ({
+        key: event.conversationId,
+        value: inbound.InboundEvent.encode(event).finish(),
+        headers: { [Header.type]: INBOUND_EVENT_TYPE },
+      })),
+    );
+    if (unreadable.length === 0) return;
+    // Signed, so truly from Meta, but not a shape we know: acknowledged so Meta stops retrying,
+    // and kept whole with the reason for a person (and a later release) to read.
+    await deps.publisher.send(deadLetterTopic(deps.topics.inbound), [
+      {
+        key: "",
+        value: raw,
+        headers: {
+          [Header.type]: "application/json",
+          [Header.dlqReason]: "unreadable webhook",
+          [Header.dlqError]: unreadable
+            .map((u) => u.reason)
+            .join(" | ")
+            .slice(0, 2000),
+          [Header.dlqAt]: now().toISOString(),
+        },
+      },
+    ]);
+  }
 
   app.get("/webhook", async (request, reply) => {
     const query = request.query as Record<string, string | undefined>;
@@ -105,36 +145,15 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
             requests.inc({ outcome: "bad_json", reason: "" });
             return reply.code(400).send({ error: "body is not JSON" });
           }
-          const { events: parsed, unreadable } = parseWebhook(json, now());
+          const { events: all, unreadable } = parseWebhook(json, now());
+          const parsed = all.filter((event) => !recent.has(event.eventId));
           span.setAttribute("webhook.events", parsed.length);
+          if (parsed.length === 0 && all.length > 0 && unreadable.length === 0) {
+            requests.inc({ outcome: "duplicate", reason: "" });
+            return reply.code(200).send({ status: "ok" });
+          }
           try {
-            await deps.publisher.send(
-              deps.topics.inbound,
-              parsed.map((event) => ({
-                key: event.conversationId,
-                value: inbound.InboundEvent.encode(event).finish(),
-                headers: { [Header.type]: INBOUND_EVENT_TYPE },
-              })),
-            );
-            if (unreadable.length > 0) {
-              // Signed, so truly from Meta, but not a shape we know: acknowledged so Meta stops
-              // retrying, and kept whole with the reason for a person (and a later release) to read.
-              await deps.publisher.send(deadLetterTopic(deps.topics.inbound), [
-                {
-                  key: "",
-                  value: raw,
-                  headers: {
-                    [Header.type]: "application/json",
-                    [Header.dlqReason]: "unreadable webhook",
-                    [Header.dlqError]: unreadable
-                      .map((u) => u.reason)
-                      .join(" | ")
-                      .slice(0, 2000),
-                    [Header.dlqAt]: now().toISOString(),
-                  },
-                },
-              ]);
-            }
+            await withTimeout(deps.publishTimeoutMs, () => store(parsed, unreadable, raw));
           } catch (error) {
             requests.inc({ outcome: "unavailable", reason: "" });
             deps.logger.error(
@@ -143,6 +162,7 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
             );
             return reply.code(503).send({ error: "temporarily unavailable" });
           }
+          for (const event of parsed) recent.add(event.eventId);
           for (const event of parsed) {
             const kind =
               event.payload?.$case === "message"
@@ -162,4 +182,18 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
 
   registerOpsRoutes(app, { registry: deps.registry, checks: deps.checks });
   return app;
+}
+
+/**
+ * Rejects when `fn` has not settled in time. The send may still complete later; Meta's retry of a
+ * webhook we answered 503 is then deduplicated downstream like any other retry.
+ */
+function withTimeout<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    fn(),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Kafka did not acknowledge within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

@@ -20,6 +20,12 @@ export const schema = baseSchema.extend({
     .transform((url) => url.replace(/\/+$/, "")),
   // Meta refuses bodies over 3 MB; so do we, before reading further.
   WEBHOOK_BODY_LIMIT_BYTES: positiveInt(3 * 1024 * 1024),
+  // Longest wait for Kafka's acknowledgement before answering 503: well inside Meta's own timeout,
+  // so Meta sees a clear "retry later" rather than a hung request.
+  WEBHOOK_PUBLISH_TIMEOUT_MS: positiveInt(2000),
+  // Recently stored event ids kept in memory to drop Meta's retries before Kafka (0 disables).
+  // About 100 bytes each; correctness never depends on it.
+  WEBHOOK_RECENT_IDS: z.coerce.number().int().min(0).default(100_000),
   // Run the outbound dispatcher in this process (consumes the outbound topic, calls the Graph API).
   OUTBOUND_DISPATCHER: flag(true),
   // A Graph API call that has not answered in this time is abandoned and retried.

@@ -19,6 +19,8 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
     appSecrets: config.WHATSAPP_APP_SECRET,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
     bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES,
+    publishTimeoutMs: config.WEBHOOK_PUBLISH_TIMEOUT_MS,
+    recentIdsCapacity: config.WEBHOOK_RECENT_IDS,
     topics,
     publisher: backbone.kafka.producer,
     logger,
