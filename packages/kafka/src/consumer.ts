@@ -1,6 +1,7 @@
 import type { Logger } from "@taituri/logging";
 import { extractContext, SpanKind, withSpan } from "@taituri/telemetry";
 import type { Consumer, EachMessagePayload, Kafka } from "kafkajs";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { backoffMs, classify } from "./errors.ts";
 import { Header, headersToRecord } from "./headers.ts";
 import type { EventProducer } from "./producer.ts";
@@ -35,8 +36,42 @@ export interface ConsumerOptions {
   maxUnknownAttempts?: number;
   retryInitialMs?: number;
   retryMaxMs?: number;
-  /** Called once per message with its outcome, for metrics. */
+  /** Called once per message with its outcome. */
   onOutcome?: (topic: string, outcome: Outcome, error?: unknown) => void;
+  /** Where to report lag, outcomes and processing time (labelled by group and topic). */
+  registry?: Registry;
+}
+
+/** One instance of each consumer metric per registry, shared by every consumer it counts. */
+function consumerMetrics(registry: Registry) {
+  const existing = <T>(name: string) => registry.getSingleMetric(name) as T | undefined;
+  return {
+    lag:
+      existing<Gauge>("kafka_consumer_lag") ??
+      new Gauge({
+        name: "kafka_consumer_lag",
+        help: "Messages behind the end of the partition after the last batch (queue lag)",
+        labelNames: ["group", "topic", "partition"],
+        registers: [registry],
+      }),
+    messages:
+      existing<Counter>("kafka_consumer_messages_total") ??
+      new Counter({
+        name: "kafka_consumer_messages_total",
+        help: "Messages handled by outcome (processed, dead_lettered, retried)",
+        labelNames: ["group", "topic", "outcome"],
+        registers: [registry],
+      }),
+    seconds:
+      existing<Histogram>("kafka_consumer_process_seconds") ??
+      new Histogram({
+        name: "kafka_consumer_process_seconds",
+        help: "Time to handle one message, retries included",
+        labelNames: ["group", "topic"],
+        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
+        registers: [registry],
+      }),
+  };
 }
 
 export interface RunningConsumer {
@@ -62,13 +97,21 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     maxUnknownAttempts = 5,
     retryInitialMs = 200,
     retryMaxMs = 30_000,
-    onOutcome,
+    registry,
   } = options;
+  const metrics = registry ? consumerMetrics(registry) : undefined;
+  const onOutcome = (topic: string, outcome: Outcome, error?: unknown) => {
+    metrics?.messages.inc({ group: groupId, topic, outcome });
+    options.onOutcome?.(topic, outcome, error);
+  };
   const consumer = kafka.consumer({
     groupId,
     allowAutoTopicCreation: false,
-    // A handler that waits on a retry heartbeats itself (below); this only bounds a hung process.
-    sessionTimeout: 30_000,
+    // A handler that waits on a retry heartbeats itself (below), so this bounds a hung process and
+    // how long a group stalls after a broker outage: kafkajs restarts a consumer that ran out of
+    // retries as a new member, and the coordinator waits for the old member's session to expire
+    // (measured: 30 s with 30_000, 10 s with 10_000). Kafka's minimum is 6 s.
+    sessionTimeout: 10_000,
     // Bounds how long a disconnect waits for the fetch in flight; an idle fetch returns after this.
     maxWaitTimeInMs: 1000,
     heartbeatInterval: 3_000,
@@ -104,56 +147,69 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       value: message.value ?? Buffer.alloc(0),
       headers: headersToRecord(message.headers),
     };
-    await withSpan(
-      "@taituri/kafka",
-      `${topic} process`,
-      {
-        kind: SpanKind.CONSUMER,
-        parent: extractContext(incoming.headers),
-        attributes: {
-          "messaging.system": "kafka",
-          "messaging.operation.type": "process",
-          "messaging.destination.name": topic,
-          "messaging.destination.partition.id": String(partition),
-          "messaging.kafka.offset": Number(message.offset),
-          "messaging.consumer.group.name": groupId,
+    const stopTimer = metrics?.seconds.startTimer({ group: groupId, topic });
+    try {
+      await withSpan(
+        "@taituri/kafka",
+        `${topic} process`,
+        {
+          kind: SpanKind.CONSUMER,
+          parent: extractContext(incoming.headers),
+          attributes: {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": topic,
+            "messaging.destination.partition.id": String(partition),
+            "messaging.kafka.offset": Number(message.offset),
+            "messaging.consumer.group.name": groupId,
+          },
         },
-      },
-      async (span) => {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await handle(incoming);
-            onOutcome?.(topic, "processed");
-            return;
-          } catch (error) {
-            const kind = classify(error);
-            const exhausted = kind === "unknown" && attempt >= maxUnknownAttempts;
-            if (kind === "permanent" || exhausted) {
-              const reason = kind === "permanent" ? "permanent" : `unknown error after ${attempt} attempts`;
-              logger.error(
-                { err: error, topic, partition, offset: message.offset, reason },
-                "dead-lettering message",
-              );
-              span.addEvent("dead_lettered", { reason });
-              await deadLetter(payload, reason, error);
-              onOutcome?.(topic, "dead_lettered", error);
+        async (span) => {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await handle(incoming);
+              onOutcome(topic, "processed");
               return;
+            } catch (error) {
+              const kind = classify(error);
+              const exhausted = kind === "unknown" && attempt >= maxUnknownAttempts;
+              if (kind === "permanent" || exhausted) {
+                const reason = kind === "permanent" ? "permanent" : `unknown error after ${attempt} attempts`;
+                logger.error(
+                  { err: error, topic, partition, offset: message.offset, reason },
+                  "dead-lettering message",
+                );
+                span.addEvent("dead_lettered", { reason });
+                await deadLetter(payload, reason, error);
+                onOutcome(topic, "dead_lettered", error);
+                return;
+              }
+              if (stopping.signal.aborted) throw error;
+              const delay = backoffMs(attempt, retryInitialMs, retryMaxMs);
+              logger.warn(
+                { err: error, topic, partition, offset: message.offset, attempt, delay, kind },
+                "retrying message",
+              );
+              onOutcome(topic, "retried", error);
+              await sleepWithHeartbeat(delay, heartbeat, stopping.signal);
+              if (stopping.signal.aborted) throw error;
             }
-            if (stopping.signal.aborted) throw error;
-            const delay = backoffMs(attempt, retryInitialMs, retryMaxMs);
-            logger.warn(
-              { err: error, topic, partition, offset: message.offset, attempt, delay, kind },
-              "retrying message",
-            );
-            onOutcome?.(topic, "retried", error);
-            await sleepWithHeartbeat(delay, heartbeat, stopping.signal);
-            if (stopping.signal.aborted) throw error;
           }
-        }
-      },
-    );
+        },
+      );
+    } finally {
+      stopTimer?.();
+    }
   };
 
+  if (metrics) {
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      metrics.lag.set(
+        { group: groupId, topic: payload.topic, partition: String(payload.partition) },
+        Number(payload.offsetLag),
+      );
+    });
+  }
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
   await consumer.run({ partitionsConsumedConcurrently, eachMessage });

@@ -58,3 +58,5 @@ export function isTransientMongoError(error: unknown): boolean {
     (error instanceof MongoServerError && error.hasErrorLabel("RetryableWriteError"))
   );
 }
+
+export { ImageStore, type StoredImage } from "./images.ts";

@@ -6,7 +6,10 @@ export {
   KAFKA_VERSION,
   type LogFn,
   provisionInfra,
+  type RestartableKafka,
+  type RestartableKafkaOptions,
   type StartInfraOptions,
   startInfra,
+  startRestartableKafka,
 } from "./infra/index.ts";
 export { type FeatureResult, probeMongoFeatures } from "./infra/mongo-features.ts";

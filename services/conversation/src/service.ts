@@ -26,6 +26,7 @@ export async function startConversationService(
     producer: backbone.kafka.producer,
     logger,
     partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
+    registry: backbone.registry,
     handle: createInboundHandler({
       store: new ConversationStore(backbone.mongo.db),
       publisher: backbone.kafka.producer,

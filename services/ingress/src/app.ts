@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { Counter, Histogram } from "prom-client";
 import { RecentIds } from "./domain/recent-ids.ts";
 import { checkSignature } from "./domain/signature.ts";
-import { parseWebhook } from "./domain/webhook.ts";
+import { INBOUND_EVENT_TYPE, parseWebhook } from "./domain/webhook.ts";
 
 export interface IngressAppDeps {
   appSecrets: readonly string[];
@@ -25,8 +25,6 @@ export interface IngressAppDeps {
   recentIdsCapacity: number;
   now?: () => Date;
 }
-
-export const INBOUND_EVENT_TYPE = "application/x-protobuf; messageType=inbound.v1.InboundEvent";
 
 /**
  * The public door: Meta's webhook. It answers 200 only once Kafka has every event of the body

@@ -28,6 +28,9 @@ export const schema = baseSchema.extend({
   WEBHOOK_RECENT_IDS: z.coerce.number().int().min(0).default(100_000),
   // Run the outbound dispatcher in this process (consumes the outbound topic, calls the Graph API).
   OUTBOUND_DISPATCHER: flag(true),
+  // Messages per second per business phone number (Meta's default throughput is 80/s). Per
+  // dispatcher process: with N replicas, set it to the number's rate divided by N.
+  OUTBOUND_RATE_PER_NUMBER: positiveInt(80),
   // A Graph API call that has not answered in this time is abandoned and retried.
   GRAPH_API_TIMEOUT_MS: positiveInt(10_000),
   // How long a dispatcher's claim on a message protects it from a second sender: longer than the

@@ -1,11 +1,13 @@
 import { type RunningConsumer, startConsumer, topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { ensureIndexes } from "@taituri/mongo";
+import { ensureIndexes, ImageStore } from "@taituri/mongo";
 import { connectBackbone, type RunningService } from "@taituri/service";
 import { GraphApiClient } from "./adapters/graph-api.ts";
 import { buildIngressApp } from "./app.ts";
 import type { IngressConfig } from "./config.ts";
 import { createOutboundHandler, dispatcherIndexes } from "./outbound/dispatcher.ts";
+import { Pacer } from "./outbound/pacer.ts";
+import { createStatusHandler, statusIndexes } from "./statuses/tracker.ts";
 
 /**
  * Builds and starts the ingress service from its config: the webhook server (with the ops routes
@@ -14,7 +16,7 @@ import { createOutboundHandler, dispatcherIndexes } from "./outbound/dispatcher.
 export async function startIngressService(config: IngressConfig, logger: Logger): Promise<RunningService> {
   const backbone = await connectBackbone("ingress", config, logger);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  await ensureIndexes(backbone.mongo.db, dispatcherIndexes);
+  await ensureIndexes(backbone.mongo.db, [...dispatcherIndexes, ...statusIndexes]);
   const app = buildIngressApp({
     appSecrets: config.WHATSAPP_APP_SECRET,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
@@ -28,16 +30,21 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
     checks: backbone.checks,
   });
 
-  let dispatcher: RunningConsumer | undefined;
+  const consumers: RunningConsumer[] = [];
   if (config.OUTBOUND_DISPATCHER) {
-    dispatcher = await startConsumer({
+    const dispatcher = await startConsumer({
       kafka: backbone.kafka.kafka,
       groupId: `${config.KAFKA_TOPIC_PREFIX}ingress-dispatcher`,
       topics: [topics.outbound],
       producer: backbone.kafka.producer,
       logger: logger.child({ component: "dispatcher" }),
+      registry: backbone.registry,
       handle: createOutboundHandler({
         db: backbone.mongo.db,
+        images: new ImageStore(backbone.mongo.db),
+        pacer: new Pacer(config.OUTBOUND_RATE_PER_NUMBER),
+        publisher: backbone.kafka.producer,
+        topics,
         graph: new GraphApiClient({
           baseUrl: config.WHATSAPP_API_URL,
           accessToken: config.WHATSAPP_ACCESS_TOKEN,
@@ -48,6 +55,23 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
         leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
       }),
     });
+    // Statuses come in through the webhook like messages; this group reads them beside the
+    // conversation's, so the dispatcher that sent a message also tracks what became of it.
+    const statuses = await startConsumer({
+      kafka: backbone.kafka.kafka,
+      groupId: `${config.KAFKA_TOPIC_PREFIX}ingress-statuses`,
+      topics: [topics.inbound],
+      producer: backbone.kafka.producer,
+      logger: logger.child({ component: "statuses" }),
+      registry: backbone.registry,
+      handle: createStatusHandler({
+        db: backbone.mongo.db,
+        publisher: backbone.kafka.producer,
+        topics,
+        registry: backbone.registry,
+      }),
+    });
+    consumers.push(dispatcher, statuses);
   }
 
   const url = await app.listen({ port: config.INGRESS_PORT, host: config.INGRESS_HOST });
@@ -57,7 +81,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
     async stop() {
       // The webhook first: stop taking what we could no longer store.
       await app.close();
-      await dispatcher?.stop();
+      for (const consumer of consumers) await consumer.stop();
       await backbone.close();
     },
   };

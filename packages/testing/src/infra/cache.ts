@@ -154,8 +154,8 @@ async function markerMatches(marker: string, version: string): Promise<boolean> 
 }
 
 /** Per-run folder holding data dirs; the pid file lets a later run clean up after a killed one. */
-export async function createRunDir(cacheDir: string): Promise<{ id: string; dir: string }> {
-  const id = `${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}`;
+export async function createRunDir(cacheDir: string, label?: string): Promise<{ id: string; dir: string }> {
+  const id = `${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}${label ? `-${label}` : ""}`;
   const dir = join(cacheDir, "runs", id);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, "owner.pid"), String(process.pid));

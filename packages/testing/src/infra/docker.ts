@@ -1,7 +1,6 @@
-import { randomBytes } from "node:crypto";
 import { RedisContainer } from "@testcontainers/redis";
 import { GenericContainer, getContainerRuntimeClient, type StartedTestContainer, Wait } from "testcontainers";
-import { kafkaProbe } from "./kafka.ts";
+import { kafkaProbe, newClusterId } from "./kafka.ts";
 import { mongoProbe } from "./mongo.ts";
 import { choosePort, DEFAULT_PORTS } from "./ports.ts";
 import { waitUntilReady } from "./process.ts";
@@ -61,7 +60,7 @@ function containerService(
 }
 
 /** Waits with our own probe; testcontainers' port/log waits alone don't prove the server is usable. */
-async function probeContainer(
+export async function probeContainer(
   name: ServiceName,
   container: StartedTestContainer,
   probe: () => Promise<void>,
@@ -82,10 +81,20 @@ async function probeContainer(
 }
 
 async function startKafka(host: string, log: LogFn, timeoutMs: number): Promise<StartedService> {
+  const { container, brokers } = await startKafkaContainer(host, timeoutMs);
+  return containerService("kafka", container, brokers.join(","), log);
+}
+
+/** A ready Kafka container; its data lives in the container, so a stop and start of it keeps the topics. */
+export async function startKafkaContainer(
+  host: string,
+  timeoutMs: number,
+): Promise<{ container: StartedTestContainer; brokers: string[]; clusterId: string }> {
   // Kafka tells clients which address to reconnect to, so the advertised listener must be the
-  // address seen from the host. A container port equal to the host port makes that known before start.
+  // address seen from the host. A container port equal to the host port makes that known before start,
+  // and keeps it across a container stop and start.
   const port = isLoopback(host) ? await choosePort(DEFAULT_PORTS.kafka) : DEFAULT_PORTS.kafka;
-  const clusterId = randomBytes(16).toString("base64url");
+  const clusterId = newClusterId();
   const container = await new GenericContainer(DOCKER_IMAGES.kafka)
     .withExposedPorts({ container: port, host: port })
     .withEnvironment({
@@ -120,7 +129,7 @@ async function startKafka(host: string, log: LogFn, timeoutMs: number): Promise<
     await container.stop();
     throw err;
   }
-  return containerService("kafka", container, brokers.join(","), log);
+  return { container, brokers, clusterId };
 }
 
 async function startMongo(log: LogFn, timeoutMs: number): Promise<StartedService> {

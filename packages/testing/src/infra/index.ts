@@ -1,8 +1,8 @@
-import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
-import { acquireLock, createRunDir, pruneStale, resolveCacheDir } from "./cache.ts";
+import { mkdir } from "node:fs/promises";
+import { resolveCacheDir } from "./cache.ts";
 import { type KafkaInstall, provisionKafka, startLocalKafka } from "./kafka.ts";
-import type { LocalContext } from "./local.ts";
+import { openLocalRun } from "./local.ts";
+import { chooseMode } from "./mode.ts";
 import { type MongoInstall, provisionMongo, startLocalMongo } from "./mongo.ts";
 import { provisionRedis, type RedisInstall, startLocalRedis } from "./redis.ts";
 import type { Infra, InfraMode, LogFn, ServiceName, StartedService, StartInfraOptions } from "./types.ts";
@@ -11,6 +11,11 @@ import { defaultLog, seconds, timed } from "./util.ts";
 export { KAFKA_VERSION } from "./kafka.ts";
 export { FERRETDB_VERSION } from "./mongo.ts";
 export { DEFAULT_PORTS } from "./ports.ts";
+export {
+  type RestartableKafka,
+  type RestartableKafkaOptions,
+  startRestartableKafka,
+} from "./restartable-kafka.ts";
 export type { Infra, InfraMode, LogFn, StartInfraOptions } from "./types.ts";
 
 const SERVICES: readonly ServiceName[] = ["kafka", "mongo", "redis"];
@@ -42,27 +47,19 @@ export async function startInfra(opts: StartInfraOptions = {}): Promise<Infra> {
   const missing = SERVICES.filter((s) => !endpoints[s]);
   if (missing.length === 0) return makeInfra("env", endpoints, [], async () => {}, log);
 
-  const requested = opts.mode ?? env.TAITURI_INFRA_MODE ?? "auto";
-  if (requested !== "auto" && requested !== "docker" && requested !== "local") {
-    throw new Error(`TAITURI_INFRA_MODE must be auto, docker or local, got ${JSON.stringify(requested)}`);
-  }
-
-  let mode: "docker" | "local" = "local";
-  let dockerHost: string | undefined;
-  if (requested !== "local") {
-    const docker = await import("./docker.ts");
-    dockerHost = await timed(log, "looking for a Docker runtime", () => docker.dockerRuntimeHost());
-    if (dockerHost) mode = "docker";
-    else if (requested === "docker")
-      throw new Error("TAITURI_INFRA_MODE=docker but no Docker runtime is reachable");
-    else log("no Docker runtime reachable: using local processes");
-  }
+  const chosen = await chooseMode(opts.mode ?? env.TAITURI_INFRA_MODE ?? "auto", log);
+  const mode = chosen.mode;
 
   let started: StartedService[];
   let cleanup: () => Promise<void> = async () => {};
-  if (mode === "docker" && dockerHost) {
+  if (chosen.mode === "docker") {
     const docker = await import("./docker.ts");
-    started = await docker.startDockerServices({ host: dockerHost, services: missing, log, readyTimeoutMs });
+    started = await docker.startDockerServices({
+      host: chosen.dockerHost,
+      services: missing,
+      log,
+      readyTimeoutMs,
+    });
   } else {
     ({ started, cleanup } = await startLocal(missing, {
       cacheDir: resolveCacheDir(opts.cacheDir, env),
@@ -158,30 +155,8 @@ async function startLocal(
   services: ServiceName[],
   opts: { cacheDir: string; log: LogFn; persist: boolean; readyTimeoutMs: number },
 ): Promise<{ started: StartedService[]; cleanup: () => Promise<void> }> {
-  const { cacheDir, log } = opts;
-  await mkdir(cacheDir, { recursive: true });
-  await pruneStale(cacheDir, log);
-  const installs = await provision(services, cacheDir, log);
-
-  const releaseData = opts.persist
-    ? await acquireLock(join(cacheDir, "data.lock"), { timeoutMs: 0, what: "persistent data", log })
-    : async () => {};
-  const run = await createRunDir(cacheDir);
-  const logDir = join(cacheDir, "logs", run.id);
-  await mkdir(logDir, { recursive: true });
-  log(`local mode: data ${opts.persist ? join(cacheDir, "data") : run.dir}, logs ${logDir}`);
-  const ctx: LocalContext = {
-    cacheDir,
-    runDir: run.dir,
-    logDir,
-    log,
-    persist: opts.persist,
-    readyTimeoutMs: opts.readyTimeoutMs,
-  };
-  const cleanup = async () => {
-    await rm(run.dir, { recursive: true, force: true });
-    await releaseData();
-  };
+  const installs = await provision(services, opts.cacheDir, opts.log);
+  const { ctx, cleanup } = await openLocalRun(opts);
 
   const starters: Record<ServiceName, () => Promise<StartedService>> = {
     kafka: () => startLocalKafka(ctx, must(installs.kafka)),

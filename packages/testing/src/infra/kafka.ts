@@ -6,7 +6,13 @@ import { Kafka, logLevel } from "kafkajs";
 import { ensureInstalled } from "./cache.ts";
 import type { LocalContext } from "./local.ts";
 import { choosePort, DEFAULT_PORTS, LOOPBACK } from "./ports.ts";
-import { ForeignServerError, retryOnPortClash, spawnServer, waitUntilReady } from "./process.ts";
+import {
+  ForeignServerError,
+  retryOnPortClash,
+  type ServerProcess,
+  spawnServer,
+  waitUntilReady,
+} from "./process.ts";
 import { ensureSystemBinary } from "./system.ts";
 import type { LogFn, StartedService } from "./types.ts";
 import { run, timed } from "./util.ts";
@@ -154,6 +160,29 @@ async function readClusterId(dataDir: string): Promise<string | undefined> {
 }
 
 export async function startLocalKafka(ctx: LocalContext, install: KafkaInstall): Promise<StartedService> {
+  const broker = await startLocalKafkaBroker(ctx, install);
+  return { name: "kafka", endpoint: broker.brokers.join(","), stop: () => broker.stop() };
+}
+
+/** A local broker whose ports, config and data dir stay fixed, so it can be stopped and launched again. */
+export interface LocalKafkaBroker {
+  brokers: string[];
+  /** Launches the JVM again (no-op while it runs) and resolves once the readiness probe passes. */
+  start(): Promise<void>;
+  /** SIGTERM (SIGKILL after 30 s); the data dir is kept. Resolves once the process is gone. */
+  stop(): Promise<void>;
+  isRunning(): boolean;
+}
+
+/**
+ * Formats the storage and launches the broker. The first launch may move to other ports after a
+ * lost port race; later launches reuse the same ports, because clients reconnect to the address
+ * they were given.
+ */
+export async function startLocalKafkaBroker(
+  ctx: LocalContext,
+  install: KafkaInstall,
+): Promise<LocalKafkaBroker> {
   const dataDir = ctx.persist ? join(ctx.cacheDir, "data", "kafka") : join(ctx.runDir, "kafka-data");
   const confDir = join(ctx.runDir, "kafka-config");
   await mkdir(dataDir, { recursive: true });
@@ -164,13 +193,45 @@ export async function startLocalKafka(ctx: LocalContext, install: KafkaInstall):
   const classpath = `${install.libDir}/*`;
   const jvmLogging = [`-Dlog4j2.configurationFile=${log4jFile}`, "-Djava.awt.headless=true"];
   const clusterId = (await readClusterId(dataDir)) ?? newClusterId();
+  const propsFile = join(confDir, "server.properties");
 
-  return retryOnPortClash("kafka", ctx.log, async (attempt) => {
+  const launch = async (brokers: string[]): Promise<ServerProcess> => {
+    const server = spawnServer({
+      name: "kafka",
+      command: install.java,
+      args: [
+        "-Xms256m",
+        "-Xmx512m",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-XX:+ExitOnOutOfMemoryError",
+        ...jvmLogging,
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        propsFile,
+      ],
+      cwd: confDir,
+      logFile,
+      log: ctx.log,
+    });
+    try {
+      // A fresh probe each launch: a restarted broker has to prove again that it is ours and usable.
+      await timed(ctx.log, `kafka: waiting for broker on ${brokers[0]} (pid ${server.pid})`, () =>
+        waitUntilReady({ server, timeoutMs: ctx.readyTimeoutMs, probe: kafkaProbe(brokers, clusterId) }),
+      );
+    } catch (err) {
+      await server.stop(5_000);
+      throw err;
+    }
+    return server;
+  };
+
+  const first = await retryOnPortClash("kafka", ctx.log, async (attempt) => {
     // After a lost race the default ports are known to be contested; don't walk into them again.
     const avoid = new Set<number>(attempt > 1 ? [DEFAULT_PORTS.kafka, DEFAULT_PORTS.kafkaController] : []);
     const port = await choosePort(DEFAULT_PORTS.kafka, avoid);
     const controllerPort = await choosePort(DEFAULT_PORTS.kafkaController, avoid.add(port));
-    const propsFile = join(confDir, "server.properties");
     await writeFile(propsFile, serverProperties({ port, controllerPort, dataDir }));
 
     await timed(ctx.log, "kafka: formatting storage (KRaft)", async () => {
@@ -193,37 +254,30 @@ export async function startLocalKafka(ctx: LocalContext, install: KafkaInstall):
       );
       await appendFile(logFile, `=== StorageTool format\n${stdout}${stderr}`);
     });
-
-    const server = spawnServer({
-      name: "kafka",
-      command: install.java,
-      args: [
-        "-Xms256m",
-        "-Xmx512m",
-        "-XX:+UseG1GC",
-        "-XX:MaxGCPauseMillis=20",
-        "-XX:+ExitOnOutOfMemoryError",
-        ...jvmLogging,
-        "-cp",
-        classpath,
-        "kafka.Kafka",
-        propsFile,
-      ],
-      cwd: confDir,
-      logFile,
-      log: ctx.log,
-    });
     const brokers = [`${LOOPBACK}:${port}`];
-    try {
-      await timed(ctx.log, `kafka: waiting for broker on ${brokers[0]} (pid ${server.pid})`, () =>
-        waitUntilReady({ server, timeoutMs: ctx.readyTimeoutMs, probe: kafkaProbe(brokers, clusterId) }),
-      );
-    } catch (err) {
-      await server.stop(5_000);
-      throw err;
-    }
-    return { name: "kafka", endpoint: brokers.join(","), stop: () => server.stop(30_000) };
+    return { brokers, server: await launch(brokers) };
   });
+
+  const { brokers } = first;
+  let server = first.server;
+  let starting: Promise<void> | undefined;
+  return {
+    brokers,
+    start: () => {
+      starting ??= (async () => {
+        if (!server.hasExited()) return;
+        server = await launch(brokers);
+      })().finally(() => {
+        starting = undefined;
+      });
+      return starting;
+    },
+    stop: async () => {
+      await starting?.catch(() => {});
+      await server.stop(30_000);
+    },
+    isRunning: () => !server.hasExited(),
+  };
 }
 
 /**

@@ -112,6 +112,8 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
           phoneNumberId,
           to: shopperId,
           replyToMessageId: effect.replyTo ?? "",
+          // The shopper's message being answered opened (or renewed) the 24-hour window.
+          lastInboundAt: message.sentAt ?? event.receivedAt,
           content: { $case: "text", value: { body: effect.text, previewUrl: false } },
         }).finish();
         return {
@@ -156,7 +158,8 @@ export function createInboundHandler(deps: InboundHandlerDeps): (message: Incomi
     if (!event.eventId || !event.conversationId)
       throw new PermanentError("inbound event without event id or conversation id");
     if (event.payload?.$case !== "message") {
-      // Delivery statuses and webhook errors are the dispatcher's business, not the journey's.
+      // Delivery statuses and webhook errors are the dispatcher's business. Delivery failures are
+      // the journey's, but the state machine does not react to them yet: counted until it does.
       handled.inc({ outcome: "ignored", kind: event.payload?.$case ?? "none" });
       return;
     }
@@ -181,7 +184,11 @@ function toInput(message: inbound.Message): Input {
       return { kind: "media", media: content.value.voice ? "voice" : mediaKindName(content.value.kind) };
     case "location":
     case "reaction":
+    case "contacts":
+    case "order":
       return { kind: "other", type: content.$case };
+    case "system":
+      return { kind: "other", type: `system.${content.value.type}` };
     case "unsupported":
       return { kind: "other", type: content.value.type };
     case undefined:

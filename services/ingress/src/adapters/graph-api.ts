@@ -47,30 +47,52 @@ export class GraphApiClient {
     this.#options = options;
   }
 
-  sendMessage(phoneNumberId: string, payload: Record<string, unknown>): Promise<SendResult> {
-    const url = `${this.#options.baseUrl}/${encodeURIComponent(phoneNumberId)}/messages`;
+  async sendMessage(phoneNumberId: string, payload: Record<string, unknown>): Promise<SendResult> {
+    const body = await this.#post(phoneNumberId, "messages", JSON.stringify(payload), {
+      "content-type": "application/json",
+    });
+    const messageId = (body as { messages?: { id?: string }[] }).messages?.[0]?.id;
+    if (!messageId) throw new GraphApiError("Graph API answered 2xx without a message id", 200, undefined);
+    return { messageId };
+  }
+
+  /** Uploads media for a later send by id (POST /{phone_number_id}/media, multipart). */
+  async uploadMedia(
+    phoneNumberId: string,
+    media: { bytes: Buffer; contentType: string; filename: string },
+  ): Promise<string> {
+    const form = new FormData();
+    form.set("messaging_product", "whatsapp");
+    form.set("type", media.contentType);
+    form.set("file", new Blob([new Uint8Array(media.bytes)], { type: media.contentType }), media.filename);
+    const body = await this.#post(phoneNumberId, "media", form, {});
+    const id = (body as { id?: string }).id;
+    if (!id)
+      throw new GraphApiError("Graph API answered 2xx to a media upload without an id", 200, undefined);
+    return id;
+  }
+
+  #post(
+    phoneNumberId: string,
+    edge: "messages" | "media",
+    payload: string | FormData,
+    headers: Record<string, string>,
+  ): Promise<unknown> {
+    const url = `${this.#options.baseUrl}/${encodeURIComponent(phoneNumberId)}/${edge}`;
     return withSpan(
       "@taituri/ingress",
-      "POST /{phone_number_id}/messages",
+      `POST /{phone_number_id}/${edge}`,
       {
         kind: SpanKind.CLIENT,
-        attributes: {
-          "http.request.method": "POST",
-          "server.address": new URL(url).host,
-          "whatsapp.message.type": String(payload.type),
-        },
+        attributes: { "http.request.method": "POST", "server.address": new URL(url).host },
       },
       async (span) => {
         let response: Response;
         try {
           response = await fetch(url, {
             method: "POST",
-            headers: {
-              authorization: `Bearer ${this.#options.accessToken}`,
-              "content-type": "application/json",
-              ...injectContext(),
-            },
-            body: JSON.stringify(payload),
+            headers: { authorization: `Bearer ${this.#options.accessToken}`, ...headers, ...injectContext() },
+            body: payload,
             signal: AbortSignal.timeout(this.#options.timeoutMs),
           });
         } catch (error) {
@@ -83,7 +105,7 @@ export class GraphApiClient {
         }
         span.setAttribute("http.response.status_code", response.status);
         const text = await response.text();
-        let body: { messages?: { id?: string }[]; error?: { code?: number; message?: string } } = {};
+        let body: { error?: { code?: number; message?: string } } = {};
         try {
           body = text ? JSON.parse(text) : {};
         } catch {
@@ -98,10 +120,7 @@ export class GraphApiClient {
             code,
           );
         }
-        const messageId = body.messages?.[0]?.id;
-        if (!messageId)
-          throw new GraphApiError("Graph API answered 2xx without a message id", response.status, undefined);
-        return { messageId };
+        return body;
       },
     );
   }

@@ -10,6 +10,8 @@ const errorDetail = z.looseObject({
   code: z.coerce.number().int(),
   title: z.string().optional(),
   message: z.string().optional(),
+  // Newer payloads nest details in error_data; older ones put them at the top.
+  details: z.string().optional(),
   error_data: z.looseObject({ details: z.string().optional() }).optional(),
 });
 
@@ -54,6 +56,47 @@ const message = z.looseObject({
     })
     .optional(),
   reaction: z.looseObject({ message_id: z.string(), emoji: z.string().optional() }).optional(),
+  contacts: z
+    .array(
+      z.looseObject({
+        name: z.looseObject({ formatted_name: z.string().optional() }).optional(),
+        phones: z
+          .array(
+            z.looseObject({
+              phone: z.string().optional(),
+              wa_id: z.string().optional(),
+              type: z.string().optional(),
+            }),
+          )
+          .optional(),
+        emails: z.array(z.looseObject({ email: z.string().optional() })).optional(),
+      }),
+    )
+    .optional(),
+  order: z
+    .looseObject({
+      catalog_id: z.string().optional(),
+      text: z.string().optional(),
+      product_items: z
+        .array(
+          z.looseObject({
+            product_retailer_id: z.string(),
+            quantity: z.coerce.number().int(),
+            item_price: z.coerce.number(),
+            currency: z.string(),
+          }),
+        )
+        .optional(),
+    })
+    .optional(),
+  system: z
+    .looseObject({
+      type: z.string().optional(),
+      body: z.string().optional(),
+      wa_id: z.string().optional(),
+      new_wa_id: z.string().optional(),
+    })
+    .optional(),
   errors: z.array(errorDetail).optional(),
 });
 
@@ -94,6 +137,32 @@ const body = z.looseObject({
 
 type WireMessage = z.infer<typeof message>;
 type WireError = z.infer<typeof errorDetail>;
+
+/** The content-type header of inbound topic records. */
+export const INBOUND_EVENT_TYPE = "application/x-protobuf; messageType=inbound.v1.InboundEvent";
+
+/**
+ * The event that tells the conversation an outbound message will not be delivered. Its id is
+ * derived from the outbound id, so saying it twice (after a redelivery) is deduplicated downstream.
+ */
+export function deliveryFailureEvent(
+  failed: { outboundId: string; conversationId: string; phoneNumberId: string },
+  reason: inbound.DeliveryFailureReason,
+  detail: string,
+  code: number,
+  at: Date,
+): inbound.InboundEvent {
+  return {
+    eventId: `delivery-failure:${failed.outboundId}`,
+    conversationId: failed.conversationId,
+    business: { phoneNumberId: failed.phoneNumberId, displayPhoneNumber: "", wabaId: "" },
+    receivedAt: at,
+    payload: {
+      $case: "deliveryFailure",
+      value: { outboundMessageId: failed.outboundId, reason, code, detail },
+    },
+  };
+}
 
 /** A part of a signed webhook we could not read: acknowledged, then kept for a person to look at. */
 export interface Unreadable {
@@ -285,6 +354,48 @@ function content(m: WireMessage): inbound.Message["content"] {
   }
   if (m.type === "reaction" && m.reaction) {
     return { $case: "reaction", value: { messageId: m.reaction.message_id, emoji: m.reaction.emoji ?? "" } };
+  }
+  if (m.type === "contacts" && m.contacts) {
+    return {
+      $case: "contacts",
+      value: {
+        contacts: m.contacts.map((c) => ({
+          formattedName: c.name?.formatted_name ?? "",
+          phones: (c.phones ?? []).map((p) => ({
+            phone: p.phone ?? "",
+            waId: p.wa_id ?? "",
+            type: p.type ?? "",
+          })),
+          emails: (c.emails ?? []).flatMap((e) => (e.email ? [e.email] : [])),
+        })),
+      },
+    };
+  }
+  if (m.type === "order" && m.order) {
+    return {
+      $case: "order",
+      value: {
+        catalogId: m.order.catalog_id ?? "",
+        text: m.order.text ?? "",
+        items: (m.order.product_items ?? []).map((i) => ({
+          productRetailerId: i.product_retailer_id,
+          quantity: i.quantity,
+          itemPrice: i.item_price,
+          currency: i.currency,
+        })),
+      },
+    };
+  }
+  if (m.type === "system" && m.system) {
+    return {
+      $case: "system",
+      value: {
+        type: m.system.type ?? "",
+        body: m.system.body ?? "",
+        // Older payloads call the new number wa_id, newer ones new_wa_id.
+        newWaId: m.system.new_wa_id ?? m.system.wa_id ?? "",
+      },
+    };
   }
   return { $case: "unsupported", value: { type: m.type, errors: (m.errors ?? []).map(detail) } };
 }

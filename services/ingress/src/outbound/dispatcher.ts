@@ -1,11 +1,27 @@
-import { backoffMs, type IncomingMessage, PermanentError, TransientError } from "@taituri/kafka";
+import {
+  backoffMs,
+  Header,
+  type IncomingMessage,
+  PermanentError,
+  type Publisher,
+  type TopicNames,
+  TransientError,
+} from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { type CollectionIndexes, isDuplicateKey, isTransientMongoError } from "@taituri/mongo";
-import { outbound } from "@taituri/proto";
+import {
+  type CollectionIndexes,
+  type ImageStore,
+  isDuplicateKey,
+  isTransientMongoError,
+} from "@taituri/mongo";
+import { inbound, outbound } from "@taituri/proto";
+import { trace } from "@taituri/telemetry";
 import type { Collection, Db } from "mongodb";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { type GraphApiClient, GraphApiError } from "../adapters/graph-api.ts";
-import { InvalidOutboundMessage, toGraphPayload } from "./payload.ts";
+import { deliveryFailureEvent, INBOUND_EVENT_TYPE } from "../domain/webhook.ts";
+import type { Pacer } from "./pacer.ts";
+import { InvalidOutboundMessage, isFreeForm, toGraphPayload } from "./payload.ts";
 
 /**
  * One document per outbound message id: the dispatcher's claim on sending it.
@@ -23,6 +39,8 @@ interface SendClaim {
   leaseUntil: Date;
   attempts: number;
   wamid?: string;
+  /** Meta's id for the uploaded image, kept so a retry does not upload it again. */
+  mediaId?: string;
   error?: { status: number; code?: number; message: string };
   createdAt: Date;
   updatedAt: Date;
@@ -35,9 +53,17 @@ export const dispatcherIndexes: CollectionIndexes[] = [
   { collection: SENDS_COLLECTION, indexes: [{ key: { wamid: 1 }, name: "wamid", sparse: true }] },
 ];
 
+/** WhatsApp's customer service window: free-form messages only this long after the shopper last wrote. */
+export const SERVICE_WINDOW_MS = 24 * 3600 * 1000;
+
 export interface DispatcherDeps {
   db: Db;
   graph: GraphApiClient;
+  images: ImageStore;
+  pacer: Pacer;
+  /** Where delivery failures go for the conversation to react to (the inbound topic). */
+  publisher: Publisher;
+  topics: TopicNames;
   logger: Logger;
   registry: Registry;
   leaseMs: number;
@@ -49,7 +75,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
   const now = deps.now ?? (() => new Date());
   const sent = new Counter({
     name: "outbound_sends_total",
-    help: "Outbound messages by type and outcome (sent, duplicate, failed, retry) and Meta error code",
+    help: "Outbound messages by type and outcome (sent, duplicate, invalid, outside_window, rejected, retry) and Meta error code",
     labelNames: ["type", "outcome", "code"],
     registers: [deps.registry],
   });
@@ -59,9 +85,17 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [deps.registry],
   });
+  const paced = new Histogram({
+    name: "outbound_pacing_wait_seconds",
+    help: "Time a message waited for its business number's throughput budget",
+    buckets: [0, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [deps.registry],
+  });
 
   /** Takes the claim, or says why not: "done" (already sent or failed) or "busy" (a live lease). */
-  async function claim(message: outbound.OutboundMessage): Promise<"claimed" | "done" | "busy"> {
+  async function claim(
+    message: outbound.OutboundMessage,
+  ): Promise<{ state: "claimed" | "busy" } | { state: "done"; doc: SendClaim }> {
     const at = now();
     const leaseUntil = new Date(at.getTime() + deps.leaseMs);
     try {
@@ -74,7 +108,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
         createdAt: at,
         updatedAt: at,
       });
-      return "claimed";
+      return { state: "claimed" };
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
     }
@@ -82,51 +116,110 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       { _id: message.id, status: "sending", leaseUntil: { $lt: at } },
       { $set: { leaseUntil, updatedAt: at }, $inc: { attempts: 1 } },
     );
-    if (takenOver) return "claimed";
+    if (takenOver) return { state: "claimed" };
     const existing = await sends.findOne({ _id: message.id });
-    return existing && existing.status !== "sending" ? "done" : "busy";
+    return existing && existing.status !== "sending" ? { state: "done", doc: existing } : { state: "busy" };
   }
 
-  return async (incoming) => {
-    let message: outbound.OutboundMessage;
-    try {
-      message = outbound.OutboundMessage.decode(incoming.value);
-    } catch (error) {
-      throw new PermanentError(
-        `undecodable outbound message: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
+  /** Tells the conversation this message will not be delivered (see deliveryFailureEvent). */
+  async function reportFailure(
+    message: outbound.OutboundMessage,
+    reason: inbound.DeliveryFailureReason,
+    detail: string,
+    code = 0,
+  ): Promise<void> {
+    const event = deliveryFailureEvent(
+      {
+        outboundId: message.id,
+        conversationId: message.conversationId,
+        phoneNumberId: message.phoneNumberId,
+      },
+      reason,
+      detail,
+      code,
+      now(),
+    );
+    await deps.publisher.send(deps.topics.inbound, [
+      {
+        key: message.conversationId,
+        value: inbound.InboundEvent.encode(event).finish(),
+        headers: { [Header.type]: INBOUND_EVENT_TYPE },
+      },
+    ]);
+  }
+
+  /** The media id for a stored image: uploaded once per outbound message, remembered in the claim. */
+  async function mediaIdFor(message: outbound.OutboundMessage, imageId: string): Promise<string> {
+    const doc = await sends.findOne({ _id: message.id });
+    if (doc?.mediaId) return doc.mediaId;
+    const image = await deps.images.get(imageId);
+    if (!image)
+      throw new InvalidOutboundMessage(`outbound ${message.id}: stored image ${imageId} does not exist`);
+    const mediaId = await deps.graph.uploadMedia(message.phoneNumberId, image);
+    await sends.updateOne({ _id: message.id }, { $set: { mediaId, updatedAt: now() } });
+    return mediaId;
+  }
+
+  async function dispatch(message: outbound.OutboundMessage): Promise<void> {
     const type = message.content?.$case ?? "none";
-    let payload: Record<string, unknown>;
+    const span = trace.getActiveSpan();
+    span?.setAttribute("whatsapp.message.type", type);
+    // Content and window are checked before any claim or call: what cannot be sent is refused
+    // here, with the reason, and never reaches Meta.
     try {
-      payload = toGraphPayload(message);
+      toGraphPayload(message, { mediaId: "to-be-uploaded" });
     } catch (error) {
-      if (error instanceof InvalidOutboundMessage) {
-        sent.inc({ type, outcome: "invalid", code: "" });
-        throw new PermanentError(error.message);
-      }
-      throw error;
+      if (!(error instanceof InvalidOutboundMessage)) throw error;
+      sent.inc({ type, outcome: "invalid", code: "" });
+      await reportFailure(
+        message,
+        inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_INVALID_CONTENT,
+        error.message,
+      );
+      throw new PermanentError(error.message);
     }
-    let claimed: Awaited<ReturnType<typeof claim>>;
-    try {
-      claimed = await claim(message);
-    } catch (error) {
-      if (isTransientMongoError(error))
-        throw new TransientError(`claim store unavailable: ${(error as Error).message}`);
-      throw error;
+    const lastInbound = message.lastInboundAt?.getTime();
+    if (
+      isFreeForm(message) &&
+      (lastInbound === undefined || now().getTime() - lastInbound > SERVICE_WINDOW_MS)
+    ) {
+      const detail = `outbound ${message.id}: a ${type} message more than 24 h after the shopper last wrote; only templates are allowed`;
+      sent.inc({ type, outcome: "outside_window", code: "" });
+      await reportFailure(
+        message,
+        inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_OUTSIDE_WINDOW,
+        detail,
+      );
+      throw new PermanentError(detail);
     }
-    if (claimed === "done") {
+
+    const claimed = await claim(message);
+    if (claimed.state === "done") {
       sent.inc({ type, outcome: "duplicate", code: "" });
-      deps.logger.debug({ outboundId: message.id }, "outbound message already handled");
+      span?.addEvent("duplicate");
+      if (claimed.doc.status === "failed") {
+        // The failure may not have reached the conversation before the crash that caused this
+        // redelivery: say it again (deduplicated downstream).
+        await reportFailure(
+          message,
+          inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_REJECTED,
+          claimed.doc.error?.message ?? "",
+          claimed.doc.error?.code ?? 0,
+        );
+      }
       return;
     }
-    if (claimed === "busy")
+    if (claimed.state === "busy")
       throw new TransientError(`outbound ${message.id} is being sent by another dispatcher`);
 
-    const stopTimer = latency.startTimer();
     try {
-      const result = await deps.graph.sendMessage(message.phoneNumberId, payload);
-      stopTimer();
+      const image = message.content?.$case === "image" ? message.content.value.source : undefined;
+      const mediaId = image?.$case === "storedImageId" ? await mediaIdFor(message, image.value) : undefined;
+      const payload = toGraphPayload(message, mediaId ? { mediaId } : {});
+      const waitedMs = await deps.pacer.acquire(message.phoneNumberId);
+      paced.observe(waitedMs / 1000);
+      const stopTimer = latency.startTimer();
+      const result = await deps.graph.sendMessage(message.phoneNumberId, payload).finally(stopTimer);
       // Meta has the message now. Failing to record that would make a retry send it again once
       // the lease expires, so the write is retried here, in place, before giving up.
       await persistently(() =>
@@ -137,7 +230,19 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       );
       sent.inc({ type, outcome: "sent", code: "" });
     } catch (error) {
-      stopTimer();
+      if (error instanceof InvalidOutboundMessage) {
+        await sends.updateOne(
+          { _id: message.id },
+          { $set: { status: "failed", error: { status: 0, message: error.message }, updatedAt: now() } },
+        );
+        sent.inc({ type, outcome: "invalid", code: "" });
+        await reportFailure(
+          message,
+          inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_INVALID_CONTENT,
+          error.message,
+        );
+        throw new PermanentError(error.message);
+      }
       if (!(error instanceof GraphApiError)) throw error;
       const code = error.code === undefined ? "" : String(error.code);
       if (error.transient) {
@@ -163,8 +268,32 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
           },
         },
       );
-      sent.inc({ type, outcome: "failed", code });
+      sent.inc({ type, outcome: "rejected", code });
+      await reportFailure(
+        message,
+        inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_REJECTED,
+        error.message,
+        error.code ?? 0,
+      );
       throw new PermanentError(error.message);
+    }
+  }
+
+  return async (incoming) => {
+    let message: outbound.OutboundMessage;
+    try {
+      message = outbound.OutboundMessage.decode(incoming.value);
+    } catch (error) {
+      throw new PermanentError(
+        `undecodable outbound message: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    try {
+      await dispatch(message);
+    } catch (error) {
+      if (isTransientMongoError(error))
+        throw new TransientError(`send store unavailable: ${(error as Error).message}`);
+      throw error;
     }
   };
 }

@@ -1,0 +1,58 @@
+import { type Db, GridFSBucket } from "mongodb";
+
+export interface StoredImage {
+  bytes: Buffer;
+  contentType: string;
+  filename: string;
+}
+
+/**
+ * Generated designs, kept in GridFS (bucket `images`) under ids chosen by the writer, so that a
+ * retried write of the same round finds its images instead of storing copies.
+ */
+export class ImageStore {
+  readonly #bucket: GridFSBucket;
+
+  constructor(db: Db, bucketName = "images") {
+    this.#bucket = new GridFSBucket(db, { bucketName });
+  }
+
+  async put(id: string, image: StoredImage): Promise<void> {
+    if (await this.exists(id)) return;
+    await new Promise<void>((resolve, reject) => {
+      const upload = this.#bucket.openUploadStreamWithId(id as never, image.filename, {
+        metadata: { contentType: image.contentType },
+      });
+      upload.once("finish", () => resolve());
+      upload.once("error", reject);
+      upload.end(image.bytes);
+    });
+  }
+
+  async exists(id: string): Promise<boolean> {
+    return (
+      (
+        await this.#bucket
+          .find({ _id: id as never })
+          .limit(1)
+          .toArray()
+      ).length > 0
+    );
+  }
+
+  /** The image, or undefined when no image has that id. */
+  async get(id: string): Promise<StoredImage | undefined> {
+    const [file] = await this.#bucket
+      .find({ _id: id as never })
+      .limit(1)
+      .toArray();
+    if (!file) return undefined;
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.#bucket.openDownloadStream(id as never)) chunks.push(chunk as Buffer);
+    return {
+      bytes: Buffer.concat(chunks),
+      contentType: String(file.metadata?.contentType ?? "application/octet-stream"),
+      filename: file.filename,
+    };
+  }
+}
