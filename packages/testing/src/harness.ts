@@ -1,6 +1,8 @@
+import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Kafka } from "kafkajs";
 
 export interface RecordedRequest {
   method: string;
@@ -8,6 +10,8 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
   body: unknown;
   at: number;
+  /** The status the fake answered with. */
+  status: number;
 }
 
 export interface FakeGraphApi {
@@ -16,6 +20,8 @@ export interface FakeGraphApi {
   requests: RecordedRequest[];
   /** Requests to POST /{phone_number_id}/messages. */
   sends(): RecordedRequest[];
+  /** Requests to POST /{phone_number_id}/media (multipart uploads, body kept as text). */
+  uploads(): RecordedRequest[];
   /** Makes the next `count` sends fail with this status and Meta error body. */
   failNext(count: number, status: number, error: { code: number; message: string }): void;
   close(): Promise<void>;
@@ -38,16 +44,26 @@ export async function startFakeGraphApi(
     const text = Buffer.concat(chunks).toString("utf8");
     let body: unknown = text;
     try {
-      body = text ? JSON.parse(text) : undefined;
+      body =
+        text && request.headers["content-type"]?.startsWith("application/json") ? JSON.parse(text) : text;
     } catch {
       // Recorded as text: the test decides whether that is a failure.
     }
     const path = new URL(request.url ?? "/", "http://fake").pathname;
-    requests.push({ method: request.method ?? "", path, headers: request.headers, body, at: Date.now() });
+    const recorded: RecordedRequest = {
+      method: request.method ?? "",
+      path,
+      headers: request.headers,
+      body,
+      at: Date.now(),
+      status: 200,
+    };
+    requests.push(recorded);
     response.setHeader("content-type", "application/json");
     if (request.method === "POST" && /^\/[^/]+\/messages$/.test(path)) {
       const failure = failures.shift();
       if (failure) {
+        recorded.status = failure.status;
         response.statusCode = failure.status;
         response.end(
           JSON.stringify({ error: { ...failure.error, type: "OAuthException", fbtrace_id: "fake" } }),
@@ -66,6 +82,12 @@ export async function startFakeGraphApi(
       );
       return;
     }
+    if (request.method === "POST" && /^\/[^/]+\/media$/.test(path)) {
+      sequence += 1;
+      response.end(JSON.stringify({ id: `media.fake.${sequence}` }));
+      return;
+    }
+    recorded.status = 404;
     response.statusCode = 404;
     response.end(JSON.stringify({ error: { code: 100, message: `unknown path ${path}` } }));
   });
@@ -76,6 +98,7 @@ export async function startFakeGraphApi(
     url: `http://127.0.0.1:${port}`,
     requests,
     sends: () => requests.filter((r) => r.method === "POST" && r.path.endsWith("/messages")),
+    uploads: () => requests.filter((r) => r.method === "POST" && r.path.endsWith("/media")),
     failNext(count, status, error) {
       for (let i = 0; i < count; i++) failures.push({ status, error });
     },
@@ -104,4 +127,49 @@ export async function eventually<T>(
   throw new Error(
     `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`,
   );
+}
+
+export interface TopicRecord {
+  partition: number;
+  offset: string;
+  key: string;
+  value: Buffer;
+  headers: Record<string, string>;
+}
+
+/**
+ * Reads a topic from the beginning with a fresh consumer group until `done(records)` is true, or
+ * fails after the timeout: for asserting what reached Kafka.
+ */
+export async function readTopic(
+  kafka: Kafka,
+  topic: string,
+  done: (records: TopicRecord[]) => boolean,
+  timeoutMs = 20_000,
+): Promise<TopicRecord[]> {
+  const records: TopicRecord[] = [];
+  const consumer = kafka.consumer({ groupId: `reader-${randomUUID()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(message.headers ?? {})) {
+          if (value !== undefined)
+            headers[name] = String(Array.isArray(value) ? value[value.length - 1] : value);
+        }
+        records.push({
+          partition,
+          offset: message.offset,
+          key: message.key?.toString() ?? "",
+          value: message.value ?? Buffer.alloc(0),
+          headers,
+        });
+      },
+    });
+    return await eventually(`records on ${topic}`, () => done(records) && records, timeoutMs);
+  } finally {
+    await consumer.disconnect();
+  }
 }

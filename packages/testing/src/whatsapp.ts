@@ -17,7 +17,7 @@ export interface WebhookMessageOptions {
 }
 
 /** The envelope Meta wraps every change in: one entry, one "messages" change, with `value` inside. */
-function envelope<V extends Record<string, unknown>>(value: V, options: WebhookMessageOptions) {
+export function envelope<V extends Record<string, unknown>>(value: V, options: WebhookMessageOptions) {
   return {
     object: "whatsapp_business_account",
     entry: [

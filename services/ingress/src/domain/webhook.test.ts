@@ -161,3 +161,29 @@ test("what cannot be read is reported, not thrown, and does not hide the rest", 
   assert.match(unreadable[0]?.reason ?? "", /account_update/);
   assert.match(unreadable[1]?.reason ?? "", /phone_number_id/);
 });
+
+test("every kind of webhook Meta sends is normalised (project fixtures)", async (t) => {
+  const { at: valueAt, webhookFixtures } = await import("@taituri/testing/fixtures");
+  for (const fixture of webhookFixtures) {
+    await t.test(fixture.name, () => {
+      const { events, unreadable } = parseWebhook(fixture.body, at);
+      assert.deepEqual(unreadable, []);
+      if (fixture.payload === "error") {
+        assert.equal(events.length, 1);
+        assert.match(events[0]?.eventId ?? "", /^error:[0-9a-f]{32}$/);
+      } else {
+        assert.deepEqual(
+          events.map((e) => e.eventId),
+          fixture.eventIds,
+        );
+      }
+      const event = events[0];
+      assert.equal(event?.payload?.$case, fixture.payload);
+      const value = event?.payload?.value as unknown;
+      if (fixture.content) assert.equal((value as inbound.Message).content?.$case, fixture.content);
+      for (const [path, expected] of Object.entries(fixture.fields)) {
+        assert.deepEqual(valueAt(value, path), expected, path);
+      }
+    });
+  }
+});

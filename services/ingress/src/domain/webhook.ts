@@ -405,7 +405,7 @@ function detail(e: WireError): inbound.ErrorDetail {
     code: e.code,
     title: e.title ?? "",
     message: e.message ?? "",
-    details: e.error_data?.details ?? "",
+    details: e.error_data?.details ?? e.details ?? "",
   };
 }
 

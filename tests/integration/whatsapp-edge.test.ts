@@ -1,0 +1,405 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { loadIngressConfig } from "@taituri/ingress-service/config";
+import { startIngressService } from "@taituri/ingress-service/service";
+import { createKafka, deadLetterTopic, EventProducer, topicNames } from "@taituri/kafka";
+import { createLogger } from "@taituri/logging";
+import { ImageStore } from "@taituri/mongo";
+import { inbound, outbound } from "@taituri/proto";
+import type { RunningService } from "@taituri/service";
+import { type Infra, startInfra } from "@taituri/testing";
+import { at, webhookFixtures } from "@taituri/testing/fixtures";
+import { eventually, type FakeGraphApi, readTopic, startFakeGraphApi } from "@taituri/testing/harness";
+import { signWebhook, statusWebhook, textWebhook } from "@taituri/testing/whatsapp";
+import type { Kafka } from "kafkajs";
+import { type Db, MongoClient } from "mongodb";
+
+/**
+ * The WhatsApp edge on the real broker: what the webhook stores (and refuses), and what the
+ * outbound dispatcher sends (and refuses) to a fake Graph API.
+ */
+const SECRET = "edge-secret";
+const run = randomUUID().slice(0, 8);
+const topics = topicNames(`edge-${run}.`);
+const logger = createLogger({ service: "it", level: "silent" });
+let infra: Infra;
+let graph: FakeGraphApi;
+let ingress: RunningService;
+let kafka: Kafka;
+let producer: EventProducer;
+let mongo: MongoClient;
+let db: Db;
+
+before(async () => {
+  infra = await startInfra();
+  graph = await startFakeGraphApi();
+  ingress = await startIngressService(
+    loadIngressConfig({
+      KAFKA_BROKERS: infra.kafka.brokers.join(","),
+      MONGO_URL: infra.mongo.url,
+      MONGO_DB: `edge_${run}`,
+      KAFKA_TOPIC_PREFIX: `edge-${run}.`,
+      KAFKA_PARTITIONS: "3",
+      INGRESS_PORT: "0",
+      WHATSAPP_APP_SECRET: `old-secret,${SECRET}`,
+      WHATSAPP_VERIFY_TOKEN: "verify",
+      WHATSAPP_ACCESS_TOKEN: "token",
+      WHATSAPP_API_URL: graph.url,
+    }),
+    logger,
+  );
+  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "edge-test", logger });
+  producer = new EventProducer(kafka);
+  await producer.connect();
+  mongo = new MongoClient(infra.mongo.url);
+  db = mongo.db(`edge_${run}`);
+});
+
+after(async () => {
+  await producer?.disconnect();
+  await ingress?.stop();
+  await mongo?.close();
+  await graph?.close();
+  await infra?.stop();
+});
+
+const post = (
+  body: string,
+  signature: string | null = signWebhook(body, SECRET),
+  contentType = "application/json",
+) =>
+  fetch(ingress.endpoints.webhook ?? "", {
+    method: "POST",
+    headers: { "content-type": contentType, ...(signature ? { "x-hub-signature-256": signature } : {}) },
+    body,
+  });
+
+async function topicSize(topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+const inboundEvents = (done: (events: inbound.InboundEvent[]) => boolean) =>
+  readTopic(kafka, topics.inbound, (records) =>
+    done(records.map((r) => inbound.InboundEvent.decode(r.value))),
+  ).then((records) => records.map((r) => inbound.InboundEvent.decode(r.value)));
+
+let seq = 0;
+function outboundMessage(
+  content: outbound.OutboundMessage["content"],
+  overrides: Partial<outbound.OutboundMessage> = {},
+) {
+  seq += 1;
+  const to = overrides.to ?? `4470090${String(seq).padStart(4, "0")}`;
+  return {
+    id: `out-${run}-${seq}`,
+    conversationId: `PN9:${to}`,
+    phoneNumberId: "PN9",
+    to,
+    replyToMessageId: "",
+    lastInboundAt: new Date(Date.now() - 60_000),
+    content,
+    ...overrides,
+  } satisfies outbound.OutboundMessage;
+}
+const text = (body: string): outbound.OutboundMessage["content"] => ({
+  $case: "text",
+  value: { body, previewUrl: false },
+});
+const publish = (...messages: outbound.OutboundMessage[]) =>
+  producer.send(
+    topics.outbound,
+    messages.map((m) => ({ key: m.conversationId, value: outbound.OutboundMessage.encode(m).finish() })),
+  );
+const sendsTo = (to: string) => graph.sends().filter((r) => (r.body as { to?: string }).to === to);
+const failuresFor = async (outboundId: string) =>
+  (
+    await inboundEvents((events) => events.some((e) => e.eventId === `delivery-failure:${outboundId}`))
+  ).filter((e) => e.eventId === `delivery-failure:${outboundId}`);
+
+describe("webhook", () => {
+  test("every kind of webhook reaches the inbound topic normalised, keyed by conversation", async () => {
+    for (const fixture of webhookFixtures) {
+      const response = await post(JSON.stringify(fixture.body));
+      assert.equal(response.status, 200, fixture.name);
+    }
+    const wanted = new Set(webhookFixtures.flatMap((f) => f.eventIds));
+    const events = await inboundEvents((all) => [...wanted].every((id) => all.some((e) => e.eventId === id)));
+    for (const fixture of webhookFixtures.filter((f) => f.payload !== "error")) {
+      const event = events.find((e) => e.eventId === fixture.eventIds[0]);
+      assert.ok(event, fixture.name);
+      assert.equal(event.payload?.$case, fixture.payload, fixture.name);
+      const value = event.payload?.value as unknown;
+      if (fixture.content)
+        assert.equal((value as inbound.Message).content?.$case, fixture.content, fixture.name);
+      for (const [path, expected] of Object.entries(fixture.fields))
+        assert.deepEqual(at(value, path), expected, `${fixture.name}: ${path}`);
+    }
+    const errorEvent = events.find((e) => e.payload?.$case === "error");
+    assert.equal(
+      at(errorEvent?.payload?.value, "errors.0.title"),
+      "We were unable to authenticate the app user",
+    );
+    const records = await readTopic(kafka, topics.inbound, (r) => r.length >= wanted.size);
+    const text = records.find((r) => inbound.InboundEvent.decode(r.value).eventId === "wamid.text");
+    assert.equal(text?.key, "PN9:447700900001");
+  });
+
+  test("bad requests get their status and nothing is stored", async () => {
+    const body = JSON.stringify(textWebhook("hi", { wamid: `wamid.${run}.bad` }));
+    const before = [await topicSize(topics.inbound), await topicSize(deadLetterTopic(topics.inbound))];
+    assert.equal((await post(body, signWebhook(body, "forged"))).status, 401, "forged");
+    assert.equal((await post(body, null)).status, 401, "missing");
+    assert.equal((await post(body, "sha256=not-hex")).status, 401, "malformed");
+    const big = JSON.stringify({
+      object: "whatsapp_business_account",
+      entry: [],
+      pad: "x".repeat(3 * 1024 * 1024),
+    });
+    assert.equal((await post(big, signWebhook(big, SECRET))).status, 413, "over 3 MB");
+    assert.equal((await post("{not json", signWebhook("{not json", SECRET))).status, 400, "bad JSON");
+    assert.equal(
+      (await post(body, signWebhook(body, "old-secret"))).status,
+      200,
+      "the other secret of a rotation",
+    );
+    await eventually(
+      "the rotated-secret webhook stored",
+      async () => (await topicSize(topics.inbound)) === (before[0] ?? 0) + 1,
+    );
+    assert.equal(await topicSize(deadLetterTopic(topics.inbound)), before[1]);
+  });
+
+  test("a signed body of a shape we don't know is acknowledged and kept whole on the dead-letter topic", async () => {
+    const body = JSON.stringify({
+      object: "whatsapp_business_account",
+      entry: [{ id: "1", changes: [{ field: "account_update", value: { x: run } }] }],
+    });
+    assert.equal((await post(body)).status, 200);
+    const [dead] = (
+      await readTopic(kafka, deadLetterTopic(topics.inbound), (r) =>
+        r.some((x) => x.value.toString() === body),
+      )
+    ).filter((x) => x.value.toString() === body);
+    assert.match(dead?.headers["dlq-error"] ?? "", /unhandled field "account_update"/);
+  });
+});
+
+describe("outbound dispatcher", () => {
+  test("an outbound event delivered three times is sent once", async () => {
+    const message = outboundMessage(text("Only once"));
+    await publish(message, message);
+    await publish(message);
+    await eventually("the send", () => sendsTo(message.to).length >= 1);
+    await eventually(
+      "the claim marked sent",
+      async () =>
+        (await db.collection("ingress_outbound_sends").findOne({ _id: message.id as never }))?.status ===
+        "sent",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(sendsTo(message.to).length, 1);
+  });
+
+  test("a 130429 (throughput) is retried with backoff, and the shopper's order holds", async () => {
+    const first = outboundMessage(text("first"));
+    const second = outboundMessage(text("second"), { to: first.to, conversationId: first.conversationId });
+    graph.failNext(1, 400, { code: 130429, message: "Rate limit hit" });
+    await publish(first, second);
+    await eventually("both sends", () => sendsTo(first.to).filter((r) => r.status === 200).length === 2);
+    const attempts = sendsTo(first.to).map(
+      (r) => `${(r.body as { text: { body: string } }).text.body}:${r.status}`,
+    );
+    assert.deepEqual(attempts, ["first:400", "first:200", "second:200"]);
+  });
+
+  test("outside the 24-hour window a free-form message is refused before Meta; a template goes", async () => {
+    const stale = new Date(Date.now() - 25 * 3600 * 1000);
+    const late = outboundMessage(text("Still there?"), { lastInboundAt: stale });
+    const template = outboundMessage(
+      { $case: "template", value: { name: "design_ready", language: "en_US", bodyParameters: ["Ana"] } },
+      { lastInboundAt: stale, to: late.to, conversationId: late.conversationId },
+    );
+    await publish(late, template);
+    await eventually("the template", () => sendsTo(late.to).length === 1);
+    assert.equal(at(sendsTo(late.to)[0]?.body, "type"), "template");
+    const [failure] = await failuresFor(late.id);
+    assert.equal(failure?.conversationId, late.conversationId);
+    assert.equal(
+      at(failure?.payload?.value, "reason"),
+      inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_OUTSIDE_WINDOW,
+    );
+    const dead = await readTopic(kafka, deadLetterTopic(topics.outbound), (r) =>
+      r.some((x) => outbound.OutboundMessage.decode(x.value).id === late.id),
+    );
+    assert.match(
+      dead.find((x) => outbound.OutboundMessage.decode(x.value).id === late.id)?.headers["dlq-error"] ?? "",
+      /24 h/,
+    );
+  });
+
+  test("content WhatsApp would refuse never reaches Meta, and the conversation is told why", async () => {
+    const tooMany = outboundMessage({
+      $case: "buttons",
+      value: {
+        body: "Pick",
+        header: "",
+        footer: "",
+        buttons: [1, 2, 3, 4].map((i) => ({ id: `b${i}`, title: `B${i}` })),
+      },
+    });
+    await publish(tooMany);
+    const [failure] = await failuresFor(tooMany.id);
+    assert.equal(
+      at(failure?.payload?.value, "reason"),
+      inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_INVALID_CONTENT,
+    );
+    assert.match(String(at(failure?.payload?.value, "detail")), /4 buttons, need 1 to 3/);
+    assert.equal(sendsTo(tooMany.to).length, 0);
+  });
+
+  test("a permanent Meta error is not retried: recorded with its code, dead-lettered, reported", async () => {
+    const message = outboundMessage(text("to nowhere"));
+    graph.failNext(1, 400, { code: 131026, message: "Message undeliverable" });
+    await publish(message);
+    const [failure] = await failuresFor(message.id);
+    assert.equal(at(failure?.payload?.value, "code"), 131026);
+    const claim = await db.collection("ingress_outbound_sends").findOne({ _id: message.id as never });
+    assert.equal(claim?.status, "failed");
+    assert.equal(claim?.error?.code, 131026);
+    assert.equal(sendsTo(message.to).length, 1);
+  });
+
+  test("interactive buttons, lists and CTA URLs go out in Meta's format", async () => {
+    const to = "447700999001";
+    const same = { to, conversationId: `PN9:${to}` };
+    await publish(
+      outboundMessage(
+        {
+          $case: "buttons",
+          value: {
+            body: "Pick a design",
+            header: "",
+            footer: "",
+            buttons: [{ id: "r1:pick:1", title: "Design 1" }],
+          },
+        },
+        same,
+      ),
+      outboundMessage(
+        {
+          $case: "list",
+          value: {
+            body: "Choose a theme",
+            header: "",
+            footer: "",
+            button: "Themes",
+            sections: [{ title: "", rows: [{ id: "theme:birthday", title: "Birthday", description: "" }] }],
+          },
+        },
+        same,
+      ),
+      outboundMessage(
+        {
+          $case: "ctaUrl",
+          value: {
+            body: "Pay",
+            header: "",
+            footer: "",
+            displayText: "Pay now",
+            url: "https://pay.example/1",
+          },
+        },
+        same,
+      ),
+    );
+    await eventually("three sends", () => sendsTo(to).length === 3);
+    assert.deepEqual(
+      sendsTo(to).map((r) => (r.body as { interactive: { type: string } }).interactive.type),
+      ["button", "list", "cta_url"],
+    );
+  });
+
+  test("an image from our store is uploaded to /media once and sent by id", async () => {
+    const images = new ImageStore(db);
+    await images.put(`img-${run}`, {
+      bytes: Buffer.from("\x89PNG fake bytes"),
+      contentType: "image/png",
+      filename: "design-1.png",
+    });
+    const message = outboundMessage({
+      $case: "image",
+      value: { source: { $case: "storedImageId", value: `img-${run}` }, caption: "Design 1" },
+    });
+    await publish(message);
+    await publish(message);
+    await eventually("the image send", () => sendsTo(message.to).length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const uploads = graph.uploads().filter((u) => String(u.body).includes("design-1.png"));
+    assert.equal(uploads.length, 1);
+    assert.match(String(uploads[0]?.headers["content-type"]), /^multipart\/form-data; boundary=/);
+    assert.match(String(uploads[0]?.body), /name="messaging_product"\r\n\r\nwhatsapp/);
+    const sentImage = sendsTo(message.to)[0]?.body;
+    assert.match(String(at(sentImage, "image.id")), /^media\.fake\.\d+$/);
+    assert.equal(at(sentImage, "image.caption"), "Design 1");
+  });
+
+  test("delivery statuses only move forward; a failed status records Meta's code and tells the conversation", async () => {
+    const message = outboundMessage(text("status me"));
+    await publish(message);
+    const claim = await eventually("the send recorded", async () => {
+      const doc = await db.collection("ingress_outbound_sends").findOne({ _id: message.id as never });
+      return doc?.wamid ? doc : undefined;
+    });
+    const wamid = String(claim.wamid);
+    const statusOf = async () =>
+      (await db.collection("ingress_message_statuses").findOne({ _id: wamid as never }))?.status;
+    for (const status of ["sent", "read"] as const) {
+      assert.equal(
+        (await post(JSON.stringify(statusWebhook(wamid, status, { phoneNumberId: "PN9", waId: message.to }))))
+          .status,
+        200,
+      );
+    }
+    await eventually("read", async () => (await statusOf()) === "read");
+    // A late "delivered" must not overwrite "read".
+    assert.equal(
+      (
+        await post(
+          JSON.stringify(statusWebhook(wamid, "delivered", { phoneNumberId: "PN9", waId: message.to })),
+        )
+      ).status,
+      200,
+    );
+    const other = outboundMessage(text("will fail"));
+    await publish(other);
+    const otherWamid = String(
+      (
+        await eventually("the second send recorded", async () => {
+          const doc = await db.collection("ingress_outbound_sends").findOne({ _id: other.id as never });
+          return doc?.wamid ? doc : undefined;
+        })
+      ).wamid,
+    );
+    const failed = statusWebhook(otherWamid, "failed", {
+      phoneNumberId: "PN9",
+      waId: other.to,
+      errors: [{ code: 131047, title: "Re-engagement message" }],
+    });
+    assert.equal((await post(JSON.stringify(failed))).status, 200);
+    const [failure] = await failuresFor(other.id);
+    assert.equal(at(failure?.payload?.value, "code"), 131047);
+    const state = await db.collection("ingress_message_statuses").findOne({ _id: otherWamid as never });
+    assert.equal(state?.status, "failed");
+    assert.equal(state?.errors?.[0]?.code, 131047);
+    // The late "delivered" was consumed before the failed status of the other message (same topic):
+    // by now it has been applied or refused, and the state is still "read".
+    assert.equal(await statusOf(), "read");
+  });
+});
