@@ -117,6 +117,7 @@ const publish = (...messages: outbound.OutboundMessage[]) =>
     topics.outbound,
     messages.map((m) => ({ key: m.conversationId, value: outbound.OutboundMessage.encode(m).finish() })),
   );
+const metrics = async () => (await fetch(`${ingress.endpoints.ops}/metrics`)).text();
 const sendsTo = (to: string) => graph.sends().filter((r) => (r.body as { to?: string }).to === to);
 const failuresFor = async (outboundId: string) =>
   (
@@ -398,8 +399,36 @@ describe("outbound dispatcher", () => {
     const state = await db.collection("ingress_message_statuses").findOne({ _id: otherWamid as never });
     assert.equal(state?.status, "failed");
     assert.equal(state?.errors?.[0]?.code, 131047);
-    // The late "delivered" was consumed before the failed status of the other message (same topic):
-    // by now it has been applied or refused, and the state is still "read".
+    // Once the late "delivered" has been handled (counted either way), the state is still "read".
+    await eventually("the late delivered handled", async () =>
+      /outbound_statuses_total\{[^}]*status="delivered"/.test(await metrics()),
+    );
+    assert.match(
+      await metrics(),
+      /outbound_statuses_total\{(?=[^}]*status="delivered")(?=[^}]*outcome="stale")[^}]*\} 1/,
+    );
     assert.equal(await statusOf(), "read");
+  });
+});
+
+describe("metrics", () => {
+  test("ingress exports what operators tune it with", async () => {
+    const text = await metrics();
+    for (const pattern of [
+      /webhook_requests_total\{[^}]*outcome="accepted"[^}]*\} [1-9]/,
+      /webhook_requests_total\{[^}]*outcome="bad_signature",reason="mismatch"[^}]*\} [1-9]/,
+      /webhook_requests_total\{[^}]*outcome="too_large"[^}]*\} 1/,
+      /webhook_ack_seconds_bucket\{[^}]*le="0\.01"[^}]*\} [1-9]/,
+      /webhook_events_total\{[^}]*kind="message\.media"[^}]*\} [1-9]/,
+      /webhook_events_total\{[^}]*kind="status"[^}]*\} [1-9]/,
+      /outbound_sends_total\{[^}]*type="text",outcome="retry",code="130429"[^}]*\} 1/,
+      /outbound_sends_total\{[^}]*type="text",outcome="rejected",code="131026"[^}]*\} 1/,
+      /outbound_sends_total\{[^}]*type="text",outcome="outside_window"[^}]*\} 1/,
+      /outbound_send_seconds_count\{[^}]*\} [1-9]/,
+      /outbound_statuses_total\{(?=[^}]*status="delivered")(?=[^}]*outcome="stale")[^}]*\} 1/,
+      /kafka_consumer_lag\{[^}]*topic="edge-[^"]+\.outbound\.v1"[^}]*\} \d+/,
+    ]) {
+      assert.match(text, pattern);
+    }
   });
 });
