@@ -106,7 +106,7 @@ async function postWebhook(body: string, signature = signWebhook(body, SECRET)) 
 const sendsTo = (waId: string) => graph.sends().filter((r) => (r.body as { to?: string }).to === waId);
 
 async function duplicates(): Promise<number> {
-  const text = await conversation.registry.getSingleMetricAsString("conversation_inbound_events_total");
+  const text = await conversation.registry.getSingleMetricAsString("conversation_events_total");
   return [...text.matchAll(/outcome="duplicate"[^}]*\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 

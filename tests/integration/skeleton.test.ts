@@ -117,7 +117,7 @@ async function topicSize(topic: string): Promise<number> {
 }
 
 async function duplicates(): Promise<number> {
-  const text = await conversation.registry.getSingleMetricAsString("conversation_inbound_events_total");
+  const text = await conversation.registry.getSingleMetricAsString("conversation_events_total");
   return [...text.matchAll(/outcome="duplicate"[^}]*\} (\d+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
@@ -242,8 +242,12 @@ describe("walking skeleton", () => {
     assert.match(traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
     const traceId = traceparent.split("-")[1];
 
-    await processor.forceFlush();
-    const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    // The dispatcher's span ends after the Graph API answered and the send was recorded.
+    const spans = await eventually("the dispatcher's span to end", async () => {
+      await processor.forceFlush();
+      const inTrace = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+      return inTrace.some((s) => s.name === `${topics.outbound} process`) && inTrace;
+    });
     const names = spans.map((s) => s.name);
     assert.ok(names.includes("POST /webhook"), `ingress span in ${names}`);
     assert.ok(names.includes(`${topics.inbound} process`), `conversation consumer span in ${names}`);

@@ -10,6 +10,14 @@ export function topicNames(prefix: string) {
     inbound: `${prefix}inbound.v1`,
     /** conversation -> ingress dispatcher: messages to send (outbound.v1.OutboundMessage). */
     outbound: `${prefix}outbound.v1`,
+    /** conversation -> generation: paid rounds (generation.v1.GenerationRequest). */
+    generationRequests: `${prefix}generation.requests.v1`,
+    /** generation -> conversation: what became of each round (generation.v1.GenerationResult). */
+    generationResults: `${prefix}generation.results.v1`,
+    /** conversation -> payment: checkouts (payment.v1.PaymentRequest). */
+    paymentRequests: `${prefix}payment.requests.v1`,
+    /** payment -> conversation: links, payments, expiries (payment.v1.PaymentEvent). */
+    paymentEvents: `${prefix}payment.events.v1`,
   };
 }
 export type TopicNames = ReturnType<typeof topicNames>;

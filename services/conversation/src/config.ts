@@ -1,14 +1,23 @@
 import { fileURLToPath } from "node:url";
 import { baseSchema, loadConfig, port, positiveInt, z } from "@taituri/config";
 
+const data = (file: string) => fileURLToPath(new URL(`../data/${file}`, import.meta.url));
+
 export const schema = baseSchema.extend({
   // Port of /healthz, /readyz and /metrics.
   CONVERSATION_PORT: port(3001),
   CONVERSATION_HOST: z.string().default("127.0.0.1"),
+  // Shops: products, prices, themes and styles per business number (YAML), validated at start-up.
+  CATALOG_FILE: z.string().default(data("catalog.yaml")),
   // The message catalog (every language, every message), validated at start-up.
-  MESSAGES_FILE: z.string().default(fileURLToPath(new URL("../data/messages.json", import.meta.url))),
-  // Language of the shop's messages; must be in the catalog.
-  SHOP_LANGUAGE: z.string().default("en"),
+  MESSAGES_FILE: z.string().default(data("messages.json")),
+  // A shopper silent for longer than this is asked "continue or start over?" on return.
+  SESSION_TTL_MS: positiveInt(2 * 3600 * 1000),
+  // A round with no result after this long is abandoned with an apology and a retry button.
+  // Longer than a slow image model's worst case (about a minute), short enough not to lose the shopper.
+  GENERATION_DEADLINE_MS: positiveInt(90_000),
+  // How often due watchdogs are looked for.
+  TIMER_POLL_MS: positiveInt(1000),
   // Partitions handled at once; order within each is kept.
   CONSUMER_CONCURRENCY: positiveInt(3),
 });

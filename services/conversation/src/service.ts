@@ -3,41 +3,65 @@ import { startConsumer, topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ensureIndexes } from "@taituri/mongo";
 import { connectBackbone, type RunningService, serveOps } from "@taituri/service";
+import { parse } from "yaml";
 import { ConversationStore, conversationIndexes } from "./adapters/store.ts";
 import type { ConversationConfig } from "./config.ts";
-import { createInboundHandler } from "./consumers/inbound.ts";
+import { createConversationHandler } from "./consumers/events.ts";
+import { parseCatalog } from "./domain/catalog.ts";
 import { parseMessageCatalog } from "./domain/messages.ts";
 
-/** Builds and starts the conversation service: the inbound consumer and its ops server. */
+/**
+ * Builds and starts the conversation service: one consumer for everything that moves a journey
+ * (the shopper's messages, generation results, payment events), the watchdog poller, and the ops
+ * server.
+ */
 export async function startConversationService(
   config: ConversationConfig,
   logger: Logger,
 ): Promise<RunningService> {
-  const catalog = parseMessageCatalog(JSON.parse(await readFile(config.MESSAGES_FILE, "utf8")));
-  if (!catalog[config.SHOP_LANGUAGE]) {
-    throw new Error(`SHOP_LANGUAGE "${config.SHOP_LANGUAGE}" is not in ${config.MESSAGES_FILE}`);
+  const catalog = parseCatalog(parse(await readFile(config.CATALOG_FILE, "utf8")));
+  const messages = parseMessageCatalog(JSON.parse(await readFile(config.MESSAGES_FILE, "utf8")));
+  for (const shop of catalog.shops) {
+    if (!messages[shop.language])
+      throw new Error(`shop ${shop.id} speaks "${shop.language}", which ${config.MESSAGES_FILE} lacks`);
   }
   const backbone = await connectBackbone("conversation", config, logger);
   await ensureIndexes(backbone.mongo.db, conversationIndexes);
+  const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
+  const handler = createConversationHandler({
+    store: new ConversationStore(backbone.mongo.db),
+    publisher: backbone.kafka.producer,
+    topics,
+    catalog,
+    messages,
+    sessionTtlMs: config.SESSION_TTL_MS,
+    generationDeadlineMs: config.GENERATION_DEADLINE_MS,
+    logger,
+    registry: backbone.registry,
+  });
   const consumer = await startConsumer({
     kafka: backbone.kafka.kafka,
     groupId: `${config.KAFKA_TOPIC_PREFIX}conversation`,
-    topics: [topicNames(config.KAFKA_TOPIC_PREFIX).inbound],
+    topics: [topics.inbound, topics.generationResults, topics.paymentEvents],
     producer: backbone.kafka.producer,
     logger,
     partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
     registry: backbone.registry,
-    handle: createInboundHandler({
-      store: new ConversationStore(backbone.mongo.db),
-      publisher: backbone.kafka.producer,
-      topics: topicNames(config.KAFKA_TOPIC_PREFIX),
-      catalog,
-      language: config.SHOP_LANGUAGE,
-      logger,
-      registry: backbone.registry,
-    }),
+    handle: (message) => handler.handle(message),
   });
-  return serveOps(backbone, { port: config.CONVERSATION_PORT, host: config.CONVERSATION_HOST }, () =>
-    consumer.stop(),
-  );
+  // Watchdogs live in the conversation documents, so any replica may fire them; the claim on
+  // "timer:<id>" makes a firing count once even if two replicas find it due together.
+  let polling: Promise<unknown> = Promise.resolve();
+  const poller = setInterval(() => {
+    polling = polling.then(() =>
+      handler
+        .fireDueTimers()
+        .catch((error: unknown) => logger.warn({ err: error }, "firing due timers failed; will retry")),
+    );
+  }, config.TIMER_POLL_MS);
+  return serveOps(backbone, { port: config.CONVERSATION_PORT, host: config.CONVERSATION_HOST }, async () => {
+    clearInterval(poller);
+    await polling;
+    await consumer.stop();
+  });
 }

@@ -29,8 +29,20 @@ export interface ConversationDoc {
    */
   appliedEventIds: string[];
   outbox: StoredOutboxEntry[];
+  /** Pending watchdogs, written with the state that needs them so a crash cannot lose one. */
+  timers: Timer[];
+  /** The earliest timer's due time (null: none), indexed for the poller. */
+  nextTimerAt: Date | null;
+  /** When the shopper last wrote: the start of WhatsApp's 24-hour window for free-form replies. */
+  lastInboundAt?: Date;
   createdAt: Date;
   updatedAt: Date;
+}
+
+export interface Timer {
+  id: string;
+  roundId: string;
+  dueAt: Date;
 }
 
 /**
@@ -53,7 +65,13 @@ const APPLIED_MEMORY = 50;
 
 export const conversationIndexes: CollectionIndexes[] = [
   { collection: CLAIMS, indexes: [{ key: { conversationId: 1 }, name: "conversationId" }] },
-  { collection: CONVERSATIONS, indexes: [{ key: { updatedAt: 1 }, name: "updatedAt" }] },
+  {
+    collection: CONVERSATIONS,
+    indexes: [
+      { key: { updatedAt: 1 }, name: "updatedAt" },
+      { key: { nextTimerAt: 1 }, name: "nextTimerAt" },
+    ],
+  },
 ];
 
 export type ClaimResult = "new" | "applied" | "unfinished";
@@ -97,13 +115,29 @@ export class ConversationStore {
    */
   async commit(
     previous: ConversationDoc | null,
-    next: { conversationId: string; phoneNumberId: string; shopperId: string; conversation: Conversation },
+    next: {
+      conversationId: string;
+      phoneNumberId: string;
+      shopperId: string;
+      conversation: Conversation;
+      timers: Timer[];
+      lastInboundAt?: Date;
+    },
     eventId: string,
     outbox: OutboxEntry[],
     at: Date,
   ): Promise<number | undefined> {
     const appliedEventIds = [...(previous?.appliedEventIds ?? []), eventId].slice(-APPLIED_MEMORY);
     const pending = [...(previous?.outbox ?? []), ...outbox];
+    const nextTimerAt = next.timers.reduce<Date | null>(
+      (min, t) => (min === null || t.dueAt < min ? t.dueAt : min),
+      null,
+    );
+    const timing = {
+      timers: next.timers,
+      nextTimerAt,
+      ...(next.lastInboundAt ? { lastInboundAt: next.lastInboundAt } : {}),
+    };
     if (!previous) {
       try {
         await this.#conversations.insertOne({
@@ -114,6 +148,7 @@ export class ConversationStore {
           version: 1,
           appliedEventIds,
           outbox: pending,
+          ...timing,
           createdAt: at,
           updatedAt: at,
         });
@@ -136,6 +171,14 @@ export class ConversationStore {
       },
     );
     return result.matchedCount === 1 ? previous.version + 1 : undefined;
+  }
+
+  /** Conversations with a timer due by `now`, for the watchdog poller. */
+  due(now: Date, limit: number): Promise<ConversationDoc[]> {
+    return this.#conversations
+      .find({ nextTimerAt: { $lte: now } })
+      .limit(limit)
+      .toArray();
   }
 
   /**

@@ -1,65 +1,455 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { test } from "node:test";
-import { type Input, initialConversation, type MessageEvent, transition } from "./machine.ts";
-import { parseMessageCatalog, render } from "./messages.ts";
+import { describe, test } from "node:test";
+import { matchOption, normalize, shopFor } from "./catalog.ts";
+import {
+  type Conversation,
+  type Event,
+  funnelStep,
+  initialConversation,
+  orderIdOf,
+  parseReplyId,
+  replyId,
+  roundIdOf,
+  STATES,
+  type State,
+  transition,
+} from "./machine.ts";
+import { commandOf, render } from "./messages.ts";
+import { catalog, context, message, messages, offered, said, shop, tap, text } from "./testing.ts";
 
-const catalog = parseMessageCatalog(
-  JSON.parse(readFileSync(new URL("../../data/messages.json", import.meta.url), "utf8")),
-);
-const event = (input: Input, shopperName = "Ana"): MessageEvent => ({
-  type: "message",
-  messageId: "m",
-  shopperName,
-  input,
+const ctx = context();
+const start = initialConversation(shop);
+
+/** Runs events in order from a conversation, returning the last result and every effect. */
+function run(from: Conversation, ...events: Event[]) {
+  let conversation = from;
+  const all = [];
+  let last = transition(conversation, events[0] as Event, ctx);
+  for (const event of events) {
+    last = transition(conversation, event, ctx);
+    conversation = last.conversation;
+    all.push(...last.effects);
+  }
+  return { ...last, all };
+}
+
+/** A conversation walked to `state` the way a shopper would get there. */
+function at(state: State): Conversation {
+  const named = run(start, text("hi"), text("Rosa")).conversation;
+  const themed = run(named, tap(replyId("theme", named, "birthday"))).conversation;
+  const ready = run(themed, tap(replyId("style", themed, "watercolor"))).conversation;
+  const generating = run(ready, tap(replyId("gen", ready, "go", 1))).conversation;
+  const roundId = roundIdOf(ctx, generating);
+  const designs = [1, 2, 3].map((i) => ({ id: `d${i}`, imageId: `${roundId}/img${i}` }));
+  const choosing = transition(
+    generating,
+    { type: "generation_completed", roundId, designs },
+    ctx,
+  ).conversation;
+  const paying = run(choosing, tap(replyId("pick", choosing, "d2", 1))).conversation;
+  const linked = transition(
+    paying,
+    { type: "payment_link", orderId: paying.order?.id ?? "", url: "https://pay.local/o/1" },
+    ctx,
+  ).conversation;
+  const paid = transition(
+    linked,
+    { type: "payment_succeeded", orderId: linked.order?.id ?? "" },
+    ctx,
+  ).conversation;
+  const table: Record<State, Conversation> = {
+    new: start,
+    awaiting_recipient: run(start, text("hi")).conversation,
+    awaiting_theme: named,
+    awaiting_style: themed,
+    ready,
+    generating,
+    choosing,
+    awaiting_payment: linked,
+    paid,
+    resuming: run(named, text("back", 1_000_000 + ctx.sessionTtlMs + 1)).conversation,
+    cancelled: run(named, text("cancel")).conversation,
+  };
+  assert.equal(table[state].state, state);
+  return table[state];
+}
+
+describe("the happy path", () => {
+  test("greet → name → theme → style → generate → choose → pay → paid", () => {
+    const greeted = transition(start, text("I want a gift"), ctx);
+    assert.equal(greeted.conversation.state, "awaiting_recipient");
+    assert.match(said(greeted.effects), /^Hi Ana! 🎁 .*Who is this gift for\?/);
+
+    const named = transition(greeted.conversation, text("  Grandma   Rosa "), ctx);
+    assert.equal(named.conversation.recipient, "Grandma Rosa");
+    assert.match(
+      said(named.effects),
+      /A gift for Grandma Rosa.*\{Birthday\|Love\|Thank you\|Congratulations\}/,
+    );
+    assert.deepEqual(offered(named.effects).slice(0, 1), ["theme:j1:birthday"]);
+
+    const themed = transition(named.conversation, text("bday"), ctx);
+    assert.equal(themed.conversation.theme, "birthday");
+    const styled = transition(themed.conversation, tap("style:j1:watercolor"), ctx);
+    assert.equal(styled.conversation.state, "ready");
+    assert.match(
+      said(styled.effects),
+      /A Birthday design in Watercolor style for Grandma Rosa, printed on a ceramic mug/,
+    );
+    assert.deepEqual(offered(styled.effects), ["gen:j1.r1:go"]);
+
+    const generating = transition(styled.conversation, tap("gen:j1.r1:go"), ctx);
+    assert.equal(generating.conversation.state, "generating");
+    const request = generating.effects.find((e) => e.type === "request_generation");
+    assert.deepEqual(request, {
+      type: "request_generation",
+      roundId: "PN:555/j1/r1",
+      recipient: "Grandma Rosa",
+      theme: "birthday",
+      style: "watercolor",
+      productId: "mug-11oz",
+      count: 3,
+    });
+    assert.deepEqual(
+      generating.effects.find((e) => e.type === "schedule_timer"),
+      {
+        type: "schedule_timer",
+        timerId: "deadline:PN:555/j1/r1",
+        roundId: "PN:555/j1/r1",
+        at: ctx.now + 90_000,
+      },
+    );
+
+    const designs = [1, 2, 3].map((i) => ({ id: `d${i}`, imageId: `img${i}` }));
+    const shown = transition(
+      generating.conversation,
+      { type: "generation_completed", roundId: "PN:555/j1/r1", designs },
+      ctx,
+    );
+    assert.equal(shown.conversation.state, "choosing");
+    assert.match(
+      said(shown.effects),
+      /<image img1: Design 1>\n<image img2: Design 2>\n<image img3: Design 3>\nWhich one/,
+    );
+    assert.deepEqual(offered(shown.effects), [
+      "pick:j1.r1:d1",
+      "pick:j1.r1:d2",
+      "pick:j1.r1:d3",
+      "more:j1.r1:more",
+    ]);
+    assert.ok(shown.effects.some((e) => e.type === "cancel_timer" && e.timerId === "deadline:PN:555/j1/r1"));
+
+    const chosen = transition(shown.conversation, text("2"), ctx);
+    assert.deepEqual(
+      chosen.effects.find((e) => e.type === "request_payment"),
+      {
+        type: "request_payment",
+        orderId: "PN:555/j1/r1/d2",
+        designId: "d2",
+        imageId: "img2",
+        productId: "mug-11oz",
+        amount: 1990,
+        currency: "EUR",
+      },
+    );
+    const linked = transition(
+      chosen.conversation,
+      { type: "payment_link", orderId: "PN:555/j1/r1/d2", url: "https://pay.local/o/1" },
+      ctx,
+    );
+    assert.match(
+      said(linked.effects),
+      /Your ceramic mug with design 2: €19\.90\. Tap to pay securely\. \(Pay https:\/\/pay\.local\/o\/1\)/,
+    );
+    const paid = transition(
+      linked.conversation,
+      { type: "payment_succeeded", orderId: "PN:555/j1/r1/d2" },
+      ctx,
+    );
+    assert.equal(paid.conversation.state, "paid");
+    assert.match(said(paid.effects), /Your order number is PN:555\/j1\/r1\/d2/);
+  });
+
+  test("a Spanish shop speaks Spanish and understands Spanish options", () => {
+    const es = { ...shop, language: "es" };
+    const c = context({ shop: es });
+    const greeted = transition(initialConversation(es), text("hola"), c);
+    assert.match(said(greeted.effects), /^¡Hola Ana!/);
+    const named = transition(greeted.conversation, text("Rosa"), c);
+    const themed = transition(named.conversation, text("¡Cumpleaños!"), c);
+    assert.equal(themed.conversation.theme, "birthday");
+    assert.match(said(themed.effects), /Cumpleaños, perfecto/);
+  });
 });
 
-test("the first message of any kind greets the shopper by name and asks who the gift is for", () => {
-  for (const input of [
-    { kind: "text", text: "I want a gift" },
-    { kind: "media", media: "audio" },
-  ] as Input[]) {
-    const result = transition(initialConversation("en"), event(input), catalog);
-    assert.equal(result.conversation.state, "awaiting_recipient");
-    assert.equal(result.outcome, "advanced");
-    assert.equal(result.effects.length, 1);
-    assert.match(result.effects[0]?.text ?? "", /^Hi Ana!.*Who is this gift for\?/);
+describe("off-script input re-prompts and does not advance", () => {
+  const cases: [State, Event][] = [
+    ["awaiting_recipient", message({ kind: "media", media: "voice" })],
+    ["awaiting_recipient", message({ kind: "other", type: "sticker" })],
+    ["awaiting_theme", text("something else")],
+    ["awaiting_theme", message({ kind: "media", media: "image" })],
+    ["awaiting_style", text("purple")],
+    ["ready", text("hmm")],
+    ["choosing", text("the blue one")],
+    ["choosing", text("7")],
+    ["resuming", message({ kind: "media", media: "voice" })],
+  ];
+  for (const [state, event] of cases) {
+    test(`${state} + ${event.type === "message" ? event.input.kind : event.type}`, () => {
+      const from = at(state);
+      const result = transition(from, event, ctx);
+      assert.equal(result.outcome, "reprompted");
+      assert.equal(result.conversation.state, state);
+      assert.ok(
+        result.effects.some((e) => e.type === "send"),
+        "the shopper is asked again",
+      );
+      assert.ok(!result.effects.some((e) => e.type === "request_generation" || e.type === "request_payment"));
+      if (event.type === "message" && event.input.kind !== "text")
+        assert.match(said(result.effects), /only read text and buttons/);
+    });
   }
 });
 
-test("without a profile name the greeting does not invent one; Spanish shops greet in Spanish", () => {
-  assert.match(
-    transition(initialConversation("en"), event({ kind: "text", text: "hi" }, ""), catalog).effects[0]
-      ?.text ?? "",
-    /^Hi! /,
-  );
-  assert.match(
-    transition(initialConversation("es"), event({ kind: "text", text: "hola" }), catalog).effects[0]?.text ??
-      "",
-    /^¡Hola Ana!/,
-  );
+describe("generation", () => {
+  test('"generate" twice, or anything while generating: one request, and the shopper is told it is on its way', () => {
+    const ready = at("ready");
+    const first = transition(ready, tap("gen:j1.r1:go"), ctx);
+    const again = transition(first.conversation, tap("gen:j1.r1:go"), ctx);
+    const typed = transition(again.conversation, text("generate"), ctx);
+    const voice = transition(typed.conversation, message({ kind: "media", media: "voice" }), ctx);
+    for (const r of [again, typed, voice]) {
+      assert.equal(r.conversation.state, "generating");
+      assert.ok(!r.effects.some((e) => e.type === "request_generation"));
+      assert.match(said(r.effects), /on their way/);
+    }
+  });
+
+  for (const failure of [
+    { type: "generation_failed", roundId: "PN:555/j1/r1", reason: "provider 500" },
+    { type: "generation_deadline", roundId: "PN:555/j1/r1" },
+  ] as Event[]) {
+    test(`${failure.type}: back to the safe state with an apology and a retry button; a late result is ignored`, () => {
+      const failed = transition(at("generating"), failure, ctx);
+      assert.equal(failed.conversation.state, "ready");
+      assert.match(said(failed.effects), /something went wrong.*Nothing was charged/);
+      assert.deepEqual(offered(failed.effects), ["gen:j1.r2:go"]);
+      const late = transition(
+        failed.conversation,
+        { type: "generation_completed", roundId: "PN:555/j1/r1", designs: [{ id: "d1", imageId: "x" }] },
+        ctx,
+      );
+      assert.equal(late.outcome, "ignored");
+      assert.equal(late.conversation, failed.conversation);
+      const retried = transition(failed.conversation, tap("gen:j1.r2:go"), ctx);
+      assert.equal(
+        (retried.effects.find((e) => e.type === "request_generation") as { roundId: string }).roundId,
+        "PN:555/j1/r2",
+      );
+    });
+  }
+
+  test("the limiter says no: a friendly message saying when, and no request", () => {
+    const rejected = transition(
+      at("generating"),
+      { type: "generation_rejected", roundId: "PN:555/j1/r1", retryAfterMs: 25 * 60_000 },
+      ctx,
+    );
+    assert.equal(rejected.conversation.state, "ready");
+    assert.match(said(rejected.effects), /try again in 25 minutes/);
+    assert.ok(!rejected.effects.some((e) => e.type === "request_generation"));
+  });
+
+  test("more designs start a new round, up to the shop's limit", () => {
+    let c = at("choosing");
+    for (let round = 2; round <= shop.maxRounds; round++) {
+      const more = transition(c, tap(`more:j1.r${round - 1}:more`), ctx);
+      assert.equal(more.conversation.state, "generating");
+      const roundId = roundIdOf(ctx, more.conversation);
+      assert.equal(roundId, `PN:555/j1/r${round}`);
+      c = transition(
+        more.conversation,
+        { type: "generation_completed", roundId, designs: [{ id: "d1", imageId: `i${round}` }] },
+        ctx,
+      ).conversation;
+    }
+    assert.ok(!offered(transition(c, text("hmm"), ctx).effects).some((id) => id.startsWith("more:")));
+    const refused = transition(c, text("more"), ctx);
+    assert.match(said(refused.effects), /all the designs I can make/);
+    assert.equal(refused.conversation.state, "choosing");
+  });
 });
 
-test("a name advances to the theme; anything else re-prompts and stays", () => {
-  const asked = { state: "awaiting_recipient" as const, language: "en" };
-  const named = transition(asked, event({ kind: "text", text: "  Grandma   Rosa " }), catalog);
-  assert.equal(named.conversation.state, "awaiting_theme");
-  assert.equal(named.conversation.recipient, "Grandma Rosa");
-  assert.match(named.effects[0]?.text ?? "", /A gift for Grandma Rosa/);
-  for (const input of [
-    { kind: "media", media: "audio" },
-    { kind: "text", text: "   " },
-    { kind: "text", text: "x".repeat(61) },
-  ] as Input[]) {
-    const result = transition(asked, event(input), catalog);
-    assert.equal(result.outcome, "reprompted");
-    assert.equal(result.conversation, asked);
-    assert.equal(result.effects.length, 1);
+describe("buying", () => {
+  test('"buy" twice: one order, one payment request, the same link again', () => {
+    const linked = at("awaiting_payment");
+    const again = transition(linked, tap("pick:j1.r1:d2"), ctx);
+    assert.equal(again.conversation.state, "awaiting_payment");
+    assert.ok(!again.effects.some((e) => e.type === "request_payment"));
+    assert.match(said(again.effects), /Pay https:\/\/pay\.local\/o\/1/);
+    const sameLink = transition(
+      linked,
+      { type: "payment_link", orderId: linked.order?.id ?? "", url: "https://pay.local/o/1" },
+      ctx,
+    );
+    assert.equal(sameLink.outcome, "ignored");
+  });
+
+  test("paid twice: one confirmation", () => {
+    const paid = at("paid");
+    const twice = transition(paid, { type: "payment_succeeded", orderId: paid.order?.id ?? "" }, ctx);
+    assert.equal(twice.outcome, "ignored");
+    assert.deepEqual(twice.effects, []);
+  });
+
+  test("an expired or failed payment goes back to choosing; choosing again asks for the same order", () => {
+    for (const type of ["payment_expired", "payment_failed"] as const) {
+      const linked = at("awaiting_payment");
+      const back = transition(
+        linked,
+        { type, orderId: linked.order?.id ?? "", reason: "declined" } as Event,
+        ctx,
+      );
+      assert.equal(back.conversation.state, "choosing");
+      const again = transition(back.conversation, tap("pick:j1.r1:d2"), ctx);
+      assert.equal(
+        (again.effects.find((e) => e.type === "request_payment") as { orderId: string }).orderId,
+        linked.order?.id,
+      );
+    }
+  });
+
+  test("a payment event for another order is ignored", () => {
+    const r = transition(at("awaiting_payment"), { type: "payment_succeeded", orderId: "someone-else" }, ctx);
+    assert.equal(r.outcome, "ignored");
+    assert.equal(r.conversation.state, "awaiting_payment");
+  });
+});
+
+describe("stale taps, the session TTL and global commands", () => {
+  test("a tap on a button of an older message is recognised and not applied", () => {
+    const styled = at("awaiting_style");
+    const oldTheme = transition(styled, tap("theme:j1:love"), ctx);
+    assert.equal(oldTheme.outcome, "stale");
+    assert.equal(oldTheme.conversation.theme, "birthday");
+    assert.match(said(oldTheme.effects), /earlier message/);
+    const choosing = at("choosing");
+    const more = transition(choosing, tap("more:j1.r1:more"), ctx);
+    const c2 = transition(
+      more.conversation,
+      { type: "generation_completed", roundId: "PN:555/j1/r2", designs: [{ id: "d1", imageId: "n" }] },
+      ctx,
+    );
+    assert.equal(transition(c2.conversation, tap("pick:j1.r1:d1"), ctx).outcome, "stale");
+    assert.equal(transition(at("choosing"), tap("pick:j0.r1:d1"), ctx).outcome, "stale");
+  });
+
+  test("back after the session TTL: continue or start over", () => {
+    const theme = at("awaiting_theme");
+    const later = 1_000_000 + ctx.sessionTtlMs + 60_000;
+    const back = transition(theme, text("Love", later), ctx);
+    assert.equal(back.conversation.state, "resuming");
+    assert.deepEqual(offered(back.effects), ["resume:j1:continue", "resume:j1:restart"]);
+    const continued = transition(back.conversation, tap("resume:j1:continue", later + 1), ctx);
+    assert.equal(continued.conversation.state, "awaiting_theme");
+    const restarted = transition(back.conversation, tap("resume:j1:restart", later + 1), ctx);
+    assert.equal(restarted.conversation.state, "awaiting_recipient");
+    assert.equal(restarted.conversation.journey, 2);
+    assert.equal(restarted.conversation.recipient, undefined);
+  });
+
+  test("restart, cancel and help work in every state", () => {
+    for (const state of STATES) {
+      const from = at(state);
+      const help = transition(from, text("help"), ctx);
+      assert.equal(help.outcome, "command", state);
+      assert.equal(help.conversation.state, from.state === "new" ? "new" : from.state);
+      assert.match(said(help.effects), /personalised gifts/);
+      const restart = transition(from, text("Start over"), ctx);
+      assert.equal(restart.conversation.state, "awaiting_recipient", state);
+      assert.equal(restart.conversation.journey, from.journey + 1);
+      if (from.state === "generating") assert.ok(restart.effects.some((e) => e.type === "cancel_timer"));
+      const cancel = transition(from, text("cancel"), ctx);
+      if (state !== "new" && state !== "cancelled")
+        assert.equal(cancel.conversation.state, "cancelled", state);
+    }
+  });
+
+  test("after a restart, a late result of the old journey's round is ignored", () => {
+    const restarted = transition(at("generating"), text("restart"), ctx).conversation;
+    const late = transition(
+      restarted,
+      { type: "generation_completed", roundId: "PN:555/j1/r1", designs: [{ id: "d", imageId: "i" }] },
+      ctx,
+    );
+    assert.equal(late.outcome, "ignored");
+  });
+});
+
+describe("every state answers every class of event", () => {
+  const downstream: Event[] = [
+    { type: "generation_completed", roundId: "x", designs: [{ id: "d", imageId: "i" }] },
+    { type: "generation_failed", roundId: "x", reason: "r" },
+    { type: "generation_rejected", roundId: "x", retryAfterMs: 1 },
+    { type: "generation_deadline", roundId: "x" },
+    { type: "payment_link", orderId: "x", url: "https://p" },
+    { type: "payment_succeeded", orderId: "x" },
+    { type: "payment_failed", orderId: "x", reason: "r" },
+    { type: "payment_expired", orderId: "x" },
+    { type: "delivery_failed", outboundId: "x", reason: "r" },
+  ];
+  const inputs: Event[] = [
+    text("hello"),
+    tap("bogus"),
+    message({ kind: "media", media: "voice" }),
+    message({ kind: "other", type: "location" }),
+  ];
+  for (const state of STATES) {
+    test(state, () => {
+      const from = at(state);
+      for (const event of [...inputs, ...downstream]) {
+        const r = transition(from, event, ctx);
+        if (event.type === "message")
+          assert.ok(
+            r.effects.some((e) => e.type === "send"),
+            `${state} answers ${event.input.kind}`,
+          );
+        else assert.equal(r.outcome, "ignored", `${state} ignores a foreign ${event.type}`);
+      }
+    });
   }
 });
 
-test("every language carries every message and placeholders must be filled", () => {
-  assert.throws(() => parseMessageCatalog({ en: { greeting: "hi" } }));
-  assert.throws(() => render(catalog, "en", "askTheme"), /needs \{recipient\}/);
-  assert.throws(() => render(catalog, "fr", "greetingAnonymous"), /no messages for language "fr"/);
+describe("catalog and messages", () => {
+  test("free text matches an option by name or alias, ignoring case, accents and punctuation", () => {
+    assert.equal(matchOption(shop.themes, "Happy Birthday!!", "en")?.id, "birthday");
+    assert.equal(matchOption(shop.themes, "CUMPLEAÑOS", "es")?.id, "birthday");
+    assert.equal(matchOption(shop.themes, "thanks", "en")?.id, "thanks");
+    assert.equal(matchOption(shop.themes, "banana", "en"), undefined);
+    assert.equal(normalize("¡Acuarela, por favor!"), "acuarela por favor");
+    assert.equal(shopFor(catalog, "any-number")?.id, "demo-shop");
+  });
+
+  test("commands in each language; placeholders must be filled", () => {
+    assert.equal(commandOf(messages, "en", "Start over"), "restart");
+    assert.equal(commandOf(messages, "es", "Empezar de nuevo"), "restart");
+    assert.equal(commandOf(messages, "en", "restart please"), undefined);
+    assert.throws(() => render(messages, "en", "askTheme"), /needs \{recipient\}/);
+  });
+
+  test("reply ids carry the step, journey and round", () => {
+    const c = { ...at("choosing"), journey: 3, round: 2 };
+    assert.equal(replyId("pick", c, "d1", 2), "pick:j3.r2:d1");
+    assert.deepEqual(parseReplyId("pick:j3.r2:d1"), { step: "pick", journey: 3, round: 2, value: "d1" });
+    assert.deepEqual(parseReplyId("theme:j1:birthday"), { step: "theme", journey: 1, value: "birthday" });
+    assert.equal(parseReplyId("nonsense"), undefined);
+    assert.equal(orderIdOf(ctx, c, "d1"), "PN:555/j3/r2/d1");
+  });
+
+  test("the funnel counts each step once, in order", () => {
+    assert.equal(funnelStep("new", "awaiting_recipient"), "started");
+    assert.equal(funnelStep("generating", "choosing"), "generated");
+    assert.equal(funnelStep("awaiting_payment", "choosing"), undefined);
+    assert.equal(funnelStep("awaiting_payment", "paid"), "paid");
+  });
 });

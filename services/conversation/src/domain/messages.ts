@@ -1,11 +1,68 @@
 import { z } from "zod";
+import { normalize } from "./catalog.ts";
 
-const KEYS = ["greeting", "greetingAnonymous", "askRecipientAgain", "askTheme", "askThemeAgain"] as const;
-export type MessageKey = (typeof KEYS)[number];
+export const MESSAGE_KEYS = [
+  "greeting",
+  "greetingAnonymous",
+  "askRecipientAgain",
+  "askTheme",
+  "themeButton",
+  "askThemeAgain",
+  "askStyle",
+  "styleButton",
+  "askStyleAgain",
+  "confirm",
+  "generateButton",
+  "generating",
+  "stillGenerating",
+  "designCaption",
+  "choose",
+  "chooseButton",
+  "designRow",
+  "moreRow",
+  "noMoreRounds",
+  "generationFailed",
+  "retryButton",
+  "rateLimited",
+  "preparingCheckout",
+  "pay",
+  "payButton",
+  "payReminder",
+  "paid",
+  "paymentFailed",
+  "paymentExpired",
+  "alreadyPaid",
+  "welcomeBack",
+  "continueButton",
+  "restartButton",
+  "stale",
+  "help",
+  "cancelled",
+  "textOnly",
+] as const;
+export type MessageKey = (typeof MESSAGE_KEYS)[number];
 
-const language = z
-  .object(Object.fromEntries(KEYS.map((key) => [key, z.string().min(1)])) as Record<MessageKey, z.ZodString>)
-  .strict();
+export const COMMANDS = ["restart", "cancel", "help", "generate", "more", "continue"] as const;
+export type Command = (typeof COMMANDS)[number];
+
+const language = z.object({
+  texts: z
+    .object(
+      Object.fromEntries(MESSAGE_KEYS.map((key) => [key, z.string().min(1)])) as Record<
+        MessageKey,
+        z.ZodString
+      >,
+    )
+    .strict(),
+  commands: z
+    .object(
+      Object.fromEntries(COMMANDS.map((c) => [c, z.array(z.string().min(1)).min(1)])) as Record<
+        Command,
+        z.ZodArray<z.ZodString>
+      >,
+    )
+    .strict(),
+});
 
 /** Every language must carry every message: a missing translation fails start-up, not a shopper's chat. */
 export const messageCatalogSchema = z.record(
@@ -26,11 +83,19 @@ export function render(
   key: MessageKey,
   params: Record<string, string> = {},
 ): string {
-  const texts = catalog[language];
+  const texts = catalog[language]?.texts;
   if (!texts) throw new Error(`no messages for language "${language}"`);
   return texts[key].replace(/\{(\w+)\}/g, (_, name: string) => {
     const value = params[name];
     if (value === undefined) throw new Error(`message "${key}" needs {${name}}`);
     return value;
   });
+}
+
+/** The command a text is, in the language, if it is exactly one (ignoring case and accents). */
+export function commandOf(catalog: MessageCatalog, language: string, text: string): Command | undefined {
+  const said = normalize(text) || text.trim();
+  const commands = catalog[language]?.commands;
+  if (!commands) return undefined;
+  return COMMANDS.find((command) => commands[command].some((word) => (normalize(word) || word) === said));
 }

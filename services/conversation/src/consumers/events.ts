@@ -1,0 +1,514 @@
+import {
+  Header,
+  type IncomingMessage,
+  type OutgoingMessage,
+  PermanentError,
+  type Publisher,
+  type TopicNames,
+  TransientError,
+} from "@taituri/kafka";
+import type { Logger } from "@taituri/logging";
+import { isTransientMongoError } from "@taituri/mongo";
+import { generation, inbound, outbound, payment } from "@taituri/proto";
+import { trace } from "@taituri/telemetry";
+import { Counter, type Registry } from "prom-client";
+import {
+  type ConversationDoc,
+  type ConversationStore,
+  type OutboxEntry,
+  outboxValue,
+  type Timer,
+} from "../adapters/store.ts";
+import { type Catalog, shopFor } from "../domain/catalog.ts";
+import {
+  type Context,
+  type Effect,
+  type Event,
+  funnelStep,
+  type Input,
+  initialConversation,
+  type Outgoing,
+  transition,
+} from "../domain/machine.ts";
+import type { MessageCatalog } from "../domain/messages.ts";
+
+export const OUTBOUND_MESSAGE_TYPE = "application/x-protobuf; messageType=outbound.v1.OutboundMessage";
+const GENERATION_REQUEST_TYPE = "application/x-protobuf; messageType=generation.v1.GenerationRequest";
+const PAYMENT_REQUEST_TYPE = "application/x-protobuf; messageType=payment.v1.PaymentRequest";
+
+export interface ConversationHandlerDeps {
+  store: ConversationStore;
+  publisher: Publisher;
+  topics: TopicNames;
+  catalog: Catalog;
+  messages: MessageCatalog;
+  sessionTtlMs: number;
+  generationDeadlineMs: number;
+  logger: Logger;
+  registry: Registry;
+  now?: () => Date;
+}
+
+/** Version conflicts in a row before giving up to the consumer's retry: only a storm of writers gets here. */
+const MAX_CONFLICTS = 5;
+
+/** An event for one conversation, with its idempotency key. */
+interface Arrival {
+  eventId: string;
+  conversationId: string;
+  event: Event;
+  /** Only messages carry these: who wrote, from which business number, and when. */
+  phoneNumberId?: string;
+  shopperId?: string;
+  sentAt?: Date;
+  /** A watchdog firing: removed from the conversation in the same write. */
+  firedTimerId?: string;
+}
+
+/**
+ * Applies every event of a conversation — the shopper's messages (inbound topic), generation
+ * results, payment events and fired watchdogs — exactly once, through the pure state machine.
+ *
+ * Idempotency key: the event id (the wamid for messages; "generation:<round>:<outcome>",
+ * "payment:<order>:<outcome>", "timer:<id>" for the rest). Enforced by the unique `_id` index of
+ * `conversation_inbound_claims` (first sight) and by `appliedEventIds` in the conversation document,
+ * written in the same single-document update as the new state, its timers and its outbox. A crash
+ * at any point replays safely: before that write nothing happened; after it, the redelivery finds
+ * the event applied and only publishes what the outbox still holds. Outgoing ids are derived from
+ * the event id, so the dispatcher, the generation service and the payment service deduplicate too.
+ */
+export function createConversationHandler(deps: ConversationHandlerDeps) {
+  const now = deps.now ?? (() => new Date());
+  const handled = new Counter({
+    name: "conversation_events_total",
+    help: "Events by kind and outcome (advanced, reprompted, stale, ignored, command, duplicate)",
+    labelNames: ["kind", "outcome"],
+    registers: [deps.registry],
+  });
+  const transitions = new Counter({
+    name: "conversation_transitions_total",
+    help: "State machine transitions by from-state, to-state and outcome",
+    labelNames: ["from", "to", "outcome"],
+    registers: [deps.registry],
+  });
+  const funnel = new Counter({
+    name: "conversation_funnel_total",
+    help: "Journeys reaching each step: started, named, themed, styled, generated, chosen, paid",
+    labelNames: ["step"],
+    registers: [deps.registry],
+  });
+
+  async function relay(
+    conversationId: string,
+    version: number,
+    entries: ConversationDoc["outbox"],
+  ): Promise<void> {
+    if (entries.length === 0) return;
+    const byTopic = new Map<string, OutgoingMessage[]>();
+    for (const entry of entries) {
+      const list = byTopic.get(entry.topic) ?? [];
+      list.push({ key: entry.key, value: outboxValue(entry), headers: entry.headers });
+      byTopic.set(entry.topic, list);
+    }
+    for (const [topic, messages] of byTopic) await deps.publisher.send(topic, messages);
+    await deps.store.clearOutbox(conversationId, version);
+  }
+
+  async function apply(arrival: Arrival): Promise<void> {
+    const at = now();
+    const kind =
+      arrival.event.type === "message" ? `message.${arrival.event.input.kind}` : arrival.event.type;
+    const claim = await deps.store.claim(arrival.eventId, arrival.conversationId, at);
+    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+      const doc = await deps.store.load(arrival.conversationId);
+      if (claim === "applied" || doc?.appliedEventIds.includes(arrival.eventId)) {
+        handled.inc({ kind, outcome: "duplicate" });
+        trace.getActiveSpan()?.addEvent("duplicate", { "event.id": arrival.eventId });
+        if (doc) await relay(doc._id, doc.version, doc.outbox);
+        await deps.store.markApplied(arrival.eventId, at);
+        return;
+      }
+      const phoneNumberId = doc?.phoneNumberId ?? arrival.phoneNumberId;
+      const shopperId = doc?.shopperId || arrival.shopperId;
+      if (!doc && arrival.event.type !== "message") {
+        // A result for a conversation we have no record of: nothing to apply it to.
+        handled.inc({ kind, outcome: "ignored" });
+        await deps.store.markApplied(arrival.eventId, at);
+        return;
+      }
+      const shop = shopFor(deps.catalog, phoneNumberId ?? "");
+      if (!shop || !phoneNumberId || !shopperId) {
+        throw new PermanentError(`no shop serves phone number id ${phoneNumberId ?? "(none)"}`);
+      }
+      const ctx: Context = {
+        conversationId: arrival.conversationId,
+        shop,
+        messages: deps.messages,
+        now: at.getTime(),
+        sessionTtlMs: deps.sessionTtlMs,
+        generationDeadlineMs: deps.generationDeadlineMs,
+      };
+      const before = doc?.conversation ?? initialConversation(shop);
+      const result = transition(before, arrival.event, ctx);
+      const lastInboundAt =
+        arrival.sentAt && (!doc?.lastInboundAt || arrival.sentAt > doc.lastInboundAt)
+          ? arrival.sentAt
+          : doc?.lastInboundAt;
+      let timers: Timer[] = (doc?.timers ?? []).filter((t) => t.id !== arrival.firedTimerId);
+      const outbox: OutboxEntry[] = [];
+      result.effects.forEach((effect, index) => {
+        const id = `${arrival.eventId}:${index}`;
+        const entry = toOutbox(effect, id, deps.topics, {
+          conversationId: arrival.conversationId,
+          phoneNumberId,
+          shopperId,
+          shopId: shop.id,
+          lastInboundAt,
+          at,
+        });
+        if (entry) outbox.push(entry);
+        if (effect.type === "schedule_timer")
+          timers = [...timers, { id: effect.timerId, roundId: effect.roundId, dueAt: new Date(effect.at) }];
+        if (effect.type === "cancel_timer") timers = timers.filter((t) => t.id !== effect.timerId);
+      });
+      const committed = await deps.store.commit(
+        doc,
+        {
+          conversationId: arrival.conversationId,
+          phoneNumberId,
+          shopperId,
+          conversation: result.conversation,
+          timers,
+          ...(lastInboundAt ? { lastInboundAt } : {}),
+        },
+        arrival.eventId,
+        outbox,
+        at,
+      );
+      if (committed === undefined) continue;
+      const to = result.conversation.state;
+      transitions.inc({ from: before.state, to, outcome: result.outcome });
+      handled.inc({ kind, outcome: result.outcome });
+      const step = funnelStep(before.state, to);
+      if (step) funnel.inc({ step });
+      trace
+        .getActiveSpan()
+        ?.addEvent("transition", { from: before.state, to, outcome: result.outcome, event: kind });
+      await relay(arrival.conversationId, committed, [...(doc?.outbox ?? []), ...outbox]);
+      await deps.store.markApplied(arrival.eventId, at);
+      return;
+    }
+    throw new TransientError(`conversation changed ${MAX_CONFLICTS} times while applying ${arrival.eventId}`);
+  }
+
+  async function guarded(arrival: Arrival): Promise<void> {
+    try {
+      await apply(arrival);
+    } catch (error) {
+      if (isTransientMongoError(error))
+        throw new TransientError(`conversation store unavailable: ${(error as Error).message}`);
+      throw error;
+    }
+  }
+
+  return {
+    /** The Kafka handler: the inbound topic, generation results and payment events. */
+    async handle(incoming: IncomingMessage): Promise<void> {
+      let arrival: Arrival | undefined;
+      try {
+        arrival = decode(incoming, deps.topics);
+      } catch (error) {
+        if (error instanceof PermanentError) throw error;
+        throw new PermanentError(
+          `undecodable event on ${incoming.topic}: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+      if (!arrival) {
+        handled.inc({ kind: "other", outcome: "ignored" });
+        return;
+      }
+      await guarded(arrival);
+    },
+
+    /** Fires the watchdogs that are due; returns how many. */
+    async fireDueTimers(limit = 100): Promise<number> {
+      const at = now();
+      let fired = 0;
+      for (const doc of await deps.store.due(at, limit)) {
+        for (const timer of doc.timers.filter((t) => t.dueAt <= at)) {
+          await guarded({
+            eventId: `timer:${timer.id}`,
+            conversationId: doc._id,
+            event: { type: "generation_deadline", roundId: timer.roundId },
+            firedTimerId: timer.id,
+          });
+          fired += 1;
+        }
+      }
+      return fired;
+    },
+  };
+}
+
+function decode(incoming: IncomingMessage, topics: TopicNames): Arrival | undefined {
+  if (incoming.topic === topics.inbound) {
+    const event = inbound.InboundEvent.decode(incoming.value);
+    if (!event.eventId || !event.conversationId)
+      throw new PermanentError("inbound event without event id or conversation id");
+    const payload = event.payload;
+    if (payload?.$case === "message") {
+      const message = payload.value;
+      const sentAt = message.sentAt ?? event.receivedAt ?? new Date();
+      return {
+        eventId: event.eventId,
+        conversationId: event.conversationId,
+        phoneNumberId: event.business?.phoneNumberId ?? "",
+        shopperId: message.from?.waId || message.from?.userId || "",
+        sentAt,
+        event: {
+          type: "message",
+          messageId: message.id,
+          at: sentAt.getTime(),
+          shopperName: message.from?.profileName ?? "",
+          input: toInput(message),
+        },
+      };
+    }
+    if (payload?.$case === "deliveryFailure") {
+      return {
+        eventId: event.eventId,
+        conversationId: event.conversationId,
+        event: {
+          type: "delivery_failed",
+          outboundId: payload.value.outboundMessageId,
+          reason: payload.value.detail,
+        },
+      };
+    }
+    // Delivery statuses and webhook errors are the dispatcher's business.
+    return undefined;
+  }
+  if (incoming.topic === topics.generationResults) {
+    const result = generation.GenerationResult.decode(incoming.value);
+    const outcome = result.outcome;
+    if (!result.roundId || !result.conversationId || !outcome)
+      throw new PermanentError("generation result without round, conversation or outcome");
+    const base = {
+      eventId: `generation:${result.roundId}:${outcome.$case}`,
+      conversationId: result.conversationId,
+    };
+    switch (outcome.$case) {
+      case "completed":
+        return {
+          ...base,
+          event: {
+            type: "generation_completed",
+            roundId: result.roundId,
+            designs: outcome.value.designs.map((d) => ({ id: d.id, imageId: d.imageId })),
+          },
+        };
+      case "failed":
+        return {
+          ...base,
+          event: { type: "generation_failed", roundId: result.roundId, reason: outcome.value.reason },
+        };
+      case "rejected":
+        return {
+          ...base,
+          event: {
+            type: "generation_rejected",
+            roundId: result.roundId,
+            retryAfterMs: outcome.value.retryAfterMs,
+          },
+        };
+    }
+  }
+  if (incoming.topic === topics.paymentEvents) {
+    const event = payment.PaymentEvent.decode(incoming.value);
+    const outcome = event.outcome;
+    if (!event.orderId || !event.conversationId || !outcome)
+      throw new PermanentError("payment event without order, conversation or outcome");
+    const base = { conversationId: event.conversationId };
+    switch (outcome.$case) {
+      case "linkCreated":
+        // Each new link (an expired session replaced) is an event of its own.
+        return {
+          ...base,
+          eventId: `payment:${event.orderId}:link:${outcome.value.url}`,
+          event: { type: "payment_link", orderId: event.orderId, url: outcome.value.url },
+        };
+      case "succeeded":
+        return {
+          ...base,
+          eventId: `payment:${event.orderId}:succeeded`,
+          event: { type: "payment_succeeded", orderId: event.orderId },
+        };
+      case "failed":
+        return {
+          ...base,
+          eventId: `payment:${event.orderId}:failed:${outcome.value.reason}`,
+          event: { type: "payment_failed", orderId: event.orderId, reason: outcome.value.reason },
+        };
+      case "expired":
+        return {
+          ...base,
+          eventId: `payment:${event.orderId}:expired:${incoming.offset}`,
+          event: { type: "payment_expired", orderId: event.orderId },
+        };
+    }
+  }
+  return undefined;
+}
+
+function toOutbox(
+  effect: Effect,
+  id: string,
+  topics: TopicNames,
+  c: {
+    conversationId: string;
+    phoneNumberId: string;
+    shopperId: string;
+    shopId: string;
+    lastInboundAt: Date | undefined;
+    at: Date;
+  },
+): OutboxEntry | undefined {
+  switch (effect.type) {
+    case "send":
+      return {
+        id,
+        topic: topics.outbound,
+        key: c.conversationId,
+        value: Buffer.from(
+          outbound.OutboundMessage.encode({
+            id,
+            conversationId: c.conversationId,
+            phoneNumberId: c.phoneNumberId,
+            to: c.shopperId,
+            replyToMessageId: "",
+            lastInboundAt: c.lastInboundAt,
+            content: toContent(effect.message),
+          }).finish(),
+        ),
+        headers: { [Header.type]: OUTBOUND_MESSAGE_TYPE },
+      };
+    case "request_generation":
+      return {
+        id,
+        topic: topics.generationRequests,
+        key: c.conversationId,
+        value: Buffer.from(
+          generation.GenerationRequest.encode({
+            roundId: effect.roundId,
+            conversationId: c.conversationId,
+            shopId: c.shopId,
+            phoneNumberId: c.phoneNumberId,
+            shopperId: c.shopperId,
+            recipient: effect.recipient,
+            theme: effect.theme,
+            style: effect.style,
+            productId: effect.productId,
+            count: effect.count,
+            requestedAt: c.at,
+          }).finish(),
+        ),
+        headers: { [Header.type]: GENERATION_REQUEST_TYPE },
+      };
+    case "request_payment":
+      return {
+        id,
+        topic: topics.paymentRequests,
+        key: c.conversationId,
+        value: Buffer.from(
+          payment.PaymentRequest.encode({
+            orderId: effect.orderId,
+            conversationId: c.conversationId,
+            shopId: c.shopId,
+            designId: effect.designId,
+            imageId: effect.imageId,
+            productId: effect.productId,
+            amount: effect.amount,
+            currency: effect.currency,
+          }).finish(),
+        ),
+        headers: { [Header.type]: PAYMENT_REQUEST_TYPE },
+      };
+    case "schedule_timer":
+    case "cancel_timer":
+      return undefined;
+  }
+}
+
+function toContent(message: Outgoing): outbound.OutboundMessage["content"] {
+  switch (message.kind) {
+    case "text":
+      return { $case: "text", value: { body: message.text, previewUrl: false } };
+    case "buttons":
+      return {
+        $case: "buttons",
+        value: { body: message.body, header: "", footer: "", buttons: message.buttons },
+      };
+    case "list":
+      return {
+        $case: "list",
+        value: {
+          body: message.body,
+          header: "",
+          footer: "",
+          button: message.button,
+          sections: [
+            {
+              title: "",
+              rows: message.rows.map((r) => ({ id: r.id, title: r.title, description: r.description ?? "" })),
+            },
+          ],
+        },
+      };
+    case "image":
+      return {
+        $case: "image",
+        value: { source: { $case: "storedImageId", value: message.imageId }, caption: message.caption },
+      };
+    case "cta":
+      return {
+        $case: "ctaUrl",
+        value: {
+          body: message.body,
+          header: "",
+          footer: "",
+          displayText: message.displayText,
+          url: message.url,
+        },
+      };
+  }
+}
+
+function toInput(message: inbound.Message): Input {
+  const content = message.content;
+  switch (content?.$case) {
+    case "text":
+      return { kind: "text", text: content.value.body };
+    case "reply":
+      return { kind: "reply", id: content.value.id, title: content.value.title };
+    case "media":
+      return { kind: "media", media: content.value.voice ? "voice" : mediaKindName(content.value.kind) };
+    case "location":
+    case "reaction":
+    case "contacts":
+    case "order":
+      return { kind: "other", type: content.$case };
+    case "system":
+      return { kind: "other", type: `system.${content.value.type}` };
+    case "unsupported":
+      return { kind: "other", type: content.value.type };
+    case undefined:
+      return { kind: "other", type: "none" };
+  }
+}
+
+/** "MEDIA_KIND_STICKER" -> "sticker": what the machine (and its metrics) call the media. */
+function mediaKindName(kind: inbound.MediaKind): string {
+  const name =
+    Object.entries(inbound.MediaKind).find(([, value]) => value === kind)?.[0] ?? "MEDIA_KIND_UNSPECIFIED";
+  return name.replace("MEDIA_KIND_", "").toLowerCase();
+}

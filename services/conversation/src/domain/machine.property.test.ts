@@ -1,0 +1,233 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import {
+  type Conversation,
+  type Event,
+  initialConversation,
+  parseReplyId,
+  replyId,
+  roundIdOf,
+  transition,
+} from "./machine.ts";
+import { context, offered, shop } from "./testing.ts";
+
+/**
+ * Random shoppers and a random, unreliable world: any sequence of messages (typed, tapped on any
+ * button ever shown — stale ones included — voice notes), downstream results for any round or order
+ * ever requested, duplicated and out of order, and long silences. Whatever happens:
+ *  - at most one generation request is open per conversation;
+ *  - never two payment requests for one order, unless the first was failed or expired;
+ *  - the machine never throws, and every state has a way forward (help and restart answer).
+ */
+type Step =
+  | { kind: "say"; text: string; gapMs: number }
+  | { kind: "tapOffered"; pick: number; gapMs: number }
+  | { kind: "tapStale"; pick: number }
+  | { kind: "media" }
+  | { kind: "generation"; outcome: "completed" | "failed" | "rejected" | "deadline"; pick: number }
+  | { kind: "payment"; outcome: "link" | "succeeded" | "failed" | "expired"; pick: number };
+
+const words = [
+  "hi",
+  "Rosa",
+  "birthday",
+  "love",
+  "watercolor",
+  "retro",
+  "generate",
+  "1",
+  "2",
+  "3",
+  "more",
+  "continue",
+  "restart",
+  "cancel",
+  "help",
+  "blue",
+];
+// Mostly the latest round or order (what a live system sees), sometimes an older one (late, replayed).
+const recent = fc.oneof({ arbitrary: fc.constant(0), weight: 4 }, { arbitrary: fc.nat(10), weight: 1 });
+const gap = fc.oneof(
+  { arbitrary: fc.constant(1_000), weight: 8 },
+  { arbitrary: fc.constant(3 * 3600_000), weight: 1 },
+);
+const step: fc.Arbitrary<Step> = fc.oneof(
+  {
+    arbitrary: fc.record({ kind: fc.constant("say" as const), text: fc.constantFrom(...words), gapMs: gap }),
+    weight: 3,
+  },
+  {
+    arbitrary: fc.record({ kind: fc.constant("tapOffered" as const), pick: fc.nat(20), gapMs: gap }),
+    weight: 6,
+  },
+  { arbitrary: fc.record({ kind: fc.constant("tapStale" as const), pick: fc.nat(50) }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant("media" as const) }), weight: 1 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("generation" as const),
+      outcome: fc.constantFrom("completed", "completed", "failed", "rejected", "deadline"),
+      pick: recent,
+    }),
+    weight: 3,
+  },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant("payment" as const),
+      outcome: fc.constantFrom("link", "succeeded", "failed", "expired"),
+      pick: recent,
+    }),
+    weight: 3,
+  },
+);
+
+test("no sequence of events opens two generations or pays one order twice, or leaves the shopper stuck", () => {
+  fc.assert(
+    fc.property(fc.array(step, { minLength: 5, maxLength: 80, size: "max" }), (steps) => {
+      let now = 1_000_000;
+      let c: Conversation = initialConversation(shop);
+      const everOffered: string[] = [];
+      let current: string[] = [];
+      const rounds: string[] = [];
+      const orders: string[] = [];
+      let openGeneration: string | undefined;
+      const openOrders = new Set<string>();
+
+      for (const s of steps) {
+        let event: Event;
+        switch (s.kind) {
+          case "say":
+            now += s.gapMs;
+            event = {
+              type: "message",
+              messageId: `m${now}`,
+              at: now,
+              shopperName: "Ana",
+              input: { kind: "text", text: s.text },
+            };
+            break;
+          case "tapOffered":
+          case "tapStale": {
+            if (s.kind === "tapOffered") now += s.gapMs;
+            const pool = s.kind === "tapOffered" ? current : everOffered;
+            const id = pool.length > 0 ? (pool[s.pick % pool.length] as string) : "bogus";
+            event = {
+              type: "message",
+              messageId: `m${now}`,
+              at: now,
+              shopperName: "Ana",
+              input: { kind: "reply", id, title: "" },
+            };
+            break;
+          }
+          case "media":
+            event = {
+              type: "message",
+              messageId: `m${now}`,
+              at: now,
+              shopperName: "Ana",
+              input: { kind: "media", media: "voice" },
+            };
+            break;
+          case "generation": {
+            const roundId =
+              rounds.length > 0 ? (rounds[rounds.length - 1 - (s.pick % rounds.length)] as string) : "none";
+            event =
+              s.outcome === "completed"
+                ? {
+                    type: "generation_completed",
+                    roundId,
+                    designs: [1, 2, 3].map((i) => ({ id: `d${i}`, imageId: `${roundId}/${i}` })),
+                  }
+                : s.outcome === "failed"
+                  ? { type: "generation_failed", roundId, reason: "x" }
+                  : s.outcome === "rejected"
+                    ? { type: "generation_rejected", roundId, retryAfterMs: 60_000 }
+                    : { type: "generation_deadline", roundId };
+            break;
+          }
+          case "payment": {
+            const orderId =
+              orders.length > 0 ? (orders[orders.length - 1 - (s.pick % orders.length)] as string) : "none";
+            event =
+              s.outcome === "link"
+                ? { type: "payment_link", orderId, url: `https://pay/${orderId}` }
+                : s.outcome === "succeeded"
+                  ? { type: "payment_succeeded", orderId }
+                  : s.outcome === "failed"
+                    ? { type: "payment_failed", orderId, reason: "x" }
+                    : { type: "payment_expired", orderId };
+            break;
+          }
+        }
+        const ctx = context({ now });
+        const before = c;
+        const result = transition(c, event, ctx);
+        c = result.conversation;
+
+        const generations = result.effects.filter((e) => e.type === "request_generation");
+        assert.ok(generations.length <= 1);
+        for (const g of generations) {
+          assert.equal(
+            openGeneration,
+            undefined,
+            `a second generation (${g.roundId}) while ${openGeneration} is open`,
+          );
+          assert.notEqual(before.state, "generating");
+          rounds.push(g.roundId);
+        }
+        // A round is open while the conversation is generating it.
+        openGeneration = c.state === "generating" ? roundIdOf(ctx, c) : undefined;
+        if (generations[0]) assert.equal(openGeneration, generations[0].roundId);
+
+        if (
+          (event.type === "payment_failed" || event.type === "payment_expired") &&
+          result.outcome === "advanced"
+        ) {
+          openOrders.delete(event.orderId);
+        }
+        if (event.type === "message" && result.outcome === "command") openOrders.clear();
+        for (const p of result.effects.filter((e) => e.type === "request_payment")) {
+          assert.ok(!openOrders.has(p.orderId), `a second payment request for ${p.orderId}`);
+          openOrders.add(p.orderId);
+          orders.push(p.orderId);
+          assert.equal(p.amount, shop.product.price, "the catalog's price");
+        }
+
+        const shown = offered(result.effects);
+        if (shown.length > 0) current = shown;
+        everOffered.push(...shown);
+        for (const id of shown) assert.ok(parseReplyId(id), `reply id ${id} parses`);
+      }
+
+      // A way forward from wherever it ended.
+      const ctx = context({ now: now + 1 });
+      const help = transition(
+        c,
+        {
+          type: "message",
+          messageId: "h",
+          at: now + 1,
+          shopperName: "",
+          input: { kind: "text", text: "help" },
+        },
+        ctx,
+      );
+      assert.ok(help.effects.length > 0);
+      const restart = transition(
+        c,
+        {
+          type: "message",
+          messageId: "r",
+          at: now + 1,
+          shopperName: "",
+          input: { kind: "text", text: "restart" },
+        },
+        ctx,
+      );
+      assert.equal(restart.conversation.state, "awaiting_recipient");
+      assert.equal(replyId("theme", restart.conversation, "x"), `theme:j${c.journey + 1}:x`);
+    }),
+    { numRuns: 1000 },
+  );
+});
