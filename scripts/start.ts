@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { startLocalIssuer } from "@taituri/oidc";
 import { startInfra } from "@taituri/testing";
 import { startFakeGraphApi } from "@taituri/testing/harness";
 import { generate, loadDotEnv, NODE_OPTIONS, root, step } from "./lib.ts";
@@ -40,6 +41,13 @@ if (!process.env.WHATSAPP_API_URL) {
   });
   env.WHATSAPP_API_URL = simulator.url;
 }
+
+// Internal calls that spend money carry OIDC tokens. In Kubernetes the cluster's service-account
+// issuer signs them; locally this small issuer does (discovery, JWKS, client credentials).
+const issuer = process.env.OIDC_ISSUER_URL
+  ? undefined
+  : await startLocalIssuer({ port: Number(process.env.OIDC_ISSUER_PORT ?? 3010) });
+if (issuer) env.OIDC_ISSUER_URL = issuer.url;
 
 const services: Record<string, string> = {
   limiter: process.env.LIMITER_PORT ?? "3004",
@@ -88,6 +96,7 @@ async function stop(code: number): Promise<void> {
     ),
   );
   await simulator?.close();
+  await issuer?.close();
   await infra.stop();
   process.exit(code);
 }
@@ -118,6 +127,7 @@ process.stdout.write(`
 Taituri is ready.
   Webhook (Meta -> us):   ${ingress}/webhook
   Graph API (us -> Meta): ${env.WHATSAPP_API_URL}${simulator ? "  (local simulator: replies are printed here as [whatsapp] lines)" : ""}
+  OIDC issuer:            ${env.OIDC_ISSUER_URL}
   Health:                 ${Object.entries(services)
     .map(([name, port]) => `${name} http://127.0.0.1:${port}/readyz`)
     .join(", ")}

@@ -38,6 +38,7 @@ before(async () => {
     "LIMITER",
     "LIMITER_GRPC",
     "WHATSAPP_SIMULATOR",
+    "OIDC_ISSUER",
   ]) {
     ports[name] = await freePort();
   }

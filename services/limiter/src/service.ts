@@ -1,40 +1,66 @@
-import { Server, ServerCredentials, status } from "@grpc/grpc-js";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "@taituri/logging";
+import { createVerifier, type Verifier } from "@taituri/oidc";
 import { createOpsServer, createRegistry } from "@taituri/ops";
 import { limiter } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
 import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
+import { createHandlers } from "./adapters/grpc.ts";
+import { watchRules } from "./adapters/rules-file.ts";
+import { createStore } from "./adapters/store.ts";
 import type { LimiterConfig } from "./config.ts";
+import { createMetrics } from "./metrics.ts";
 
-const notYet = {
-  code: status.UNIMPLEMENTED,
-  details: "rate limiting rules are not configured in this release",
-};
+export interface LimiterOptions {
+  /** Replaces the OIDC verifier built from the config (tests). */
+  verifier?: Verifier;
+  /** A fixed clock for the Redis script (tests); by default Redis TIME. */
+  now?: () => number;
+}
 
 /**
- * The limiter's gRPC server, with the standard health service so that probes and load balancers
- * can tell whether Redis is reachable. Consume, Refund and Peek answer UNIMPLEMENTED until the rule
- * engine lands; callers treat that as "not allowed" (fail closed).
+ * The limiter's gRPC server: LimiterService (every RPC authenticated with an OIDC bearer token) and
+ * the standard grpc.health.v1 service, open for probes, which follows Redis.
  */
-export async function startLimiterService(config: LimiterConfig, logger: Logger): Promise<RunningService> {
+export async function startLimiterService(
+  config: LimiterConfig,
+  logger: Logger,
+  options: LimiterOptions = {},
+): Promise<RunningService> {
   const registry = createRegistry("limiter");
+  const metrics = createMetrics(registry);
+  const rules = watchRules(config.LIMITER_RULES_FILE, {
+    intervalMs: config.LIMITER_RULES_POLL_MS,
+    onReload: (error) => {
+      metrics.reloads.inc({ result: error ? "error" : "ok" });
+      if (error)
+        logger.error({ err: error, file: config.LIMITER_RULES_FILE }, "rules not reloaded, old rules stay");
+      else logger.info({ file: config.LIMITER_RULES_FILE }, "rules reloaded");
+    },
+  });
   const redis = new Redis(config.REDIS_URL, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
+    commandTimeout: config.LIMITER_REDIS_TIMEOUT_MS,
+    // Concurrent calls share one write to the socket: most of the throughput at high load.
+    enableAutoPipelining: true,
   });
-  await redis.connect();
   redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
+  await redis.connect();
+
+  const verifier =
+    options.verifier ?? createVerifier({ issuer: config.OIDC_ISSUER_URL, audience: config.LIMITER_AUDIENCE });
+  const store = createStore({ redis, prefix: config.LIMITER_KEY_PREFIX, now: options.now });
 
   const health = new HealthImplementation({ "": "SERVING", [serviceName]: "SERVING" });
   const server = new Server();
   health.addToServer(server);
-  server.addService(limiter.LimiterServiceService, {
-    consume: (_call, callback) => callback(notYet),
-    refund: (_call, callback) => callback(notYet),
-    peek: (_call, callback) => callback(notYet),
-  } satisfies limiter.LimiterServiceServer);
+  server.addService(
+    limiter.LimiterServiceService,
+    createHandlers({ store, rules: rules.current, verifier, metrics, logger }),
+  );
   const grpcPort = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       `${config.LIMITER_HOST}:${config.LIMITER_GRPC_PORT}`,
@@ -52,6 +78,7 @@ export async function startLimiterService(config: LimiterConfig, logger: Logger)
     endpoints: { grpc: `${config.LIMITER_HOST}:${grpcPort}`, ops: opsUrl },
     registry,
     async stop() {
+      rules.stop();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await ops.close();
       redis.disconnect();

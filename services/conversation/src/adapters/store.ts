@@ -165,6 +165,7 @@ export class ConversationStore {
           conversation: next.conversation,
           appliedEventIds,
           outbox: pending,
+          ...timing,
           updatedAt: at,
           version: previous.version + 1,
         },

@@ -542,13 +542,13 @@ class Turn {
         if (!currentRound || event.designs.length === 0) return this.done("ignored");
         this.effects.push({ type: "cancel_timer", timerId: timerIdOf(event.roundId) });
         this.c = { ...c, state: "choosing", designs: event.designs, completedRounds: c.completedRounds + 1 };
-        event.designs.forEach((d, i) =>
+        for (const [i, d] of event.designs.entries()) {
           this.send({
             kind: "image",
             imageId: d.imageId,
             caption: this.t("designCaption", { n: String(i + 1) }),
-          }),
-        );
+          });
+        }
         this.chooseList();
         return this.done("advanced");
       }

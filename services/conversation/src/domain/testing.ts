@@ -51,6 +51,8 @@ export const said = (effects: Effect[]): string =>
           return `<image ${m.imageId}: ${m.caption}>`;
         case "cta":
           return `${m.body} (${m.displayText} ${m.url})`;
+        default:
+          return "";
       }
     })
     .join("\n");

@@ -1,0 +1,289 @@
+/**
+ * The limiter next to envoyproxy/ratelimit, in one run, on the same Redis, both driven by ghz with
+ * an equivalent single-window rule (one limit per shopper, high enough that most calls are
+ * admitted, each call a Redis round trip). Records decisions/s and p50/p99 of both and their ratio
+ * in bench/results/limiter-<date>.json and .md (or --out).
+ *
+ * Ours runs as its own process (services/limiter/src/main.ts) with OIDC on (a token from the local
+ * issuer in the metadata, verified once and then cached) and an idempotency key per call; Envoy's
+ * has neither, so ours does more per call.
+ *
+ * Options: --duration S (each measured run, default 15), --warmup S (default 3), --concurrency N
+ * (default 64), --connections N (default 4), --out DIR, --dry (no files).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { startLocalIssuer } from "@taituri/oidc";
+import { startInfra } from "@taituri/testing";
+import { ensureGoTool } from "@taituri/testing/tools";
+
+const TARGET_DECISIONS_PER_SEC = 15_000;
+const GHZ = { name: "ghz", module: "github.com/bojand/ghz/cmd/ghz", version: "v0.93.0" };
+// The Go module proxy serves envoyproxy/ratelimit only as pseudo-versions (no tags since v1.4.0).
+const RATELIMIT = {
+  name: "service_cmd",
+  module: "github.com/envoyproxy/ratelimit/src/service_cmd",
+  version: "v1.4.1-0.20260122083618-3fb702589d36",
+};
+
+const root = resolve(new URL("../..", import.meta.url).pathname);
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: "string", default: "15" },
+    warmup: { type: "string", default: "3" },
+    concurrency: { type: "string", default: "64" },
+    connections: { type: "string", default: "4" },
+    out: { type: "string", default: "bench/results" },
+    dry: { type: "boolean", default: false },
+  },
+});
+
+interface Measured {
+  decisionsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  count: number;
+  errors: Record<string, number>;
+}
+
+const log = (message: string) => process.stderr.write(`[bench:limiter] ${message}\n`);
+const children: ChildProcess[] = [];
+const work = mkdtempSync(join(tmpdir(), "bench-limiter-"));
+
+const infra = await startInfra({
+  env: { ...process.env, KAFKA_BROKERS: "unused:1", MONGO_URL: "mongodb://unused:1/" },
+});
+const issuer = await startLocalIssuer({ tokenTtlSeconds: 3600 });
+try {
+  const [ghz, ratelimit] = await Promise.all([ensureGoTool(GHZ), ensureGoTool(RATELIMIT)]);
+  const redisHostPort = new URL(infra.redis.url).host;
+
+  // Ours: one limit per shopper, 1,000,000 per minute.
+  const rulesFile = join(work, "limits.yaml");
+  writeFileSync(
+    rulesFile,
+    "limits:\n  per-shopper: { scope: shopper, limit: 1000000, period: 1m }\nruleSets:\n  bench: { limits: [per-shopper] }\n",
+  );
+  const ourPort = await freePort();
+  spawnChild(
+    "limiter",
+    resolve(root, "node_modules/.bin/node"),
+    [resolve(root, "services/limiter/src/main.ts")],
+    {
+      REDIS_URL: infra.redis.url,
+      LIMITER_GRPC_PORT: String(ourPort),
+      LIMITER_PORT: String(await freePort()),
+      LIMITER_RULES_FILE: rulesFile,
+      LIMITER_KEY_PREFIX: "bench",
+      OIDC_ISSUER_URL: issuer.url,
+      LOG_LEVEL: "warn",
+      OTEL_SDK_DISABLED: "true",
+    },
+  );
+
+  // Envoy's: the same limit as a descriptor rule in its runtime directory.
+  const runtime = join(work, "runtime");
+  mkdirSync(join(runtime, "ratelimit", "config"), { recursive: true });
+  writeFileSync(
+    join(runtime, "ratelimit", "config", "bench.yaml"),
+    "domain: bench\ndescriptors:\n  - key: shopper\n    rate_limit:\n      unit: minute\n      requests_per_unit: 1000000\n",
+  );
+  const envoyPort = await freePort();
+  spawnChild("envoy-ratelimit", ratelimit, [], {
+    REDIS_SOCKET_TYPE: "tcp",
+    REDIS_URL: redisHostPort,
+    USE_STATSD: "false",
+    RUNTIME_ROOT: runtime,
+    RUNTIME_SUBDIRECTORY: "ratelimit",
+    RUNTIME_WATCH_ROOT: "false",
+    GRPC_HOST: "127.0.0.1",
+    GRPC_PORT: String(envoyPort),
+    HOST: "127.0.0.1",
+    PORT: String(await freePort()),
+    DEBUG_PORT: String(await freePort()),
+    LOG_LEVEL: "warn",
+  });
+  await Promise.all([waitForPort(ourPort), waitForPort(envoyPort)]);
+
+  const token = await issuer.sign({ sub: "bench", aud: "limiter", expiresInSeconds: 3600 });
+  const shopper = "s{{randomInt 0 10000}}";
+  const ours = {
+    name: "taituri limiter",
+    args: [
+      "--proto",
+      resolve(root, "protos/limiter/v1/limiter.proto"),
+      "--import-paths",
+      resolve(root, "protos"),
+      "--call",
+      "limiter.v1.LimiterService/Consume",
+      "--metadata",
+      JSON.stringify({ authorization: `Bearer ${token}` }),
+      "--data",
+      `{"subject":{"shop_id":"shop","shopper_id":"${shopper}"},"rule_set":"bench","cost":1,"idempotency_key":"{{newUUID}}"}`,
+      `127.0.0.1:${ourPort}`,
+    ],
+  };
+  const envoy = {
+    name: "envoyproxy/ratelimit",
+    args: [
+      "--proto",
+      resolve(root, "bench/limiter/rls-subset.proto"),
+      "--call",
+      "envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit",
+      "--data",
+      `{"domain":"bench","descriptors":[{"entries":[{"key":"shopper","value":"${shopper}"}]}],"hits_addend":1}`,
+      `127.0.0.1:${envoyPort}`,
+    ],
+  };
+  const results: Record<string, Measured> = {};
+  for (const target of [envoy, ours]) {
+    log(`${target.name}: warm-up ${args.warmup} s`);
+    await runGhz(ghz, target.args, Number(args.warmup));
+    log(`${target.name}: measuring ${args.duration} s`);
+    results[target.name] = await runGhz(ghz, target.args, Number(args.duration));
+    log(`${target.name}: ${JSON.stringify(results[target.name])}`);
+  }
+  const us = results[ours.name];
+  const them = results[envoy.name];
+  if (!us || !them) throw new Error("a measurement is missing");
+  const report = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model },
+    settings: { ...args, redis: infra.redis.url, ghz: GHZ.version, ratelimit: RATELIMIT.version },
+    ours: us,
+    envoy: them,
+    ratio: { decisionsPerSec: us.decisionsPerSec / them.decisionsPerSec, p99: us.p99Ms / them.p99Ms },
+    targets: {
+      decisionsPerSec: {
+        target: TARGET_DECISIONS_PER_SEC,
+        met: us.decisionsPerSec >= TARGET_DECISIONS_PER_SEC,
+      },
+      atLeastEnvoy: { met: us.decisionsPerSec >= them.decisionsPerSec && us.p99Ms <= them.p99Ms },
+    },
+  };
+  const markdown = [
+    `# Limiter benchmark, ${report.date}`,
+    "",
+    `${report.machine.cpus} CPUs (${report.machine.model}); ghz ${GHZ.version}, -c ${args.concurrency}, --connections ${args.connections}, ${args.duration} s each after ${args.warmup} s warm-up; one Redis.`,
+    "",
+    "| | decisions/s | p50 ms | p99 ms | errors |",
+    "|---|---|---|---|---|",
+    ...[
+      [ours.name, us],
+      [envoy.name, them],
+    ].map(
+      ([name, r]) =>
+        `| ${name} | ${(r as Measured).decisionsPerSec.toFixed(0)} | ${(r as Measured).p50Ms.toFixed(2)} | ${(r as Measured).p99Ms.toFixed(2)} | ${JSON.stringify((r as Measured).errors)} |`,
+    ),
+    "",
+    `Ratio ours/envoy: decisions/s ${report.ratio.decisionsPerSec.toFixed(2)}, p99 ${report.ratio.p99.toFixed(2)}.`,
+    `Target ≥ ${TARGET_DECISIONS_PER_SEC} decisions/s: ${report.targets.decisionsPerSec.met ? "MET" : "MISS"}; at least Envoy's throughput at no worse p99: ${report.targets.atLeastEnvoy.met ? "MET" : "MISS"}.`,
+    "",
+  ].join("\n");
+  process.stdout.write(`${markdown}\n`);
+  if (!args.dry) {
+    const out = resolve(root, args.out);
+    mkdirSync(out, { recursive: true });
+    const stamp = report.date.replace(/[:.]/g, "-");
+    writeFileSync(join(out, `limiter-${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(out, `limiter-${stamp}.md`), markdown);
+  }
+} finally {
+  for (const child of children) child.kill("SIGTERM");
+  await issuer.close();
+  await infra.stop();
+}
+
+function spawnChild(name: string, command: string, argv: string[], env: Record<string, string>): void {
+  const child = spawn(command, argv, {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    // envoyproxy/ratelimit's stats sink logs every flush at debug level whatever LOG_LEVEL says.
+    for (const line of chunk.toString().split("\n"))
+      if (line && !line.includes('"level":"debug"')) log(`${name}: ${line}`);
+  });
+  child.on("exit", (code, signal) => {
+    if (code !== null && code !== 0) log(`${name} exited with ${code ?? signal}`);
+  });
+  children.push(child);
+}
+
+async function runGhz(ghz: string, target: string[], seconds: number): Promise<Measured> {
+  const argv = [
+    "--insecure",
+    "--format",
+    "json",
+    "--concurrency",
+    args.concurrency,
+    "--connections",
+    args.connections,
+    "--duration",
+    `${seconds}s`,
+    "--total",
+    "100000000",
+    ...target,
+  ];
+  const output = await new Promise<string>((resolvePromise, reject) => {
+    const child = spawn(ghz, argv, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk;
+    });
+    child.on("exit", (code) =>
+      code === 0 || stdout.startsWith("{")
+        ? resolvePromise(stdout)
+        : reject(new Error(`ghz: ${code} ${stderr}`)),
+    );
+  });
+  const report = JSON.parse(output) as {
+    count: number;
+    rps: number;
+    latencyDistribution: { percentage: number; latency: number }[] | null;
+    statusCodeDistribution: Record<string, number>;
+    errorDistribution?: Record<string, number>;
+  };
+  const at = (percentage: number) =>
+    (report.latencyDistribution?.find((entry) => entry.percentage === percentage)?.latency ?? Number.NaN) /
+    1e6;
+  // A duration-bound ghz run cancels the calls in flight at its end: up to --concurrency "Unavailable".
+  const errors = { ...report.statusCodeDistribution };
+  delete errors.OK;
+  return { decisionsPerSec: report.rps, p50Ms: at(50), p99Ms: at(99), count: report.count, errors };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolvePromise(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForPort(port: number): Promise<void> {
+  const { connect } = await import("node:net");
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const open = await new Promise<boolean>((done) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.end();
+        done(true);
+      });
+      socket.once("error", () => done(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on ${port} after 20 s`);
+}

@@ -1,0 +1,424 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { loadConversationConfig } from "@taituri/conversation-service/config";
+import { startConversationService } from "@taituri/conversation-service/service";
+import { loadIngressConfig } from "@taituri/ingress-service/config";
+import { startIngressService } from "@taituri/ingress-service/service";
+import { createKafka, EventProducer, topicNames } from "@taituri/kafka";
+import { createLogger } from "@taituri/logging";
+import { ImageStore } from "@taituri/mongo";
+import type { RunningService } from "@taituri/service";
+import { type Infra, startInfra } from "@taituri/testing";
+import {
+  eventually,
+  type FakeGraphApi,
+  type RecordedRequest,
+  readTopic,
+  startFakeGraphApi,
+} from "@taituri/testing/harness";
+import { messageWebhook, signWebhook } from "@taituri/testing/whatsapp";
+import type { Kafka } from "kafkajs";
+import { type Db, MongoClient } from "mongodb";
+import { FakeWorld } from "./support/world.ts";
+
+/**
+ * Whole gift journeys on the real servers: signed webhooks into ingress, the conversation service,
+ * the dispatcher, a fake Graph API; generation and payment answered at the Kafka boundary by
+ * FakeWorld. Each test is one shopper.
+ */
+const SECRET = "journey-secret";
+const run = randomUUID().slice(0, 8);
+const prefix = `journey-${run}.`;
+const topics = topicNames(prefix);
+const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
+const DEADLINE_MS = 2500;
+let infra: Infra;
+let graph: FakeGraphApi;
+let ingress: RunningService;
+let conversation: RunningService;
+let world: FakeWorld;
+let mongo: MongoClient;
+let db: Db;
+let kafka: Kafka;
+let redeliver: EventProducer;
+
+before(async () => {
+  infra = await startInfra();
+  graph = await startFakeGraphApi();
+  const env = {
+    KAFKA_BROKERS: infra.kafka.brokers.join(","),
+    MONGO_URL: infra.mongo.url,
+    MONGO_DB: `journey_${run}`,
+    KAFKA_TOPIC_PREFIX: prefix,
+    KAFKA_PARTITIONS: "3",
+  };
+  ingress = await startIngressService(
+    loadIngressConfig({
+      ...env,
+      INGRESS_PORT: "0",
+      WHATSAPP_APP_SECRET: SECRET,
+      WHATSAPP_VERIFY_TOKEN: "v",
+      WHATSAPP_ACCESS_TOKEN: "t",
+      WHATSAPP_API_URL: graph.url,
+    }),
+    logger,
+  );
+  conversation = await startConversationService(
+    loadConversationConfig({
+      ...env,
+      CONVERSATION_PORT: "0",
+      GENERATION_DEADLINE_MS: String(DEADLINE_MS),
+      TIMER_POLL_MS: "200",
+    }),
+    logger,
+  );
+  mongo = new MongoClient(infra.mongo.url);
+  db = mongo.db(`journey_${run}`);
+  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "world", logger });
+  world = new FakeWorld(kafka, topics, new ImageStore(db));
+  redeliver = new EventProducer(kafka);
+  await redeliver.connect();
+  await world.start(`journey-${run}`);
+});
+
+after(async () => {
+  await redeliver?.disconnect();
+  await world?.stop();
+  await conversation?.stop();
+  await ingress?.stop();
+  await mongo?.close();
+  await graph?.close();
+  await infra?.stop();
+});
+
+/** What the shopper reads of one message the bot sent. */
+function read(r: RecordedRequest): { text: string; ids: string[]; type: string } {
+  // biome-ignore lint/suspicious/noExplicitAny: a Graph API body of any message type, read loosely.
+  const b = r.body as Record<string, any>;
+  switch (b.type) {
+    case "text":
+      return { type: "text", text: b.text.body, ids: [] };
+    case "image":
+      return { type: "image", text: b.image.caption ?? "", ids: [] };
+    case "interactive": {
+      const i = b.interactive;
+      const ids =
+        i.type === "button"
+          ? i.action.buttons.map((x: { reply: { id: string } }) => x.reply.id)
+          : i.type === "list"
+            ? i.action.sections.flatMap((s: { rows: { id: string }[] }) => s.rows.map((row) => row.id))
+            : [];
+      const extra = i.type === "cta_url" ? ` (${i.action.parameters.url})` : "";
+      return { type: i.type, text: `${i.body.text}${extra}`, ids };
+    }
+    default:
+      return { type: b.type, text: JSON.stringify(b), ids: [] };
+  }
+}
+
+let shoppers = 0;
+class Shopper {
+  readonly waId: string;
+  readonly conversationId: string;
+  clock = Math.floor(Date.now() / 1000);
+  #seq = 0;
+  #seen = 0;
+
+  constructor() {
+    shoppers += 1;
+    this.waId = `3460${run.replace(/\D/g, "0").slice(0, 4)}${String(shoppers).padStart(3, "0")}`;
+    this.conversationId = `PNJ:${this.waId}`;
+  }
+
+  async send(part: Record<string, unknown>): Promise<string> {
+    this.#seq += 1;
+    const wamid = `wamid.${run}.${this.waId}.${this.#seq}`;
+    const body = JSON.stringify(
+      messageWebhook(part, {
+        waId: this.waId,
+        phoneNumberId: "PNJ",
+        wamid,
+        timestamp: this.clock,
+        profileName: "Ana",
+      }),
+    );
+    const response = await fetch(ingress.endpoints.webhook ?? "", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": signWebhook(body, SECRET) },
+      body,
+    });
+    assert.equal(response.status, 200);
+    return body;
+  }
+
+  say = (text: string) => this.send({ type: "text", text: { body: text } });
+  tap = (id: string) =>
+    this.send({
+      type: "interactive",
+      interactive: { type: "button_reply", button_reply: { id, title: id } },
+    });
+  voice = () =>
+    this.send({ type: "audio", audio: { id: "VOICE1", mime_type: "audio/ogg; codecs=opus", voice: true } });
+
+  all = () =>
+    graph
+      .sends()
+      .filter((r) => (r.body as { to?: string }).to === this.waId && r.status === 200)
+      .map(read);
+
+  /** Waits for the bot's next `n` messages and returns them. */
+  async next(n = 1) {
+    const from = this.#seen;
+    const got = await eventually(
+      `${n} more message(s) to ${this.waId}`,
+      () => this.all().length >= from + n && this.all(),
+      20_000,
+    );
+    this.#seen = from + n;
+    return got.slice(from, from + n);
+  }
+
+  /** Asserts nothing more arrives for a moment. */
+  async quiet(ms = 1500) {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    assert.equal(
+      this.all().length,
+      this.#seen,
+      `unexpected: ${JSON.stringify(this.all().slice(this.#seen))}`,
+    );
+  }
+
+  /** Walks from hello to the "create designs" button; returns that button's id. */
+  async toReady(): Promise<string> {
+    await this.say("I want a gift");
+    await this.next();
+    await this.say("Rosa");
+    const [themes] = await this.next();
+    await this.tap(themes?.ids.find((id) => id.endsWith(":birthday")) ?? "");
+    const [styles] = await this.next();
+    await this.tap(styles?.ids.find((id) => id.endsWith(":watercolor")) ?? "");
+    const [confirm] = await this.next();
+    assert.match(
+      confirm?.text ?? "",
+      /A Birthday design in Watercolor style for Rosa, printed on a ceramic mug/,
+    );
+    return confirm?.ids[0] ?? "";
+  }
+}
+
+const requestsOf = (s: Shopper) =>
+  world.generationRequests.filter((r) => r.conversationId === s.conversationId);
+const ordersOf = (s: Shopper) => world.paymentRequests.filter((r) => r.conversationId === s.conversationId);
+
+describe("gift journeys", () => {
+  test("from hello to paid: images to choose from, a checkout link, a confirmation with the order id", async () => {
+    const ana = new Shopper();
+    const generate = await ana.toReady();
+    await ana.tap(generate);
+    assert.match((await ana.next())[0]?.text ?? "", /Creating your designs/);
+    const shown = await ana.next(4);
+    assert.deepEqual(
+      shown.map((m) => `${m.type}:${m.text.slice(0, 8)}`),
+      ["image:Design 1", "image:Design 2", "image:Design 3", "list:Which on"],
+    );
+    assert.equal(requestsOf(ana).length, 1);
+    const request = requestsOf(ana)[0];
+    assert.deepEqual(
+      [request?.recipient, request?.theme, request?.style, request?.count],
+      ["Rosa", "birthday", "watercolor", 3],
+    );
+    await ana.tap(shown[3]?.ids[1] ?? "");
+    assert.match((await ana.next())[0]?.text ?? "", /Preparing your checkout/);
+    const [pay] = await ana.next();
+    assert.equal(pay?.type, "cta_url");
+    assert.match(
+      pay?.text ?? "",
+      /Your ceramic mug with design 2: €19\.90\. Tap to pay securely\. \(https:\/\/pay\.local\//,
+    );
+    const [order] = ordersOf(ana);
+    assert.equal(order?.amount, 1990);
+    assert.equal(order?.currency, "EUR");
+    await world.paymentEvent(order?.orderId ?? "", ana.conversationId, { $case: "succeeded", value: {} });
+    const [confirmation] = await ana.next();
+    assert.match(confirmation?.text ?? "", new RegExp(`Your order number is ${order?.orderId}`));
+  });
+
+  test("a voice note where text is expected re-prompts and does not advance", async () => {
+    const bo = new Shopper();
+    await bo.say("hi");
+    await bo.next();
+    await bo.voice();
+    const replies = await bo.next(2);
+    assert.match(replies[0]?.text ?? "", /only read text and buttons/);
+    assert.match(replies[1]?.text ?? "", /name of the person/);
+  });
+
+  test('"generate" tapped twice, then typed: one generation request, and "on its way"', async () => {
+    const cy = new Shopper();
+    world.generationMode = "silent";
+    try {
+      const generate = await cy.toReady();
+      await cy.tap(generate);
+      await cy.next();
+      await cy.tap(generate);
+      assert.match((await cy.next())[0]?.text ?? "", /on their way/);
+      await cy.say("generate");
+      assert.match((await cy.next())[0]?.text ?? "", /on their way/);
+      assert.equal(requestsOf(cy).length, 1);
+    } finally {
+      world.generationMode = "complete";
+    }
+  });
+
+  test("no result within the deadline: an apology and a retry button; the late result is ignored", async () => {
+    const di = new Shopper();
+    world.generationMode = "silent";
+    let roundId = "";
+    try {
+      const generate = await di.toReady();
+      await di.tap(generate);
+      await di.next();
+      const [apology] = await di.next();
+      assert.match(apology?.text ?? "", /something went wrong.*Nothing was charged/);
+      roundId = requestsOf(di)[0]?.roundId ?? "";
+      assert.match(apology?.ids[0] ?? "", /^gen:j1\.r2:go$/);
+    } finally {
+      world.generationMode = "complete";
+    }
+    await world.generationResult(roundId, di.conversationId, "complete");
+    await di.quiet();
+  });
+
+  test("AI failure and limiter refusal each bring the shopper back, with what to do next", async () => {
+    const ed = new Shopper();
+    world.generationMode = "fail";
+    const generate = await ed.toReady();
+    await ed.tap(generate);
+    await ed.next();
+    const [failed] = await ed.next();
+    assert.match(failed?.text ?? "", /something went wrong/);
+    world.generationMode = "reject";
+    await ed.tap(failed?.ids[0] ?? "");
+    await ed.next();
+    const [limited] = await ed.next(1);
+    assert.match(limited?.text ?? "", /try again in 20 minutes/);
+    world.generationMode = "complete";
+  });
+
+  test('"buy" twice gives one order and one link; "paid" twice gives one confirmation', async () => {
+    const fa = new Shopper();
+    const generate = await fa.toReady();
+    await fa.tap(generate);
+    await fa.next();
+    const list = (await fa.next(4))[3];
+    await fa.tap(list?.ids[0] ?? "");
+    await fa.next(2);
+    await fa.tap(list?.ids[0] ?? "");
+    const [again] = await fa.next();
+    assert.equal(again?.type, "cta_url");
+    assert.equal(ordersOf(fa).length, 1);
+    const orderId = ordersOf(fa)[0]?.orderId ?? "";
+    await world.paymentEvent(orderId, fa.conversationId, { $case: "succeeded", value: {} });
+    await world.paymentEvent(orderId, fa.conversationId, { $case: "succeeded", value: {} });
+    assert.match((await fa.next())[0]?.text ?? "", /Payment received/);
+    await fa.quiet();
+  });
+
+  test("a tap on an older message's button is recognised and not applied", async () => {
+    const gu = new Shopper();
+    await gu.say("hello");
+    await gu.next();
+    await gu.say("Gus");
+    const [themes] = await gu.next();
+    await gu.tap(themes?.ids[0] ?? "");
+    await gu.next();
+    await gu.tap(themes?.ids[1] ?? "");
+    const replies = await gu.next(2);
+    assert.match(replies[0]?.text ?? "", /earlier message/);
+    assert.match(replies[1]?.text ?? "", /Now pick a style/);
+  });
+
+  test("back after the session TTL: continue or start over", async () => {
+    const hu = new Shopper();
+    await hu.say("hello");
+    await hu.next();
+    await hu.say("Hugo");
+    await hu.next();
+    hu.clock += 3 * 3600;
+    await hu.say("love");
+    const [welcome] = await hu.next();
+    assert.match(welcome?.text ?? "", /Welcome back/);
+    await hu.tap(welcome?.ids[0] ?? "");
+    assert.match((await hu.next())[0]?.text ?? "", /A gift for Hugo/);
+  });
+
+  test("restart, help and cancel work mid-journey", async () => {
+    const iv = new Shopper();
+    await iv.say("hello");
+    await iv.next();
+    await iv.say("Ivy");
+    await iv.next();
+    await iv.say("help");
+    assert.match((await iv.next(2))[0]?.text ?? "", /personalised gifts/);
+    await iv.say("restart");
+    assert.match((await iv.next())[0]?.text ?? "", /Who is this gift for/);
+    await iv.say("cancel");
+    assert.match((await iv.next())[0]?.text ?? "", /Cancelled/);
+  });
+});
+
+describe("crash safety", () => {
+  test("a message claimed by a consumer that died before committing takes effect exactly once", async () => {
+    const jo = new Shopper();
+    const wamid = `wamid.${run}.${jo.waId}.1`;
+    // What a consumer leaves behind when it is killed right after its claim.
+    await db
+      .collection("conversation_inbound_claims")
+      .insertOne({ _id: wamid as never, conversationId: jo.conversationId, claimedAt: new Date() });
+    await jo.say("hello");
+    assert.match((await jo.next())[0]?.text ?? "", /Who is this gift for/);
+    const doc = await db
+      .collection("conversation_conversations")
+      .findOne({ _id: jo.conversationId as never });
+    assert.deepEqual(doc?.appliedEventIds, [wamid]);
+    await jo.quiet();
+  });
+
+  test("a message committed by a consumer that died before publishing is published once on redelivery", async () => {
+    const ka = new Shopper();
+    await ka.say("hello");
+    const wamid = `wamid.${run}.${ka.waId}.1`;
+    await ka.next();
+    // Put the conversation back as it was between commit and relay: the event applied, the
+    // greeting still in the outbox, the claim not marked; then Meta retries the same webhook.
+    const conversations = db.collection("conversation_conversations");
+    const doc = await conversations.findOne({ _id: ka.conversationId as never });
+    const greeting = {
+      id: `${doc?.appliedEventIds[0]}:0`,
+      topic: topics.outbound,
+      key: ka.conversationId,
+      value: Buffer.from([]),
+      headers: {},
+    };
+    await conversations.updateOne({ _id: ka.conversationId as never }, { $set: { outbox: [greeting] } });
+    await db
+      .collection("conversation_inbound_claims")
+      .updateOne({ _id: doc?.appliedEventIds[0] }, { $unset: { appliedAt: "" } });
+    // Kafka redelivers the record (the consumer never committed its offset).
+    const [record] = (
+      await readTopic(kafka, topics.inbound, (r) => r.some((x) => x.value.includes(wamid)))
+    ).filter((x) => x.value.includes(wamid));
+    await redeliver.send(topics.inbound, [
+      { key: record?.key ?? "", value: record?.value ?? Buffer.alloc(0) },
+    ]);
+    await eventually(
+      "the outbox relayed and emptied",
+      async () => (await conversations.findOne({ _id: ka.conversationId as never }))?.outbox.length === 0,
+    );
+    const after = await conversations.findOne({ _id: ka.conversationId as never });
+    assert.equal(after?.conversation.state, "awaiting_recipient");
+    assert.equal(after?.version, doc?.version, "not applied a second time");
+    await ka.quiet();
+  });
+});

@@ -1,0 +1,110 @@
+import { EventProducer, type TopicNames } from "@taituri/kafka";
+import type { ImageStore } from "@taituri/mongo";
+import { generation, payment } from "@taituri/proto";
+import type { Consumer, Kafka } from "kafkajs";
+
+export type GenerationMode = "complete" | "fail" | "reject" | "silent";
+
+/**
+ * Stand-ins for the generation and payment services at the Kafka boundary: they read the requests
+ * the conversation publishes and answer the way the real services will, as the test directs.
+ */
+export class FakeWorld {
+  readonly generationRequests: generation.GenerationRequest[] = [];
+  readonly paymentRequests: payment.PaymentRequest[] = [];
+  generationMode: GenerationMode = "complete";
+  readonly #kafka: Kafka;
+  readonly #topics: TopicNames;
+  readonly #producer: EventProducer;
+  readonly #images: ImageStore;
+  readonly #consumers: Consumer[] = [];
+
+  constructor(kafka: Kafka, topics: TopicNames, images: ImageStore) {
+    this.#kafka = kafka;
+    this.#topics = topics;
+    this.#images = images;
+    this.#producer = new EventProducer(kafka);
+  }
+
+  async start(group: string): Promise<void> {
+    await this.#producer.connect();
+    await this.#listen(`${group}-generation`, this.#topics.generationRequests, async (value) => {
+      const request = generation.GenerationRequest.decode(value);
+      this.generationRequests.push(request);
+      if (this.generationMode === "silent") return;
+      await this.generationResult(
+        request.roundId,
+        request.conversationId,
+        this.generationMode,
+        request.count,
+      );
+    });
+    await this.#listen(`${group}-payment`, this.#topics.paymentRequests, async (value) => {
+      const request = payment.PaymentRequest.decode(value);
+      this.paymentRequests.push(request);
+      await this.paymentEvent(request.orderId, request.conversationId, {
+        $case: "linkCreated",
+        value: { url: `https://pay.local/${encodeURIComponent(request.orderId)}` },
+      });
+    });
+  }
+
+  async generationResult(
+    roundId: string,
+    conversationId: string,
+    mode: Exclude<GenerationMode, "silent">,
+    count = 3,
+  ): Promise<void> {
+    const designs = Array.from({ length: count }, (_, i) => ({
+      id: `d${i + 1}`,
+      imageId: `${roundId}/d${i + 1}`,
+    }));
+    if (mode === "complete") {
+      for (const d of designs) {
+        await this.#images.put(d.imageId, {
+          bytes: Buffer.from(`png ${d.imageId}`),
+          contentType: "image/png",
+          filename: `${d.id}.png`,
+        });
+      }
+    }
+    const outcome: generation.GenerationResult["outcome"] =
+      mode === "complete"
+        ? { $case: "completed", value: { designs } }
+        : mode === "fail"
+          ? { $case: "failed", value: { reason: "provider unavailable" } }
+          : { $case: "rejected", value: { retryAfterMs: 20 * 60_000 } };
+    await this.#producer.send(this.#topics.generationResults, [
+      {
+        key: conversationId,
+        value: generation.GenerationResult.encode({ roundId, conversationId, outcome }).finish(),
+      },
+    ]);
+  }
+
+  async paymentEvent(
+    orderId: string,
+    conversationId: string,
+    outcome: payment.PaymentEvent["outcome"],
+  ): Promise<void> {
+    await this.#producer.send(this.#topics.paymentEvents, [
+      {
+        key: conversationId,
+        value: payment.PaymentEvent.encode({ orderId, conversationId, outcome }).finish(),
+      },
+    ]);
+  }
+
+  async stop(): Promise<void> {
+    for (const consumer of this.#consumers) await consumer.disconnect();
+    await this.#producer.disconnect();
+  }
+
+  async #listen(groupId: string, topic: string, handle: (value: Buffer) => Promise<void>): Promise<void> {
+    const consumer = this.#kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => handle(message.value ?? Buffer.alloc(0)) });
+    this.#consumers.push(consumer);
+  }
+}
