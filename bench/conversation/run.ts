@@ -1,0 +1,215 @@
+/**
+ * The conversation service under a steady load: signed webhooks at a fixed rate (default 500/s),
+ * each from a new shopper, through ingress, Kafka, the conversation service (claim, state machine,
+ * single-document commit, outbox), the dispatcher and the Graph API stand-in. Measures the time
+ * from sending the webhook to the reply reaching the Graph API: p50/p90/p99/max, throughput, and
+ * how many replies never came. Target (issue): p99 ≤ 50 ms at 500 messages/s on 2 cores.
+ *
+ * Ingress and conversation run as their own processes (services/<name>/src/main.ts), as deployed.
+ * Results: bench/results/conversation-<date>.json and .md (or --out; --dry writes nothing).
+ * Options: --rate N (messages/s), --duration S, --warmup S, --out DIR, --dry.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { cpus } from "node:os";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { startInfra } from "@taituri/testing";
+import { startFakeGraphApi } from "@taituri/testing/harness";
+import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
+
+const TARGET = { rate: 500, p99Ms: 50 };
+const root = resolve(new URL("../..", import.meta.url).pathname);
+const { values: args } = parseArgs({
+  options: {
+    rate: { type: "string", default: String(TARGET.rate) },
+    duration: { type: "string", default: "20" },
+    warmup: { type: "string", default: "5" },
+    out: { type: "string", default: "bench/results" },
+    dry: { type: "boolean", default: false },
+  },
+});
+const rate = Number(args.rate);
+const log = (message: string) => process.stderr.write(`[bench:conversation] ${message}\n`);
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const { port } = server.address() as { port: number };
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
+const infra = await startInfra({ log: (line) => log(line) });
+const replies = new Map<string, number>();
+const graph = await startFakeGraphApi({
+  onSend: (_phone, body) => {
+    const to = (body as { to?: string }).to;
+    if (to && !replies.has(to)) replies.set(to, performance.now());
+  },
+});
+const run = Date.now().toString(36);
+const ports = { ingress: await freePort(), conversation: await freePort() };
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  KAFKA_BROKERS: infra.kafka.brokers.join(","),
+  MONGO_URL: infra.mongo.url,
+  REDIS_URL: infra.redis.url,
+  MONGO_DB: `bench_conv_${run}`,
+  KAFKA_TOPIC_PREFIX: `bench-conv-${run}.`,
+  WHATSAPP_APP_SECRET: "bench-secret",
+  WHATSAPP_VERIFY_TOKEN: "v",
+  WHATSAPP_ACCESS_TOKEN: "t",
+  WHATSAPP_API_URL: graph.url,
+  // Meta allows 80/s per business number; the benchmark spreads shoppers over many numbers so
+  // pacing is not what is measured.
+  OUTBOUND_RATE_PER_NUMBER: "1000",
+  INGRESS_PORT: String(ports.ingress),
+  CONVERSATION_PORT: String(ports.conversation),
+  LOG_LEVEL: "warn",
+  OTEL_SDK_DISABLED: "true",
+  NODE_OPTIONS: "--disable-warning=TimeoutNegativeWarning",
+};
+const children: ChildProcess[] = [];
+for (const name of ["conversation", "ingress"]) {
+  const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  children.push(child);
+}
+const stopAll = async () => {
+  for (const child of children) child.kill("SIGTERM");
+  await Promise.all(
+    children.map((c) => new Promise((done) => (c.exitCode !== null ? done(null) : c.once("exit", done)))),
+  );
+  await graph.close();
+  await infra.stop();
+};
+
+try {
+  for (const port of Object.values(ports)) {
+    const deadline = Date.now() + 60_000;
+    while (
+      !(await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
+      if (Date.now() > deadline) throw new Error(`service on ${port} not ready`);
+      await new Promise((done) => setTimeout(done, 200));
+    }
+  }
+  const webhook = `http://127.0.0.1:${ports.ingress}/webhook`;
+  let shopper = 0;
+  const sentAt = new Map<string, number>();
+  const failures: Record<string, number> = {};
+  const send = async (measured: boolean) => {
+    shopper += 1;
+    const waId = `4915${String(shopper).padStart(8, "0")}`;
+    const body = JSON.stringify(
+      textWebhook("I want a gift", {
+        waId,
+        phoneNumberId: `PN${shopper % 50}`,
+        wamid: `wamid.bench.${run}.${shopper}`,
+      }),
+    );
+    if (measured) sentAt.set(waId, performance.now());
+    try {
+      const response = await fetch(webhook, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-hub-signature-256": signWebhook(body, "bench-secret"),
+        },
+        body,
+      });
+      await response.arrayBuffer();
+      if (response.status !== 200)
+        failures[String(response.status)] = (failures[String(response.status)] ?? 0) + 1;
+    } catch (error) {
+      const key = error instanceof Error ? error.name : "error";
+      failures[key] = (failures[key] ?? 0) + 1;
+    }
+  };
+  /** Sends at `rate` per second for `seconds`, in 10 ms ticks, without waiting for answers. */
+  const drive = async (seconds: number, measured: boolean) => {
+    const perTick = rate / 100;
+    const start = performance.now();
+    let due = 0;
+    for (let tick = 0; tick < seconds * 100; tick++) {
+      due += perTick;
+      while (due >= 1) {
+        void send(measured);
+        due -= 1;
+      }
+      const next = start + (tick + 1) * 10;
+      await new Promise((done) => setTimeout(done, Math.max(0, next - performance.now())));
+    }
+    return (performance.now() - start) / 1000;
+  };
+  log(`warm-up: ${args.warmup} s at ${rate}/s`);
+  await drive(Number(args.warmup), false);
+  await new Promise((done) => setTimeout(done, 2000));
+  log(`measured: ${args.duration} s at ${rate}/s`);
+  const elapsed = await drive(Number(args.duration), true);
+  const drainDeadline = Date.now() + 15_000;
+  while ([...sentAt.keys()].some((k) => !replies.has(k)) && Date.now() < drainDeadline) {
+    await new Promise((done) => setTimeout(done, 200));
+  }
+  const latencies = [...sentAt].flatMap(([waId, t0]) => {
+    const t1 = replies.get(waId);
+    return t1 === undefined ? [] : [t1 - t0];
+  });
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? Number.NaN;
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, node: process.version },
+    config: {
+      rate,
+      durationS: Number(args.duration),
+      warmupS: Number(args.warmup),
+      shoppers: "one new shopper per message",
+      numbers: 50,
+    },
+    sent: sentAt.size,
+    replied: latencies.length,
+    missing: sentAt.size - latencies.length,
+    achievedRate: Math.round(sentAt.size / elapsed),
+    repliesPerSec: Math.round(latencies.length / elapsed),
+    latencyMs: { p50: pct(50), p90: pct(90), p99: pct(99), max: latencies.at(-1) ?? Number.NaN },
+    webhookFailures: failures,
+  };
+  const p99ok = result.latencyMs.p99 <= TARGET.p99Ms && result.missing === 0 && rate >= TARGET.rate;
+  const f = (n: number) => n.toFixed(1);
+  const md = `# Conversation service: ${result.date}
+
+${rate} webhooks/s for ${args.duration} s (after ${args.warmup} s of warm-up), one new shopper per message
+(greeting reply), ${result.machine.cpus} cores, Node ${result.machine.node}. Time from sending the webhook to the
+reply reaching the Graph API stand-in, through ingress, Kafka, the conversation service (claim,
+state machine, commit, outbox), the dispatcher (claim, send, record).
+
+| sent | replied | missing | sent/s | replies/s | p50 ms | p90 ms | p99 ms | max ms | webhook failures |
+|---|---|---|---|---|---|---|---|---|---|
+| ${result.sent} | ${result.replied} | ${result.missing} | ${result.achievedRate} | ${result.repliesPerSec} | ${f(result.latencyMs.p50)} | ${f(result.latencyMs.p90)} | ${f(result.latencyMs.p99)} | ${f(result.latencyMs.max)} | ${JSON.stringify(failures)} |
+
+Target p99 ≤ ${TARGET.p99Ms} ms at ${TARGET.rate} messages/s: **${p99ok ? "PASS" : "MISS"}**.
+`;
+  process.stdout.write(`${md}\n`);
+  if (!args.dry) {
+    mkdirSync(resolve(root, args.out), { recursive: true });
+    const stamp = result.date.slice(0, 19).replace(/[:T]/g, "-");
+    writeFileSync(
+      resolve(root, args.out, `conversation-${stamp}.json`),
+      `${JSON.stringify(result, null, 2)}\n`,
+    );
+    writeFileSync(resolve(root, args.out, `conversation-${stamp}.md`), md);
+    log(`results in ${args.out}/conversation-${stamp}.{json,md}`);
+  }
+} finally {
+  await stopAll();
+}
