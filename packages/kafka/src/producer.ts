@@ -1,5 +1,5 @@
 import { injectContext, SpanKind, withSpan } from "@taituri/telemetry";
-import { type Kafka, Partitioners, type Producer } from "kafkajs";
+import { type Kafka, type Message, Partitioners, type Producer, type TopicMessages } from "kafkajs";
 
 export interface OutgoingMessage {
   /** The conversation id: it picks the partition and so keeps a shopper's events in order. */
@@ -11,15 +11,53 @@ export interface OutgoingMessage {
 /** What code that publishes needs from Kafka: a durable, acknowledged send (tests pass a fake). */
 export type Publisher = Pick<EventProducer, "send">;
 
+export interface EventProducerOptions {
+  /** Most messages one produce request carries (a single larger send still goes, alone). */
+  maxBatchMessages?: number;
+  /** Most bytes of keys, values and headers one produce request carries (same exception). */
+  maxBatchBytes?: number;
+}
+
+// Half the broker's default message.max.bytes (1 MiB per partition's record batch): a full batch
+// that lands on one partition is still accepted, record overhead included.
+const DEFAULT_MAX_BATCH_BYTES = 512 * 1024;
+// kafkajs copies a partition's message array once per message it adds (quadratic), so requests stay
+// at a few hundred messages; at ~8,000 sends/s a round trip gathers about a dozen anyway (bench/).
+const DEFAULT_MAX_BATCH_MESSAGES = 500;
+
+/** One caller's messages, waiting for the produce request that will carry them. */
+interface Pending {
+  topic: string;
+  messages: Message[];
+  bytes: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /**
  * A producer that only reports success once every in-sync replica has the messages (acks=all) and
  * that cannot duplicate or reorder them on its own retries (idempotent, one request in flight).
  * Each send is a PRODUCER span whose context travels in the messages' headers.
+ *
+ * Group commit: with one request in flight, a send that waited for its own round trip would cap
+ * throughput at one send per round trip. So sends that arrive while a request is in flight queue
+ * up, and the next request carries all of them (up to the batch bounds), in arrival order; each
+ * caller's promise settles with the request that carried its messages. An idle producer sends at
+ * once: no linger timer, so a lone webhook pays no added latency.
  */
 export class EventProducer {
   readonly producer: Producer;
+  private readonly maxBatchMessages: number;
+  private readonly maxBatchBytes: number;
+  private readonly queue: Pending[] = [];
+  /** True while a request is in flight; set and cleared synchronously, so no send is stranded. */
+  private sending = false;
+  /** The latest drain loop, for disconnect to wait on. */
+  private draining: Promise<void> = Promise.resolve();
 
-  constructor(kafka: Kafka) {
+  constructor(kafka: Kafka, options: EventProducerOptions = {}) {
+    this.maxBatchMessages = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
+    this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     this.producer = kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
@@ -35,11 +73,16 @@ export class EventProducer {
     return this.producer.connect();
   }
 
-  disconnect(): Promise<void> {
-    return this.producer.disconnect();
+  /** Waits for the queued sends to be acknowledged (or fail), then closes the connections. */
+  async disconnect(): Promise<void> {
+    await this.draining;
+    await this.producer.disconnect();
   }
 
-  /** Sends a batch to one topic in one request; resolves when the broker has them durably. */
+  /**
+   * Sends messages to one topic; resolves when the broker has them durably. They travel together
+   * in one request, possibly with other callers' messages, and keep their order.
+   */
   async send(topic: string, messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
     await withSpan(
@@ -54,18 +97,72 @@ export class EventProducer {
           "messaging.batch.message_count": messages.length,
         },
       },
-      async () => {
+      () => {
+        // Injected here, inside this call's span: a batch mixes callers, but each message's headers
+        // carry the trace of the request that produced it.
         const trace = injectContext();
-        await this.producer.send({
-          topic,
-          acks: -1,
-          messages: messages.map((message) => ({
-            key: message.key,
-            value: Buffer.from(message.value),
-            headers: { ...message.headers, ...trace },
-          })),
+        let bytes = 0;
+        const prepared = messages.map((message): Message => {
+          const headers = { ...message.headers, ...trace };
+          bytes += Buffer.byteLength(message.key) + message.value.byteLength;
+          for (const name in headers) bytes += name.length + Buffer.byteLength(headers[name] ?? "");
+          // Copied now: the caller may reuse its buffer while the message waits for its request.
+          return { key: message.key, value: Buffer.from(message.value), headers };
         });
+        return this.enqueue(topic, prepared, bytes);
       },
     );
   }
+
+  private enqueue(topic: string, messages: Message[], bytes: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ topic, messages, bytes, resolve, reject });
+      if (!this.sending) this.draining = this.drain();
+    });
+  }
+
+  /** Sends queued messages, one request at a time, until the queue is empty. Never rejects. */
+  private async drain(): Promise<void> {
+    this.sending = true;
+    while (this.queue.length > 0) {
+      const batch = this.takeBatch();
+      try {
+        await this.producer.sendBatch({ acks: -1, topicMessages: byTopic(batch) });
+        for (const pending of batch) pending.resolve();
+      } catch (error) {
+        // The request failed as a whole (kafkajs has already retried it): nobody in it may be told
+        // their messages are stored.
+        for (const pending of batch) pending.reject(error);
+      }
+    }
+    this.sending = false;
+  }
+
+  /** The oldest queued sends that fit the bounds together; at least one, however large. */
+  private takeBatch(): Pending[] {
+    let count = 0;
+    let bytes = 0;
+    let taken = 0;
+    for (const pending of this.queue) {
+      const fits =
+        count + pending.messages.length <= this.maxBatchMessages &&
+        bytes + pending.bytes <= this.maxBatchBytes;
+      if (taken > 0 && !fits) break;
+      count += pending.messages.length;
+      bytes += pending.bytes;
+      taken += 1;
+    }
+    return this.queue.splice(0, taken);
+  }
+}
+
+/** One entry per topic, messages in arrival order: kafkajs keeps that order within a partition. */
+function byTopic(batch: Pending[]): TopicMessages[] {
+  const topics = new Map<string, Message[]>();
+  for (const pending of batch) {
+    const messages = topics.get(pending.topic);
+    if (messages) for (const message of pending.messages) messages.push(message);
+    else topics.set(pending.topic, [...pending.messages]);
+  }
+  return [...topics].map(([topic, messages]) => ({ topic, messages }));
 }

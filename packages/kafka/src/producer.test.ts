@@ -1,0 +1,232 @@
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import { trace, withSpan } from "@taituri/telemetry";
+import { startTelemetry } from "@taituri/telemetry/sdk";
+import type { Kafka, Message, ProducerBatch } from "kafkajs";
+import { EventProducer, type EventProducerOptions, type OutgoingMessage } from "./producer.ts";
+
+// A real tracer and the W3C propagator, so headers carry trace context. The SDK only installs a
+// tracer with at least one span processor; this one discards what it is given.
+const discard = { onStart() {}, onEnd() {}, forceFlush: async () => {}, shutdown: async () => {} };
+const telemetry = startTelemetry({ serviceName: "producer-test", spanProcessors: [discard] });
+after(() => telemetry.shutdown());
+
+// A regression here would leave a send waiting forever: fail the test instead.
+const bounded = { timeout: 5_000 };
+
+interface Request {
+  batch: ProducerBatch;
+  ack(): void;
+  fail(error: Error): void;
+}
+
+/** A kafkajs client whose producer records each sendBatch and lets the test acknowledge or fail it. */
+function fakeKafka(options: EventProducerOptions = {}) {
+  const requests: Request[] = [];
+  let disconnected = false;
+  const producer = {
+    connect: async () => {},
+    disconnect: async () => {
+      disconnected = true;
+    },
+    sendBatch: (batch: ProducerBatch) =>
+      new Promise((resolve, reject) => {
+        requests.push({ batch, ack: () => resolve([]), fail: reject });
+      }),
+  };
+  const kafka = { producer: () => producer } as unknown as Kafka;
+  return { events: new EventProducer(kafka, options), requests, disconnected: () => disconnected };
+}
+
+const msg = (key: string, value = key): OutgoingMessage => ({ key, value: Buffer.from(value) });
+
+/** What a request carried: "topic:key" per message, in the order kafkajs was given them. */
+const carried = (request: Request | undefined) =>
+  (request?.batch.topicMessages ?? []).flatMap(({ topic, messages }) =>
+    messages.map((m: Message) => `${topic}:${String(m.key)}`),
+  );
+
+/** Tracks whether a send has settled and how, without awaiting it. */
+function watch(promise: Promise<void>) {
+  const state = { settled: false, error: undefined as unknown };
+  promise.then(
+    () => {
+      state.settled = true;
+    },
+    (error: unknown) => {
+      state.settled = true;
+      state.error = error;
+    },
+  );
+  return state;
+}
+
+/** Lets every pending promise continuation run. */
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Acknowledges each request as it comes (a bounded number of rounds), then awaits the sends. */
+async function ackAll(requests: Request[], sends: Promise<void>[]) {
+  for (let round = 0; round < 20; round++) {
+    for (const request of requests) request.ack();
+    await tick();
+  }
+  await Promise.all(sends);
+}
+
+test(
+  "an idle producer sends at once, and the send resolves only when Kafka acknowledges",
+  bounded,
+  async () => {
+    const { events, requests } = fakeKafka();
+    const sent = events.send("t", [msg("a")]);
+    assert.equal(requests.length, 1, "no linger: the request leaves in the same tick");
+    assert.equal(requests[0]?.batch.acks, -1);
+    const state = watch(sent);
+    await tick();
+    assert.equal(state.settled, false);
+    requests[0]?.ack();
+    await sent;
+  },
+);
+
+test("sends arriving during a request go together in the next one, in arrival order", bounded, async () => {
+  const { events, requests } = fakeKafka();
+  const first = events.send("t1", [msg("a")]);
+  const b = watch(events.send("t1", [msg("b1"), msg("b2")]));
+  const c = watch(events.send("t2", [msg("c")]));
+  const d = watch(events.send("t1", [msg("d")]));
+  await tick();
+  assert.equal(requests.length, 1, "one request in flight at a time");
+
+  requests[0]?.ack();
+  await first;
+  assert.equal(requests.length, 2);
+  // Grouped per topic for kafkajs; within a topic (and so within a partition) arrival order holds.
+  assert.deepEqual(carried(requests[1]), ["t1:b1", "t1:b2", "t1:d", "t2:c"]);
+  await tick();
+  assert.deepEqual([b.settled, c.settled, d.settled], [false, false, false], "not before their own ack");
+
+  requests[1]?.ack();
+  await tick();
+  assert.deepEqual(
+    [b, c, d].map((s) => [s.settled, s.error]),
+    [
+      [true, undefined],
+      [true, undefined],
+      [true, undefined],
+    ],
+  );
+  assert.equal(requests.length, 2, "nothing left to send");
+});
+
+test("a failed request rejects every send it carried, and the next request goes on", bounded, async () => {
+  const { events, requests } = fakeKafka();
+  const first = events.send("t", [msg("a")]);
+  const b = events.send("t", [msg("b")]);
+  const c = events.send("t", [msg("c")]);
+  requests[0]?.ack();
+  await first;
+  const boom = new Error("NOT_ENOUGH_REPLICAS");
+  requests[1]?.fail(boom);
+  await assert.rejects(b, (error) => error === boom);
+  await assert.rejects(c, (error) => error === boom);
+
+  const later = events.send("t", [msg("d")]);
+  assert.equal(requests.length, 3, "an idle producer again sends at once");
+  requests[2]?.ack();
+  await later;
+});
+
+test("a request never exceeds the message bound; one larger send goes alone, unsplit", bounded, async () => {
+  const { events, requests } = fakeKafka({ maxBatchMessages: 3 });
+  const sends = [
+    events.send("t", [msg("a")]),
+    events.send("t", [msg("b1"), msg("b2")]),
+    events.send("t", [msg("c1"), msg("c2")]),
+    events.send("t", [msg("d")]),
+    events.send("t", [msg("e1"), msg("e2"), msg("e3"), msg("e4")]),
+    events.send("t", [msg("f")]),
+  ];
+  await ackAll(requests, sends);
+  assert.deepEqual(requests.map(carried), [
+    ["t:a"],
+    ["t:b1", "t:b2"],
+    ["t:c1", "t:c2", "t:d"],
+    ["t:e1", "t:e2", "t:e3", "t:e4"],
+    ["t:f"],
+  ]);
+});
+
+test("a request never exceeds the byte bound (keys, values and headers)", bounded, async () => {
+  // A 1-byte key, a 200-byte value and the producer span's traceparent header (11 + 55 bytes).
+  const perMessage = 1 + 200 + 66;
+  const { events, requests } = fakeKafka({ maxBatchBytes: 2 * perMessage });
+  const sends = ["a", "b", "c", "d", "e"].map((key) => events.send("t", [msg(key, "x".repeat(200))]));
+  await ackAll(requests, sends);
+  assert.deepEqual(requests.map(carried), [["t:a"], ["t:b", "t:c"], ["t:d", "t:e"]]);
+});
+
+test(
+  "each message carries its own caller's trace context and headers, whoever it shares a request with",
+  bounded,
+  async () => {
+    const { events, requests } = fakeKafka();
+    const first = events.send("t", [msg("a")]);
+    const callers = ["b", "c"].map((key) =>
+      withSpan("test", `caller ${key}`, {}, async () => {
+        const traceId = trace.getActiveSpan()?.spanContext().traceId;
+        await events.send("t", [{ ...msg(key), headers: { "x-caller": key } }]);
+        return traceId;
+      }),
+    );
+    requests[0]?.ack();
+    await first;
+    requests[1]?.ack();
+    const traceIds = await Promise.all(callers);
+
+    const messages = requests[1]?.batch.topicMessages?.[0]?.messages ?? [];
+    assert.equal(messages.length, 2);
+    const [b, c] = messages.map((m) => m.headers as Record<string, string>);
+    assert.equal(b?.["x-caller"], "b");
+    assert.equal(c?.["x-caller"], "c");
+    assert.equal(b?.traceparent?.split("-")[1], traceIds[0]);
+    assert.equal(c?.traceparent?.split("-")[1], traceIds[1]);
+    assert.notEqual(traceIds[0], traceIds[1]);
+  },
+);
+
+test("a value is sent as exactly its own bytes, copied when send is called", bounded, async () => {
+  const { events, requests } = fakeKafka();
+  const pool = Buffer.from("..hello..");
+  // A view into a larger buffer, as protobuf's writer may return.
+  const view = new Uint8Array(pool.buffer, pool.byteOffset + 2, 5);
+  const first = events.send("t", [{ key: "a", value: Buffer.from("a") }]);
+  const sent = events.send("t", [{ key: "k", value: view }]);
+  pool.write("HELLO", 2); // the caller reuses its buffer while the message is queued
+  requests[0]?.ack();
+  await first;
+  requests[1]?.ack();
+  await sent;
+  assert.equal(String(requests[1]?.batch.topicMessages?.[0]?.messages[0]?.value), "hello");
+});
+
+test("disconnect waits until queued sends are acknowledged", bounded, async () => {
+  const { events, requests, disconnected } = fakeKafka();
+  const first = events.send("t", [msg("a")]);
+  const second = events.send("t", [msg("b")]);
+  const closing = events.disconnect();
+  requests[0]?.ack();
+  await first;
+  await tick();
+  assert.equal(disconnected(), false, "the queued send still goes out");
+  requests[1]?.ack();
+  await second;
+  await closing;
+  assert.equal(disconnected(), true);
+});
+
+test("an empty send sends nothing", bounded, async () => {
+  const { events, requests } = fakeKafka();
+  await events.send("t", []);
+  assert.equal(requests.length, 0);
+});
