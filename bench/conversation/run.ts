@@ -76,7 +76,7 @@ for (const name of ["conversation", "ingress"]) {
   const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
     cwd: root,
     env,
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", "inherit", "inherit"],
   });
   children.push(child);
 }
