@@ -37,11 +37,15 @@ export function topicSpecs(names: TopicNames, partitions: number): TopicSpec[] {
   return Object.values(names).flatMap((name) => [
     { name, partitions },
     // Dead letters are read by people, not by throughput: one partition keeps them in arrival order;
-    // a month's retention gives time to look and replay.
+    // a month's retention gives time to look and replay. They can hold a whole webhook body (Meta
+    // sends up to 3 MB), over the broker's 1 MiB default for a record batch.
     {
       name: deadLetterTopic(name),
       partitions: 1,
-      configs: { "retention.ms": String(30 * 24 * 3600 * 1000) },
+      configs: {
+        "retention.ms": String(30 * 24 * 3600 * 1000),
+        "max.message.bytes": String(4 * 1024 * 1024),
+      },
     },
   ]);
 }
