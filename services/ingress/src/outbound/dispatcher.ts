@@ -54,6 +54,8 @@ export const dispatcherIndexes: CollectionIndexes[] = [
 ];
 
 /** WhatsApp's customer service window: free-form messages only this long after the shopper last wrote. */
+const Reason = inbound.DeliveryFailureReason;
+
 export const SERVICE_WINDOW_MS = 24 * 3600 * 1000;
 
 export interface DispatcherDeps {
@@ -148,6 +150,26 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     ]);
   }
 
+  /**
+   * A message that will not be sent: counted, reported to the conversation, and returned as the
+   * PermanentError that dead-letters it.
+   */
+  async function refuse(
+    message: outbound.OutboundMessage,
+    outcome: "invalid" | "outside_window" | "rejected",
+    reason: inbound.DeliveryFailureReason,
+    detail: string,
+    code?: number,
+  ): Promise<PermanentError> {
+    sent.inc({
+      type: message.content?.$case ?? "none",
+      outcome,
+      code: code === undefined ? "" : String(code),
+    });
+    await reportFailure(message, reason, detail, code ?? 0);
+    return new PermanentError(detail);
+  }
+
   /** The media id for a stored image: uploaded once per outbound message, remembered in the claim. */
   async function mediaIdFor(message: outbound.OutboundMessage, imageId: string): Promise<string> {
     const doc = await sends.findOne({ _id: message.id });
@@ -170,13 +192,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       toGraphPayload(message, { mediaId: "to-be-uploaded" });
     } catch (error) {
       if (!(error instanceof InvalidOutboundMessage)) throw error;
-      sent.inc({ type, outcome: "invalid", code: "" });
-      await reportFailure(
-        message,
-        inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_INVALID_CONTENT,
-        error.message,
-      );
-      throw new PermanentError(error.message);
+      throw await refuse(message, "invalid", Reason.DELIVERY_FAILURE_REASON_INVALID_CONTENT, error.message);
     }
     const lastInbound = message.lastInboundAt?.getTime();
     if (
@@ -184,13 +200,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       (lastInbound === undefined || now().getTime() - lastInbound > SERVICE_WINDOW_MS)
     ) {
       const detail = `outbound ${message.id}: a ${type} message more than 24 h after the shopper last wrote; only templates are allowed`;
-      sent.inc({ type, outcome: "outside_window", code: "" });
-      await reportFailure(
-        message,
-        inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_OUTSIDE_WINDOW,
-        detail,
-      );
-      throw new PermanentError(detail);
+      throw await refuse(message, "outside_window", Reason.DELIVERY_FAILURE_REASON_OUTSIDE_WINDOW, detail);
     }
 
     const claimed = await claim(message);
@@ -202,7 +212,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
         // redelivery: say it again (deduplicated downstream).
         await reportFailure(
           message,
-          inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_REJECTED,
+          Reason.DELIVERY_FAILURE_REASON_REJECTED,
           claimed.doc.error?.message ?? "",
           claimed.doc.error?.code ?? 0,
         );
@@ -235,13 +245,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
           { _id: message.id },
           { $set: { status: "failed", error: { status: 0, message: error.message }, updatedAt: now() } },
         );
-        sent.inc({ type, outcome: "invalid", code: "" });
-        await reportFailure(
-          message,
-          inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_INVALID_CONTENT,
-          error.message,
-        );
-        throw new PermanentError(error.message);
+        throw await refuse(message, "invalid", Reason.DELIVERY_FAILURE_REASON_INVALID_CONTENT, error.message);
       }
       if (!(error instanceof GraphApiError)) throw error;
       const code = error.code === undefined ? "" : String(error.code);
@@ -268,14 +272,13 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
           },
         },
       );
-      sent.inc({ type, outcome: "rejected", code });
-      await reportFailure(
+      throw await refuse(
         message,
-        inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_REJECTED,
+        "rejected",
+        Reason.DELIVERY_FAILURE_REASON_REJECTED,
         error.message,
-        error.code ?? 0,
+        error.code,
       );
-      throw new PermanentError(error.message);
     }
   }
 
