@@ -1,12 +1,131 @@
+import { readFile } from "node:fs/promises";
+import { startConsumer, topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { connectBackbone, type RunningService, serveOps } from "@taituri/service";
+import { ensureIndexes, ImageStore } from "@taituri/mongo";
+import { createVerifier, type Verifier } from "@taituri/oidc";
+import { connectBackbone, type RunningService } from "@taituri/service";
+import { parse } from "yaml";
+import { LocalProvider } from "./adapters/local-provider.ts";
+import type { PaymentProvider } from "./adapters/provider.ts";
+import { PaymentStore, paymentIndexes } from "./adapters/store.ts";
+import { StripeProvider } from "./adapters/stripe-provider.ts";
+import { buildPaymentApp, deliverLocalEvent } from "./app.ts";
 import type { PaymentConfig } from "./config.ts";
+import { createRequestHandler } from "./consumers/requests.ts";
+import { parsePriceCatalog } from "./domain/catalog.ts";
+import { createMetrics } from "./metrics.ts";
+import { createPayments } from "./payments.ts";
+
+export interface PaymentOptions {
+  /** Replaces the OIDC verifier built from the config (tests). */
+  verifier?: Verifier;
+}
 
 /**
- * The payment service's process: its dependencies (Kafka for payment requests and results,
- * MongoDB for orders) and its ops endpoints. The order consumer joins here when orders exist.
+ * Builds and starts the payment service: the payment-requests consumer, the HTTP server (provider
+ * webhooks, the local checkout page, the internal API, ops routes) and the sweeper, which ends
+ * local sessions past their expiry and publishes events a crash left in an order's outbox.
+ * Endpoints: `http` (the public base), `webhook`, `ops`.
  */
-export async function startPaymentService(config: PaymentConfig, logger: Logger): Promise<RunningService> {
+export async function startPaymentService(
+  config: PaymentConfig,
+  logger: Logger,
+  options: PaymentOptions = {},
+): Promise<RunningService> {
+  const catalog = parsePriceCatalog(parse(await readFile(config.PAYMENT_CATALOG_FILE, "utf8")));
   const backbone = await connectBackbone("payment", config, logger);
-  return serveOps(backbone, { port: config.PAYMENT_PORT, host: config.PAYMENT_HOST });
+  await ensureIndexes(backbone.mongo.db, paymentIndexes);
+  const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
+  const store = new PaymentStore(backbone.mongo.db);
+  const metrics = createMetrics(backbone.registry, () => store.countByState());
+
+  const local =
+    config.PAYMENT_PROVIDER === "local"
+      ? new LocalProvider({
+          secret: config.PAYMENT_LOCAL_WEBHOOK_SECRET,
+          publicUrl: config.PAYMENT_PUBLIC_URL,
+          toleranceSeconds: config.PAYMENT_WEBHOOK_TOLERANCE_S,
+        })
+      : undefined;
+  const provider: PaymentProvider =
+    local ??
+    new StripeProvider({
+      secretKey: config.STRIPE_SECRET_KEY ?? "",
+      webhookSecret: config.STRIPE_WEBHOOK_SECRET ?? "",
+      publicUrl: config.PAYMENT_PUBLIC_URL,
+      toleranceSeconds: config.PAYMENT_WEBHOOK_TOLERANCE_S,
+      timeoutMs: config.PAYMENT_PROVIDER_TIMEOUT_MS,
+      ...(config.STRIPE_API_URL ? { apiUrl: config.STRIPE_API_URL } : {}),
+    });
+
+  const payments = createPayments({
+    store,
+    provider,
+    publisher: backbone.kafka.producer,
+    topics,
+    catalog,
+    sessionTtlMs: config.PAYMENT_SESSION_TTL_MS,
+    metrics,
+    logger,
+  });
+  const app = buildPaymentApp({
+    payments,
+    provider,
+    ...(local ? { local } : {}),
+    store,
+    images: new ImageStore(backbone.mongo.db),
+    verifier:
+      options.verifier ??
+      createVerifier({ issuer: config.OIDC_ISSUER_URL, audience: config.PAYMENT_AUDIENCE }),
+    metrics,
+    logger,
+    registry: backbone.registry,
+    checks: backbone.checks,
+  });
+
+  const consumer = await startConsumer({
+    kafka: backbone.kafka.kafka,
+    groupId: `${config.KAFKA_TOPIC_PREFIX}payment`,
+    topics: [topics.paymentRequests],
+    producer: backbone.kafka.producer,
+    logger,
+    partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
+    registry: backbone.registry,
+    handle: createRequestHandler({ payments, topics }),
+  });
+
+  // Any replica may sweep: expiring a session is a signed event through the webhook path (the
+  // event index and the conditional update make a second replica's copy a no-op).
+  const sweep = async () => {
+    await payments.relayStale(config.PAYMENT_OUTBOX_GRACE_MS);
+    if (!local) return;
+    for (const order of await payments.dueForExpiry()) {
+      if (!order.session) continue;
+      const status = await deliverLocalEvent(app, local, "checkout.session.expired", {
+        id: order.session.id,
+        orderId: order._id,
+      });
+      if (status !== 200)
+        logger.warn({ orderId: order._id, status }, "expiring a checkout session failed; will retry");
+    }
+  };
+  let sweeping: Promise<unknown> = Promise.resolve();
+  const sweeper = setInterval(() => {
+    sweeping = sweeping.then(() =>
+      sweep().catch((error: unknown) => logger.warn({ err: error }, "payment sweep failed; will retry")),
+    );
+  }, config.PAYMENT_SWEEP_MS);
+
+  const url = await app.listen({ port: config.PAYMENT_PORT, host: config.PAYMENT_HOST });
+  return {
+    endpoints: { http: url, webhook: `${url}/payments/webhooks/${provider.name}`, ops: url },
+    registry: backbone.registry,
+    async stop() {
+      clearInterval(sweeper);
+      await sweeping;
+      await app.close();
+      await consumer.stop();
+      await backbone.close();
+    },
+  };
 }

@@ -1,0 +1,87 @@
+import { createHmac } from "node:crypto";
+import type { CheckoutEventLike } from "../domain/provider-event.ts";
+import { signPayload, verifySignature } from "../domain/signature.ts";
+import {
+  type CreatedSession,
+  type PaymentProvider,
+  type SessionRequest,
+  WebhookSignatureError,
+} from "./provider.ts";
+
+/** Header carrying the local provider's signature, in Stripe's `t=…,v1=…` format. */
+export const LOCAL_SIGNATURE_HEADER = "taituri-signature";
+
+export type LocalEventType = "checkout.session.completed" | "checkout.session.expired";
+
+/**
+ * The local provider: the checkout page is served by this service (adapters/checkout-page.ts),
+ * and what happens on it comes back as signed, Stripe-shaped webhook events through the same
+ * handler a real provider's events take. Nothing is charged anywhere.
+ *
+ * Session and event ids are derived with an HMAC of the secret: deterministic (a retried
+ * create gives the same session; a second click on "Pay" gives the same event, which the event
+ * index drops) and unguessable (a session id in a link does not lead to anyone else's).
+ */
+export class LocalProvider implements PaymentProvider {
+  readonly name = "local";
+  readonly #secret: string;
+  readonly #publicUrl: string;
+  readonly #toleranceSeconds: number;
+
+  constructor(options: { secret: string; publicUrl: string; toleranceSeconds: number }) {
+    this.#secret = options.secret;
+    this.#publicUrl = options.publicUrl;
+    this.#toleranceSeconds = options.toleranceSeconds;
+  }
+
+  async createSession(request: SessionRequest): Promise<CreatedSession> {
+    const id = `lcs_${this.#mac(`session:${request.idempotencyKey}`)}`;
+    return { id, url: `${this.#publicUrl}/checkout/${id}` };
+  }
+
+  /** The signed event the checkout page (or the expiry sweep) delivers to the webhook. */
+  signedEvent(
+    type: LocalEventType,
+    session: { id: string; orderId: string },
+    nowSeconds = Math.floor(Date.now() / 1000),
+  ): { body: string; signature: string } {
+    const event: CheckoutEventLike & { object: string; created: number } = {
+      id: `evt_local_${this.#mac(`event:${session.id}:${type}`)}`,
+      object: "event",
+      type,
+      created: nowSeconds,
+      data: {
+        object: {
+          id: session.id,
+          client_reference_id: session.orderId,
+          metadata: { order_id: session.orderId },
+          payment_status: type === "checkout.session.completed" ? "paid" : "unpaid",
+          payment_intent:
+            type === "checkout.session.completed" ? `lpi_${this.#mac(`intent:${session.id}`)}` : null,
+        },
+      },
+    };
+    const body = JSON.stringify(event);
+    return { body, signature: signPayload(body, this.#secret, nowSeconds) };
+  }
+
+  verifyWebhook(rawBody: Buffer, signature: string | undefined): CheckoutEventLike {
+    const check = verifySignature(rawBody, signature, this.#secret, {
+      toleranceSeconds: this.#toleranceSeconds,
+      nowSeconds: Math.floor(Date.now() / 1000),
+    });
+    if (!check.ok) throw new WebhookSignatureError(`signature ${check.reason}`);
+    try {
+      return JSON.parse(rawBody.toString("utf8")) as CheckoutEventLike;
+    } catch {
+      throw new WebhookSignatureError("signed body is not JSON");
+    }
+  }
+
+  /** No money moved, so none goes back. */
+  async refund(): Promise<void> {}
+
+  #mac(input: string): string {
+    return createHmac("sha256", this.#secret).update(input).digest("base64url").slice(0, 32);
+  }
+}

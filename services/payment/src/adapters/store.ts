@@ -1,0 +1,304 @@
+import { type CollectionIndexes, isDuplicateKey } from "@taituri/mongo";
+import type { Binary, Collection, Db } from "mongodb";
+import { type Change, type OrderState, TRANSITIONS } from "../domain/order.ts";
+
+/** An event to publish, written in the same single-document update as the change that caused it. */
+export interface OutboxEntry {
+  id: string;
+  topic: string;
+  key: string;
+  value: Buffer;
+  headers: Record<string, string>;
+}
+
+interface StoredOutboxEntry extends Omit<OutboxEntry, "value"> {
+  value: Binary | Buffer;
+}
+
+export interface SessionInfo {
+  id: string;
+  url: string;
+  expiresAt: Date;
+  attempt: number;
+}
+
+export interface OrderDoc {
+  /** The order id from the conversation: conversation + round + design. */
+  _id: string;
+  conversationId: string;
+  shopId: string;
+  productId: string;
+  productName: string;
+  designId: string;
+  imageId: string;
+  /** Minor units, from the catalog (checked at creation, never changed). */
+  amount: number;
+  currency: string;
+  provider: string;
+  state: OrderState;
+  /** Sessions opened so far; the current one is `session`. */
+  attempt: number;
+  session?: SessionInfo;
+  /** For the sweeper: when a local session that is still open stops being payable. */
+  openUntil: Date | null;
+  paidSessionId?: string;
+  paymentRef?: string;
+  paidAt?: Date;
+  linkSentAt?: Date;
+  failureReason?: string;
+  /** Bumped by every write; a write that expects another version lost a race and is redone. */
+  version: number;
+  outbox: StoredOutboxEntry[];
+  /** When the oldest unpublished outbox entry was written (null: none), for the sweeper. */
+  outboxSince: Date | null;
+  history: { state: OrderState; at: Date; by: string }[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type NewOrder = Omit<
+  OrderDoc,
+  | "state"
+  | "attempt"
+  | "openUntil"
+  | "version"
+  | "outbox"
+  | "outboxSince"
+  | "history"
+  | "createdAt"
+  | "updatedAt"
+>;
+
+/** One provider checkout session. Unique provider session id: `_id`. */
+interface SessionDoc {
+  _id: string;
+  orderId: string;
+  attempt: number;
+  url: string;
+  expiresAt: Date;
+  provider: string;
+  createdAt: Date;
+}
+
+/**
+ * One provider event as received. Idempotency key of the webhooks: the provider's event id, unique
+ * as `_id`. `processedAt` is set once its effect (if any) is in the order, so a redelivery after
+ * that is answered with one lookup; one without it (a crash in between) is processed again, which
+ * the order's conditional update makes harmless.
+ */
+interface ProviderEventDoc {
+  _id: string;
+  provider: string;
+  type: string;
+  sessionId: string;
+  orderId?: string;
+  receivedAt: Date;
+  processedAt?: Date;
+  outcome?: string;
+}
+
+export const ORDERS = "payment_orders";
+export const SESSIONS = "payment_sessions";
+export const PROVIDER_EVENTS = "payment_provider_events";
+
+/**
+ * Unique indexes: order id (`_id` of payment_orders), provider session id (`_id` of
+ * payment_sessions), provider event id (`_id` of payment_provider_events). The others serve the
+ * sweeper and the lookups.
+ */
+export const paymentIndexes: CollectionIndexes[] = [
+  {
+    collection: ORDERS,
+    indexes: [
+      { key: { openUntil: 1 }, name: "open_until" },
+      { key: { outboxSince: 1 }, name: "outbox_since" },
+      { key: { state: 1 }, name: "state" },
+    ],
+  },
+  { collection: SESSIONS, indexes: [{ key: { orderId: 1 }, name: "order" }] },
+  { collection: PROVIDER_EVENTS, indexes: [{ key: { orderId: 1 }, name: "order" }] },
+];
+
+export class PaymentStore {
+  readonly orders: Collection<OrderDoc>;
+  readonly #sessions: Collection<SessionDoc>;
+  readonly #events: Collection<ProviderEventDoc>;
+
+  constructor(db: Db) {
+    this.orders = db.collection<OrderDoc>(ORDERS);
+    this.#sessions = db.collection<SessionDoc>(SESSIONS);
+    this.#events = db.collection<ProviderEventDoc>(PROVIDER_EVENTS);
+  }
+
+  get(orderId: string): Promise<OrderDoc | null> {
+    return this.orders.findOne({ _id: orderId });
+  }
+
+  /** Creates the order in state "created", or returns the one a previous request created. */
+  async create(order: NewOrder, at: Date): Promise<OrderDoc> {
+    const doc: OrderDoc = {
+      ...order,
+      state: "created",
+      attempt: 0,
+      openUntil: null,
+      version: 1,
+      outbox: [],
+      outboxSince: null,
+      history: [{ state: "created", at, by: "request" }],
+      createdAt: at,
+      updatedAt: at,
+    };
+    try {
+      await this.orders.insertOne(doc);
+      return doc;
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      const existing = await this.get(order._id);
+      if (!existing) throw error;
+      return existing;
+    }
+  }
+
+  /**
+   * Applies `change` if the order is still in a state it may come from and at the version read:
+   * one atomic conditional update, which also appends the events to publish. Returns the updated
+   * order, or undefined when another writer got there first (the caller reloads and decides again).
+   */
+  async transition(
+    order: OrderDoc,
+    change: Change,
+    patch: Partial<
+      Pick<
+        OrderDoc,
+        | "session"
+        | "attempt"
+        | "paidSessionId"
+        | "paymentRef"
+        | "paidAt"
+        | "linkSentAt"
+        | "failureReason"
+        | "openUntil"
+      >
+    >,
+    outbox: OutboxEntry[],
+    by: string,
+    at: Date,
+  ): Promise<OrderDoc | undefined> {
+    const rule = TRANSITIONS[change];
+    const pending = [...order.outbox, ...outbox];
+    const result = await this.orders.findOneAndUpdate(
+      { _id: order._id, version: order.version, state: { $in: [...rule.from] } },
+      {
+        $set: {
+          ...patch,
+          state: rule.to,
+          version: order.version + 1,
+          outbox: pending,
+          outboxSince: pending.length > 0 ? (order.outboxSince ?? at) : null,
+          history: [...order.history, { state: rule.to, at, by }],
+          updatedAt: at,
+        },
+      },
+      { returnDocument: "after" },
+    );
+    return result ?? undefined;
+  }
+
+  /**
+   * Forgets the published entries, whatever else happened to the order meanwhile: one conditional
+   * whole-array write per try (FerretDB 1.24 ignores $pull by condition).
+   */
+  async clearOutbox(orderId: string, published: string[]): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await this.get(orderId);
+      if (!current?.outbox.some((e) => published.includes(e.id))) return;
+      const left = current.outbox.filter((e) => !published.includes(e.id));
+      const result = await this.orders.updateOne(
+        { _id: orderId, version: current.version },
+        {
+          $set: {
+            outbox: left,
+            outboxSince: left.length > 0 ? current.outboxSince : null,
+            version: current.version + 1,
+          },
+        },
+      );
+      if (result.matchedCount === 1) return;
+    }
+  }
+
+  /** Records a provider session; a second record of the same session (a retried create) is fine. */
+  async recordSession(orderId: string, session: SessionInfo, provider: string, at: Date): Promise<void> {
+    try {
+      await this.#sessions.insertOne({
+        _id: session.id,
+        orderId,
+        attempt: session.attempt,
+        url: session.url,
+        expiresAt: session.expiresAt,
+        provider,
+        createdAt: at,
+      });
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      const existing = await this.#sessions.findOne({ _id: session.id });
+      if (existing?.orderId !== orderId)
+        throw new Error(`provider session ${session.id} already belongs to order ${existing?.orderId}`);
+    }
+  }
+
+  async sessionOrder(sessionId: string): Promise<string | undefined> {
+    return (await this.#sessions.findOne({ _id: sessionId }))?.orderId;
+  }
+
+  /** First sight of a provider event: "new", "seen" (not finished) or "processed". */
+  async claimEvent(
+    event: Omit<ProviderEventDoc, "receivedAt">,
+    at: Date,
+  ): Promise<"new" | "seen" | "processed"> {
+    try {
+      await this.#events.insertOne({ ...event, receivedAt: at });
+      return "new";
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      const existing = await this.#events.findOne({ _id: event._id });
+      return existing?.processedAt ? "processed" : "seen";
+    }
+  }
+
+  async markEventProcessed(id: string, outcome: string, at: Date): Promise<void> {
+    await this.#events.updateOne(
+      { _id: id, processedAt: { $exists: false } },
+      { $set: { processedAt: at, outcome } },
+    );
+  }
+
+  /** Orders whose outbox a crashed writer may have left behind. */
+  unpublished(olderThan: Date, limit: number): Promise<OrderDoc[]> {
+    return this.orders
+      .find({ outboxSince: { $ne: null, $lte: olderThan } })
+      .limit(limit)
+      .toArray();
+  }
+
+  /** Open sessions of `provider` past their expiry. */
+  dueForExpiry(provider: string, at: Date, limit: number): Promise<OrderDoc[]> {
+    return this.orders
+      .find({ provider, state: "link_sent", openUntil: { $ne: null, $lte: at } })
+      .limit(limit)
+      .toArray();
+  }
+
+  async countByState(): Promise<Record<string, number>> {
+    const rows = await this.orders
+      .aggregate<{ _id: string; n: number }>([{ $group: { _id: "$state", n: { $sum: 1 } } }])
+      .toArray();
+    return Object.fromEntries(rows.map((r) => [r._id, r.n]));
+  }
+}
+
+/** Outbox entries come back from MongoDB as BSON Binary; the producer wants bytes. */
+export function outboxValue(entry: StoredOutboxEntry): Buffer {
+  const value = entry.value as Binary | Buffer;
+  return Buffer.isBuffer(value) ? value : Buffer.from((value as Binary).buffer);
+}
