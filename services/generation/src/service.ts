@@ -1,15 +1,104 @@
+import { readFile } from "node:fs/promises";
+import { startConsumer, topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
+import { ensureIndexes, ImageStore } from "@taituri/mongo";
 import { connectBackbone, type RunningService, serveOps } from "@taituri/service";
+import { createLimiterClient, type RoundLimiter, tokenSourceFor } from "./adapters/limiter.ts";
+import { createLocalProvider } from "./adapters/local.ts";
+import { createOpenAIProvider } from "./adapters/openai.ts";
+import type { ImageProvider } from "./adapters/provider.ts";
+import { generationIndexes, RoundStore } from "./adapters/store.ts";
 import type { GenerationConfig } from "./config.ts";
+import { createRoundHandler } from "./consumers/rounds.ts";
+import { parsePriceTable } from "./domain/cost.ts";
+import { type PromptTemplates, parsePromptTemplates } from "./domain/prompt.ts";
+import { createMetrics } from "./metrics.ts";
+
+export interface GenerationOptions {
+  /** Replaces the provider IMAGE_PROVIDER names (benchmarks, tests). */
+  provider?: ImageProvider;
+  /** Replaces the gRPC limiter client (benchmarks). */
+  limiter?: RoundLimiter;
+}
+
+export function createProvider(config: GenerationConfig, templates: PromptTemplates): ImageProvider {
+  if (config.IMAGE_PROVIDER === "openai")
+    return createOpenAIProvider({
+      apiKey: config.OPENAI_API_KEY ?? "",
+      baseURL: config.OPENAI_BASE_URL,
+      model: config.OPENAI_IMAGE_MODEL,
+      size: config.OPENAI_IMAGE_SIZE,
+      quality: config.OPENAI_IMAGE_QUALITY,
+      timeoutMs: config.OPENAI_TIMEOUT_MS,
+      templates,
+    });
+  return createLocalProvider({
+    templates,
+    size: config.LOCAL_IMAGE_SIZE,
+    delayMs: config.LOCAL_PROVIDER_DELAY_MS,
+  });
+}
 
 /**
- * The generation service's process: its dependencies (Kafka for rounds, MongoDB for claims and
- * images) and its ops endpoints. The round consumer joins here when generation requests exist.
+ * The generation service: consumes generation requests, asks the limiter, calls the image
+ * provider, stores the images in GridFS and publishes each round's result; serves its ops endpoints.
  */
 export async function startGenerationService(
   config: GenerationConfig,
   logger: Logger,
+  options: GenerationOptions = {},
 ): Promise<RunningService> {
+  const templates = parsePromptTemplates(JSON.parse(await readFile(config.PROMPTS_FILE, "utf8")));
+  const prices = parsePriceTable(JSON.parse(await readFile(config.PRICES_FILE, "utf8")));
+  const provider = options.provider ?? createProvider(config, templates);
+  const limiter =
+    options.limiter ??
+    createLimiterClient({
+      address: config.LIMITER_URL,
+      ruleSet: config.LIMITER_RULE_SET,
+      timeoutMs: config.LIMITER_TIMEOUT_MS,
+      token: tokenSourceFor(config),
+    });
+  if (!options.limiter && !config.OIDC_TOKEN_FILE && !config.OIDC_CLIENT_SECRET)
+    logger.warn("no OIDC_TOKEN_FILE or OIDC_CLIENT_SECRET: every round will fail closed at the limiter");
+
   const backbone = await connectBackbone("generation", config, logger);
-  return serveOps(backbone, { port: config.GENERATION_PORT, host: config.GENERATION_HOST });
+  await ensureIndexes(backbone.mongo.db, generationIndexes);
+  const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
+  const handler = createRoundHandler({
+    store: new RoundStore(backbone.mongo.db),
+    images: new ImageStore(backbone.mongo.db),
+    provider,
+    limiter,
+    publisher: backbone.kafka.producer,
+    topics,
+    prices,
+    metrics: createMetrics(backbone.registry),
+    logger,
+    leaseMs: config.GENERATION_LEASE_MS,
+    maxAttempts: config.GENERATION_MAX_ATTEMPTS,
+    maxDesigns: config.GENERATION_MAX_DESIGNS,
+    limiterMaxCost: config.LIMITER_MAX_COST,
+    maxRetries: config.IMAGE_PROVIDER === "openai" ? config.OPENAI_MAX_RETRIES : 0,
+    retryBaseMs: config.OPENAI_RETRY_BASE_MS,
+    callTimeoutMs:
+      config.IMAGE_PROVIDER === "openai" ? config.OPENAI_TIMEOUT_MS : config.LOCAL_PROVIDER_DELAY_MS,
+  });
+  const consumer = await startConsumer({
+    kafka: backbone.kafka.kafka,
+    groupId: `${config.KAFKA_TOPIC_PREFIX}generation`,
+    topics: [topics.generationRequests],
+    producer: backbone.kafka.producer,
+    logger,
+    partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
+    registry: backbone.registry,
+    // A round held by a crashed worker is retried until its lease expires: wait up to 5 s between looks.
+    retryMaxMs: 5000,
+    handle: (message) => handler.handle(message),
+  });
+  logger.info({ provider: provider.name, model: provider.model }, "generation consumer started");
+  return serveOps(backbone, { port: config.GENERATION_PORT, host: config.GENERATION_HOST }, async () => {
+    await consumer.stop();
+    limiter.close();
+  });
 }

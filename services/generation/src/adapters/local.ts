@@ -1,0 +1,45 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { Resvg } from "@resvg/resvg-js";
+import { designSvg } from "../domain/design.ts";
+import { captionFor, type DesignBrief, type PromptTemplates } from "../domain/prompt.ts";
+import type { CallResult, ImageProvider } from "./provider.ts";
+
+export interface LocalProviderOptions {
+  templates: PromptTemplates;
+  /** Width and height of each PNG. */
+  size: number;
+  /** Added before rendering: a stand-in for a slow model in demos and crash tests. */
+  delayMs?: number;
+}
+
+/**
+ * Renders the designs offline with resvg (Rust, via napi): an SVG per design from
+ * domain/design.ts, rasterised to PNG. System fonts are not loaded: the letters are shapes, so the
+ * output is the same on any machine and rendering does not scan the font directories.
+ */
+export function createLocalProvider(options: LocalProviderOptions): ImageProvider {
+  return {
+    name: "local",
+    model: "resvg",
+    size: `${options.size}x${options.size}`,
+    quality: "standard",
+    async generate(brief: DesignBrief, count: number): Promise<CallResult> {
+      if (options.delayMs) await sleep(options.delayMs);
+      const images = [];
+      for (let index = 1; index <= count; index++) {
+        const svg = designSvg({
+          roundId: brief.roundId,
+          index,
+          name: brief.recipient,
+          caption: captionFor(options.templates, brief.theme),
+          theme: brief.theme,
+          style: brief.style,
+          size: options.size,
+        });
+        const bytes = new Resvg(svg, { font: { loadSystemFonts: false } }).render().asPng();
+        images.push({ bytes: Buffer.from(bytes), contentType: "image/png", extension: "png" });
+      }
+      return { outcome: "ok", images };
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { z } from "@taituri/config";
+
+/** What a round asks for, as the generation request carries it. */
+export interface DesignBrief {
+  roundId: string;
+  /** The name typed by the shopper: untrusted text. */
+  recipient: string;
+  theme: string;
+  style: string;
+  productId: string;
+}
+
+const templatesSchema = z.object({
+  template: z.string().min(1),
+  variation: z.string().default(""),
+  products: z.record(z.string(), z.string().min(1)),
+  themes: z.record(z.string(), z.object({ prompt: z.string().min(1), caption: z.string().min(1) })),
+  styles: z.record(z.string(), z.string().min(1)),
+});
+export type PromptTemplates = z.infer<typeof templatesSchema>;
+
+const placeholders = ["name", "theme", "style", "product", "variation"] as const;
+
+/** Validates the templates file; every placeholder the template uses must be one we fill. */
+export function parsePromptTemplates(raw: unknown): PromptTemplates {
+  const templates = templatesSchema.parse(raw);
+  for (const match of templates.template.matchAll(/\{(\w+)\}/g)) {
+    if (!placeholders.includes(match[1] as (typeof placeholders)[number]))
+      throw new Error(`prompt template uses unknown placeholder {${match[1]}}`);
+  }
+  if (!templates.template.includes("{name}")) throw new Error("prompt template must place {name}");
+  return templates;
+}
+
+/** Longest name we draw or send to a model. */
+export const MAX_NAME_LENGTH = 40;
+
+/**
+ * The shopper's name made safe to quote inside a prompt: control characters, quotes, braces and
+ * backslashes removed (they could close our quotes and smuggle instructions), whitespace collapsed,
+ * cut to MAX_NAME_LENGTH characters.
+ */
+export function cleanName(name: string): string {
+  const cleaned = name
+    .normalize("NFC")
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we remove.
+    .replace(/[\u0000-\u001f\u007f"“”„`\\{}<>]/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+  return Array.from(cleaned).slice(0, MAX_NAME_LENGTH).join("").trim();
+}
+
+const humanise = (id: string) => id.replace(/[-_]+/g, " ").trim();
+
+/** The prompt for one round: the template with the brief's name, theme, style and product filled in. */
+export function buildPrompt(templates: PromptTemplates, brief: DesignBrief): string {
+  const values: Record<(typeof placeholders)[number], string> = {
+    name: cleanName(brief.recipient) || "a friend",
+    theme: templates.themes[brief.theme]?.prompt ?? humanise(brief.theme),
+    style: templates.styles[brief.style] ?? humanise(brief.style),
+    product: templates.products[brief.productId] ?? humanise(brief.productId),
+    variation: templates.variation,
+  };
+  return templates.template
+    .replace(/\{(\w+)\}/g, (_, key: string) => values[key as keyof typeof values] ?? "")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+
+/** The short caption the local renderer draws under the name. */
+export function captionFor(templates: PromptTemplates, theme: string): string {
+  return templates.themes[theme]?.caption ?? humanise(theme).toUpperCase();
+}
