@@ -36,7 +36,9 @@ export interface CollectionIndexes {
  */
 export async function ensureIndexes(db: Db, specs: CollectionIndexes[]): Promise<void> {
   for (const spec of specs) {
-    if (spec.indexes.length > 0) await db.collection(spec.collection).createIndexes(spec.indexes);
+    // One index per command: FerretDB 1.24 on PostgreSQL panics (and drops the connection) when a
+    // createIndexes naming several indexes meets indexes that already exist, i.e. on every restart.
+    for (const index of spec.indexes) await db.collection(spec.collection).createIndexes([index]);
   }
 }
 

@@ -8,6 +8,7 @@ export const DEFAULT_PORTS = {
   kafkaController: 19093,
   mongo: 27018,
   redis: 16379,
+  postgres: 15432,
 } as const;
 
 /** True if we could bind the port ourselves — which also rules out a foreign server already listening. */

@@ -52,6 +52,10 @@ export function spawnServer(opts: {
   env?: NodeJS.ProcessEnv;
   logFile: string;
   log: LogFn;
+  /** Run as this user (e.g. PostgreSQL, which refuses to run as root). */
+  user?: { uid: number; gid: number };
+  /** What asks it to stop; SIGTERM unless the server reads that as "wait for clients" (PostgreSQL). */
+  stopSignal?: NodeJS.Signals;
 }): ServerProcess {
   const fd = openSync(opts.logFile, "a");
   writeSync(fd, `\n=== ${new Date().toISOString()} ${opts.command} ${opts.args.join(" ")}\n`);
@@ -65,6 +69,7 @@ export function spawnServer(opts: {
       env: opts.env ?? process.env,
       // Logs go straight to a file: no pipe to drain, and the file survives us for post-mortems.
       stdio: ["ignore", fd, fd],
+      ...(opts.user ?? {}),
       // With pdeathsig guarding against orphans, a process group of its own keeps a terminal's
       // Ctrl-C away from the servers, so they are stopped in order by stop() instead of racing it.
       // Without setpriv, sharing our group is the only way a Ctrl-C still reaches them.
@@ -108,7 +113,7 @@ export function spawnServer(opts: {
       stopping = true;
       if (exitedFlag) return;
       const t0 = performance.now();
-      child.kill("SIGTERM");
+      child.kill(opts.stopSignal ?? "SIGTERM");
       let timer: NodeJS.Timeout | undefined;
       const outcome = await Promise.race([
         exited.then(() => "exited" as const),

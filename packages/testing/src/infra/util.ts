@@ -61,7 +61,12 @@ export interface RunResult {
 export function run(
   cmd: string,
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    user?: { uid: number; gid: number };
+  } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     execFile(
@@ -72,6 +77,7 @@ export function run(
         env: opts.env ?? process.env,
         timeout: opts.timeoutMs ?? 0,
         maxBuffer: 64 * 1024 * 1024,
+        ...(opts.user ?? {}),
       },
       (err, stdout, stderr) => {
         if (err) {
