@@ -41,6 +41,23 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Mean handling time per consumer group and topic, read from each service's /metrics. */
+async function consumerStages(servicePorts: Record<string, number>): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [name, port] of Object.entries(servicePorts)) {
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+    const sums = new Map<string, number>();
+    for (const line of text.split("\n")) {
+      const m = /^kafka_consumer_process_seconds_(sum|count)\{.*?group="([^"]+)",topic="([^"]+)".*\} (\S+)/.exec(line);
+      if (!m) continue;
+      const key = `${name} ${m[2]} ${m[3]}`;
+      if (m[1] === "sum") sums.set(key, Number(m[4]));
+      else if (Number(m[4]) > 0) out[key] = Number((((sums.get(key) ?? 0) / Number(m[4])) * 1000).toFixed(2));
+    }
+  }
+  return out;
+}
+
 const infra = await startInfra({ log: (line) => log(line) });
 const replies = new Map<string, number>();
 const graph = await startFakeGraphApi({
@@ -159,6 +176,7 @@ try {
   while ([...sentAt.keys()].some((k) => !replies.has(k)) && Date.now() < drainDeadline) {
     await new Promise((done) => setTimeout(done, 200));
   }
+  const stages = await consumerStages(ports);
   const latencies = [...sentAt].flatMap(([waId, t0]) => {
     const t1 = replies.get(waId);
     return t1 === undefined ? [] : [t1 - t0];
@@ -183,6 +201,8 @@ try {
     repliesPerSec: Math.round(latencies.length / elapsed),
     latencyMs: { p50: pct(50), p90: pct(90), p99: pct(99), max: latencies.at(-1) ?? Number.NaN },
     webhookFailures: failures,
+    // Mean time per message in each consumer, from the services' own histograms: where the time goes.
+    consumerMeanMs: stages,
   };
   const p99ok = result.latencyMs.p99 <= TARGET.p99Ms && result.missing === 0 && rate >= TARGET.rate;
   const f = (n: number) => n.toFixed(1);
@@ -200,6 +220,7 @@ state machine, commit, outbox), the dispatcher (claim, send, record).
 Target p99 ≤ ${TARGET.p99Ms} ms at ${TARGET.rate} messages/s: **${p99ok ? "PASS" : "MISS"}**.
 `;
   process.stdout.write(`${md}\n`);
+  log(`mean ms per message by consumer: ${JSON.stringify(stages)}`);
   if (!args.dry) {
     mkdirSync(resolve(root, args.out), { recursive: true });
     const stamp = result.date.slice(0, 19).replace(/[:T]/g, "-");

@@ -20,6 +20,10 @@ export const schema = baseSchema.extend({
   TIMER_POLL_MS: positiveInt(1000),
   // Partitions handled at once; order within each is kept.
   CONSUMER_CONCURRENCY: positiveInt(3),
+  // Crash-testing only: the process SIGKILLs itself at this step of applying a shopper's message
+  // (after its claim, or after its commit and before publishing), as a crash would. Never set it
+  // in a deployment; tests/integration/conversation-crash.test.ts uses it.
+  CONVERSATION_CRASH_AT: z.enum(["after_claim", "after_commit"]).optional(),
 });
 
 export type ConversationConfig = z.infer<typeof schema>;

@@ -28,8 +28,9 @@ export async function startConversationService(
   const backbone = await connectBackbone("conversation", config, logger);
   await ensureIndexes(backbone.mongo.db, conversationIndexes);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
+  const store = new ConversationStore(backbone.mongo.db);
   const handler = createConversationHandler({
-    store: new ConversationStore(backbone.mongo.db),
+    store,
     publisher: backbone.kafka.producer,
     topics,
     catalog,
@@ -38,6 +39,15 @@ export async function startConversationService(
     generationDeadlineMs: config.GENERATION_DEADLINE_MS,
     logger,
     registry: backbone.registry,
+    ...(config.CONVERSATION_CRASH_AT
+      ? {
+          onStep: (step: string) => {
+            if (step !== config.CONVERSATION_CRASH_AT) return;
+            logger.warn({ step }, "CONVERSATION_CRASH_AT reached: killing this process");
+            process.kill(process.pid, "SIGKILL");
+          },
+        }
+      : {}),
   });
   const consumer = await startConsumer({
     kafka: backbone.kafka.kafka,
@@ -63,5 +73,6 @@ export async function startConversationService(
     clearInterval(poller);
     await polling;
     await consumer.stop();
+    await store.close();
   });
 }

@@ -47,6 +47,8 @@ export interface ConversationHandlerDeps {
   logger: Logger;
   registry: Registry;
   now?: () => Date;
+  /** Crash-testing: called at each step of applying a message (see CONVERSATION_CRASH_AT). */
+  onStep?: (step: "after_claim" | "after_commit") => void;
 }
 
 /** Version conflicts in a row before giving up to the consumer's retry: only a storm of writers gets here. */
@@ -98,6 +100,14 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     registers: [deps.registry],
   });
 
+  /**
+   * Conversation versions whose whole outbox this process has published. The next version leaves
+   * those entries out instead of carrying them until the deferred clear lands; a version we have no
+   * record of (another replica's, or from before a restart) keeps them, and they are sent again.
+   */
+  const relayed = new Map<string, number>();
+  const RELAYED_MEMORY = 20_000;
+
   async function relay(
     conversationId: string,
     version: number,
@@ -111,21 +121,29 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       byTopic.set(entry.topic, list);
     }
     for (const [topic, messages] of byTopic) await deps.publisher.send(topic, messages);
-    await deps.store.clearOutbox(conversationId, version);
+    relayed.delete(conversationId);
+    relayed.set(conversationId, version);
+    if (relayed.size > RELAYED_MEMORY) relayed.delete(relayed.keys().next().value ?? "");
+    deps.store.clearOutbox(conversationId, version);
   }
 
   async function apply(arrival: Arrival): Promise<void> {
     const at = now();
     const kind =
       arrival.event.type === "message" ? `message.${arrival.event.input.kind}` : arrival.event.type;
-    const claim = await deps.store.claim(arrival.eventId, arrival.conversationId, at);
+    // The claim and the read do not depend on each other: one round trip of waiting, not two.
+    const [claim, firstRead] = await Promise.all([
+      deps.store.claim(arrival.eventId, arrival.conversationId, at),
+      deps.store.load(arrival.conversationId),
+    ]);
+    if (arrival.event.type === "message") deps.onStep?.("after_claim");
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
-      const doc = await deps.store.load(arrival.conversationId);
+      const doc = conflicts === 0 ? firstRead : await deps.store.load(arrival.conversationId);
       if (claim === "applied" || doc?.appliedEventIds.includes(arrival.eventId)) {
         handled.inc({ kind, outcome: "duplicate" });
         trace.getActiveSpan()?.addEvent("duplicate", { "event.id": arrival.eventId });
-        if (doc) await relay(doc._id, doc.version, doc.outbox);
-        await deps.store.markApplied(arrival.eventId, at);
+        if (doc && relayed.get(doc._id) !== doc.version) await relay(doc._id, doc.version, doc.outbox);
+        deps.store.markApplied(arrival.eventId, at);
         return;
       }
       const phoneNumberId = doc?.phoneNumberId ?? arrival.phoneNumberId;
@@ -133,7 +151,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       if (!doc && arrival.event.type !== "message") {
         // A result for a conversation we have no record of: nothing to apply it to.
         handled.inc({ kind, outcome: "ignored" });
-        await deps.store.markApplied(arrival.eventId, at);
+        deps.store.markApplied(arrival.eventId, at);
         return;
       }
       const shop = shopFor(deps.catalog, phoneNumberId ?? "");
@@ -171,6 +189,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
           timers = [...timers, { id: effect.timerId, roundId: effect.roundId, dueAt: new Date(effect.at) }];
         if (effect.type === "cancel_timer") timers = timers.filter((t) => t.id !== effect.timerId);
       });
+      const carried = doc && relayed.get(doc._id) !== doc.version ? doc.outbox : [];
       const committed = await deps.store.commit(
         doc,
         {
@@ -182,10 +201,11 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
           ...(lastInboundAt ? { lastInboundAt } : {}),
         },
         arrival.eventId,
-        outbox,
+        [...carried, ...outbox],
         at,
       );
       if (committed === undefined) continue;
+      if (arrival.event.type === "message") deps.onStep?.("after_commit");
       const to = result.conversation.state;
       transitions.inc({ from: before.state, to, outcome: result.outcome });
       handled.inc({ kind, outcome: result.outcome });
@@ -194,8 +214,8 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       trace
         .getActiveSpan()
         ?.addEvent("transition", { from: before.state, to, outcome: result.outcome, event: kind });
-      await relay(arrival.conversationId, committed, [...(doc?.outbox ?? []), ...outbox]);
-      await deps.store.markApplied(arrival.eventId, at);
+      await relay(arrival.conversationId, committed, [...carried, ...outbox]);
+      deps.store.markApplied(arrival.eventId, at);
       return;
     }
     throw new TransientError(`conversation changed ${MAX_CONFLICTS} times while applying ${arrival.eventId}`);

@@ -1,0 +1,193 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createServer } from "node:net";
+import { resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { loadIngressConfig } from "@taituri/ingress-service/config";
+import { startIngressService } from "@taituri/ingress-service/service";
+import { createLogger } from "@taituri/logging";
+import type { RunningService } from "@taituri/service";
+import { type Infra, startInfra } from "@taituri/testing";
+import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
+import { type Db, MongoClient } from "mongodb";
+
+/**
+ * The conversation service as its own process, killed (SIGKILL, no shutdown code runs) at the two
+ * points where a crash could lose or double a message's effect, then started again: the message
+ * must take effect exactly once and its reply be sent exactly once.
+ */
+const SECRET = "crash-secret";
+const run = randomUUID().slice(0, 8);
+const prefix = `crash-${run}.`;
+const root = resolve(new URL("../..", import.meta.url).pathname);
+const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
+let infra: Infra;
+let graph: FakeGraphApi;
+let ingress: RunningService;
+let mongo: MongoClient;
+let db: Db;
+let env: NodeJS.ProcessEnv;
+const children = new Set<ChildProcess>();
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const { port } = server.address() as { port: number };
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
+/** Starts `services/conversation/src/main.ts`; resolves once it is ready. */
+async function startConversation(extra: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["services/conversation/src/main.ts"], {
+    cwd: root,
+    env: { ...env, ...extra, CONVERSATION_PORT: String(port) },
+    stdio: ["ignore", "ignore", process.env.TEST_LOG_LEVEL ? "inherit" : "ignore"],
+  });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  await eventually(
+    "the conversation service to be ready",
+    async () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error("conversation exited");
+      return fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    },
+    60_000,
+  );
+  return child;
+}
+
+function exited(child: ChildProcess): Promise<NodeJS.Signals | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.signalCode);
+  return new Promise((done) => child.once("exit", (_code, signal) => done(signal)));
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  const gone = exited(child);
+  child.kill("SIGTERM");
+  await gone;
+}
+
+let shoppers = 0;
+async function hello(): Promise<{ waId: string; wamid: string; conversationId: string }> {
+  shoppers += 1;
+  const waId = `3470${String(shoppers).padStart(6, "0")}`;
+  const wamid = `wamid.crash.${run}.${shoppers}`;
+  const body = JSON.stringify(textWebhook("I want a gift", { waId, phoneNumberId: "PNJ", wamid }));
+  const response = await fetch(ingress.endpoints.webhook ?? "", {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-hub-signature-256": signWebhook(body, SECRET) },
+    body,
+  });
+  assert.equal(response.status, 200);
+  return { waId, wamid, conversationId: `PNJ:${waId}` };
+}
+
+const repliesTo = (waId: string) =>
+  graph.sends().filter((r) => (r.body as { to?: string }).to === waId && r.status === 200);
+
+before(async () => {
+  infra = await startInfra();
+  graph = await startFakeGraphApi();
+  const shared = {
+    KAFKA_BROKERS: infra.kafka.brokers.join(","),
+    MONGO_URL: infra.mongo.url,
+    MONGO_DB: `crash_${run}`,
+    KAFKA_TOPIC_PREFIX: prefix,
+    KAFKA_PARTITIONS: "2",
+  };
+  env = {
+    ...process.env,
+    ...shared,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
+    OTEL_SDK_DISABLED: "true",
+    NODE_OPTIONS: "--disable-warning=TimeoutNegativeWarning",
+  };
+  ingress = await startIngressService(
+    loadIngressConfig({
+      ...shared,
+      INGRESS_PORT: "0",
+      WHATSAPP_APP_SECRET: SECRET,
+      WHATSAPP_VERIFY_TOKEN: "v",
+      WHATSAPP_ACCESS_TOKEN: "t",
+      WHATSAPP_API_URL: graph.url,
+    }),
+    logger,
+  );
+  mongo = new MongoClient(infra.mongo.url);
+  db = mongo.db(`crash_${run}`);
+});
+
+after(async () => {
+  for (const child of children) child.kill("SIGKILL");
+  await ingress?.stop();
+  await mongo?.close();
+  await graph?.close();
+  await infra?.stop();
+});
+
+describe("the conversation consumer killed mid-message and restarted", () => {
+  test("killed between the claim and the commit: the message takes effect once, one reply", async () => {
+    const crashing = await startConversation({ CONVERSATION_CRASH_AT: "after_claim" });
+    const shopper = await hello();
+    assert.equal(await exited(crashing), "SIGKILL");
+    const claim = await db.collection("conversation_inbound_claims").findOne({ _id: shopper.wamid as never });
+    assert.ok(claim, "the claim was written before the crash");
+    assert.equal(claim.appliedAt, undefined);
+    assert.equal(
+      await db.collection("conversation_conversations").findOne({ _id: shopper.conversationId as never }),
+      null,
+      "nothing committed before the crash",
+    );
+    assert.equal(repliesTo(shopper.waId).length, 0);
+
+    const restarted = await startConversation();
+    try {
+      await eventually("the greeting after the restart", () => repliesTo(shopper.waId).length > 0, 60_000);
+      await new Promise((done) => setTimeout(done, 1500));
+      assert.equal(repliesTo(shopper.waId).length, 1, "exactly one reply");
+      const doc = await db
+        .collection("conversation_conversations")
+        .findOne({ _id: shopper.conversationId as never });
+      assert.deepEqual(doc?.appliedEventIds, [shopper.wamid]);
+      assert.equal(doc?.version, 1, "applied once");
+      assert.equal(doc?.conversation.state, "awaiting_recipient");
+    } finally {
+      await stop(restarted);
+    }
+  });
+
+  test("killed between the commit and publishing: the committed reply is sent once after the restart", async () => {
+    const crashing = await startConversation({ CONVERSATION_CRASH_AT: "after_commit" });
+    const shopper = await hello();
+    assert.equal(await exited(crashing), "SIGKILL");
+    const conversations = db.collection("conversation_conversations");
+    const committed = await conversations.findOne({ _id: shopper.conversationId as never });
+    assert.equal(committed?.version, 1, "the state change was committed before the crash");
+    assert.equal(committed?.outbox.length, 1, "with the greeting waiting in its outbox");
+    assert.equal(repliesTo(shopper.waId).length, 0, "and not yet published");
+
+    const restarted = await startConversation();
+    try {
+      await eventually("the greeting after the restart", () => repliesTo(shopper.waId).length > 0, 60_000);
+      await eventually(
+        "the relayed outbox to be emptied",
+        async () =>
+          (await conversations.findOne({ _id: shopper.conversationId as never }))?.outbox.length === 0,
+      );
+      await new Promise((done) => setTimeout(done, 1500));
+      assert.equal(repliesTo(shopper.waId).length, 1, "exactly one reply");
+      const doc = await conversations.findOne({ _id: shopper.conversationId as never });
+      assert.equal(doc?.version, 1, "not applied a second time");
+      assert.deepEqual(doc?.appliedEventIds, [shopper.wamid]);
+    } finally {
+      await stop(restarted);
+    }
+  });
+});
