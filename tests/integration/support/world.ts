@@ -8,6 +8,7 @@ export type GenerationMode = "complete" | "fail" | "reject" | "silent";
 /**
  * Stand-ins for the generation and payment services at the Kafka boundary: they read the requests
  * the conversation publishes and answer the way the real services will, as the test directs.
+ * With `{ payment: false }` only generation is faked (a real payment service answers payments).
  */
 export class FakeWorld {
   readonly generationRequests: generation.GenerationRequest[] = [];
@@ -18,12 +19,14 @@ export class FakeWorld {
   readonly #producer: EventProducer;
   readonly #images: ImageStore;
   readonly #consumers: Consumer[] = [];
+  readonly #payment: boolean;
 
-  constructor(kafka: Kafka, topics: TopicNames, images: ImageStore) {
+  constructor(kafka: Kafka, topics: TopicNames, images: ImageStore, options: { payment?: boolean } = {}) {
     this.#kafka = kafka;
     this.#topics = topics;
     this.#images = images;
     this.#producer = new EventProducer(kafka);
+    this.#payment = options.payment ?? true;
   }
 
   async start(group: string): Promise<void> {
@@ -39,6 +42,7 @@ export class FakeWorld {
         request.count,
       );
     });
+    if (!this.#payment) return;
     await this.#listen(`${group}-payment`, this.#topics.paymentRequests, async (value) => {
       const request = payment.PaymentRequest.decode(value);
       this.paymentRequests.push(request);
