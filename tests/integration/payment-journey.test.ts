@@ -1,0 +1,270 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { createServer } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { loadConversationConfig } from "@taituri/conversation-service/config";
+import { startConversationService } from "@taituri/conversation-service/service";
+import { loadIngressConfig } from "@taituri/ingress-service/config";
+import { startIngressService } from "@taituri/ingress-service/service";
+import { createKafka, topicNames } from "@taituri/kafka";
+import { createLogger } from "@taituri/logging";
+import { ImageStore } from "@taituri/mongo";
+import { loadPaymentConfig } from "@taituri/payment-service/config";
+import { startPaymentService } from "@taituri/payment-service/service";
+import type { RunningService } from "@taituri/service";
+import { type Infra, startInfra } from "@taituri/testing";
+import {
+  eventually,
+  type FakeGraphApi,
+  type RecordedRequest,
+  startFakeGraphApi,
+} from "@taituri/testing/harness";
+import { messageWebhook, signWebhook } from "@taituri/testing/whatsapp";
+import type { Kafka } from "kafkajs";
+import { type Db, MongoClient } from "mongodb";
+import { FakeWorld } from "./support/world.ts";
+
+/**
+ * Whole journeys that end in a real payment: signed webhooks into ingress, the conversation, the
+ * dispatcher and a fake Graph API, as in journey.test.ts, but with the real payment service and
+ * its local provider. Only generation is answered by FakeWorld. The shopper's browser is plain
+ * HTTP: it opens the checkout link the bot sent and presses the page's buttons.
+ */
+const SECRET = "payment-journey-secret";
+const run = randomUUID().slice(0, 8);
+const prefix = `payjourney-${run}.`;
+const dbName = `payjourney_${run}`;
+const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
+let infra: Infra;
+let graph: FakeGraphApi;
+let ingress: RunningService;
+let conversation: RunningService;
+let payments: RunningService;
+let world: FakeWorld;
+let mongo: MongoClient;
+let db: Db;
+let kafka: Kafka;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+before(async () => {
+  infra = await startInfra();
+  graph = await startFakeGraphApi();
+  const env = {
+    KAFKA_BROKERS: infra.kafka.brokers.join(","),
+    MONGO_URL: infra.mongo.url,
+    MONGO_DB: dbName,
+    KAFKA_TOPIC_PREFIX: prefix,
+    KAFKA_PARTITIONS: "3",
+  };
+  ingress = await startIngressService(
+    loadIngressConfig({
+      ...env,
+      INGRESS_PORT: "0",
+      WHATSAPP_APP_SECRET: SECRET,
+      WHATSAPP_VERIFY_TOKEN: "v",
+      WHATSAPP_ACCESS_TOKEN: "t",
+      WHATSAPP_API_URL: graph.url,
+    }),
+    logger,
+  );
+  conversation = await startConversationService(
+    loadConversationConfig({ ...env, CONVERSATION_PORT: "0", TIMER_POLL_MS: "200" }),
+    logger,
+  );
+  const port = await freePort();
+  payments = await startPaymentService(
+    loadPaymentConfig({
+      ...env,
+      PAYMENT_PORT: String(port),
+      PAYMENT_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      PAYMENT_SWEEP_MS: "200",
+    }),
+    logger,
+  );
+  mongo = new MongoClient(infra.mongo.url);
+  db = mongo.db(dbName);
+  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "world", logger });
+  world = new FakeWorld(kafka, topicNames(prefix), new ImageStore(db), { payment: false });
+  await world.start(`payjourney-${run}`);
+});
+
+after(async () => {
+  await world?.stop();
+  await payments?.stop();
+  await conversation?.stop();
+  await ingress?.stop();
+  await mongo?.close();
+  await graph?.close();
+  await infra?.stop();
+});
+
+/** What the shopper reads of one message the bot sent. */
+function read(r: RecordedRequest): { type: string; text: string; ids: string[]; url?: string } {
+  // biome-ignore lint/suspicious/noExplicitAny: a Graph API body of any message type, read loosely.
+  const b = r.body as Record<string, any>;
+  if (b.type === "text") return { type: "text", text: b.text.body, ids: [] };
+  if (b.type === "image") return { type: "image", text: b.image.caption ?? "", ids: [] };
+  if (b.type === "interactive") {
+    const i = b.interactive;
+    const ids =
+      i.type === "button"
+        ? i.action.buttons.map((x: { reply: { id: string } }) => x.reply.id)
+        : i.type === "list"
+          ? i.action.sections.flatMap((s: { rows: { id: string }[] }) => s.rows.map((row) => row.id))
+          : [];
+    return {
+      type: i.type,
+      text: i.body.text,
+      ids,
+      ...(i.type === "cta_url" ? { url: i.action.parameters.url } : {}),
+    };
+  }
+  return { type: b.type, text: JSON.stringify(b), ids: [] };
+}
+
+let shoppers = 0;
+class Shopper {
+  readonly waId: string;
+  readonly conversationId: string;
+  #seq = 0;
+  #seen = 0;
+
+  constructor() {
+    shoppers += 1;
+    this.waId = `3461${run.replace(/\D/g, "0").slice(0, 4)}${String(shoppers).padStart(3, "0")}`;
+    this.conversationId = `PNQ:${this.waId}`;
+  }
+
+  async send(part: Record<string, unknown>): Promise<void> {
+    this.#seq += 1;
+    const body = JSON.stringify(
+      messageWebhook(part, {
+        waId: this.waId,
+        phoneNumberId: "PNQ",
+        wamid: `wamid.${run}.${this.waId}.${this.#seq}`,
+        timestamp: Math.floor(Date.now() / 1000),
+        profileName: "Ana",
+      }),
+    );
+    const response = await fetch(ingress.endpoints.webhook ?? "", {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": signWebhook(body, SECRET) },
+      body,
+    });
+    assert.equal(response.status, 200);
+  }
+
+  say = (text: string) => this.send({ type: "text", text: { body: text } });
+  tap = (id: string) =>
+    this.send({
+      type: "interactive",
+      interactive: { type: "button_reply", button_reply: { id, title: id } },
+    });
+
+  all = () =>
+    graph
+      .sends()
+      .filter((r) => (r.body as { to?: string }).to === this.waId && r.status === 200)
+      .map(read);
+
+  async next(n = 1) {
+    const from = this.#seen;
+    const got = await eventually(
+      `${n} more message(s) to ${this.waId}`,
+      () => this.all().length >= from + n && this.all(),
+      20_000,
+    );
+    this.#seen = from + n;
+    return got.slice(from, from + n);
+  }
+
+  /** From hello to the list of designs; returns that list. */
+  async toDesigns() {
+    await this.say("I want a gift");
+    await this.next();
+    await this.say("Rosa");
+    const [themes] = await this.next();
+    await this.tap(themes?.ids.find((id) => id.endsWith(":birthday")) ?? "");
+    const [styles] = await this.next();
+    await this.tap(styles?.ids.find((id) => id.endsWith(":watercolor")) ?? "");
+    const [confirm] = await this.next();
+    await this.tap(confirm?.ids[0] ?? "");
+    assert.match((await this.next())[0]?.text ?? "", /Creating your designs/);
+    const shown = await this.next(4);
+    assert.equal(shown[3]?.type, "list");
+    return shown[3];
+  }
+}
+
+const orders = () => db.collection("payment_orders");
+
+describe("journeys paid through the local checkout", () => {
+  test("from hello to paid: the checkout page shows the design, Pay confirms in WhatsApp", async () => {
+    const ana = new Shopper();
+    const list = await ana.toDesigns();
+    await ana.tap(list?.ids[1] ?? "");
+    assert.match((await ana.next())[0]?.text ?? "", /Preparing your checkout/);
+    const [pay] = await ana.next();
+    assert.equal(pay?.type, "cta_url");
+    assert.match(pay?.text ?? "", /Your ceramic mug with design 2: €19\.90/);
+    const link = pay?.url ?? "";
+    assert.match(link, new RegExp(`^${payments.endpoints.http}/checkout/lcs_`));
+
+    // The shopper's browser: the page, the design generation stored, then "Pay".
+    const page = await (await fetch(link)).text();
+    assert.match(page, /ceramic mug/);
+    assert.match(page, /€19\.90/);
+    const order = await orders().findOne({ conversationId: ana.conversationId });
+    assert.ok(order);
+    const image = await fetch(`${link}/image`);
+    assert.equal(image.status, 200);
+    assert.equal(Buffer.from(await image.arrayBuffer()).toString(), `png ${order.imageId}`);
+    const paid = await fetch(`${link}/pay`, { method: "POST" });
+    assert.match(await paid.text(), /Payment received/);
+
+    const [confirmation] = await ana.next();
+    assert.match(confirmation?.text ?? "", new RegExp(`Payment received.*Your order number is ${order._id}`));
+    const after = await orders().findOne({ _id: order._id });
+    assert.equal(after?.state, "paid");
+    assert.equal(after?.amount, 1990);
+  });
+
+  test("a cancelled checkout: the shopper chooses again, gets a new link, pays once", async () => {
+    const bo = new Shopper();
+    const list = await bo.toDesigns();
+    await bo.tap(list?.ids[0] ?? "");
+    await bo.next();
+    const [first] = await bo.next();
+    await fetch(`${first?.url}/cancel`, { method: "POST" });
+    const [expired, again] = await bo.next(2);
+    assert.match(expired?.text ?? "", /checkout link expired/);
+    assert.equal(again?.type, "list");
+    // The same design again: the same order, a new session and link.
+    await bo.tap(again?.ids[0] ?? "");
+    await bo.next();
+    const [second] = await bo.next();
+    assert.equal(second?.type, "cta_url");
+    assert.notEqual(second?.url, first?.url);
+    assert.equal(
+      (await fetch(`${first?.url}/pay`, { method: "POST" })).status,
+      409,
+      "the old link is closed",
+    );
+    await fetch(`${second?.url}/pay`, { method: "POST" });
+    assert.match((await bo.next())[0]?.text ?? "", /Payment received/);
+    const all = await orders().find({ conversationId: bo.conversationId }).toArray();
+    assert.equal(all.length, 1, "one order");
+    assert.equal(all[0]?.state, "paid");
+    assert.equal(all[0]?.attempt, 2);
+  });
+});
