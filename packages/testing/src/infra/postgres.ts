@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { chown, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { LocalContext } from "./local.ts";
 import { choosePort, DEFAULT_PORTS, LOOPBACK } from "./ports.ts";
 import { retryOnPortClash, spawnServer, waitUntilReady } from "./process.ts";
@@ -88,6 +88,8 @@ export async function startLocalPostgres(
     : ctx.persist
       ? join(ctx.cacheDir, "data", "postgres")
       : join(ctx.runDir, "postgres-data");
+  // Parents must stay enterable by the server's user: only the data folder itself is private.
+  await mkdir(dirname(dataDir), { recursive: true, mode: 0o755 });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   if (user) await chown(dataDir, user.uid, user.gid);
   if (!existsSync(join(dataDir, "PG_VERSION"))) {
