@@ -12,12 +12,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus, loadavg } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startInfra } from "@taituri/testing";
-import { startFakeGraphApi } from "@taituri/testing/harness";
+import { freePort, startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
 
 const TARGET = { rate: 500, p99Ms: 50 };
@@ -38,14 +37,6 @@ const rates = args.rates
   .filter((n) => Number.isFinite(n) && n > 0);
 if (rates.length === 0) throw new Error("--rates: a comma-separated list of messages per second");
 const log = (message: string) => process.stderr.write(`[bench:conversation] ${message}\n`);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 /** Mean handling time per consumer group and topic, read from each service's /metrics. */
 async function consumerStages(servicePorts: Record<string, number>): Promise<Record<string, number>> {

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
@@ -9,7 +8,7 @@ import { startIngressService } from "@taituri/ingress-service/service";
 import { createLogger } from "@taituri/logging";
 import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
-import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, freePort, startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
 import { type Db, MongoClient } from "mongodb";
 
@@ -30,14 +29,6 @@ let mongo: MongoClient;
 let db: Db;
 let env: NodeJS.ProcessEnv;
 const children = new Set<ChildProcess>();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 /** Starts `services/conversation/src/main.ts`; resolves once it is ready. */
 async function startConversation(extra: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {

@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { type Infra, startInfra } from "@taituri/testing";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, freePort } from "@taituri/testing/harness";
 
 /**
  * What the README promises a newcomer: `npm start` reaches "ready", and the README's signed curl
@@ -19,14 +18,6 @@ let infra: Infra;
 let child: ChildProcess;
 let output = "";
 const ports: Record<string, number> = {};
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 before(async () => {
   infra = await startInfra();

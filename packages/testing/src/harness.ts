@@ -173,3 +173,6 @@ export async function readTopic(
     await consumer.disconnect();
   }
 }
+
+/** A port free on loopback right now, for a server a test or benchmark is about to start. */
+export { ephemeralPort as freePort } from "./infra/ports.ts";
