@@ -212,11 +212,12 @@ describe("limiter: decisions on real Redis", () => {
     assert.equal((await refund(deniedKey)).status, limiter.RefundStatus.REFUND_STATUS_NOT_CONSUMED);
   });
 
-  test("ResetUsage forgets a subject's usage", async () => {
+  test("ResetUsage forgets a subject's usage (an admin token; limiter-admin.test.ts has the refusals)", async () => {
     const subject = shopper();
     await consume({ subject, ruleSet: "two-windows" });
     assert.equal((await consume({ subject, ruleSet: "two-windows" })).allowed, false);
-    assert.equal((await rpc.resetUsage({ subject, ruleSet: "two-windows" })).deleted, 2);
+    const adminToken = await issuer.sign({ sub: "ops", aud: "limiter", extra: { scope: "limiter.admin" } });
+    assert.equal((await rpc.resetUsage({ subject, ruleSet: "two-windows" }, auth(adminToken))).deleted, 2);
     assert.equal((await consume({ subject, ruleSet: "two-windows" })).allowed, true);
   });
 });

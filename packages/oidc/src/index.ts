@@ -1,4 +1,10 @@
-export { type IssuerOptions, type LocalIssuer, startLocalIssuer, type TokenClaims } from "./issuer.ts";
+export {
+  type IssuerClient,
+  type IssuerOptions,
+  type LocalIssuer,
+  startLocalIssuer,
+  type TokenClaims,
+} from "./issuer.ts";
 export {
   AuthError,
   createTokenSource,

@@ -4,12 +4,21 @@ import type { AddressInfo } from "node:net";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 
 export interface IssuerOptions {
-  /** OAuth clients allowed to use the client-credentials grant: client id → secret. */
-  clients?: Record<string, string>;
+  /**
+   * OAuth clients allowed to use the client-credentials grant: client id → secret, or → secret and
+   * the scopes the client may be granted (e.g. `limiter.admin`).
+   */
+  clients?: Record<string, string | IssuerClient>;
   /** Lifetime of issued tokens (seconds); 300 by default, like a short projected token. */
   tokenTtlSeconds?: number;
   host?: string;
   port?: number;
+}
+
+export interface IssuerClient {
+  secret: string;
+  /** Scopes this client may hold; a token request without `scope` gets all of them. */
+  scopes?: string[];
 }
 
 export interface TokenClaims {
@@ -93,13 +102,26 @@ export async function startLocalIssuer(options: IssuerOptions = {}): Promise<Loc
       }
       if (form.get("grant_type") !== "client_credentials")
         return json(response, 400, { error: "unsupported_grant_type" });
-      const expected = clients[clientId];
-      if (expected === undefined || !sameSecret(expected, secret))
+      const entry = clients[clientId];
+      const client = typeof entry === "string" ? { secret: entry } : entry;
+      if (client === undefined || !sameSecret(client.secret, secret))
         return json(response, 401, { error: "invalid_client" });
       const audience = form.get("audience");
       if (!audience) return json(response, 400, { error: "invalid_request", error_description: "audience" });
-      const token = await sign({ sub: clientId, aud: audience });
-      return json(response, 200, { access_token: token, token_type: "Bearer", expires_in: ttl });
+      // RFC 6749 §3.3: a requested scope narrows what the client holds; one it does not hold is refused.
+      const allowed = client.scopes ?? [];
+      const requested = form.get("scope")?.split(" ").filter(Boolean);
+      const refused = requested?.filter((scope) => !allowed.includes(scope)) ?? [];
+      if (refused.length > 0)
+        return json(response, 400, { error: "invalid_scope", error_description: refused.join(" ") });
+      const scope = (requested ?? allowed).join(" ");
+      const token = await sign({ sub: clientId, aud: audience, extra: scope ? { scope } : undefined });
+      return json(response, 200, {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        ...(scope ? { scope } : {}),
+      });
     }
     json(response, 404, { error: "not_found" });
   };

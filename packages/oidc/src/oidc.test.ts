@@ -6,7 +6,9 @@ let issuer: LocalIssuer;
 let stranger: LocalIssuer;
 
 before(async () => {
-  issuer = await startLocalIssuer({ clients: { generation: "s3cret" } });
+  issuer = await startLocalIssuer({
+    clients: { generation: "s3cret", ops: { secret: "0ps", scopes: ["limiter.admin", "limiter.read"] } },
+  });
   stranger = await startLocalIssuer();
 });
 after(async () => {
@@ -62,5 +64,42 @@ describe("token endpoint", () => {
     assert.equal(claims.sub, "generation");
     const bad = createTokenSource({ tokenUrl, clientId: "generation", clientSecret: "nope", audience: "x" });
     await assert.rejects(bad(), /401/);
+  });
+});
+
+describe("token endpoint scopes", () => {
+  const verifier = () => createVerifier({ issuer: issuer.url, audience: "limiter" });
+  const source = (clientId: string, clientSecret: string, scope?: string) =>
+    createTokenSource({
+      tokenUrl: `${issuer.url}/token`,
+      clientId,
+      clientSecret,
+      audience: "limiter",
+      scope,
+    });
+
+  test("a client gets its scopes by default, a requested subset when it asks, and no scope claim without any", async () => {
+    assert.equal((await verifier().verify(await source("ops", "0ps")())).scope, "limiter.admin limiter.read");
+    assert.equal(
+      (await verifier().verify(await source("ops", "0ps", "limiter.read")())).scope,
+      "limiter.read",
+    );
+    assert.equal((await verifier().verify(await source("generation", "s3cret")())).scope, undefined);
+  });
+
+  test("a scope the client does not hold is refused with invalid_scope", async () => {
+    await assert.rejects(source("generation", "s3cret", "limiter.admin")(), /400/);
+    const response = await fetch(`${issuer.url}/token`, {
+      method: "POST",
+      body: new URLSearchParams({
+        grant_type: "client_credentials",
+        client_id: "ops",
+        client_secret: "0ps",
+        audience: "limiter",
+        scope: "limiter.admin root",
+      }),
+    });
+    assert.equal(response.status, 400);
+    assert.deepEqual(await response.json(), { error: "invalid_scope", error_description: "root" });
   });
 });

@@ -88,6 +88,8 @@ export interface TokenSourceOptions {
   clientId: string;
   clientSecret: string;
   audience: string;
+  /** Space-separated scopes to ask for; without it the issuer grants the client's default scopes. */
+  scope?: string;
 }
 
 /**
@@ -106,6 +108,7 @@ export function createTokenSource(options: TokenSourceOptions): () => Promise<st
         client_id: options.clientId,
         client_secret: options.clientSecret,
         audience: options.audience,
+        ...(options.scope ? { scope: options.scope } : {}),
       }),
       signal: AbortSignal.timeout(5000),
     });

@@ -13,3 +13,4 @@ export {
   startRestartableKafka,
 } from "./infra/index.ts";
 export { type FeatureResult, probeMongoFeatures } from "./infra/mongo-features.ts";
+export { type RedisCluster, type RedisClusterOptions, startRedisCluster } from "./infra/redis-cluster.ts";

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { baseSchema, loadConfig, port, positiveInt, z } from "@taituri/config";
+import { baseSchema, csv, loadConfig, port, positiveInt, z } from "@taituri/config";
 
 export const schema = baseSchema.extend({
   // gRPC port of the LimiterService and of grpc.health.v1.
@@ -16,6 +16,11 @@ export const schema = baseSchema.extend({
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/)
     .default("limiter"),
+  // Comma-separated host:port seed nodes of a Redis Cluster; when set the limiter talks to the
+  // cluster (all keys in one slot, see LIMITER_KEY_PREFIX) and REDIS_URL is not used.
+  LIMITER_REDIS_CLUSTER_NODES: csv()
+    .pipe(z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, "expected host:port")))
+    .default([]),
   // A Redis call slower than this fails, and the rule set's onRedisError decides.
   LIMITER_REDIS_TIMEOUT_MS: positiveInt(250),
   // OIDC issuer whose tokens every RPC must carry (discovery + JWKS). Locally @taituri/oidc's
@@ -23,8 +28,42 @@ export const schema = baseSchema.extend({
   OIDC_ISSUER_URL: z.string().url().default("http://127.0.0.1:3010"),
   // The `aud` the tokens must name.
   LIMITER_AUDIENCE: z.string().min(1).default("limiter"),
+  // ResetUsage is admin-only: a token whose space-separated `scope` claim holds this scope may call
+  // it (the local issuer grants scopes per client)...
+  LIMITER_ADMIN_SCOPE: z.string().min(1).default("limiter.admin"),
+  // ...and so may these comma-separated `sub` values, for issuers that put no scope in tokens
+  // (Kubernetes projected tokens: system:serviceaccount:<namespace>:<name>).
+  LIMITER_ADMIN_SUBJECTS: csv().default([]),
 });
 
 export type LimiterConfig = z.infer<typeof schema>;
 
 export const loadLimiterConfig = (env?: Record<string, string | undefined>) => loadConfig(schema, env);
+
+/** Settings of the admin CLI (src/cli.ts); each can also be given as a flag, which wins. */
+export const cliSchema = z.object({
+  // The limiter's gRPC address (host:port).
+  LIMITER_URL: z.string().min(1).default("127.0.0.1:50051"),
+  // Issuer of the CLI's token; its client-credentials endpoint is OIDC_TOKEN_URL.
+  OIDC_ISSUER_URL: z.string().url().default("http://127.0.0.1:3010"),
+  // Token endpoint; `${OIDC_ISSUER_URL}/token` when unset (the local issuer's).
+  OIDC_TOKEN_URL: z.string().url().optional(),
+  // OAuth client of the operator; it needs LIMITER_ADMIN_SCOPE (or an admin `sub`) for reset.
+  OIDC_CLIENT_ID: z.string().min(1).default("limiter-admin"),
+  // Its secret. Not needed with OIDC_TOKEN_FILE.
+  OIDC_CLIENT_SECRET: z.string().optional(),
+  // A ready token instead of client credentials (e.g. `kubectl create token … --audience limiter`).
+  OIDC_TOKEN_FILE: z.string().optional(),
+  // Space-separated scopes to ask for; unset: whatever the issuer grants the client by default.
+  OIDC_SCOPE: z.string().optional(),
+  // The `aud` the limiter expects.
+  LIMITER_AUDIENCE: z.string().min(1).default("limiter"),
+  // Deadline of the token request and of the RPC.
+  LIMITER_CLI_TIMEOUT_MS: positiveInt(5000),
+});
+
+export type CliConfig = z.infer<typeof cliSchema>;
+
+/** The CLI's settings: the environment, overridden by `flags` (same names). */
+export const loadCliConfig = (flags: Record<string, string | undefined>) =>
+  loadConfig(cliSchema, { ...process.env, ...flags });

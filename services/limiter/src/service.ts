@@ -5,7 +5,7 @@ import { createOpsServer, createRegistry } from "@taituri/ops";
 import { limiter } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
 import { HealthImplementation } from "grpc-health-check";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import { createHandlers } from "./adapters/grpc.ts";
 import { watchRules } from "./adapters/rules-file.ts";
 import { createStore } from "./adapters/store.ts";
@@ -39,14 +39,7 @@ export async function startLimiterService(
       else logger.info({ file: config.LIMITER_RULES_FILE }, "rules reloaded");
     },
   });
-  const redis = new Redis(config.REDIS_URL, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    commandTimeout: config.LIMITER_REDIS_TIMEOUT_MS,
-    // Concurrent calls share one write to the socket: most of the throughput at high load.
-    enableAutoPipelining: true,
-  });
+  const redis = connectRedis(config);
   redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
   await redis.connect();
 
@@ -59,7 +52,14 @@ export async function startLimiterService(
   health.addToServer(server);
   server.addService(
     limiter.LimiterServiceService,
-    createHandlers({ store, rules: rules.current, verifier, metrics, logger }),
+    createHandlers({
+      store,
+      rules: rules.current,
+      verifier,
+      admin: { scope: config.LIMITER_ADMIN_SCOPE, subjects: config.LIMITER_ADMIN_SUBJECTS },
+      metrics,
+      logger,
+    }),
   );
   const grpcPort = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
@@ -87,3 +87,26 @@ export async function startLimiterService(
 }
 
 const serviceName = "limiter.v1.LimiterService";
+
+/**
+ * One Redis (REDIS_URL) or a Redis Cluster (LIMITER_REDIS_CLUSTER_NODES). The cluster client sends
+ * each script to the node owning its keys' slot and follows MOVED/ASK after a resharding or
+ * failover; every limiter key has one hash tag, so a call never spans two slots.
+ */
+function connectRedis(config: LimiterConfig): Redis | Cluster {
+  const options = {
+    maxRetriesPerRequest: 1,
+    commandTimeout: config.LIMITER_REDIS_TIMEOUT_MS,
+  };
+  // Concurrent calls share one write to the socket: most of the throughput at high load.
+  const common = { lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: true };
+  const nodes = config.LIMITER_REDIS_CLUSTER_NODES;
+  if (nodes.length === 0) return new Redis(config.REDIS_URL, { ...options, ...common });
+  return new Cluster(
+    nodes.map((node) => {
+      const colon = node.lastIndexOf(":");
+      return { host: node.slice(0, colon), port: Number(node.slice(colon + 1)) };
+    }),
+    { ...common, redisOptions: options },
+  );
+}

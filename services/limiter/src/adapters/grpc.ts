@@ -2,6 +2,7 @@ import { Metadata, type ServerUnaryCall, type sendUnaryData, status } from "@grp
 import type { Logger } from "@taituri/logging";
 import { AuthError, type Verifier } from "@taituri/oidc";
 import { limiter } from "@taituri/proto";
+import { type AdminPolicy, isAdmin } from "../domain/admin.ts";
 import type { RuleSet, Rules } from "../domain/rules.ts";
 import type { Metrics } from "../metrics.ts";
 import { IdempotencyConflictError, type Outcome, type Store, SubjectError } from "./store.ts";
@@ -12,10 +13,15 @@ class InvalidRequestError extends Error {}
 /** Redis failed or timed out and the call cannot be decided. */
 class UnavailableError extends Error {}
 
+/** A valid token that may not do this (an admin RPC without the admin scope or subject). */
+class PermissionError extends Error {}
+
 export interface HandlerDeps {
   store: Store;
   rules: () => Rules;
   verifier: Verifier;
+  /** Who may call ResetUsage. */
+  admin: AdminPolicy;
   metrics: Metrics;
   logger: Logger;
 }
@@ -24,8 +30,10 @@ const maxKeyLength = 200;
 
 /**
  * The LimiterService handlers. Every RPC first verifies the caller's OIDC token; typed errors become
- * status codes: AuthError → UNAUTHENTICATED, a bad request → INVALID_ARGUMENT, Redis down on a
- * fail-closed rule set → UNAVAILABLE.
+ * status codes: AuthError → UNAUTHENTICATED, a valid token without admin rights on ResetUsage →
+ * PERMISSION_DENIED, a bad request → INVALID_ARGUMENT, Redis down on a fail-closed rule set →
+ * UNAVAILABLE. Peek stays open to every authenticated caller: it reads counters by ids the caller
+ * already knows, changes nothing, and lets a service show "n rounds left".
  */
 export function createHandlers(deps: HandlerDeps): limiter.LimiterServiceServer {
   const { store, metrics } = deps;
@@ -54,7 +62,7 @@ export function createHandlers(deps: HandlerDeps): limiter.LimiterServiceServer 
     rpc: string,
     handle: (
       request: Req,
-      claims: { sub?: string },
+      claims: { sub?: string; scope?: unknown },
     ) => Promise<{ response: Res; ruleSet: string; outcome: string }>,
   ) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
@@ -151,6 +159,13 @@ export function createHandlers(deps: HandlerDeps): limiter.LimiterServiceServer 
     resetUsage: unary<limiter.ResetUsageRequest, limiter.ResetUsageResponse>(
       "reset_usage",
       async (request, claims) => {
+        // Checked before the rule set, so a non-admin learns nothing about the rules either.
+        if (!isAdmin(claims, deps.admin)) {
+          deps.logger.warn({ by: claims.sub, ruleSet: request.ruleSet }, "usage reset refused: not an admin");
+          throw new PermissionError(
+            `ResetUsage needs the "${deps.admin.scope}" scope or an admin subject; "${claims.sub}" has neither`,
+          );
+        }
         const ruleSet = ruleSetOf(request.ruleSet);
         const deleted = await redis(store.reset(ruleSet, subjectOf(request.subject)));
         deps.logger.info(
@@ -186,6 +201,7 @@ function states(outcome: Outcome): limiter.LimitState[] {
 
 function classify(error: unknown): [status, string] {
   if (error instanceof AuthError) return [status.UNAUTHENTICATED, "unauthenticated"];
+  if (error instanceof PermissionError) return [status.PERMISSION_DENIED, "forbidden"];
   if (
     error instanceof InvalidRequestError ||
     error instanceof SubjectError ||

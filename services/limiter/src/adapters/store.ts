@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Bucket } from "../domain/gcra.ts";
 import type { Limit, RuleSet } from "../domain/rules.ts";
 import { decideScript, refundScript } from "./script.ts";
@@ -65,7 +65,8 @@ export function keysFor(prefix: string) {
 }
 
 export interface StoreOptions {
-  redis: Redis;
+  /** One Redis, or a Redis Cluster: every key of a call is in one slot, so scripts run unchanged. */
+  redis: Redis | Cluster;
   prefix: string;
   /** A fixed clock for tests; by default the script asks Redis for TIME, one clock for all replicas. */
   now?: () => number;
