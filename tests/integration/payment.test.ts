@@ -327,6 +327,26 @@ describe("provider events", () => {
     );
   });
 
+  test("Pay and Cancel at the same moment: one wins, and the one event sent agrees with the order", async () => {
+    for (let trial = 0; trial < 3; trial++) {
+      const r = request();
+      await buy(local, r);
+      const link = await linkFor(local, r.orderId);
+      await Promise.all([
+        fetch(`${link}/pay`, { method: "POST" }),
+        fetch(`${link}/cancel`, { method: "POST" }),
+      ]);
+      await eventually("an outcome", () => outcomes(local, r.orderId).length >= 2);
+      await pause(800);
+      const state = (await orderDoc(local, r.orderId))?.state;
+      assert.ok(state === "paid" || state === "expired", String(state));
+      assert.deepEqual(outcomes(local, r.orderId), [
+        "linkCreated",
+        state === "paid" ? "succeeded" : "expired",
+      ]);
+    }
+  });
+
   test("the checkout page's Pay, clicked twice, pays once through the signed webhook", async () => {
     const r = request();
     await buy(local, r);

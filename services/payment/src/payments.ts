@@ -40,7 +40,7 @@ type Outcome = NonNullable<payment.PaymentEvent["outcome"]>;
 
 /**
  * Everything that moves an order: payment requests from the conversation, provider events from
- * the webhooks, refunds. Each change is one conditional update of the order document that also
+ * the webhooks, refunds. Each change is one claimed write of the order document (store.ts) that also
  * writes the events it causes (the outbox); they are published after the write and forgotten
  * once Kafka has them. A crash in between leaves them in the document, and the sweeper publishes
  * them (relayStale): nothing is lost, and a copy published twice is deduplicated downstream.
@@ -80,15 +80,21 @@ export function createPayments(deps: PaymentsDeps) {
     ]);
   }
 
-  async function relay(order: OrderDoc): Promise<void> {
-    if (order.outbox.length === 0) return;
+  /**
+   * Publishes outbox entries and forgets them. A writer relays only the entries it wrote (`only`):
+   * older ones belong to a writer that may be publishing them right now, or to the sweeper.
+   */
+  async function relay(order: OrderDoc, only?: OutboxEntry[]): Promise<void> {
+    const ids = only?.map((e) => e.id);
+    const entries = ids ? order.outbox.filter((e) => ids.includes(e.id)) : order.outbox;
+    if (entries.length === 0) return;
     await deps.publisher.send(
       deps.topics.paymentEvents,
-      order.outbox.map((e) => ({ key: e.key, value: outboxValue(e), headers: e.headers })),
+      entries.map((e) => ({ key: e.key, value: outboxValue(e), headers: e.headers })),
     );
     await store.clearOutbox(
       order._id,
-      order.outbox.map((e) => e.id),
+      entries.map((e) => e.id),
     );
   }
 
@@ -149,7 +155,7 @@ export function createPayments(deps: PaymentsDeps) {
       throw new PermanentError(`order ${order._id}: ${error.message}`);
     }
     await store.recordSession(order._id, { ...session, expiresAt, attempt }, provider.name, at);
-    const next = { ...order, attempt };
+    const link = entry({ ...order, attempt }, "link", { $case: "linkCreated", value: { url: session.url } });
     const updated = await store.transition(
       order,
       "open_session",
@@ -159,14 +165,14 @@ export function createPayments(deps: PaymentsDeps) {
         openUntil: expiresAt,
         linkSentAt: order.linkSentAt ?? at,
       },
-      [entry(next, "link", { $case: "linkCreated", value: { url: session.url } })],
+      [link],
       "request",
       at,
     );
-    if (updated) {
-      counted(order.state, updated);
-      metrics.linksCreated.inc({ provider: provider.name });
-    }
+    if (!updated) return undefined;
+    counted(order.state, updated);
+    metrics.linksCreated.inc({ provider: provider.name });
+    await relay(updated, [link]);
     return updated;
   }
 
@@ -214,7 +220,6 @@ export function createPayments(deps: PaymentsDeps) {
           const updated = await openSession(order);
           if (!updated) break;
           metrics.requests.inc({ outcome: "session_opened" });
-          await relay(updated);
           return;
         }
         case "resend_link":
@@ -278,7 +283,7 @@ export function createPayments(deps: PaymentsDeps) {
 
   /**
    * A verified provider event. Idempotency key: the provider's event id (unique `_id` of
-   * payment_provider_events); the order's conditional update is the second guard, so the same
+   * payment_provider_events); the order's version claim is the second guard, so the same
    * event delivered many times, even at once, changes the order once and emits one event.
    */
   async function applyProviderEvent(raw: CheckoutEventLike): Promise<WebhookOutcome> {
@@ -330,7 +335,7 @@ export function createPayments(deps: PaymentsDeps) {
             if (order.linkSentAt)
               metrics.linkToPaid.observe((at.getTime() - order.linkSentAt.getTime()) / 1000);
           }
-          await relay(updated);
+          await relay(updated, outbox);
           await store.markEventProcessed(event.id, "applied", at);
           return "applied";
         }

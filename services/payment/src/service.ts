@@ -95,7 +95,7 @@ export async function startPaymentService(
   });
 
   // Any replica may sweep: expiring a session is a signed event through the webhook path (the
-  // event index and the conditional update make a second replica's copy a no-op).
+  // event index and the version claim make a second replica's copy a no-op).
   const sweep = async () => {
     await payments.relayStale(config.PAYMENT_OUTBOX_GRACE_MS);
     if (!local) return;

@@ -69,6 +69,18 @@ export type NewOrder = Omit<
   | "updatedAt"
 >;
 
+/** One committed (or claimed) write of an order: see PaymentStore.#commit. */
+interface ChangeDoc {
+  /** "<order id>#<version it replaces>": unique, so one writer per version. */
+  _id: string;
+  orderId: string;
+  fromVersion: number;
+  set: Partial<OrderDoc>;
+  at: Date;
+}
+
+const changeId = (orderId: string, version: number) => `${orderId}#${version}`;
+
 /** One provider checkout session. Unique provider session id: `_id`. */
 interface SessionDoc {
   _id: string;
@@ -84,7 +96,7 @@ interface SessionDoc {
  * One provider event as received. Idempotency key of the webhooks: the provider's event id, unique
  * as `_id`. `processedAt` is set once its effect (if any) is in the order, so a redelivery after
  * that is answered with one lookup; one without it (a crash in between) is processed again, which
- * the order's conditional update makes harmless.
+ * the order's version claim makes harmless.
  */
 interface ProviderEventDoc {
   _id: string;
@@ -98,6 +110,7 @@ interface ProviderEventDoc {
 }
 
 export const ORDERS = "payment_orders";
+export const CHANGES = "payment_order_changes";
 export const SESSIONS = "payment_sessions";
 export const PROVIDER_EVENTS = "payment_provider_events";
 
@@ -116,6 +129,7 @@ export const paymentIndexes: CollectionIndexes[] = [
     ],
   },
   { collection: SESSIONS, indexes: [{ key: { orderId: 1 }, name: "order" }] },
+  { collection: CHANGES, indexes: [{ key: { orderId: 1 }, name: "order" }] },
   { collection: PROVIDER_EVENTS, indexes: [{ key: { orderId: 1 }, name: "order" }] },
 ];
 
@@ -123,15 +137,27 @@ export class PaymentStore {
   readonly orders: Collection<OrderDoc>;
   readonly #sessions: Collection<SessionDoc>;
   readonly #events: Collection<ProviderEventDoc>;
+  readonly #changes: Collection<ChangeDoc>;
 
   constructor(db: Db) {
+    this.#changes = db.collection<ChangeDoc>(CHANGES);
     this.orders = db.collection<OrderDoc>(ORDERS);
     this.#sessions = db.collection<SessionDoc>(SESSIONS);
     this.#events = db.collection<ProviderEventDoc>(PROVIDER_EVENTS);
   }
 
-  get(orderId: string): Promise<OrderDoc | null> {
-    return this.orders.findOne({ _id: orderId });
+  /** The order as of its last committed change (one a crashed writer claimed is finished first). */
+  async get(orderId: string): Promise<OrderDoc | null> {
+    for (let hops = 0; hops < 10; hops++) {
+      const doc = await this.orders.findOne({ _id: orderId });
+      if (!doc) return null;
+      const pending = await this.#changes.findOne({ _id: changeId(orderId, doc.version) });
+      if (!pending) return doc;
+      // Claimed but maybe not written (the writer died, or is writing now): write the same
+      // content; a second identical write changes nothing.
+      await this.orders.updateOne({ _id: orderId, version: doc.version }, { $set: pending.set });
+    }
+    throw new Error(`order ${orderId} did not settle`);
   }
 
   /** Creates the order in state "created", or returns the one a previous request created. */
@@ -160,9 +186,9 @@ export class PaymentStore {
   }
 
   /**
-   * Applies `change` if the order is still in a state it may come from and at the version read:
-   * one atomic conditional update, which also appends the events to publish. Returns the updated
-   * order, or undefined when another writer got there first (the caller reloads and decides again).
+   * Applies `change` to the order as read, if it is allowed from the order's state and nobody else
+   * changed the order since (see commit). Returns the updated order, or undefined when another
+   * writer got there first: the caller reloads and decides again.
    */
   async transition(
     order: OrderDoc,
@@ -185,46 +211,62 @@ export class PaymentStore {
     at: Date,
   ): Promise<OrderDoc | undefined> {
     const rule = TRANSITIONS[change];
+    if (!rule.from.includes(order.state)) return undefined;
     const pending = [...order.outbox, ...outbox];
-    const result = await this.orders.findOneAndUpdate(
-      { _id: order._id, version: order.version, state: { $in: [...rule.from] } },
+    return this.#commit(
+      order,
       {
-        $set: {
-          ...patch,
-          state: rule.to,
-          version: order.version + 1,
-          outbox: pending,
-          outboxSince: pending.length > 0 ? (order.outboxSince ?? at) : null,
-          history: [...order.history, { state: rule.to, at, by }],
-          updatedAt: at,
-        },
+        ...patch,
+        state: rule.to,
+        outbox: pending,
+        outboxSince: pending.length > 0 ? (order.outboxSince ?? at) : null,
+        history: [...order.history, { state: rule.to, at, by }],
       },
-      { returnDocument: "after" },
+      at,
     );
-    return result ?? undefined;
   }
 
-  /**
-   * Forgets the published entries, whatever else happened to the order meanwhile: one conditional
-   * whole-array write per try (FerretDB 1.24 ignores $pull by condition).
-   */
+  /** Forgets the published entries, whatever else happened to the order meanwhile. */
   async clearOutbox(orderId: string, published: string[]): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.get(orderId);
       if (!current?.outbox.some((e) => published.includes(e.id))) return;
       const left = current.outbox.filter((e) => !published.includes(e.id));
-      const result = await this.orders.updateOne(
-        { _id: orderId, version: current.version },
-        {
-          $set: {
-            outbox: left,
-            outboxSince: left.length > 0 ? current.outboxSince : null,
-            version: current.version + 1,
-          },
-        },
+      const done = await this.#commit(
+        current,
+        { outbox: left, outboxSince: left.length > 0 ? current.outboxSince : null },
+        new Date(),
       );
-      if (result.matchedCount === 1) return;
+      if (done) return;
     }
+  }
+
+  /**
+   * Writes the order's next version. The atomic step is the insert of the change under the unique
+   * id "<order>#<version it replaces>": of any writers that read the same version, exactly one
+   * inserts it, the others get E11000 and lose. Only then is the order updated (conditionally on
+   * that version, which on MongoDB alone would be atomic; FerretDB 1.24 evaluates the filter and
+   * writes in two steps: of 5 concurrent conditional updates of one document 2 to 5 were measured to
+   * succeed). The change keeps its content, so a writer that dies between the two steps leaves a
+   * change that the next get() finishes. payment_order_changes is thus the orders' write-ahead log
+   * and their audit trail.
+   */
+  async #commit(order: OrderDoc, set: Partial<OrderDoc>, at: Date): Promise<OrderDoc | undefined> {
+    const full: Partial<OrderDoc> = { ...set, version: order.version + 1, updatedAt: at };
+    try {
+      await this.#changes.insertOne({
+        _id: changeId(order._id, order.version),
+        orderId: order._id,
+        fromVersion: order.version,
+        set: full,
+        at,
+      });
+    } catch (error) {
+      if (isDuplicateKey(error)) return undefined;
+      throw error;
+    }
+    await this.orders.updateOne({ _id: order._id, version: order.version }, { $set: full });
+    return { ...order, ...full } as OrderDoc;
   }
 
   /** Records a provider session; a second record of the same session (a retried create) is fine. */

@@ -97,11 +97,13 @@ describe("a provider event", () => {
     });
   });
 
-  test("a paid order ignores a late expiry; money taken on an expired session still pays", () => {
+  test("a paid order ignores a late expiry; an ended session cannot be paid, an older one can", () => {
     assert.deepEqual(decideEvent({ state: "paid", sessionId: "s2", paidSessionId: "s2" }, event("expired")), {
       type: "stale",
     });
-    assert.deepEqual(decideEvent({ state: "expired", sessionId: "s2" }, event("paid")), {
+    assert.deepEqual(decideEvent({ state: "expired", sessionId: "s2" }, event("paid")), { type: "stale" });
+    assert.deepEqual(decideEvent({ state: "failed", sessionId: "s2" }, event("paid")), { type: "stale" });
+    assert.deepEqual(decideEvent({ state: "expired", sessionId: "s2" }, event("paid", "s1")), {
       type: "apply",
       change: "pay",
     });

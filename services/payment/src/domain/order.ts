@@ -29,7 +29,7 @@ export const TRANSITIONS: Record<Change, Rule> = {
   // A new session only when none is open: one open session per order is what keeps a second
   // charge impossible.
   open_session: { from: ["created", "expired", "failed"], to: "link_sent", currentSessionOnly: false },
-  // Money taken on any session of the order pays it, even one we thought over: the shopper paid.
+  // Money taken on any other session of the order pays it, even one we thought over: the shopper paid.
   pay: { from: ["link_sent", "expired", "failed"], to: "paid", currentSessionOnly: false },
   // An old session's expiry says nothing about the session that replaced it.
   expire: { from: ["link_sent"], to: "expired", currentSessionOnly: true },
@@ -102,6 +102,10 @@ export function decideEvent(order: OrderView, event: ProviderEvent): EventDecisi
     return order.paidSessionId === event.sessionId ? { type: "duplicate" } : { type: "double_charge" };
   }
   if (rule.currentSessionOnly && order.sessionId !== event.sessionId) return { type: "stale" };
+  // A session that expired or failed cannot also be paid: a provider never does both, and the
+  // local checkout's "Pay" racing its "Cancel" (or the sweeper) must lose, having charged nothing.
+  if (change === "pay" && order.state !== "link_sent" && order.sessionId === event.sessionId)
+    return { type: "stale" };
   if (order.state === rule.to) return { type: "duplicate" };
   if (!canChange(order.state, change)) return { type: "stale" };
   return { type: "apply", change };
