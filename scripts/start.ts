@@ -46,7 +46,11 @@ if (!process.env.WHATSAPP_API_URL) {
 // issuer signs them; locally this small issuer does (discovery, JWKS, client credentials).
 const issuer = process.env.OIDC_ISSUER_URL
   ? undefined
-  : await startLocalIssuer({ port: Number(process.env.OIDC_ISSUER_PORT ?? 3010) });
+  : await startLocalIssuer({
+      port: Number(process.env.OIDC_ISSUER_PORT ?? 3010),
+      // The operator CLI's client (`npm run limiter`): a development secret, admin scope.
+      clients: { "limiter-admin": { secret: "local-limiter-admin", scopes: ["limiter.admin"] } },
+    });
 if (issuer) env.OIDC_ISSUER_URL = issuer.url;
 
 const services: Record<string, string> = {
@@ -136,6 +140,9 @@ Taituri is ready.
 
 Send a signed message as Meta would:
   npm run -s sign-webhook -- "I want a gift" | sh
+
+Inspect or reset a shopper's limits:
+  OIDC_CLIENT_SECRET=local-limiter-admin npm run -s limiter -- peek --shop <id> --shopper <id>
 
 Ctrl-C stops everything.
 `);
