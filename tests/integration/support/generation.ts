@@ -1,0 +1,92 @@
+import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { EventProducer, type TopicNames } from "@taituri/kafka";
+import { generation } from "@taituri/proto";
+import type { Consumer, Kafka } from "kafkajs";
+
+/** Rules for the generation tests: one round per shopper and day, so a second round is refused. */
+export function writeGenerationRules(dir: string): string {
+  const file = join(dir, "limits.yaml");
+  writeFileSync(
+    file,
+    `limits:
+  one-a-day: { scope: shopper, limit: 1, period: 1d }
+  shop-daily-cost: { scope: shop, limit: 5000, period: 1d, unit: cost }
+ruleSets:
+  generation-round: { limits: [one-a-day, shop-daily-cost], onRedisError: deny, maxCost: 500 }
+`,
+  );
+  return file;
+}
+
+/** Publishes generation requests and collects every generation result of a topic prefix. */
+export class RoundsProbe {
+  readonly results: generation.GenerationResult[] = [];
+  readonly #kafka: Kafka;
+  readonly #topics: TopicNames;
+  readonly #producer: EventProducer;
+  #consumer: Consumer | undefined;
+
+  constructor(kafka: Kafka, topics: TopicNames) {
+    this.#kafka = kafka;
+    this.#topics = topics;
+    this.#producer = new EventProducer(kafka);
+  }
+
+  async start(): Promise<void> {
+    await this.#producer.connect();
+    this.#consumer = this.#kafka.consumer({ groupId: `probe-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    await this.#consumer.connect();
+    await this.#consumer.subscribe({ topic: this.#topics.generationResults, fromBeginning: true });
+    await this.#consumer.run({
+      eachMessage: async ({ message }) => {
+        this.results.push(generation.GenerationResult.decode(message.value ?? Buffer.alloc(0)));
+      },
+    });
+  }
+
+  /** Sends the request `times` times; with `spread`, each copy under its own key (other partitions). */
+  async deliver(request: generation.GenerationRequest, times = 1, spread = false): Promise<void> {
+    const value = Buffer.from(generation.GenerationRequest.encode(request).finish());
+    await this.#producer.send(
+      this.#topics.generationRequests,
+      Array.from({ length: times }, (_, i) => ({
+        key: spread ? `${request.conversationId}#${i}` : request.conversationId,
+        value,
+      })),
+    );
+  }
+
+  resultsOf(roundId: string): generation.GenerationResult[] {
+    return this.results.filter((r) => r.roundId === roundId);
+  }
+
+  async stop(): Promise<void> {
+    await this.#consumer?.disconnect();
+    await this.#producer.disconnect();
+  }
+}
+
+let rounds = 0;
+/** A generation request for a new shopper (or the given one). */
+export function roundRequest(run: string, over: Partial<generation.GenerationRequest> = {}) {
+  rounds += 1;
+  const shopperId =
+    over.shopperId ?? `3461${run.replace(/\D/g, "0").slice(0, 4)}${String(rounds).padStart(4, "0")}`;
+  const conversationId = `PNG:${shopperId}`;
+  return generation.GenerationRequest.fromPartial({
+    roundId: `${conversationId}/j1/r${rounds}`,
+    conversationId,
+    shopId: "demo-shop",
+    phoneNumberId: "PNG",
+    shopperId,
+    recipient: "Rosa",
+    theme: "birthday",
+    style: "watercolor",
+    productId: "mug-11oz",
+    count: 3,
+    requestedAt: new Date(),
+    ...over,
+  });
+}
