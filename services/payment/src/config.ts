@@ -10,12 +10,12 @@ export const schema = baseSchema
     PAYMENT_PORT: port(3003),
     PAYMENT_HOST: z.string().default("127.0.0.1"),
     // Base URL shoppers' browsers (and Stripe's redirects) reach this service at: checkout links
-    // are built from it.
+    // are built from it. Unset: the address the server listens on (http://127.0.0.1:3003 by default).
     PAYMENT_PUBLIC_URL: z
       .string()
       .url()
-      .default("http://127.0.0.1:3003")
-      .transform((u) => u.replace(/\/+$/, "")),
+      .transform((u) => u.replace(/\/+$/, ""))
+      .optional(),
     // Who takes the money: "local" (a checkout page served here, for development and demos) or
     // "stripe" (Stripe Checkout).
     PAYMENT_PROVIDER: z.enum(["local", "stripe"]).default("local"),

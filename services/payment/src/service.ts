@@ -39,11 +39,14 @@ export async function startPaymentService(
   const store = new PaymentStore(backbone.mongo.db);
   const metrics = createMetrics(backbone.registry, () => store.countByState());
 
+  // Known once the server listens when PAYMENT_PUBLIC_URL is unset (port 0 in tests).
+  let listening = "";
+  const publicUrl = () => config.PAYMENT_PUBLIC_URL ?? listening;
   const local =
     config.PAYMENT_PROVIDER === "local"
       ? new LocalProvider({
           secret: config.PAYMENT_LOCAL_WEBHOOK_SECRET,
-          publicUrl: config.PAYMENT_PUBLIC_URL,
+          publicUrl,
           toleranceSeconds: config.PAYMENT_WEBHOOK_TOLERANCE_S,
         })
       : undefined;
@@ -52,7 +55,7 @@ export async function startPaymentService(
     new StripeProvider({
       secretKey: config.STRIPE_SECRET_KEY ?? "",
       webhookSecret: config.STRIPE_WEBHOOK_SECRET ?? "",
-      publicUrl: config.PAYMENT_PUBLIC_URL,
+      publicUrl,
       toleranceSeconds: config.PAYMENT_WEBHOOK_TOLERANCE_S,
       timeoutMs: config.PAYMENT_PROVIDER_TIMEOUT_MS,
       ...(config.STRIPE_API_URL ? { apiUrl: config.STRIPE_API_URL } : {}),
@@ -83,6 +86,8 @@ export async function startPaymentService(
     checks: backbone.checks,
   });
 
+  const url = await app.listen({ port: config.PAYMENT_PORT, host: config.PAYMENT_HOST });
+  listening = url;
   const consumer = await startConsumer({
     kafka: backbone.kafka.kafka,
     groupId: `${config.KAFKA_TOPIC_PREFIX}payment`,
@@ -116,9 +121,8 @@ export async function startPaymentService(
     );
   }, config.PAYMENT_SWEEP_MS);
 
-  const url = await app.listen({ port: config.PAYMENT_PORT, host: config.PAYMENT_HOST });
   return {
-    endpoints: { http: url, webhook: `${url}/payments/webhooks/${provider.name}`, ops: url },
+    endpoints: { http: publicUrl(), webhook: `${url}/payments/webhooks/${provider.name}`, ops: url },
     registry: backbone.registry,
     async stop() {
       clearInterval(sweeper);

@@ -25,18 +25,20 @@ export type LocalEventType = "checkout.session.completed" | "checkout.session.ex
 export class LocalProvider implements PaymentProvider {
   readonly name = "local";
   readonly #secret: string;
-  readonly #publicUrl: string;
+  readonly #publicUrl: () => string;
   readonly #toleranceSeconds: number;
 
-  constructor(options: { secret: string; publicUrl: string; toleranceSeconds: number }) {
+  /** `publicUrl`: the base of checkout links, or a function giving it once the server listens. */
+  constructor(options: { secret: string; publicUrl: string | (() => string); toleranceSeconds: number }) {
     this.#secret = options.secret;
-    this.#publicUrl = options.publicUrl;
+    const url = options.publicUrl;
+    this.#publicUrl = typeof url === "string" ? () => url : url;
     this.#toleranceSeconds = options.toleranceSeconds;
   }
 
   async createSession(request: SessionRequest): Promise<CreatedSession> {
     const id = `lcs_${this.#mac(`session:${request.idempotencyKey}`)}`;
-    return { id, url: `${this.#publicUrl}/checkout/${id}` };
+    return { id, url: `${this.#publicUrl()}/checkout/${id}` };
   }
 
   /** The signed event the checkout page (or the expiry sweep) delivers to the webhook. */

@@ -12,7 +12,7 @@ export interface StripeProviderOptions {
   secretKey: string;
   webhookSecret: string;
   /** Where the shopper lands after paying or giving up (this service's public URL). */
-  publicUrl: string;
+  publicUrl: string | (() => string);
   toleranceSeconds: number;
   timeoutMs: number;
   /** Another API base URL (stripe-mock in tests). */
@@ -47,7 +47,8 @@ export class StripeProvider implements PaymentProvider {
   }
 
   async createSession(request: SessionRequest): Promise<CreatedSession> {
-    const back = `${this.#options.publicUrl}/checkout/return?order=${encodeURIComponent(request.orderId)}`;
+    const base = this.#options.publicUrl;
+    const back = `${typeof base === "string" ? base : base()}/checkout/return?order=${encodeURIComponent(request.orderId)}`;
     try {
       const session = await this.stripe.checkout.sessions.create(
         {
