@@ -167,11 +167,6 @@ describe("the conversation consumer killed mid-message and restarted", () => {
     const restarted = await startConversation();
     try {
       await eventually("the greeting after the restart", () => repliesTo(shopper.waId).length > 0, 60_000);
-      await eventually(
-        "the relayed outbox to be emptied",
-        async () =>
-          (await conversations.findOne({ _id: shopper.conversationId as never }))?.outbox.length === 0,
-      );
       await new Promise((done) => setTimeout(done, 1500));
       assert.equal(repliesTo(shopper.waId).length, 1, "exactly one reply");
       const doc = await conversations.findOne({ _id: shopper.conversationId as never });

@@ -102,8 +102,10 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
 
   /**
    * Conversation versions whose whole outbox this process has published. The next version leaves
-   * those entries out instead of carrying them until the deferred clear lands; a version we have no
-   * record of (another replica's, or from before a restart) keeps them, and they are sent again.
+   * those entries out; a version we have no record of (another replica's, or from before a restart)
+   * carries them on, and they are sent again (the dispatcher's and the services' claims drop them).
+   * This replaces a write per message that emptied the outbox, and which FerretDB could have
+   * applied over a newer version (see VersionDoc in the store).
    */
   const relayed = new Map<string, number>();
   const RELAYED_MEMORY = 20_000;
@@ -124,7 +126,6 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     relayed.delete(conversationId);
     relayed.set(conversationId, version);
     if (relayed.size > RELAYED_MEMORY) relayed.delete(relayed.keys().next().value ?? "");
-    deps.store.clearOutbox(conversationId, version);
   }
 
   async function apply(arrival: Arrival): Promise<void> {

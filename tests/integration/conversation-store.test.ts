@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, test } from "node:test";
+import {
+  CONVERSATIONS,
+  type ConversationDoc,
+  ConversationStore,
+  conversationIndexes,
+  VERSIONS,
+} from "@taituri/conversation-service/store";
+import { ensureIndexes } from "@taituri/mongo";
+import { type Infra, startInfra } from "@taituri/testing";
+import { type Db, MongoClient } from "mongodb";
+
+/**
+ * The conversation store's version check on the real MongoDB-wire server: concurrent writers of one
+ * conversation, and a writer that died between claiming a version and writing it.
+ */
+let infra: Infra;
+let mongo: MongoClient;
+let db: Db;
+let store: ConversationStore;
+
+before(async () => {
+  infra = await startInfra();
+  mongo = new MongoClient(infra.mongo.url);
+  db = mongo.db(`convstore_${randomUUID().slice(0, 8)}`);
+  await ensureIndexes(db, conversationIndexes);
+  store = new ConversationStore(db);
+});
+
+after(async () => {
+  await store?.close();
+  await mongo?.close();
+  await infra?.stop();
+});
+
+const at = new Date("2026-11-30T10:00:00Z");
+function next(id: string, state: string) {
+  return {
+    conversationId: id,
+    phoneNumberId: "PNJ",
+    shopperId: "s1",
+    conversation: { state } as unknown as ConversationDoc["conversation"],
+    timers: [],
+  };
+}
+
+async function created(id: string): Promise<ConversationDoc> {
+  assert.equal(await store.commit(null, next(id, "greeted"), `${id}-e0`, [], at), 1);
+  const doc = await store.load(id);
+  assert.ok(doc);
+  return doc;
+}
+
+test("of ten writers holding the same version, exactly one writes the next", async () => {
+  const id = `c-${randomUUID()}`;
+  const v1 = await created(id);
+  const results = await Promise.all(
+    Array.from({ length: 10 }, (_, i) => store.commit(v1, next(id, `state-${i}`), `${id}-e${i + 1}`, [], at)),
+  );
+  const winners = results.flatMap((r, i) => (r === undefined ? [] : [i]));
+  assert.equal(winners.length, 1, `winners: ${JSON.stringify(results)}`);
+  assert.equal(results[winners[0] ?? -1], 2);
+  const doc = await store.load(id);
+  assert.equal(doc?.version, 2);
+  assert.equal((doc?.conversation as unknown as { state: string } | undefined)?.state, `state-${winners[0]}`);
+  assert.deepEqual(doc?.appliedEventIds, [`${id}-e0`, `${id}-e${(winners[0] ?? 0) + 1}`]);
+});
+
+test("a version claimed by a writer that died before writing it is finished by the next writer", async () => {
+  const id = `c-${randomUUID()}`;
+  const v1 = await created(id);
+  // What a writer leaves when it dies right after claiming version 2.
+  await db.collection(VERSIONS).insertOne({
+    _id: `${id}#2` as never,
+    conversationId: id,
+    write: {
+      conversation: { state: "from-the-dead" },
+      appliedEventIds: [`${id}-e0`, `${id}-dead`],
+      version: 2,
+    },
+    at,
+  });
+  assert.equal(await store.commit(v1, next(id, "late"), `${id}-late`, [], at), undefined, "lost the version");
+  const doc = await db.collection<ConversationDoc>(CONVERSATIONS).findOne({ _id: id });
+  assert.equal(doc?.version, 2);
+  assert.equal((doc?.conversation as unknown as { state: string } | undefined)?.state, "from-the-dead");
+  // The caller reloads and writes the version after it.
+  assert.equal(await store.commit(doc, next(id, "late"), `${id}-late`, [], at), 3);
+});
