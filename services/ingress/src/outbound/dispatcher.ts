@@ -47,6 +47,13 @@ interface SendClaim {
 }
 
 export const SENDS_COLLECTION = "ingress_outbound_sends";
+/**
+ * One document per take-over of an expired lease, `_id` "<outbound id>#<attempt>": its unique index
+ * lets one dispatcher alone start each attempt. The `{status, leaseUntil}` filter of an update is not
+ * enough on FerretDB, which checks it on a read and writes in a second statement, so two dispatchers
+ * could both take the lease over and both send.
+ */
+export const ATTEMPTS_COLLECTION = "ingress_outbound_attempts";
 
 export const dispatcherIndexes: CollectionIndexes[] = [
   // Statuses arrive with the wamid: they find the send by it.
@@ -74,6 +81,7 @@ export interface DispatcherDeps {
 
 export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingMessage) => Promise<void> {
   const sends: Collection<SendClaim> = deps.db.collection<SendClaim>(SENDS_COLLECTION);
+  const attempts = deps.db.collection<{ _id: string; at: Date }>(ATTEMPTS_COLLECTION);
   const now = deps.now ?? (() => new Date());
   const sent = new Counter({
     name: "outbound_sends_total",
@@ -114,13 +122,19 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
     }
-    const takenOver = await sends.findOneAndUpdate(
-      { _id: message.id, status: "sending", leaseUntil: { $lt: at } },
-      { $set: { leaseUntil, updatedAt: at }, $inc: { attempts: 1 } },
-    );
-    if (takenOver) return { state: "claimed" };
     const existing = await sends.findOne({ _id: message.id });
-    return existing && existing.status !== "sending" ? { state: "done", doc: existing } : { state: "busy" };
+    if (!existing) return { state: "busy" };
+    if (existing.status !== "sending") return { state: "done", doc: existing };
+    if (existing.leaseUntil >= at) return { state: "busy" };
+    const attempt = existing.attempts + 1;
+    try {
+      await attempts.insertOne({ _id: `${message.id}#${attempt}`, at });
+    } catch (error) {
+      if (isDuplicateKey(error)) return { state: "busy" };
+      throw error;
+    }
+    await sends.updateOne({ _id: message.id }, { $set: { leaseUntil, attempts: attempt, updatedAt: at } });
+    return { state: "claimed" };
   }
 
   /** Tells the conversation this message will not be delivered (see deliveryFailureEvent). */
