@@ -16,9 +16,7 @@ export interface RoundDoc {
   leaseUntil: Date;
   /** Who holds the current claim (one id per claim), so only the holder can release it. */
   owner: string;
-  /** The encoded generation.v1.GenerationResult, once finished. */
-  result?: Binary;
-  /** True once Kafka acknowledged the result. */
+  /** True once Kafka acknowledged the result (the result itself is in the round's result marker). */
   published: boolean;
   createdAt: Date;
   updatedAt: Date;
@@ -47,9 +45,25 @@ export interface CallDoc {
 
 export const ROUNDS = "generation_rounds";
 export const CALLS = "generation_provider_calls";
+/**
+ * One document per take-over, `_id` "<round>#<attempt>", and one per finished round, `_id`
+ * "<round>#result" holding the result: their unique `_id` lets one worker alone take each attempt
+ * and one alone record the result. A `{state, leaseUntil}` filter on an update is not enough on
+ * FerretDB, which checks it on a read and writes in a second statement, so two workers could both
+ * match it.
+ */
+export const MARKERS = "generation_round_markers";
+
+interface MarkerDoc {
+  _id: string;
+  at: Date;
+  state?: Exclude<RoundState, "in_progress">;
+  result?: Binary;
+  published?: boolean;
+}
 
 export const generationIndexes: CollectionIndexes[] = [
-  // Rounds are keyed by `_id` (unique by definition); this one serves "rounds by conversation".
+  // Rounds and markers are keyed by `_id` (unique by definition); this serves "rounds of a conversation".
   { collection: ROUNDS, indexes: [{ key: { conversationId: 1 }, name: "by_conversation" }] },
   {
     collection: CALLS,
@@ -79,10 +93,12 @@ export interface NewRound {
 export class RoundStore {
   readonly rounds: Collection<RoundDoc>;
   readonly calls: Collection<CallDoc>;
+  readonly markers: Collection<MarkerDoc>;
 
   constructor(db: Db) {
     this.rounds = db.collection<RoundDoc>(ROUNDS);
     this.calls = db.collection<CallDoc>(CALLS);
+    this.markers = db.collection<MarkerDoc>(MARKERS);
   }
 
   /**
@@ -116,34 +132,80 @@ export class RoundStore {
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
     }
-    const taken = await this.rounds.findOneAndUpdate(
-      { _id: round.roundId, state: "in_progress", leaseUntil: { $lte: now }, attempts: { $lt: maxAttempts } },
-      { $set: { leaseUntil, owner, updatedAt: now }, $inc: { attempts: 1 } },
-      { returnDocument: "after" },
-    );
-    if (taken) return { kind: "claimed", attempt: taken.attempts, leaseUntil };
+    const finished = await this.markers.findOne({ _id: resultId(round.roundId) });
+    if (finished?.result) {
+      // Recorded but not yet published: while the finisher's lease lives it is about to publish,
+      // so wait rather than publish a second copy; after that, it died and we publish for it.
+      if (!finished.published) {
+        const holder = await this.rounds.findOne({ _id: round.roundId });
+        if (holder && holder.leaseUntil.getTime() > now.getTime())
+          return { kind: "busy", leaseUntil: holder.leaseUntil };
+      }
+      return {
+        kind: "finished",
+        published: finished.published === true,
+        result: Buffer.from(finished.result.buffer),
+      };
+    }
     const doc = await this.rounds.findOne({ _id: round.roundId });
     if (!doc) throw new Error(`round ${round.roundId} vanished while being claimed`);
-    const step = nextStep(doc, now, maxAttempts);
-    if (step.kind === "finished") return { ...step, result: Buffer.from(doc.result?.buffer ?? []) };
-    // A take-over that lost the race to another delivery: that one holds a fresh lease now.
-    if (step.kind === "take_over") return { kind: "busy", leaseUntil: doc.leaseUntil };
-    return step;
+    const step = nextStep({ ...doc, state: "in_progress" }, now, maxAttempts);
+    if (step.kind !== "take_over") return step as Exclude<Claim, { kind: "claimed" | "finished" }>;
+    try {
+      await this.markers.insertOne({ _id: `${round.roundId}#${step.attempt}`, at: now });
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      // Another delivery took this attempt first and holds a fresh lease, unless it died between
+      // its marker and its lease (the marker is older than a lease): then that attempt is spent,
+      // and the next look may take the following one.
+      const marker = await this.markers.findOne({ _id: `${round.roundId}#${step.attempt}` });
+      const deadAt = (marker?.at.getTime() ?? now.getTime()) + leaseMs;
+      if (deadAt <= now.getTime())
+        await this.rounds.updateOne(
+          { _id: round.roundId, attempts: { $lt: step.attempt } },
+          { $set: { attempts: step.attempt, leaseUntil: new Date(deadAt), updatedAt: now } },
+        );
+      return { kind: "busy", leaseUntil: new Date(deadAt) };
+    }
+    await this.rounds.updateOne(
+      { _id: round.roundId },
+      { $set: { leaseUntil, owner, attempts: step.attempt, updatedAt: now } },
+    );
+    return { kind: "claimed", attempt: step.attempt, leaseUntil };
   }
 
   /**
-   * Records the result if the round is still in progress. The first worker to finish wins (a
-   * slow worker whose lease was taken over may still finish first); false means another did.
+   * Records the result unless another worker already did: the first to finish wins (a slow worker
+   * whose lease was taken over may still finish first); false means another did.
    */
   async finish(roundId: string, state: Exclude<RoundState, "in_progress">, result: Uint8Array, now: Date) {
-    const updated = await this.rounds.updateOne(
-      { _id: roundId, state: "in_progress" },
-      { $set: { state, result: new Binary(result), updatedAt: now } },
-    );
-    return updated.modifiedCount === 1;
+    try {
+      await this.markers.insertOne({
+        _id: resultId(roundId),
+        at: now,
+        state,
+        result: new Binary(result),
+        published: false,
+      });
+    } catch (error) {
+      if (isDuplicateKey(error)) return false;
+      throw error;
+    }
+    // For people and queries; the marker is what counts.
+    await this.rounds.updateOne({ _id: roundId }, { $set: { state, updatedAt: now } });
+    return true;
+  }
+
+  /** The recorded result, once finished. */
+  async result(roundId: string): Promise<{ result: Buffer; published: boolean } | undefined> {
+    const marker = await this.markers.findOne({ _id: resultId(roundId) });
+    return marker?.result
+      ? { result: Buffer.from(marker.result.buffer), published: marker.published === true }
+      : undefined;
   }
 
   async markPublished(roundId: string, now: Date): Promise<void> {
+    await this.markers.updateOne({ _id: resultId(roundId) }, { $set: { published: true } });
     await this.rounds.updateOne({ _id: roundId }, { $set: { published: true, updatedAt: now } });
   }
 
@@ -182,3 +244,5 @@ export class RoundStore {
     return this.calls.find({ roundId }).sort({ startedAt: 1 }).toArray();
   }
 }
+
+const resultId = (roundId: string) => `${roundId}#result`;

@@ -104,12 +104,8 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
     const won = await persist(leaseUntil, () => store.finish(request.roundId, state, result, now()));
     if (!won) {
       metrics.rounds.inc({ outcome: "superseded" });
-      // The winner publishes its own result; if it died before that, we do it for it.
-      const doc = await store.load(request.roundId);
-      if (doc && doc.state !== "in_progress" && !doc.published && doc.result) {
-        await publish(request.conversationId, doc.result.buffer);
-        await store.markPublished(request.roundId, now());
-      }
+      // The winner publishes its own result; if it dies first, its delivery comes back, finds
+      // the result unpublished and the lease expired, and publishes it.
       return;
     }
     await persist(leaseUntil, () => publish(request.conversationId, result));
