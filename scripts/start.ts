@@ -49,9 +49,15 @@ const issuer = process.env.OIDC_ISSUER_URL
   : await startLocalIssuer({
       port: Number(process.env.OIDC_ISSUER_PORT ?? 3010),
       // The operator CLI's client (`npm run limiter`): a development secret, admin scope.
-      clients: { "limiter-admin": { secret: "local-limiter-admin", scopes: ["limiter.admin"] } },
+      clients: {
+        "limiter-admin": { secret: "local-limiter-admin", scopes: ["limiter.admin"] },
+        // The generation service's client for its limiter calls: a development secret.
+        generation: "local-generation",
+      },
     });
 if (issuer) env.OIDC_ISSUER_URL = issuer.url;
+if (issuer) env.OIDC_CLIENT_SECRET ??= "local-generation";
+env.LIMITER_URL ??= `127.0.0.1:${process.env.LIMITER_GRPC_PORT ?? "50051"}`;
 
 const services: Record<string, string> = {
   limiter: process.env.LIMITER_PORT ?? "3004",
