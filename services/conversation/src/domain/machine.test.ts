@@ -225,6 +225,28 @@ describe("generation", () => {
     }
   });
 
+  for (const [reason, says] of [
+    [
+      "content_policy: declined under the provider's content rules",
+      /declined.*content rules.*Try a different name, theme or style/,
+    ],
+    [
+      "limiter_unavailable: cannot start designs now",
+      /cannot start new designs right now.*Nothing was charged/,
+    ],
+  ] as const) {
+    test(`a round failed with ${reason.split(":")[0]} tells the shopper what they can do, and offers a retry`, () => {
+      const failed = transition(
+        at("generating"),
+        { type: "generation_failed", roundId: "PN:555/j1/r1", reason },
+        ctx,
+      );
+      assert.equal(failed.conversation.state, "ready");
+      assert.match(said(failed.effects), says);
+      assert.deepEqual(offered(failed.effects), ["gen:j1.r2:go"]);
+    });
+  }
+
   for (const failure of [
     { type: "generation_failed", roundId: "PN:555/j1/r1", reason: "provider 500" },
     { type: "generation_deadline", roundId: "PN:555/j1/r1" },

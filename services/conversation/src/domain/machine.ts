@@ -566,11 +566,11 @@ class Turn {
         } else if (this.c.state === "ready") {
           this.send({
             kind: "buttons",
-            body: this.t("generationFailed"),
+            body: this.t(failureMessage(event)),
             buttons: [{ id: replyId("gen", this.c, "go", this.c.round + 1), title: this.t("retryButton") }],
           });
         } else {
-          this.say("generationFailed");
+          this.say(failureMessage(event));
           this.prompt();
         }
         return this.done("advanced");
@@ -629,4 +629,15 @@ export function funnelStep(from: State, to: State): string | undefined {
   if (to === "choosing" && from !== "generating") return undefined;
   if (to === "ready" && from !== "awaiting_style") return undefined;
   return steps[to];
+}
+
+/**
+ * What to tell the shopper about a failed round. The generation service's reason starts with a code
+ * ("content_policy: …"); the ones the shopper can act on get their own message in their language.
+ */
+function failureMessage(event: { type: string; reason?: string }): MessageKey {
+  const code = event.type === "generation_failed" ? (event.reason ?? "").split(":")[0]?.trim() : "";
+  if (code === "content_policy") return "generationRefused";
+  if (code === "limiter_unavailable") return "generationUnavailable";
+  return "generationFailed";
 }

@@ -22,6 +22,8 @@ export const MESSAGE_KEYS = [
   "moreRow",
   "noMoreRounds",
   "generationFailed",
+  "generationRefused",
+  "generationUnavailable",
   "retryButton",
   "rateLimited",
   "preparingCheckout",
