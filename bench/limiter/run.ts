@@ -9,7 +9,8 @@
  * has neither, so ours does more per call.
  *
  * Options: --duration S (each measured run, default 15), --warmup S (default 3), --concurrency N
- * (default 64), --connections N (default 4), --out DIR, --dry (no files).
+ * (default 64), --connections N (default 4), --workers N (our limiter's LIMITER_WORKERS, default 2),
+ * --out DIR, --dry (no files).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -37,6 +38,8 @@ const { values: args } = parseArgs({
     warmup: { type: "string", default: "3" },
     concurrency: { type: "string", default: "64" },
     connections: { type: "string", default: "4" },
+    // Our limiter's processes (LIMITER_WORKERS); envoyproxy/ratelimit's Go runtime uses every core.
+    workers: { type: "string", default: "2" },
     out: { type: "string", default: "bench/results" },
     dry: { type: "boolean", default: false },
   },
@@ -79,6 +82,7 @@ try {
       LIMITER_PORT: String(await freePort()),
       LIMITER_RULES_FILE: rulesFile,
       LIMITER_KEY_PREFIX: "bench",
+      LIMITER_WORKERS: args.workers,
       OIDC_ISSUER_URL: issuer.url,
       LOG_LEVEL: "warn",
       OTEL_SDK_DISABLED: "true",
@@ -168,7 +172,7 @@ try {
   const markdown = [
     `# Limiter benchmark, ${report.date}`,
     "",
-    `${report.machine.cpus} CPUs (${report.machine.model}); ghz ${GHZ.version}, -c ${args.concurrency}, --connections ${args.connections}, ${args.duration} s each after ${args.warmup} s warm-up; one Redis.`,
+    `${report.machine.cpus} CPUs (${report.machine.model}); ghz ${GHZ.version}, -c ${args.concurrency}, --connections ${args.connections}, ${args.duration} s each after ${args.warmup} s warm-up; one Redis; our limiter with LIMITER_WORKERS=${args.workers}.`,
     "",
     "| | decisions/s | p50 ms | p99 ms | errors |",
     "|---|---|---|---|---|",

@@ -9,6 +9,10 @@ export const schema = baseSchema.extend({
   LIMITER_HOST: z.string().default("127.0.0.1"),
   // The YAML rules (docs/limiter.md); reloaded when it changes.
   LIMITER_RULES_FILE: z.string().default(fileURLToPath(new URL("../rules/limits.yaml", import.meta.url))),
+  // Processes that share the gRPC port (node:cluster), each deciding on its own Redis connection:
+  // one Node process uses one core for gRPC and protobuf work. The primary serves the ops port with
+  // the workers' metrics summed.
+  LIMITER_WORKERS: positiveInt(1),
   // How often the rules file is checked for changes.
   LIMITER_RULES_POLL_MS: positiveInt(2000),
   // Hash tag of every Redis key: one Redis Cluster slot per deployment (docs/limiter.md).

@@ -17,6 +17,11 @@ export interface LimiterOptions {
   verifier?: Verifier;
   /** A fixed clock for the Redis script (tests); by default Redis TIME. */
   now?: () => number;
+  /**
+   * False in a worker of several (LIMITER_WORKERS): the primary process serves /healthz, /readyz
+   * and /metrics for all of them, the workers only gRPC.
+   */
+  serveOps?: boolean;
 }
 
 /**
@@ -72,15 +77,18 @@ export async function startLimiterService(
   redis.on("ready", () => health.setStatus(serviceName, "SERVING"));
   redis.on("close", () => health.setStatus(serviceName, "NOT_SERVING"));
 
-  const ops = createOpsServer({ registry, checks: { redis: () => redis.ping() } });
-  const opsUrl = await ops.listen({ port: config.LIMITER_PORT, host: config.LIMITER_HOST });
+  const ops =
+    options.serveOps === false
+      ? undefined
+      : createOpsServer({ registry, checks: { redis: () => redis.ping() } });
+  const opsUrl = await ops?.listen({ port: config.LIMITER_PORT, host: config.LIMITER_HOST });
   return {
-    endpoints: { grpc: `${config.LIMITER_HOST}:${grpcPort}`, ops: opsUrl },
+    endpoints: { grpc: `${config.LIMITER_HOST}:${grpcPort}`, ...(opsUrl ? { ops: opsUrl } : {}) },
     registry,
     async stop() {
       rules.stop();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      await ops.close();
+      await ops?.close();
       redis.disconnect();
     },
   };
