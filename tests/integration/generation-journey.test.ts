@@ -15,14 +15,9 @@ import { createLogger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
-import {
-  eventually,
-  type FakeGraphApi,
-  type RecordedRequest,
-  startFakeGraphApi,
-} from "@taituri/testing/harness";
-import { messageWebhook, signWebhook } from "@taituri/testing/whatsapp";
+import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import { writeGenerationRules } from "./support/generation.ts";
+import { Shopper as BaseShopper } from "./support/shopper.ts";
 
 /**
  * A gift journey through every real service but payment: signed webhooks into ingress, the
@@ -101,68 +96,17 @@ after(async () => {
   await infra?.stop();
 });
 
-/** What the shopper reads of one message the bot sent. */
-function read(r: RecordedRequest): { type: string; text: string; ids: string[]; mediaId?: string } {
-  // biome-ignore lint/suspicious/noExplicitAny: a Graph API body of any message type, read loosely.
-  const b = r.body as Record<string, any>;
-  if (b.type === "text") return { type: "text", text: b.text.body, ids: [] };
-  if (b.type === "image") return { type: "image", text: b.image.caption ?? "", ids: [], mediaId: b.image.id };
-  if (b.type === "interactive") {
-    const i = b.interactive;
-    const ids =
-      i.type === "button"
-        ? i.action.buttons.map((x: { reply: { id: string } }) => x.reply.id)
-        : i.type === "list"
-          ? i.action.sections.flatMap((s: { rows: { id: string }[] }) => s.rows.map((row) => row.id))
-          : [];
-    return { type: i.type, text: i.body.text, ids };
-  }
-  return { type: String(b.type), text: JSON.stringify(b), ids: [] };
-}
-
-class Shopper {
-  readonly waId = `3462${run.replace(/\D/g, "0").slice(0, 4)}001`;
-  #seq = 0;
-  #seen = 0;
-
-  async send(part: Record<string, unknown>): Promise<void> {
-    this.#seq += 1;
-    const body = JSON.stringify(
-      messageWebhook(part, {
-        waId: this.waId,
-        phoneNumberId: "PNGJ",
-        wamid: `wamid.${run}.${this.#seq}`,
-        timestamp: Math.floor(Date.now() / 1000),
-        profileName: "Ana",
-      }),
-    );
-    const response = await fetch(ingress.endpoints.webhook ?? "", {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-hub-signature-256": signWebhook(body, SECRET) },
-      body,
+class Shopper extends BaseShopper {
+  constructor() {
+    super({
+      waId: `3462${run.replace(/\D/g, "0").slice(0, 4)}001`,
+      phoneNumberId: "PNGJ",
+      webhook: () => ingress.endpoints.webhook ?? "",
+      secret: SECRET,
+      graph,
+      wamidPrefix: run,
+      timeoutMs: 45_000,
     });
-    assert.equal(response.status, 200);
-  }
-  say = (text: string) => this.send({ type: "text", text: { body: text } });
-  tap = (id: string) =>
-    this.send({
-      type: "interactive",
-      interactive: { type: "button_reply", button_reply: { id, title: id } },
-    });
-  all = () =>
-    graph
-      .sends()
-      .filter((r) => (r.body as { to?: string }).to === this.waId && r.status === 200)
-      .map(read);
-  async next(n = 1) {
-    const from = this.#seen;
-    const got = await eventually(
-      `${n} more message(s)`,
-      () => this.all().length >= from + n && this.all(),
-      45_000,
-    );
-    this.#seen = from + n;
-    return got.slice(from, from + n);
   }
 }
 

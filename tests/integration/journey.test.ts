@@ -10,15 +10,10 @@ import { createLogger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
 import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
-import {
-  eventually,
-  type FakeGraphApi,
-  type RecordedRequest,
-  startFakeGraphApi,
-} from "@taituri/testing/harness";
-import { messageWebhook, signWebhook } from "@taituri/testing/whatsapp";
+import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
+import { Shopper as BaseShopper } from "./support/shopper.ts";
 import { FakeWorld } from "./support/world.ts";
 
 /**
@@ -87,101 +82,18 @@ after(async () => {
   await infra?.stop();
 });
 
-/** What the shopper reads of one message the bot sent. */
-function read(r: RecordedRequest): { text: string; ids: string[]; type: string } {
-  // biome-ignore lint/suspicious/noExplicitAny: a Graph API body of any message type, read loosely.
-  const b = r.body as Record<string, any>;
-  switch (b.type) {
-    case "text":
-      return { type: "text", text: b.text.body, ids: [] };
-    case "image":
-      return { type: "image", text: b.image.caption ?? "", ids: [] };
-    case "interactive": {
-      const i = b.interactive;
-      const ids =
-        i.type === "button"
-          ? i.action.buttons.map((x: { reply: { id: string } }) => x.reply.id)
-          : i.type === "list"
-            ? i.action.sections.flatMap((s: { rows: { id: string }[] }) => s.rows.map((row) => row.id))
-            : [];
-      const extra = i.type === "cta_url" ? ` (${i.action.parameters.url})` : "";
-      return { type: i.type, text: `${i.body.text}${extra}`, ids };
-    }
-    default:
-      return { type: b.type, text: JSON.stringify(b), ids: [] };
-  }
-}
-
 let shoppers = 0;
-class Shopper {
-  readonly waId: string;
-  readonly conversationId: string;
-  clock = Math.floor(Date.now() / 1000);
-  #seq = 0;
-  #seen = 0;
-
+class Shopper extends BaseShopper {
   constructor() {
     shoppers += 1;
-    this.waId = `3460${run.replace(/\D/g, "0").slice(0, 4)}${String(shoppers).padStart(3, "0")}`;
-    this.conversationId = `PNJ:${this.waId}`;
-  }
-
-  async send(part: Record<string, unknown>): Promise<string> {
-    this.#seq += 1;
-    const wamid = `wamid.${run}.${this.waId}.${this.#seq}`;
-    const body = JSON.stringify(
-      messageWebhook(part, {
-        waId: this.waId,
-        phoneNumberId: "PNJ",
-        wamid,
-        timestamp: this.clock,
-        profileName: "Ana",
-      }),
-    );
-    const response = await fetch(ingress.endpoints.webhook ?? "", {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-hub-signature-256": signWebhook(body, SECRET) },
-      body,
+    super({
+      waId: `3460${run.replace(/\D/g, "0").slice(0, 4)}${String(shoppers).padStart(3, "0")}`,
+      phoneNumberId: "PNJ",
+      webhook: () => ingress.endpoints.webhook ?? "",
+      secret: SECRET,
+      graph,
+      wamidPrefix: run,
     });
-    assert.equal(response.status, 200);
-    return body;
-  }
-
-  say = (text: string) => this.send({ type: "text", text: { body: text } });
-  tap = (id: string) =>
-    this.send({
-      type: "interactive",
-      interactive: { type: "button_reply", button_reply: { id, title: id } },
-    });
-  voice = () =>
-    this.send({ type: "audio", audio: { id: "VOICE1", mime_type: "audio/ogg; codecs=opus", voice: true } });
-
-  all = () =>
-    graph
-      .sends()
-      .filter((r) => (r.body as { to?: string }).to === this.waId && r.status === 200)
-      .map(read);
-
-  /** Waits for the bot's next `n` messages and returns them. */
-  async next(n = 1) {
-    const from = this.#seen;
-    const got = await eventually(
-      `${n} more message(s) to ${this.waId}`,
-      () => this.all().length >= from + n && this.all(),
-      20_000,
-    );
-    this.#seen = from + n;
-    return got.slice(from, from + n);
-  }
-
-  /** Asserts nothing more arrives for a moment. */
-  async quiet(ms = 1500) {
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    assert.equal(
-      this.all().length,
-      this.#seen,
-      `unexpected: ${JSON.stringify(this.all().slice(this.#seen))}`,
-    );
   }
 
   /** Walks from hello to the "create designs" button; returns that button's id. */

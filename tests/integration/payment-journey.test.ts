@@ -13,15 +13,10 @@ import { loadPaymentConfig } from "@taituri/payment-service/config";
 import { startPaymentService } from "@taituri/payment-service/service";
 import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
-import {
-  eventually,
-  type FakeGraphApi,
-  type RecordedRequest,
-  startFakeGraphApi,
-} from "@taituri/testing/harness";
-import { messageWebhook, signWebhook } from "@taituri/testing/whatsapp";
+import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
+import { Shopper as BaseShopper } from "./support/shopper.ts";
 import { FakeWorld } from "./support/world.ts";
 
 /**
@@ -108,84 +103,18 @@ after(async () => {
   await infra?.stop();
 });
 
-/** What the shopper reads of one message the bot sent. */
-function read(r: RecordedRequest): { type: string; text: string; ids: string[]; url?: string } {
-  // biome-ignore lint/suspicious/noExplicitAny: a Graph API body of any message type, read loosely.
-  const b = r.body as Record<string, any>;
-  if (b.type === "text") return { type: "text", text: b.text.body, ids: [] };
-  if (b.type === "image") return { type: "image", text: b.image.caption ?? "", ids: [] };
-  if (b.type === "interactive") {
-    const i = b.interactive;
-    const ids =
-      i.type === "button"
-        ? i.action.buttons.map((x: { reply: { id: string } }) => x.reply.id)
-        : i.type === "list"
-          ? i.action.sections.flatMap((s: { rows: { id: string }[] }) => s.rows.map((row) => row.id))
-          : [];
-    return {
-      type: i.type,
-      text: i.body.text,
-      ids,
-      ...(i.type === "cta_url" ? { url: i.action.parameters.url } : {}),
-    };
-  }
-  return { type: b.type, text: JSON.stringify(b), ids: [] };
-}
-
 let shoppers = 0;
-class Shopper {
-  readonly waId: string;
-  readonly conversationId: string;
-  #seq = 0;
-  #seen = 0;
-
+class Shopper extends BaseShopper {
   constructor() {
     shoppers += 1;
-    this.waId = `3461${run.replace(/\D/g, "0").slice(0, 4)}${String(shoppers).padStart(3, "0")}`;
-    this.conversationId = `PNQ:${this.waId}`;
-  }
-
-  async send(part: Record<string, unknown>): Promise<void> {
-    this.#seq += 1;
-    const body = JSON.stringify(
-      messageWebhook(part, {
-        waId: this.waId,
-        phoneNumberId: "PNQ",
-        wamid: `wamid.${run}.${this.waId}.${this.#seq}`,
-        timestamp: Math.floor(Date.now() / 1000),
-        profileName: "Ana",
-      }),
-    );
-    const response = await fetch(ingress.endpoints.webhook ?? "", {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-hub-signature-256": signWebhook(body, SECRET) },
-      body,
+    super({
+      waId: `3461${run.replace(/\D/g, "0").slice(0, 4)}${String(shoppers).padStart(3, "0")}`,
+      phoneNumberId: "PNQ",
+      webhook: () => ingress.endpoints.webhook ?? "",
+      secret: SECRET,
+      graph,
+      wamidPrefix: run,
     });
-    assert.equal(response.status, 200);
-  }
-
-  say = (text: string) => this.send({ type: "text", text: { body: text } });
-  tap = (id: string) =>
-    this.send({
-      type: "interactive",
-      interactive: { type: "button_reply", button_reply: { id, title: id } },
-    });
-
-  all = () =>
-    graph
-      .sends()
-      .filter((r) => (r.body as { to?: string }).to === this.waId && r.status === 200)
-      .map(read);
-
-  async next(n = 1) {
-    const from = this.#seen;
-    const got = await eventually(
-      `${n} more message(s) to ${this.waId}`,
-      () => this.all().length >= from + n && this.all(),
-      20_000,
-    );
-    this.#seen = from + n;
-    return got.slice(from, from + n);
   }
 
   /** From hello to the list of designs; returns that list. */
