@@ -1,7 +1,7 @@
 import { type BaseConfig, exitOnConfigError } from "@taituri/config";
 import { connectKafka, type KafkaHandle, topicNames, topicSpecs } from "@taituri/kafka";
 import { createLogger, type Logger } from "@taituri/logging";
-import { connectMongo, type MongoHandle } from "@taituri/mongo";
+import type { MongoHandle } from "@taituri/mongo";
 import {
   createOpsServer,
   createRegistry,
@@ -65,6 +65,9 @@ export interface Backbone {
  */
 export async function connectBackbone(name: string, config: BaseConfig, logger: Logger): Promise<Backbone> {
   const registry = createRegistry(name);
+  // Loaded here, after runService has started telemetry: the MongoDB instrumentation patches the
+  // driver as it loads, and an import at the top of this file would load it first.
+  const { connectMongo } = await import("@taituri/mongo");
   const mongo = await connectMongo({ url: config.MONGO_URL, dbName: config.MONGO_DB, appName: name });
   const kafka = await connectKafka({
     brokers: config.KAFKA_BROKERS,

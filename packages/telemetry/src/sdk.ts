@@ -1,3 +1,12 @@
+import type { IncomingMessage } from "node:http";
+import { register } from "node:module";
+import { FastifyOtelInstrumentation } from "@fastify/otel";
+import { getBooleanFromEnv } from "@opentelemetry/core";
+import { GrpcInstrumentation } from "@opentelemetry/instrumentation-grpc";
+import { HttpInstrumentation } from "@opentelemetry/instrumentation-http";
+import { IORedisInstrumentation } from "@opentelemetry/instrumentation-ioredis";
+import { MongoDBInstrumentation } from "@opentelemetry/instrumentation-mongodb";
+import { UndiciInstrumentation } from "@opentelemetry/instrumentation-undici";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import type { SpanProcessor } from "@opentelemetry/sdk-trace-base";
@@ -18,12 +27,54 @@ export interface Telemetry {
   shutdown(): Promise<void>;
 }
 
+/** Probes and scrapes: a span per Kubernetes probe would drown the traces people look for. */
+const OPS_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+const isOpsPath = (url: string | undefined) => OPS_PATHS.has((url ?? "").split("?")[0] ?? "");
+
+/**
+ * The contrib instrumentations every service gets. kafkajs's is left out on purpose: @taituri/kafka
+ * makes its own PRODUCER and CONSUMER spans, and the contrib one would add a second pair per
+ * message and overwrite each message's traceparent with the span of whichever send started the
+ * group-committed request, so a batch mixing callers would put every message in the first
+ * caller's trace.
+ */
+function instrumentations() {
+  return [
+    new HttpInstrumentation({
+      ignoreIncomingRequestHook: (request: IncomingMessage) => isOpsPath(request.url),
+    }),
+    // fetch (the Graph API, OIDC token and JWKS calls, the image provider) goes through undici.
+    new UndiciInstrumentation(),
+    // Hooks into every Fastify instance as it is created, so no service has to register a plugin.
+    new FastifyOtelInstrumentation({
+      registerOnInitialization: true,
+      ignorePaths: (route) => isOpsPath(route.url),
+    }),
+    new GrpcInstrumentation(),
+    // Statement text could hold a phone number or a message: leave it out.
+    new MongoDBInstrumentation({ enhancedDatabaseReporting: false }),
+    new IORedisInstrumentation(),
+  ];
+}
+
+let esmHookRegistered = false;
+
 /**
  * Starts the OpenTelemetry Node SDK. Everything else (exporter, endpoint, sampler, propagators) is
  * read by the SDK from the standard OTEL_* variables, so operators configure it the way they
- * configure any other OpenTelemetry service. Call it before the app's own code runs.
+ * configure any other OpenTelemetry service: OTEL_TRACES_SAMPLER=parentbased_traceidratio with
+ * OTEL_TRACES_SAMPLER_ARG=0.1 keeps one new trace in ten and follows the caller's decision
+ * otherwise. Call it before the app's own code is imported: the instrumentations patch libraries as
+ * they load. OTEL_SDK_DISABLED=true leaves every library unpatched.
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
+  if (getBooleanFromEnv("OTEL_SDK_DISABLED")) return { shutdown: async () => {} };
+  // Our code is ESM; the instrumentations patch CommonJS `require`, and see an ESM `import` only
+  // through import-in-the-middle's loader hook, registered once before anything else is imported.
+  if (!esmHookRegistered) {
+    register("@opentelemetry/instrumentation/hook.mjs", import.meta.url);
+    esmHookRegistered = true;
+  }
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({
       [ATTR_SERVICE_NAME]: options.serviceName,
@@ -32,7 +83,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
       "deployment.environment.name": options.environment ?? "local",
     }),
     ...(options.spanProcessors ? { spanProcessors: options.spanProcessors } : {}),
-    instrumentations: [],
+    instrumentations: instrumentations(),
   });
   sdk.start();
   let stopped: Promise<void> | undefined;
