@@ -10,7 +10,7 @@ import {
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
 import { generation, inbound, outbound, payment } from "@taituri/proto";
-import { trace } from "@taituri/telemetry";
+import { extractContext, injectContext, context as otelContext, trace } from "@taituri/telemetry";
 import { Counter, type Registry } from "prom-client";
 import {
   type ConversationDoc,
@@ -116,13 +116,24 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     entries: ConversationDoc["outbox"],
   ): Promise<void> {
     if (entries.length === 0) return;
-    const byTopic = new Map<string, OutgoingMessage[]>();
+    // Entries are grouped by topic and by the trace of the event that wrote them: each group is
+    // published from that trace, so an entry carried over from an earlier version, or relayed
+    // again after a crash, stays a child of the event that caused it, not of whichever event
+    // happens to publish it.
+    const groups = new Map<
+      string,
+      { topic: string; traceHeaders: Record<string, string>; messages: OutgoingMessage[] }
+    >();
     for (const entry of entries) {
-      const list = byTopic.get(entry.topic) ?? [];
-      list.push({ key: entry.key, value: outboxValue(entry), headers: entry.headers });
-      byTopic.set(entry.topic, list);
+      const traceHeaders = traceOf(entry.headers);
+      const group = `${entry.topic}\n${traceHeaders.traceparent ?? ""}`;
+      const found = groups.get(group) ?? { topic: entry.topic, traceHeaders, messages: [] };
+      found.messages.push({ key: entry.key, value: outboxValue(entry), headers: entry.headers });
+      groups.set(group, found);
     }
-    for (const [topic, messages] of byTopic) await deps.publisher.send(topic, messages);
+    for (const { topic, traceHeaders, messages } of groups.values()) {
+      await otelContext.with(extractContext(traceHeaders), () => deps.publisher.send(topic, messages));
+    }
     relayed.delete(conversationId);
     relayed.set(conversationId, version);
     if (relayed.size > RELAYED_MEMORY) relayed.delete(relayed.keys().next().value ?? "");
@@ -175,6 +186,9 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
           : doc?.lastInboundAt;
       let timers: Timer[] = (doc?.timers ?? []).filter((t) => t.id !== arrival.firedTimerId);
       const outbox: OutboxEntry[] = [];
+      // The trace of this event, stored with its effects so that whoever relays them publishes
+      // them as its children.
+      const traceHeaders = injectContext();
       result.effects.forEach((effect, index) => {
         const id = `${arrival.eventId}:${index}`;
         const entry = toOutbox(effect, id, deps.topics, {
@@ -185,7 +199,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
           lastInboundAt,
           at,
         });
-        if (entry) outbox.push(entry);
+        if (entry) outbox.push({ ...entry, headers: { ...entry.headers, ...traceHeaders } });
         if (effect.type === "schedule_timer")
           timers = [...timers, { id: effect.timerId, roundId: effect.roundId, dueAt: new Date(effect.at) }];
         if (effect.type === "cancel_timer") timers = timers.filter((t) => t.id !== effect.timerId);
@@ -532,4 +546,14 @@ function mediaKindName(kind: inbound.MediaKind): string {
   const name =
     Object.entries(inbound.MediaKind).find(([, value]) => value === kind)?.[0] ?? "MEDIA_KIND_UNSPECIFIED";
   return name.replace("MEDIA_KIND_", "").toLowerCase();
+}
+
+/** The W3C trace context headers among an outbox entry's headers. */
+function traceOf(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ["traceparent", "tracestate"]) {
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
 }
