@@ -12,5 +12,6 @@ export {
   startInfra,
   startRestartableKafka,
 } from "./infra/index.ts";
+export { JAEGER_TOOL, type Jaeger, type JaegerOptions, startJaeger } from "./infra/jaeger.ts";
 export { type FeatureResult, probeMongoFeatures } from "./infra/mongo-features.ts";
 export { type RedisCluster, type RedisClusterOptions, startRedisCluster } from "./infra/redis-cluster.ts";

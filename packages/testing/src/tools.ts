@@ -13,7 +13,17 @@ export interface ToolOptions {
  * Used by tests that need the real tool; a missing Go toolchain is an error, never a skip.
  */
 export async function ensureGoTool(
-  tool: { name: string; module: string; version: string },
+  tool: {
+    name: string;
+    module: string;
+    version: string;
+    /**
+     * The main package inside `module` (e.g. "./cmd/jaeger"). Given, the tool is built inside the
+     * module's own source as the main module, so its replace directives apply: `go install
+     * module@version` refuses any module whose go.mod has them (Jaeger's does).
+     */
+    package?: string;
+  },
   options: ToolOptions = {},
 ): Promise<string> {
   const log = options.log ?? defaultLog;
@@ -27,11 +37,23 @@ export async function ensureGoTool(
     log,
     what: tool.name,
     build: (scratch) =>
-      timed(log, `building ${tool.name} ${tool.version} with go install`, async () => {
-        await run(go, ["install", `${tool.module}@${tool.version}`], {
-          env: { ...process.env, GOBIN: scratch, CGO_ENABLED: "0", GOFLAGS: "-trimpath" },
-        });
-      }),
+      timed(
+        log,
+        `building ${tool.name} ${tool.version} with go ${tool.package ? "build" : "install"}`,
+        async () => {
+          const env = { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-trimpath" };
+          if (!tool.package) {
+            await run(go, ["install", `${tool.module}@${tool.version}`], { env: { ...env, GOBIN: scratch } });
+            return;
+          }
+          const { stdout } = await run(go, ["mod", "download", "-json", `${tool.module}@${tool.version}`], {
+            cwd: scratch,
+            env,
+          });
+          const source = (JSON.parse(stdout) as { Dir: string }).Dir;
+          await run(go, ["build", "-o", join(scratch, tool.name), tool.package], { cwd: source, env });
+        },
+      ),
   });
   return join(dir, tool.name);
 }
