@@ -1,12 +1,13 @@
 /**
  * `npm start`: provisions and starts Kafka, a MongoDB-wire server and Redis (unless KAFKA_BROKERS /
  * MONGO_URL / REDIS_URL name running ones), a local WhatsApp Graph API stand-in (unless
- * WHATSAPP_API_URL is set), then every service, and prints where to look. Ctrl-C stops all of it.
+ * WHATSAPP_API_URL is set), Jaeger for traces (unless OTEL_EXPORTER_OTLP_ENDPOINT or
+ * OTEL_TRACES_EXPORTER is set), then every service, and prints where to look. Ctrl-C stops all of it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { startLocalIssuer } from "@taituri/oidc";
-import { startInfra } from "@taituri/testing";
+import { type Jaeger, startInfra, startJaeger } from "@taituri/testing";
 import { startFakeGraphApi } from "@taituri/testing/harness";
 import { generate, loadDotEnv, NODE_OPTIONS, root, step } from "./lib.ts";
 
@@ -16,8 +17,7 @@ const local = {
   WHATSAPP_VERIFY_TOKEN: "local-verify-token",
   WHATSAPP_ACCESS_TOKEN: "local-access-token",
   INGRESS_PORT: "3000",
-  // Spans go nowhere until a collector is configured (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER).
-  OTEL_TRACES_EXPORTER: "none",
+  // Spans go to the local Jaeger started below, or to OTEL_EXPORTER_OTLP_ENDPOINT when set.
   OTEL_METRICS_EXPORTER: "none",
   OTEL_LOGS_EXPORTER: "none",
 };
@@ -28,6 +28,20 @@ const infra = await step("starting Kafka, MongoDB-wire and Redis", () => startIn
 env.KAFKA_BROKERS = infra.kafka.brokers.join(",");
 env.MONGO_URL = infra.mongo.url;
 env.REDIS_URL = infra.redis.url;
+
+// Traces: a local Jaeger v2 (built from the Go module proxy on first use, which takes a few
+// minutes), unless the operator sends spans elsewhere or turns them off.
+let jaeger: Jaeger | undefined;
+if (!process.env.OTEL_EXPORTER_OTLP_ENDPOINT && !process.env.OTEL_TRACES_EXPORTER) {
+  jaeger = await step("starting Jaeger", () =>
+    startJaeger({
+      otlpPort: Number(process.env.JAEGER_OTLP_PORT ?? 4318),
+      queryPort: Number(process.env.JAEGER_QUERY_PORT ?? 16686),
+    }),
+  );
+  env.OTEL_TRACES_EXPORTER = "otlp";
+  env.OTEL_EXPORTER_OTLP_ENDPOINT = jaeger.otlpEndpoint;
+}
 
 let simulator: Awaited<ReturnType<typeof startFakeGraphApi>> | undefined;
 if (!process.env.WHATSAPP_API_URL) {
@@ -107,6 +121,7 @@ async function stop(code: number): Promise<void> {
   );
   await simulator?.close();
   await issuer?.close();
+  await jaeger?.stop();
   await infra.stop();
   process.exit(code);
 }
@@ -138,6 +153,7 @@ Taituri is ready.
   Webhook (Meta -> us):   ${ingress}/webhook
   Graph API (us -> Meta): ${env.WHATSAPP_API_URL}${simulator ? "  (local simulator: replies are printed here as [whatsapp] lines)" : ""}
   OIDC issuer:            ${env.OIDC_ISSUER_URL}
+  Traces (Jaeger UI/API): ${jaeger ? `${jaeger.queryUrl}  (search by service; API: ${jaeger.queryUrl}/api/traces?service=ingress)` : (env.OTEL_EXPORTER_OTLP_ENDPOINT ?? `OTEL_TRACES_EXPORTER=${env.OTEL_TRACES_EXPORTER}`)}
   Health:                 ${Object.entries(services)
     .map(([name, port]) => `${name} http://127.0.0.1:${port}/readyz`)
     .join(", ")}

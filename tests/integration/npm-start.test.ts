@@ -30,6 +30,8 @@ before(async () => {
     "LIMITER_GRPC",
     "WHATSAPP_SIMULATOR",
     "OIDC_ISSUER",
+    "JAEGER_OTLP",
+    "JAEGER_QUERY",
   ]) {
     ports[name] = await freePort();
   }
@@ -41,8 +43,9 @@ before(async () => {
     MONGO_DB: `it_start_${run}`,
     KAFKA_TOPIC_PREFIX: `it-${run}.`,
   };
-  // Unset, so that start.ts starts its WhatsApp simulator, as on a newcomer's machine.
+  // Unset, so that start.ts starts its WhatsApp simulator and Jaeger, as on a newcomer's machine.
   delete env.WHATSAPP_API_URL;
+  for (const name of Object.keys(env)) if (name.startsWith("OTEL_")) delete env[name];
   for (const [name, port] of Object.entries(ports)) env[`${name}_PORT`] = String(port);
   child = spawn(process.execPath, ["scripts/start.ts"], {
     cwd: root,
@@ -75,6 +78,10 @@ describe("npm start", { timeout: 5 * 60_000 }, () => {
       output,
       new RegExp(`Graph API \\(us -> Meta\\): http://127\\.0\\.0\\.1:${ports.WHATSAPP_SIMULATOR}`),
     );
+    assert.match(
+      output,
+      new RegExp(`Traces \\(Jaeger UI/API\\): http://127\\.0\\.0\\.1:${ports.JAEGER_QUERY}`),
+    );
   });
 
   test("the README's signed curl gets the bot's reply at the configured Graph API", async () => {
@@ -96,6 +103,16 @@ describe("npm start", { timeout: 5 * 60_000 }, () => {
     await eventually(
       "the reply at the simulator",
       () => /\[whatsapp\] 106540352242922 -> 15550002222: Hi Ana! 🎁 .*Who is this gift for\?/.test(output),
+      30_000,
+    );
+    // The services export their spans to the Jaeger npm start runs: its query API knows them.
+    await eventually(
+      "ingress and conversation spans in Jaeger",
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${ports.JAEGER_QUERY}/api/services`);
+        const services = ((await response.json()) as { data: string[] | null }).data ?? [];
+        return services.includes("ingress") && services.includes("conversation");
+      },
       30_000,
     );
   });
