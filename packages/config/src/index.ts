@@ -82,6 +82,10 @@ export const baseSchema = z.object({
   LOG_LEVEL: logLevel(),
   // Value of the deployment.environment resource attribute and of the `env` log field.
   DEPLOYMENT_ENVIRONMENT: z.string().default("local"),
+  // Key of the HMAC that turns phone numbers in logs and spans into pseudonyms (docs/operations.md).
+  // The default is public, so pseudonyms made with it can be reversed by hashing every number:
+  // set a secret in every real deployment, the same in all services so one shopper has one pseudonym.
+  PSEUDONYM_KEY: z.string().min(16).default("taituri-dev-pseudonym-key"),
 });
 export type BaseConfig = z.infer<typeof baseSchema>;
 

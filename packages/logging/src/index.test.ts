@@ -3,7 +3,7 @@ import { Writable } from "node:stream";
 import { test } from "node:test";
 import { context, TraceFlags, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { createLogger } from "./index.ts";
+import { configurePseudonyms, createLogger, DEV_PSEUDONYM_KEY, pseudonym, redact } from "./index.ts";
 
 // What the SDK registers in a service: without a context manager no span is ever "active".
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -35,4 +35,38 @@ test("a line logged inside a span carries its trace and span ids", () => {
   assert.equal(lines[0]?.env, "test");
   assert.equal(lines[0]?.level, "info");
   assert.equal(lines[1]?.trace_id, undefined);
+});
+
+test("phone-number-like ids are written as their pseudonyms, wherever they are in the line", () => {
+  const { lines, destination } = capture();
+  const logger = createLogger({ service: "svc", destination });
+  logger.error(
+    { err: new Error("round PN1:34600111222/j1/r2 is busy"), shopper: "+34600111222", n: 3 },
+    "for 34600111222",
+  );
+  const line = JSON.stringify(lines[0]);
+  assert.doesNotMatch(line, /34600111222/);
+  const p = pseudonym("34600111222");
+  assert.match(p, /^p[0-9a-f]{16}$/);
+  assert.equal((lines[0]?.err as { message?: string } | undefined)?.message, `round PN1:${p}/j1/r2 is busy`);
+  assert.equal(lines[0]?.shopper, p);
+  assert.equal(lines[0]?.msg, `for ${p}`);
+  assert.equal(lines[0]?.n, 3);
+});
+
+test("pseudonyms depend on the key, are stable, and redact leaves hex ids and short numbers alone", () => {
+  const before = pseudonym("34600111222");
+  assert.equal(pseudonym("34600111222"), before);
+  configurePseudonyms("another key");
+  try {
+    assert.notEqual(pseudonym("34600111222"), before);
+  } finally {
+    configurePseudonyms(DEV_PSEUDONYM_KEY);
+  }
+  const traceId = "0af7651916cd43dd8448eb211c80319c";
+  assert.equal(
+    redact(`trace ${traceId} offset 123456 at 2026-11-30`),
+    `trace ${traceId} offset 123456 at 2026-11-30`,
+  );
+  assert.equal(redact(redact("wamid.abc.34600111222.1")), `wamid.abc.${before}.1`);
 });

@@ -1,6 +1,8 @@
 import { trace } from "@opentelemetry/api";
 import { type DestinationStream, type Logger, pino } from "pino";
+import { redact } from "./privacy.ts";
 
+export { configurePseudonyms, DEV_PSEUDONYM_KEY, pseudonym, redact } from "./privacy.ts";
 export type { Logger };
 
 export interface LoggerOptions {
@@ -13,7 +15,8 @@ export interface LoggerOptions {
 
 /**
  * A pino logger whose every line carries the active trace and span ids, so a log line found in a
- * search leads straight to its trace in Jaeger.
+ * search leads straight to its trace in Jaeger. Every phone-number-like id in a line, wherever it
+ * came from (an error message, a Kafka key, a round id), is written as its pseudonym.
  */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
@@ -22,6 +25,8 @@ export function createLogger(options: LoggerOptions): Logger {
       base: { service: options.service, env: options.environment ?? "local" },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      // On the finished line: ids hide in error messages and stacks that no serializer sees.
+      hooks: { streamWrite: redact },
       mixin() {
         const span = trace.getActiveSpan();
         if (!span) return {};

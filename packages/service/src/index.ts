@@ -1,6 +1,6 @@
 import { type BaseConfig, exitOnConfigError } from "@taituri/config";
 import { connectKafka, type KafkaHandle, topicNames, topicSpecs } from "@taituri/kafka";
-import { createLogger, type Logger } from "@taituri/logging";
+import { configurePseudonyms, createLogger, type Logger } from "@taituri/logging";
 import type { MongoHandle } from "@taituri/mongo";
 import {
   createOpsServer,
@@ -32,6 +32,7 @@ export async function runService<C extends BaseConfig>(options: {
   load: () => Promise<ServiceFactory<C>>;
 }): Promise<void> {
   const config = exitOnConfigError(options.loadConfig);
+  configurePseudonyms(config.PSEUDONYM_KEY);
   const telemetry = startTelemetry({ serviceName: options.name, environment: config.DEPLOYMENT_ENVIRONMENT });
   const logger = createLogger({
     service: options.name,

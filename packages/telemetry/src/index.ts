@@ -1,5 +1,6 @@
 import {
   type Attributes,
+  type AttributeValue,
   type Context,
   context,
   propagation,
@@ -8,8 +9,10 @@ import {
   SpanStatusCode,
   trace,
 } from "@opentelemetry/api";
+import type { Span as SdkSpan, SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { pseudonym, redact } from "@taituri/logging";
 
-export { context, type Span, SpanKind, SpanStatusCode, trace };
+export { context, pseudonym, redact, type Span, SpanKind, SpanStatusCode, trace };
 
 const setter = {
   set(carrier: Record<string, string>, key: string, value: string) {
@@ -61,10 +64,15 @@ export async function withSpan<T>(
       try {
         return await fn(span);
       } catch (error) {
-        span.recordException(error instanceof Error ? error : String(error));
+        // Error messages name rounds and conversations, and so phone numbers: redacted here.
+        span.recordException(
+          error instanceof Error
+            ? { name: error.name, message: redact(error.message), stack: redact(error.stack ?? "") }
+            : redact(String(error)),
+        );
         span.setStatus({
           code: SpanStatusCode.ERROR,
-          message: error instanceof Error ? error.message : undefined,
+          message: error instanceof Error ? redact(error.message) : undefined,
         });
         throw error;
       } finally {
@@ -74,8 +82,62 @@ export async function withSpan<T>(
   );
 }
 
+/**
+ * Searchable span attributes for a conversation "<phone_number_id>:<shopper>": the shopper's
+ * pseudonym (`shopper.id`) and the conversation id with its phone numbers redacted
+ * (`conversation.id`), the values docs/operations.md tells an operator to search Jaeger for.
+ */
+export function conversationAttributes(conversationId: string): Attributes {
+  const shopper = conversationId.slice(conversationId.indexOf(":") + 1);
+  return { "conversation.id": redact(conversationId), "shopper.id": pseudonym(shopper) };
+}
+
 /** The trace id of the active span, or undefined outside a sampled trace. */
 export function activeTraceId(): string | undefined {
   const span = trace.getActiveSpan();
   return span?.spanContext().traceId;
+}
+
+const redactValue = (value: AttributeValue | undefined): AttributeValue | undefined => {
+  if (typeof value === "string") return redact(value);
+  if (Array.isArray(value))
+    return value.map((v) => (typeof v === "string" ? redact(v) : v)) as AttributeValue;
+  return value;
+};
+
+function redactAttributes(
+  attributes: Attributes | undefined,
+  set: (key: string, value: AttributeValue) => void,
+) {
+  for (const [key, value] of Object.entries(attributes ?? {})) {
+    const redacted = redactValue(value);
+    if (redacted !== undefined && redacted !== value) set(key, redacted);
+  }
+}
+
+/**
+ * A span processor that, as each span ends and before any exporter sees it, writes every
+ * phone-number-like id in its name, attributes, events, links and status as its pseudonym.
+ * Our own spans set pseudonyms already; this catches what instrumentations copy from the wire
+ * (Redis commands holding the limiter's per-shopper keys, URLs, Kafka keys, error messages).
+ * It must come first among the provider's processors.
+ */
+export function privacySpanProcessor(): SpanProcessor {
+  return {
+    onStart() {},
+    onEnding(span: SdkSpan) {
+      const name = redact(span.name);
+      if (name !== span.name) span.updateName(name);
+      redactAttributes(span.attributes, (key, value) => span.setAttribute(key, value));
+      // Events and links can no longer be changed through the API: their attribute maps are.
+      for (const item of [...span.events, ...span.links]) {
+        const attributes = item.attributes as Attributes | undefined;
+        if (attributes) redactAttributes(attributes, (key, value) => (attributes[key] = value));
+      }
+      if (span.status.message) span.setStatus({ ...span.status, message: redact(span.status.message) });
+    },
+    onEnd() {},
+    forceFlush: async () => {},
+    shutdown: async () => {},
+  };
 }

@@ -3,7 +3,7 @@ import { deadLetterTopic, Header, type Publisher, type TopicNames } from "@taitu
 import type { Logger } from "@taituri/logging";
 import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
 import { inbound } from "@taituri/proto";
-import { SpanKind, withSpan } from "@taituri/telemetry";
+import { conversationAttributes, SpanKind, withSpan } from "@taituri/telemetry";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Counter, Histogram } from "prom-client";
 import { RecentIds } from "./domain/recent-ids.ts";
@@ -146,6 +146,12 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
           const { events: all, unreadable } = parseWebhook(json, now());
           const parsed = all.filter((event) => !recent.has(event.eventId));
           span.setAttribute("webhook.events", parsed.length);
+          // Pseudonyms only: an operator finds the shopper's webhook by the hash of their number.
+          const shoppers = new Set(
+            parsed.map((e) => String(conversationAttributes(e.conversationId)["shopper.id"])),
+          );
+          if (shoppers.size === 1) span.setAttribute("shopper.id", [...shoppers][0] ?? "");
+          else if (shoppers.size > 1) span.setAttribute("shopper.id", [...shoppers]);
           if (parsed.length === 0 && all.length > 0 && unreadable.length === 0) {
             requests.inc({ outcome: "duplicate", reason: "" });
             return reply.code(200).send({ status: "ok" });

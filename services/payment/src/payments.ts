@@ -2,7 +2,7 @@ import { Header, PermanentError, type Publisher, type TopicNames, TransientError
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
 import { payment } from "@taituri/proto";
-import { SpanKind, trace, withSpan } from "@taituri/telemetry";
+import { redact, SpanKind, trace, withSpan } from "@taituri/telemetry";
 import type { PaymentProvider } from "./adapters/provider.ts";
 import { ProviderRefusal } from "./adapters/provider.ts";
 import { type OrderDoc, type OutboxEntry, outboxValue, type PaymentStore } from "./adapters/store.ts";
@@ -121,7 +121,9 @@ export function createPayments(deps: PaymentsDeps) {
 
   function counted(from: string, updated: OrderDoc): void {
     metrics.transitions.inc({ from, to: updated.state });
-    trace.getActiveSpan()?.addEvent("order.transition", { from, to: updated.state, order: updated._id });
+    trace
+      .getActiveSpan()
+      ?.addEvent("order.transition", { from, to: updated.state, order: redact(updated._id) });
   }
 
   async function openSession(order: OrderDoc): Promise<OrderDoc | undefined> {

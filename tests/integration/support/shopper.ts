@@ -54,6 +54,8 @@ export interface ShopperOptions {
   wamidPrefix: string;
   /** How long `next` waits for the bot. */
   timeoutMs?: number;
+  /** The WhatsApp profile name the webhooks carry; "Ana" by default. */
+  profileName?: string;
 }
 
 /**
@@ -88,7 +90,7 @@ export class Shopper {
         phoneNumberId: this.#options.phoneNumberId,
         wamid: this.wamid(this.#seq),
         timestamp: this.clock,
-        profileName: "Ana",
+        profileName: this.#options.profileName ?? "Ana",
       }),
     );
     const response = await fetch(this.#options.webhook(), {

@@ -10,7 +10,14 @@ import {
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
 import { generation, inbound, outbound, payment } from "@taituri/proto";
-import { extractContext, injectContext, context as otelContext, trace } from "@taituri/telemetry";
+import {
+  conversationAttributes,
+  extractContext,
+  injectContext,
+  context as otelContext,
+  redact,
+  trace,
+} from "@taituri/telemetry";
 import { Counter, type Registry } from "prom-client";
 import {
   type ConversationDoc,
@@ -143,6 +150,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     const at = now();
     const kind =
       arrival.event.type === "message" ? `message.${arrival.event.input.kind}` : arrival.event.type;
+    trace.getActiveSpan()?.setAttributes(conversationAttributes(arrival.conversationId));
     // The claim and the read do not depend on each other: one round trip of waiting, not two.
     const [claim, firstRead] = await Promise.all([
       deps.store.claim(arrival.eventId, arrival.conversationId, at),
@@ -153,7 +161,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       const doc = conflicts === 0 ? firstRead : await deps.store.load(arrival.conversationId);
       if (claim === "applied" || doc?.appliedEventIds.includes(arrival.eventId)) {
         handled.inc({ kind, outcome: "duplicate" });
-        trace.getActiveSpan()?.addEvent("duplicate", { "event.id": arrival.eventId });
+        trace.getActiveSpan()?.addEvent("duplicate", { "event.id": redact(arrival.eventId) });
         if (doc && relayed.get(doc._id) !== doc.version) await relay(doc._id, doc.version, doc.outbox);
         deps.store.markApplied(arrival.eventId, at);
         return;

@@ -13,7 +13,7 @@ import {
 import type { Logger } from "@taituri/logging";
 import { type ImageStore, isTransientMongoError } from "@taituri/mongo";
 import { generation } from "@taituri/proto";
-import { SpanKind, trace, withSpan } from "@taituri/telemetry";
+import { redact, SpanKind, trace, withSpan } from "@taituri/telemetry";
 import { LimiterUnavailableError, type RoundLimiter } from "../adapters/limiter.ts";
 import type { CallResult, ImageProvider } from "../adapters/provider.ts";
 import type { RoundStore } from "../adapters/store.ts";
@@ -168,7 +168,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
           attributes: {
             "gen_ai.system": provider.name,
             "gen_ai.request.model": provider.model,
-            "round.id": brief.roundId,
+            "round.id": redact(brief.roundId),
           },
         },
         async (span): Promise<CallResult> => {

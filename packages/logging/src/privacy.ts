@@ -1,0 +1,42 @@
+import { createHmac } from "node:crypto";
+
+/**
+ * Pseudonyms for what identifies a shopper in telemetry. A WhatsApp id is the shopper's phone
+ * number, and it is inside conversation, round and order ids ("<phone_number_id>:<wa_id>/j1/r2");
+ * none of it may reach a log line, a span or a metric label in plaintext. A keyed hash (HMAC-SHA256)
+ * stays the same for one id everywhere, so an operator can still follow one shopper: compute the
+ * pseudonym of their number (`node scripts/pseudonym.ts <wa_id>`) and search for it.
+ */
+
+// Only for local runs and tests: with a known key anyone can hash every phone number and reverse
+// the pseudonyms, so deployments set PSEUDONYM_KEY to a secret.
+export const DEV_PSEUDONYM_KEY = "taituri-dev-pseudonym-key";
+
+let key = DEV_PSEUDONYM_KEY;
+
+/** Sets the process's pseudonym key (runService does it from PSEUDONYM_KEY). */
+export function configurePseudonyms(secret: string): void {
+  if (secret.length === 0) throw new Error("the pseudonym key must not be empty");
+  key = secret;
+}
+
+/**
+ * "p" and 16 hex digits (64 bits of HMAC-SHA256 under the configured key). The leading letter
+ * keeps a pseudonym from ever looking like a phone number to redact(), so redacting twice is
+ * harmless.
+ */
+export function pseudonym(id: string): string {
+  return `p${createHmac("sha256", key).update(id).digest("hex").slice(0, 16)}`;
+}
+
+// A phone number as WhatsApp writes it (E.164 digits, 7 to 15 of them, maybe a "+") standing on
+// its own: not part of a longer word or hex string, so trace ids and hashes are left alone.
+const PHONE_LIKE = /(?<![\p{L}\p{N}])\+?\d{7,15}(?![\p{L}\p{N}])/gu;
+
+/**
+ * `text` with every phone-number-like run of digits replaced by its pseudonym: the last line of
+ * defence for ids that travel inside other strings (error messages, Kafka keys, round ids).
+ */
+export function redact(text: string): string {
+  return text.replace(PHONE_LIKE, (digits) => pseudonym(digits.replace(/^\+/, "")));
+}

@@ -1,0 +1,258 @@
+import assert from "node:assert/strict";
+import { randomInt, randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { Writable } from "node:stream";
+import { after, before, describe, test } from "node:test";
+import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { createLogger } from "@taituri/logging";
+import type { LocalIssuer } from "@taituri/oidc";
+import type { RunningService } from "@taituri/service";
+import { conversationAttributes, privacySpanProcessor, pseudonym } from "@taituri/telemetry";
+import { startTelemetry } from "@taituri/telemetry/sdk";
+import { type Infra, startInfra } from "@taituri/testing";
+import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { writeGenerationRules } from "./support/generation.ts";
+import { Shopper } from "./support/shopper.ts";
+
+/**
+ * No phone number, name or message text in plaintext in what the services export: one whole
+ * journey (hello → designs from the REAL generation service admitted by the REAL limiter → a
+ * checkout with the REAL payment service → paid) through every service in this process, with the
+ * OpenTelemetry SDK and its instrumentations on, every span kept in memory, every log line (debug
+ * level, kafkajs's included) captured, and every service's /metrics scraped afterwards.
+ */
+const exporter = new InMemorySpanExporter();
+const processor = new SimpleSpanProcessor(exporter);
+// One SDK per process: started before any service module is imported, so the instrumentations
+// patch the libraries the services load. The privacy processor comes first, as it must in every
+// service (without it the ioredis instrumentation exports the limiter's keys, which hold the
+// shopper's number: this test fails).
+const telemetry = startTelemetry({
+  serviceName: "privacy-test",
+  spanProcessors: [privacySpanProcessor(), processor],
+});
+
+const logLines: string[] = [];
+const logger = createLogger({
+  service: "privacy",
+  level: "debug",
+  destination: new Writable({
+    write(chunk, _encoding, done) {
+      logLines.push(chunk.toString());
+      done();
+    },
+  }),
+});
+
+const run = randomUUID().slice(0, 8);
+const prefix = `privacy-${run}.`;
+const SECRET = "privacy-secret";
+const OIDC_SECRET = "privacy-oidc";
+// Distinctive enough that a match anywhere can only be a leak: a 13-digit number, a profile name, a
+// first message and a recipient name no service could have made up.
+const WA_ID = `4479${String(randomInt(1e8, 1e9))}`;
+const PROFILE = `Xanthippe Q${run}`;
+const FIRST_MESSAGE = `Quixotic marmalade ${run} for my aunt`;
+const RECIPIENT = "Zenobia";
+const secrets = [WA_ID, `+${WA_ID}`, PROFILE, "Xanthippe", FIRST_MESSAGE, "Quixotic marmalade", RECIPIENT];
+
+let infra: Infra;
+let graph: FakeGraphApi;
+const services: RunningService[] = [];
+let ingress: RunningService;
+let payments: RunningService;
+let issuer: LocalIssuer | undefined;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+before(async () => {
+  const [{ startConversationService }, { loadConversationConfig }] = await Promise.all([
+    import("@taituri/conversation-service/service"),
+    import("@taituri/conversation-service/config"),
+  ]);
+  const [{ startGenerationService }, { loadGenerationConfig }] = await Promise.all([
+    import("@taituri/generation-service/service"),
+    import("@taituri/generation-service/config"),
+  ]);
+  const [{ startIngressService }, { loadIngressConfig }] = await Promise.all([
+    import("@taituri/ingress-service/service"),
+    import("@taituri/ingress-service/config"),
+  ]);
+  const [{ startLimiterService }, { loadLimiterConfig }] = await Promise.all([
+    import("@taituri/limiter-service/service"),
+    import("@taituri/limiter-service/config"),
+  ]);
+  const [{ startPaymentService }, { loadPaymentConfig }] = await Promise.all([
+    import("@taituri/payment-service/service"),
+    import("@taituri/payment-service/config"),
+  ]);
+  const { startLocalIssuer } = await import("@taituri/oidc");
+
+  infra = await startInfra();
+  graph = await startFakeGraphApi();
+  issuer = await startLocalIssuer({ clients: { generation: OIDC_SECRET } });
+  const env = {
+    KAFKA_BROKERS: infra.kafka.brokers.join(","),
+    MONGO_URL: infra.mongo.url,
+    MONGO_DB: `privacy_${run}`,
+    REDIS_URL: infra.redis.url,
+    KAFKA_TOPIC_PREFIX: prefix,
+    KAFKA_PARTITIONS: "3",
+  };
+  const limiter = await startLimiterService(
+    loadLimiterConfig({
+      ...env,
+      LIMITER_PORT: "0",
+      LIMITER_GRPC_PORT: "0",
+      LIMITER_RULES_FILE: writeGenerationRules(mkdtempSync(`${tmpdir()}/privacy-`)),
+      LIMITER_KEY_PREFIX: `privacy-${run}`,
+      OIDC_ISSUER_URL: issuer.url,
+    }),
+    logger,
+  );
+  services.push(limiter);
+  services.push(
+    await startGenerationService(
+      loadGenerationConfig({
+        ...env,
+        GENERATION_PORT: "0",
+        LIMITER_URL: limiter.endpoints.grpc,
+        OIDC_ISSUER_URL: issuer.url,
+        OIDC_CLIENT_SECRET: OIDC_SECRET,
+      }),
+      logger,
+    ),
+  );
+  services.push(
+    await startConversationService(
+      loadConversationConfig({ ...env, CONVERSATION_PORT: "0", TIMER_POLL_MS: "200" }),
+      logger,
+    ),
+  );
+  const port = await freePort();
+  payments = await startPaymentService(
+    loadPaymentConfig({
+      ...env,
+      PAYMENT_PORT: String(port),
+      PAYMENT_PUBLIC_URL: `http://127.0.0.1:${port}`,
+      PAYMENT_SWEEP_MS: "200",
+    }),
+    logger,
+  );
+  services.push(payments);
+  ingress = await startIngressService(
+    loadIngressConfig({
+      ...env,
+      INGRESS_PORT: "0",
+      WHATSAPP_APP_SECRET: SECRET,
+      WHATSAPP_VERIFY_TOKEN: "v",
+      WHATSAPP_ACCESS_TOKEN: "t",
+      WHATSAPP_API_URL: graph.url,
+    }),
+    logger,
+  );
+  services.push(ingress);
+});
+
+after(async () => {
+  for (const service of services.reverse()) await service.stop();
+  await issuer?.close();
+  await graph?.close();
+  await infra?.stop();
+  await telemetry.shutdown();
+});
+
+/** Every string an exporter would send for a span: name, attributes, events, links, status, resource. */
+function spanText(span: ReadableSpan): string {
+  return JSON.stringify({
+    name: span.name,
+    attributes: span.attributes,
+    events: span.events.map((e) => ({ name: e.name, attributes: e.attributes })),
+    links: span.links.map((l) => l.attributes),
+    status: span.status,
+    resource: span.resource.attributes,
+    scope: span.instrumentationScope,
+  });
+}
+
+function leaksIn(text: string): string[] {
+  return secrets.filter((secret) => text.includes(secret));
+}
+
+describe("privacy of telemetry", { timeout: 5 * 60_000 }, () => {
+  test("a whole journey leaves no phone number, name or message text in spans, logs or metrics", async () => {
+    const shopper = new Shopper({
+      waId: WA_ID,
+      phoneNumberId: "PNPRIV",
+      webhook: () => ingress.endpoints.webhook ?? "",
+      secret: SECRET,
+      graph,
+      wamidPrefix: run,
+      timeoutMs: 45_000,
+      profileName: PROFILE,
+    });
+    await shopper.say(FIRST_MESSAGE);
+    await shopper.next();
+    await shopper.say(RECIPIENT);
+    const [themes] = await shopper.next();
+    await shopper.tap(themes?.ids.find((id) => id.endsWith(":birthday")) ?? "");
+    const [styles] = await shopper.next();
+    await shopper.tap(styles?.ids.find((id) => id.endsWith(":retro")) ?? "");
+    const [confirm] = await shopper.next();
+    assert.match(confirm?.text ?? "", new RegExp(RECIPIENT), "the bot did read the name");
+    await shopper.tap(confirm?.ids[0] ?? "");
+    await shopper.next();
+    const shown = await shopper.next(4);
+    await shopper.tap(shown[3]?.ids[0] ?? "");
+    await shopper.next();
+    const [pay] = await shopper.next();
+    assert.equal(pay?.type, "cta_url");
+    const paid = await fetch(`${pay?.url}/pay`, { method: "POST" });
+    assert.equal(paid.status, 200);
+    assert.match((await shopper.next())[0]?.text ?? "", /Payment received/);
+
+    await processor.forceFlush();
+    const spans = exporter.getFinishedSpans();
+    // The capture works: the journey made spans in every service and logged, with pseudonyms.
+    const scopes = new Set(spans.map((s) => s.instrumentationScope.name));
+    for (const scope of ["@taituri/ingress", "@taituri/kafka", "@taituri/generation", "@taituri/payment"])
+      assert.ok(scopes.has(scope), `spans from ${scope} (got ${[...scopes].join(", ")})`);
+    const shopperTag = pseudonym(WA_ID);
+    assert.ok(
+      spans.some((s) => s.attributes["shopper.id"] === shopperTag),
+      "the shopper's spans are findable by their pseudonym",
+    );
+    assert.ok(
+      spans.some(
+        (s) =>
+          s.attributes["conversation.id"] === conversationAttributes(`PNPRIV:${WA_ID}`)["conversation.id"],
+      ),
+    );
+    assert.ok(logLines.length > 5, `log lines captured (${logLines.length})`);
+
+    for (const span of spans) {
+      const text = spanText(span);
+      assert.deepEqual(leaksIn(text), [], `span "${span.name}" leaks: ${text}`);
+    }
+    for (const line of logLines) assert.deepEqual(leaksIn(line), [], `log line leaks: ${line}`);
+
+    for (const service of services) {
+      const ops = service.endpoints.ops;
+      assert.ok(ops, "every service serves /metrics");
+      const metrics = await (await fetch(`${ops}/metrics`)).text();
+      assert.match(metrics, /# TYPE/);
+      assert.deepEqual(leaksIn(metrics), [], `${ops}/metrics leaks`);
+    }
+  });
+});
