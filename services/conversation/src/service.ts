@@ -3,6 +3,7 @@ import { startConsumer, topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ensureIndexes } from "@taituri/mongo";
 import { connectBackbone, type RunningService, serveOps } from "@taituri/service";
+import { Gauge } from "prom-client";
 import { parse } from "yaml";
 import { ConversationStore, conversationIndexes } from "./adapters/store.ts";
 import type { ConversationConfig } from "./config.ts";
@@ -58,6 +59,16 @@ export async function startConversationService(
     partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
     registry: backbone.registry,
     handle: (message) => handler.handle(message),
+  });
+  // Counted at each scrape: a deadline passed by more than a poll and a minute means the watchdog
+  // did not fire (the poller is stuck or failing); the alert ConversationsStuckGenerating reads it.
+  new Gauge({
+    name: "conversation_stuck_generating",
+    help: "Conversations still generating a minute or more after their round's deadline",
+    registers: [backbone.registry],
+    async collect() {
+      this.set(await store.countStuckGenerating(new Date(Date.now() - config.TIMER_POLL_MS - 60_000)));
+    },
   });
   // Watchdogs live in the conversation documents, so any replica may fire them; the claim on
   // "timer:<id>" makes a firing count once even if two replicas find it due together.

@@ -283,6 +283,21 @@ export class ConversationStore {
       .limit(limit)
       .toArray();
   }
+
+  /**
+   * Conversations still generating whose deadline timer was due before `before`: rounds the
+   * watchdog should have ended. A generating conversation always has its deadline timer pending,
+   * so the query is the equality on `timersPending` FerretDB hands to its storage; the rest is
+   * read here from the few documents with a timer, not from every conversation.
+   */
+  async countStuckGenerating(before: Date): Promise<number> {
+    const pending = await this.#conversations
+      .find({ timersPending: true }, { projection: { "conversation.state": 1, nextTimerAt: 1 } })
+      .toArray();
+    return pending.filter(
+      (d) => d.conversation?.state === "generating" && d.nextTimerAt !== null && d.nextTimerAt < before,
+    ).length;
+  }
 }
 
 /** Outbox entries as stored come back as BSON Binary; the producer wants bytes. */
