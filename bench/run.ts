@@ -9,13 +9,20 @@
  * bench/results/latest.md. A missed target is a finding, printed as MISS and recorded: the exit
  * code is non-zero only when the benchmark itself broke.
  *
+ * Then the cost of tracing: ingress again with the OpenTelemetry SDK off, then on with
+ * parent-based ratio sampling at 10 % and at 100 %, exporting OTLP/HTTP to a sink in this process
+ * that accepts and discards (so no Jaeger is needed), each run as long as the others; the report
+ * gives each one's acks/s and p99 and their ratios to the untraced run.
+ *
  * Options: --duration S (measured run, default 20), --warmup S (default 15), --connections N
- * (default 32), --env KEY=VALUE (extra ingress setting, repeatable), --note TEXT, --out DIR
- * (default bench/results), --dry (no files), --pin auto|off (see PINNING).
+ * (default 32), --tracing-duration S (each tracing comparison run, default 10; 0 skips them),
+ * --tracing-warmup S (default 5), --env KEY=VALUE (extra ingress setting, repeatable), --note TEXT,
+ * --out DIR (default bench/results), --dry (no files), --pin auto|off (see PINNING).
  */
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { arch, cpus, loadavg, release, totalmem } from "node:os";
 import { resolve } from "node:path";
@@ -42,11 +49,17 @@ const { values: args } = parseArgs({
     dry: { type: "boolean", default: false },
     out: { type: "string", default: "bench/results" },
     pin: { type: "string", default: "auto" },
+    "tracing-duration": { type: "string", default: "10" },
+    "tracing-warmup": { type: "string", default: "5" },
   },
 });
 const durationSec = positive("duration", args.duration);
 const warmupSec = positive("warmup", args.warmup);
 const connections = positive("connections", args.connections);
+const tracingSec = Number(args["tracing-duration"]);
+const tracingWarmupSec = positive("tracing-warmup", args["tracing-warmup"]);
+if (!Number.isFinite(tracingSec) || tracingSec < 0)
+  throw new Error("--tracing-duration wants seconds (0: skip)");
 const extraEnv = Object.fromEntries(
   args.env.map((pair) => {
     const at = pair.indexOf("=");
@@ -113,7 +126,7 @@ async function main(): Promise<void> {
       log("benchmark exceeded its time budget: stopping");
       void cleanup().finally(() => process.exit(1));
     },
-    (240 + 2 * (warmupSec + durationSec) * 1.5) * 1000,
+    (240 + 2 * (warmupSec + durationSec) * 1.5 + 3 * (90 + (tracingWarmupSec + tracingSec) * 1.5)) * 1000,
   );
 
   const prefix = `bench-${run}.`;
@@ -170,6 +183,8 @@ async function main(): Promise<void> {
   const inbound = inKafka[topics.inbound] ?? 0;
   const deadLettered = inKafka[deadLetterTopic(topics.inbound)] ?? 0;
 
+  const tracing = tracingSec > 0 ? await tracingRuns(ingressEnv, port) : undefined;
+
   log("starting bare Fastify");
   const barePort = await freePort();
   const bare = startChild("bare-fastify", ["bench/hello.ts"], { BENCH_PORT: String(barePort) });
@@ -209,6 +224,7 @@ async function main(): Promise<void> {
     ingress: { warmup: ingressWarmup, measured: ingressRun },
     bareFastify: { measured: bareRun },
     ratio: round(ingressRun.okPerSec / bareRun.okPerSec),
+    tracing,
     kafka: { inbound, deadLettered, acked, sent, storedButUnanswered: inbound - acked },
     // CPU time per answered request is steadier than answers/s on a shared machine.
     cpuCores: { ingressRun: cpu, bareFastifyRun: bareCpu },
@@ -265,6 +281,111 @@ async function main(): Promise<void> {
   }
 }
 
+interface TracingVariant {
+  sampling: string;
+  okPerSec: number;
+  p99Ms: number;
+  /** Of the untraced run in this comparison. */
+  okPerSecRatio: number;
+  p99Ratio: number;
+  non2xx: number;
+  errors: number;
+  /** What the OTLP sink received during this variant (0 with tracing off). */
+  exportRequests: number;
+  exportBytes: number;
+}
+
+interface TracingReport {
+  warmupSec: number;
+  durationSec: number;
+  exporter: string;
+  sampler: string;
+  variants: TracingVariant[];
+}
+
+/**
+ * Ingress untraced, then traced at 10 % and 100 % sampling, each started afresh on the same port
+ * and topics with the same warm-up and run length, so the ratios compare like with like. Spans go
+ * over OTLP/HTTP to a sink here that answers 200 and discards them: the SDK does all its work
+ * (sampling, span creation, batching, protobuf encoding, HTTP export), and no collector is needed.
+ */
+async function tracingRuns(baseEnv: Record<string, string>, port: number): Promise<TracingReport> {
+  // Declared here, not at the top: main() runs from the module's top level before later constants.
+  const SAMPLING: { name: string; env: Record<string, string> }[] = [
+    { name: "off", env: { OTEL_SDK_DISABLED: "true", OTEL_TRACES_EXPORTER: "none" } },
+    { name: "10 %", env: { OTEL_TRACES_SAMPLER_ARG: "0.1" } },
+    { name: "100 %", env: { OTEL_TRACES_SAMPLER_ARG: "1.0" } },
+  ];
+  const sink = { requests: 0, bytes: 0 };
+  const server = createHttpServer((request, response) => {
+    let bytes = 0;
+    request.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    request.on("end", () => {
+      if (request.method === "POST" && request.url === "/v1/traces") {
+        sink.requests += 1;
+        sink.bytes += bytes;
+        response.writeHead(200, { "content-type": "application/x-protobuf" }).end();
+      } else response.writeHead(404).end();
+    });
+  });
+  const sinkPort = await freePort();
+  await new Promise<void>((resolve) => server.listen(sinkPort, "127.0.0.1", resolve));
+  const variants: TracingVariant[] = [];
+  try {
+    for (const sampling of SAMPLING) {
+      const env: Record<string, string> = {
+        ...baseEnv,
+        OTEL_SDK_DISABLED: "false",
+        OTEL_TRACES_EXPORTER: "otlp",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sinkPort}`,
+        OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+        ...sampling.env,
+      };
+      log(
+        `ingress with tracing ${sampling.name}: start, ${tracingWarmupSec}s warm-up, ${tracingSec}s measured`,
+      );
+      const ingress = startChild(`ingress (tracing ${sampling.name})`, ["services/ingress/src/main.ts"], env);
+      await waitUntil(
+        "ingress /readyz",
+        ingress,
+        async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok,
+      );
+      const webhook = `http://127.0.0.1:${port}/webhook`;
+      await load(webhook, tracingWarmupSec, bodyOptions(`tw${variants.length}`));
+      const before = { ...sink };
+      const result = await load(webhook, tracingSec, bodyOptions(`tm${variants.length}`));
+      const exported = { requests: sink.requests - before.requests, bytes: sink.bytes - before.bytes };
+      await stopChild(ingress.child);
+      const off = variants[0];
+      variants.push({
+        sampling: sampling.name,
+        okPerSec: result.okPerSec,
+        p99Ms: result.latencyMs.p99,
+        okPerSecRatio: off ? round(result.okPerSec / off.okPerSec) : 1,
+        p99Ratio: off ? round(result.latencyMs.p99 / off.p99Ms) : 1,
+        non2xx: result.non2xx,
+        errors: result.errors,
+        exportRequests: exported.requests,
+        exportBytes: exported.bytes,
+      });
+    }
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+  if ((variants[2]?.exportRequests ?? 0) === 0)
+    throw new Error("tracing at 100 % exported nothing to the sink");
+  return {
+    warmupSec: tracingWarmupSec,
+    durationSec: tracingSec,
+    exporter: "OTLP/HTTP protobuf to a local sink that discards",
+    sampler: "parentbased_traceidratio",
+    variants,
+  };
+}
+
 type Report = {
   date: string;
   note: string;
@@ -272,6 +393,7 @@ type Report = {
   ingress: { measured: LoadResult };
   bareFastify: { measured: LoadResult };
   ratio: number;
+  tracing: TracingReport | undefined;
   kafka: { inbound: number; deadLettered: number; acked: number; sent: number };
   cpuCores: {
     ingressRun: Record<string, number> | undefined;
@@ -311,6 +433,22 @@ function renderMarkdown(r: Report): string {
     `| server CPU per answer (µs) | ${us.ingress ?? "?"} | ${us.bareFastify ?? "?"} | |`,
     `| records in the inbound topic | ${n(r.kafka.inbound)} (acked ${n(r.kafka.acked)}, sent ${n(r.kafka.sent)}, dead-lettered ${r.kafka.deadLettered}) | | every acked event: **${r.verdict.everyAckedEventInKafka}** |`,
     "",
+    ...(r.tracing
+      ? [
+          `Tracing cost: ingress restarted for each row, ${r.tracing.warmupSec} s warm-up + ` +
+            `${r.tracing.durationSec} s measured, spans exported as ${r.tracing.exporter} ` +
+            `(${r.tracing.sampler}).`,
+          "",
+          "| tracing | answers/s (2xx) | p99 (ms) | answers/s vs off | p99 vs off | non-2xx / errors | OTLP exports (requests / KB) |",
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+          ...r.tracing.variants.map(
+            (v) =>
+              `| ${v.sampling} | ${n(v.okPerSec)} | ${v.p99Ms} | ${v.okPerSecRatio} | ${v.p99Ratio} | ` +
+              `${v.non2xx} / ${v.errors} | ${v.exportRequests} / ${n(Math.round(v.exportBytes / 1024))} |`,
+          ),
+          "",
+        ]
+      : []),
     (cpu?.other ?? 0) > 0.2
       ? `**Other processes took ${cpu?.other} cores during the measured ingress run: the machine was shared, ` +
         "so these figures understate what it can do.**\n"
