@@ -270,7 +270,8 @@ function assertGraphApiCall(view: TraceView): void {
     (s) =>
       s.service === "ingress" &&
       kind(s) === "client" &&
-      String(tag(s, "url.full") ?? tag(s, "http.url") ?? "").startsWith(graph.url),
+      (String(tag(s, "url.full") ?? "").startsWith(graph.url) ||
+        tag(s, "server.address") === new URL(graph.url).host),
   );
   assert.ok(calls.length > 0, `no Graph API client span:\n${view.outline()}`);
   for (const call of calls) {

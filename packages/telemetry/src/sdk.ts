@@ -43,8 +43,10 @@ function instrumentations() {
     new HttpInstrumentation({
       ignoreIncomingRequestHook: (request: IncomingMessage) => isOpsPath(request.url),
     }),
-    // fetch (the Graph API, OIDC token and JWKS calls, the image provider) goes through undici.
-    new UndiciInstrumentation(),
+    // fetch (the Graph API, OIDC token and JWKS calls, the image provider) goes through undici. A
+    // request that already carries a traceparent comes from code with its own CLIENT span (the
+    // Graph API adapter): a second span would only add a second traceparent header to it.
+    new UndiciInstrumentation({ ignoreRequestHook: (request) => carriesTraceContext(request.headers) }),
     // Hooks into every Fastify instance as it is created, so no service has to register a plugin.
     new FastifyOtelInstrumentation({
       registerOnInitialization: true,
@@ -55,6 +57,12 @@ function instrumentations() {
     new MongoDBInstrumentation({ enhancedDatabaseReporting: false }),
     new IORedisInstrumentation(),
   ];
+}
+
+/** Whether undici request headers (a `name: value\r\n` string, or a flat name/value array) hold a traceparent. */
+function carriesTraceContext(headers: string | (string | string[])[]): boolean {
+  if (typeof headers === "string") return /(^|\r\n)traceparent:/i.test(headers);
+  return headers.some((value, index) => index % 2 === 0 && String(value).toLowerCase() === "traceparent");
 }
 
 let esmHookRegistered = false;
