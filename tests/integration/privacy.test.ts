@@ -9,7 +9,7 @@ import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@o
 import { createLogger } from "@taituri/logging";
 import type { LocalIssuer } from "@taituri/oidc";
 import type { RunningService } from "@taituri/service";
-import { conversationAttributes, privacySpanProcessor, pseudonym } from "@taituri/telemetry";
+import { conversationAttributes, pseudonym } from "@taituri/telemetry";
 import { startTelemetry } from "@taituri/telemetry/sdk";
 import { type Infra, startInfra } from "@taituri/testing";
 import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
@@ -26,13 +26,10 @@ import { Shopper } from "./support/shopper.ts";
 const exporter = new InMemorySpanExporter();
 const processor = new SimpleSpanProcessor(exporter);
 // One SDK per process: started before any service module is imported, so the instrumentations
-// patch the libraries the services load. The privacy processor comes first, as it must in every
-// service (without it the ioredis instrumentation exports the limiter's keys, which hold the
-// shopper's number: this test fails).
-const telemetry = startTelemetry({
-  serviceName: "privacy-test",
-  spanProcessors: [privacySpanProcessor(), processor],
-});
+// patch the libraries the services load. startTelemetry puts its privacy processor before ours, as
+// in every service (without it the ioredis instrumentation exports the limiter's keys, which hold
+// the shopper's number: this test fails).
+const telemetry = startTelemetry({ serviceName: "privacy-test", spanProcessors: [processor] });
 
 const logLines: string[] = [];
 const logger = createLogger({

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from "node:http";
 import { register } from "node:module";
 import { FastifyOtelInstrumentation } from "@fastify/otel";
-import { getBooleanFromEnv } from "@opentelemetry/core";
+import { getBooleanFromEnv, getStringListFromEnv } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { GrpcInstrumentation } from "@opentelemetry/instrumentation-grpc";
 import { HttpInstrumentation } from "@opentelemetry/instrumentation-http";
 import { IORedisInstrumentation } from "@opentelemetry/instrumentation-ioredis";
@@ -9,8 +10,14 @@ import { MongoDBInstrumentation } from "@opentelemetry/instrumentation-mongodb";
 import { UndiciInstrumentation } from "@opentelemetry/instrumentation-undici";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import type { SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import {
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  SimpleSpanProcessor,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
+import { privacySpanProcessor } from "./index.ts";
 
 export interface TelemetryOptions {
   serviceName: string;
@@ -90,7 +97,10 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
       // Semantic conventions 1.27+ name; kept literal because it is still in the incubating entry point.
       "deployment.environment.name": options.environment ?? "local",
     }),
-    ...(options.spanProcessors ? { spanProcessors: options.spanProcessors } : {}),
+    // The privacy processor first, so every exporter after it sees redacted spans (instrumentations
+    // copy what they see: ioredis would export the limiter's keys, which hold phone numbers). Given
+    // any processors, NodeSDK builds none from OTEL_TRACES_EXPORTER, so ours are built here.
+    spanProcessors: [privacySpanProcessor(), ...(options.spanProcessors ?? exportersFromEnv())],
     instrumentations: instrumentations(),
   });
   sdk.start();
@@ -101,4 +111,19 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
       return stopped;
     },
   };
+}
+
+/**
+ * The exporters OTEL_TRACES_EXPORTER names (default `otlp`), as NodeSDK would build them: `otlp`
+ * (OTLP over HTTP/protobuf to OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT, batched per OTEL_BSP_*),
+ * `console`, or `none`. Anything else is refused at start-up rather than silently exporting nothing.
+ */
+function exportersFromEnv(): SpanProcessor[] {
+  const names = getStringListFromEnv("OTEL_TRACES_EXPORTER") ?? ["otlp"];
+  if (names.includes("none")) return [];
+  return names.map((name) => {
+    if (name === "otlp") return new BatchSpanProcessor(new OTLPTraceExporter());
+    if (name === "console") return new SimpleSpanProcessor(new ConsoleSpanExporter());
+    throw new Error(`OTEL_TRACES_EXPORTER=${name}: only otlp, console and none are supported`);
+  });
 }
