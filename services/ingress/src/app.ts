@@ -147,11 +147,14 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
           const parsed = all.filter((event) => !recent.has(event.eventId));
           span.setAttribute("webhook.events", parsed.length);
           // Pseudonyms only: an operator finds the shopper's webhook by the hash of their number.
-          const shoppers = new Set(
-            parsed.map((e) => String(conversationAttributes(e.conversationId)["shopper.id"])),
-          );
-          if (shoppers.size === 1) span.setAttribute("shopper.id", [...shoppers][0] ?? "");
-          else if (shoppers.size > 1) span.setAttribute("shopper.id", [...shoppers]);
+          // Hashed only for a span that is kept: most are not sampled, and this is the hot path.
+          if (span.isRecording()) {
+            const shoppers = new Set(
+              parsed.map((e) => String(conversationAttributes(e.conversationId)["shopper.id"])),
+            );
+            if (shoppers.size === 1) span.setAttribute("shopper.id", [...shoppers][0] ?? "");
+            else if (shoppers.size > 1) span.setAttribute("shopper.id", [...shoppers]);
+          }
           if (parsed.length === 0 && all.length > 0 && unreadable.length === 0) {
             requests.inc({ outcome: "duplicate", reason: "" });
             return reply.code(200).send({ status: "ok" });

@@ -150,7 +150,8 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     const at = now();
     const kind =
       arrival.event.type === "message" ? `message.${arrival.event.input.kind}` : arrival.event.type;
-    trace.getActiveSpan()?.setAttributes(conversationAttributes(arrival.conversationId));
+    const active = trace.getActiveSpan();
+    if (active?.isRecording()) active.setAttributes(conversationAttributes(arrival.conversationId));
     // The claim and the read do not depend on each other: one round trip of waiting, not two.
     const [claim, firstRead] = await Promise.all([
       deps.store.claim(arrival.eventId, arrival.conversationId, at),
