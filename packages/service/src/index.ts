@@ -30,10 +30,16 @@ export async function runService<C extends BaseConfig>(options: {
   name: string;
   loadConfig: () => C;
   load: () => Promise<ServiceFactory<C>>;
+  /** Routes the Fastify instrumentation leaves alone (see TelemetryOptions.fastifyIgnoreRoutes). */
+  fastifyIgnoreRoutes?: string[];
 }): Promise<void> {
   const config = exitOnConfigError(options.loadConfig);
   configurePseudonyms(config.PSEUDONYM_KEY);
-  const telemetry = startTelemetry({ serviceName: options.name, environment: config.DEPLOYMENT_ENVIRONMENT });
+  const telemetry = startTelemetry({
+    serviceName: options.name,
+    environment: config.DEPLOYMENT_ENVIRONMENT,
+    ...(options.fastifyIgnoreRoutes ? { fastifyIgnoreRoutes: options.fastifyIgnoreRoutes } : {}),
+  });
   const logger = createLogger({
     service: options.name,
     level: config.LOG_LEVEL,
