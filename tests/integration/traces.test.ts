@@ -292,6 +292,8 @@ function assertGraphApiCall(view: TraceView): void {
 describe("one message, one trace in Jaeger", { timeout: 6 * 60_000 }, () => {
   let ana: Shopper;
   let designs: Awaited<ReturnType<Shopper["next"]>> = [];
+  /** The confirm tap's trace: the one that delivered the designs. */
+  let roundTraceId = "";
 
   test("the shopper gets their designs from the real generation and limiter services", async () => {
     ana = new Shopper({
@@ -328,6 +330,7 @@ describe("one message, one trace in Jaeger", { timeout: 6 * 60_000 }, () => {
         v.trace.spans.some((s) => s.service === "ingress" && kind(s) === "client"),
     );
     assertOneTree(view);
+    roundTraceId = view.trace.traceID;
     // Every Kafka hop of the round, each a PRODUCER span with the CONSUMER span as its child.
     for (const [destination, from, to] of [
       ["inbound.v1", "ingress", "conversation"],
@@ -400,6 +403,15 @@ describe("one message, one trace in Jaeger", { timeout: 6 * 60_000 }, () => {
       );
     }
     assertGraphApiCall(view);
+    // Its own trace, linked to the round's: the conversation's handling of the buy tap points back
+    // to the trace that delivered the designs being bought.
+    assert.ok(roundTraceId, "the confirm tap's test found the round's trace");
+    const linked = view.trace.spans.filter(
+      (s) =>
+        s.service === "conversation" &&
+        s.references.some((r) => r.traceID === roundTraceId && r.refType !== "CHILD_OF"),
+    );
+    assert.ok(linked.length > 0, `no conversation span links to the round's trace ${roundTraceId}`);
   });
 
   test("every span carries its service's resource: name, version, environment", async () => {

@@ -45,6 +45,11 @@ export interface ConversationDoc {
   timersPending: boolean;
   /** When the shopper last wrote: the start of WhatsApp's 24-hour window for free-form replies. */
   lastInboundAt?: Date;
+  /**
+   * The W3C traceparent of the trace that delivered the latest designs. Each message is a trace of
+   * its own; later ones (choosing, buying) link to this one, so the journey's traces hang together.
+   */
+  designsTrace?: string;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -208,6 +213,7 @@ export class ConversationStore {
       conversation: Conversation;
       timers: Timer[];
       lastInboundAt?: Date;
+      designsTrace?: string;
     },
     eventId: string,
     outbox: StoredOutboxEntry[],
@@ -225,6 +231,7 @@ export class ConversationStore {
       nextTimerAt,
       timersPending: next.timers.length > 0,
       ...(next.lastInboundAt ? { lastInboundAt: next.lastInboundAt } : {}),
+      ...(next.designsTrace ? { designsTrace: next.designsTrace } : {}),
     };
     if (!previous) {
       try {

@@ -213,6 +213,12 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
           timers = [...timers, { id: effect.timerId, roundId: effect.roundId, dueAt: new Date(effect.at) }];
         if (effect.type === "cancel_timer") timers = timers.filter((t) => t.id !== effect.timerId);
       });
+      // Designs delivered: later messages of this journey link to this trace (see designsTrace).
+      const designsTrace =
+        arrival.event.type === "generation_completed" && result.outcome === "advanced"
+          ? traceHeaders.traceparent
+          : undefined;
+      if (doc?.designsTrace && arrival.event.type === "message") linkTo(doc.designsTrace);
       const carried = doc && relayed.get(doc._id) !== doc.version ? doc.outbox : [];
       const committed = await deps.store.commit(
         doc,
@@ -223,6 +229,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
           conversation: result.conversation,
           timers,
           ...(lastInboundAt ? { lastInboundAt } : {}),
+          ...(designsTrace ? { designsTrace } : {}),
         },
         arrival.eventId,
         [...carried, ...outbox],
@@ -565,4 +572,16 @@ function traceOf(headers: Record<string, string>): Record<string, string> {
     if (value !== undefined) out[name] = value;
   }
   return out;
+}
+
+/**
+ * Links the message being handled to the trace that delivered the journey's designs: choosing and
+ * buying are traces of their own (one per message), and the link takes an operator from the
+ * checkout's trace back to the round that made what is being bought.
+ */
+function linkTo(traceparent: string): void {
+  const span = trace.getActiveSpan();
+  const target = trace.getSpanContext(extractContext({ traceparent }));
+  if (!span?.isRecording() || !target || target.traceId === span.spanContext().traceId) return;
+  span.addLink({ context: target, attributes: { "taituri.link": "designs" } });
 }
