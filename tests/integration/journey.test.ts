@@ -1,19 +1,15 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { loadConversationConfig } from "@taituri/conversation-service/config";
-import { startConversationService } from "@taituri/conversation-service/service";
-import { loadIngressConfig } from "@taituri/ingress-service/config";
-import { startIngressService } from "@taituri/ingress-service/service";
 import { createKafka, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
-import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
 import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
 import { Shopper as BaseShopper } from "./support/shopper.ts";
+import { type Stack, startStack } from "./support/stack.ts";
 import { FakeWorld } from "./support/world.ts";
 
 /**
@@ -29,8 +25,7 @@ const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?
 const DEADLINE_MS = 2500;
 let infra: Infra;
 let graph: FakeGraphApi;
-let ingress: RunningService;
-let conversation: RunningService;
+let stack: Stack;
 let world: FakeWorld;
 let mongo: MongoClient;
 let db: Db;
@@ -39,35 +34,16 @@ let kafka: Kafka;
 before(async () => {
   infra = await startInfra();
   graph = await startFakeGraphApi();
-  const env = {
-    KAFKA_BROKERS: infra.kafka.brokers.join(","),
-    MONGO_URL: infra.mongo.url,
-    MONGO_DB: `journey_${run}`,
-    KAFKA_TOPIC_PREFIX: prefix,
-    KAFKA_PARTITIONS: "3",
-  };
-  ingress = await startIngressService(
-    loadIngressConfig({
-      ...env,
-      INGRESS_PORT: "0",
-      WHATSAPP_APP_SECRET: SECRET,
-      WHATSAPP_VERIFY_TOKEN: "v",
-      WHATSAPP_ACCESS_TOKEN: "t",
-      WHATSAPP_API_URL: graph.url,
-    }),
+  stack = await startStack({
+    id: `journey-${run}`,
+    infra,
+    graph,
     logger,
-  );
-  conversation = await startConversationService(
-    loadConversationConfig({
-      ...env,
-      CONVERSATION_PORT: "0",
-      GENERATION_DEADLINE_MS: String(DEADLINE_MS),
-      TIMER_POLL_MS: "200",
-    }),
-    logger,
-  );
+    secret: SECRET,
+    conversation: { GENERATION_DEADLINE_MS: String(DEADLINE_MS), TIMER_POLL_MS: "200" },
+  });
   mongo = new MongoClient(infra.mongo.url);
-  db = mongo.db(`journey_${run}`);
+  db = mongo.db(stack.dbName);
   kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "world", logger });
   world = new FakeWorld(kafka, topics, new ImageStore(db));
   await world.start(`journey-${run}`);
@@ -75,8 +51,7 @@ before(async () => {
 
 after(async () => {
   await world?.stop();
-  await conversation?.stop();
-  await ingress?.stop();
+  await stack?.stop();
   await mongo?.close();
   await graph?.close();
   await infra?.stop();
@@ -89,7 +64,7 @@ class Shopper extends BaseShopper {
     super({
       waId: `3460${run.replace(/\D/g, "0").slice(0, 4)}${String(shoppers).padStart(3, "0")}`,
       phoneNumberId: "PNJ",
-      webhook: () => ingress.endpoints.webhook ?? "",
+      webhook: () => stack.ingress.endpoints.webhook ?? "",
       secret: SECRET,
       graph,
       wamidPrefix: run,
@@ -98,14 +73,7 @@ class Shopper extends BaseShopper {
 
   /** Walks from hello to the "create designs" button; returns that button's id. */
   async toReady(): Promise<string> {
-    await this.say("I want a gift");
-    await this.next();
-    await this.say("Rosa");
-    const [themes] = await this.next();
-    await this.tap(themes?.ids.find((id) => id.endsWith(":birthday")) ?? "");
-    const [styles] = await this.next();
-    await this.tap(styles?.ids.find((id) => id.endsWith(":watercolor")) ?? "");
-    const [confirm] = await this.next();
+    const confirm = await this.toConfirmation();
     assert.match(
       confirm?.text ?? "",
       /A Birthday design in Watercolor style for Rosa, printed on a ceramic mug/,

@@ -1,22 +1,16 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { loadConversationConfig } from "@taituri/conversation-service/config";
-import { startConversationService } from "@taituri/conversation-service/service";
-import { loadIngressConfig } from "@taituri/ingress-service/config";
-import { startIngressService } from "@taituri/ingress-service/service";
 import { createKafka, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
-import { loadPaymentConfig } from "@taituri/payment-service/config";
-import { startPaymentService } from "@taituri/payment-service/service";
 import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
 import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
 import { Shopper as BaseShopper } from "./support/shopper.ts";
+import { type Stack, startStack } from "./support/stack.ts";
 import { FakeWorld } from "./support/world.ts";
 
 /**
@@ -27,77 +21,39 @@ import { FakeWorld } from "./support/world.ts";
  */
 const SECRET = "payment-journey-secret";
 const run = randomUUID().slice(0, 8);
-const prefix = `payjourney-${run}.`;
-const dbName = `payjourney_${run}`;
 const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
 let infra: Infra;
 let graph: FakeGraphApi;
-let ingress: RunningService;
-let conversation: RunningService;
+let stack: Stack;
 let payments: RunningService;
 let world: FakeWorld;
 let mongo: MongoClient;
 let db: Db;
 let kafka: Kafka;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
 before(async () => {
   infra = await startInfra();
   graph = await startFakeGraphApi();
-  const env = {
-    KAFKA_BROKERS: infra.kafka.brokers.join(","),
-    MONGO_URL: infra.mongo.url,
-    MONGO_DB: dbName,
-    KAFKA_TOPIC_PREFIX: prefix,
-    KAFKA_PARTITIONS: "3",
-  };
-  ingress = await startIngressService(
-    loadIngressConfig({
-      ...env,
-      INGRESS_PORT: "0",
-      WHATSAPP_APP_SECRET: SECRET,
-      WHATSAPP_VERIFY_TOKEN: "v",
-      WHATSAPP_ACCESS_TOKEN: "t",
-      WHATSAPP_API_URL: graph.url,
-    }),
+  stack = await startStack({
+    id: `payjourney-${run}`,
+    infra,
+    graph,
     logger,
-  );
-  conversation = await startConversationService(
-    loadConversationConfig({ ...env, CONVERSATION_PORT: "0", TIMER_POLL_MS: "200" }),
-    logger,
-  );
-  const port = await freePort();
-  payments = await startPaymentService(
-    loadPaymentConfig({
-      ...env,
-      PAYMENT_PORT: String(port),
-      PAYMENT_PUBLIC_URL: `http://127.0.0.1:${port}`,
-      PAYMENT_SWEEP_MS: "200",
-    }),
-    logger,
-  );
+    secret: SECRET,
+    payment: true,
+    conversation: { TIMER_POLL_MS: "200" },
+  });
+  payments = stack.payment as RunningService;
   mongo = new MongoClient(infra.mongo.url);
-  db = mongo.db(dbName);
+  db = mongo.db(stack.dbName);
   kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "world", logger });
-  world = new FakeWorld(kafka, topicNames(prefix), new ImageStore(db), { payment: false });
+  world = new FakeWorld(kafka, topicNames(stack.prefix), new ImageStore(db), { payment: false });
   await world.start(`payjourney-${run}`);
 });
 
 after(async () => {
   await world?.stop();
-  await payments?.stop();
-  await conversation?.stop();
-  await ingress?.stop();
+  await stack?.stop();
   await mongo?.close();
   await graph?.close();
   await infra?.stop();
@@ -110,7 +66,7 @@ class Shopper extends BaseShopper {
     super({
       waId: `3461${run.replace(/\D/g, "0").slice(0, 4)}${String(shoppers).padStart(3, "0")}`,
       phoneNumberId: "PNQ",
-      webhook: () => ingress.endpoints.webhook ?? "",
+      webhook: () => stack.ingress.endpoints.webhook ?? "",
       secret: SECRET,
       graph,
       wamidPrefix: run,
@@ -118,18 +74,8 @@ class Shopper extends BaseShopper {
   }
 
   /** From hello to the list of designs; returns that list. */
-  async toDesigns() {
-    await this.say("I want a gift");
-    await this.next();
-    await this.say("Rosa");
-    const [themes] = await this.next();
-    await this.tap(themes?.ids.find((id) => id.endsWith(":birthday")) ?? "");
-    const [styles] = await this.next();
-    await this.tap(styles?.ids.find((id) => id.endsWith(":watercolor")) ?? "");
-    const [confirm] = await this.next();
-    await this.tap(confirm?.ids[0] ?? "");
-    assert.match((await this.next())[0]?.text ?? "", /Creating your designs/);
-    const shown = await this.next(4);
+  async toList() {
+    const shown = await this.toDesigns();
     assert.equal(shown[3]?.type, "list");
     return shown[3];
   }
@@ -140,7 +86,7 @@ const orders = () => db.collection("payment_orders");
 describe("journeys paid through the local checkout", () => {
   test("from hello to paid: the checkout page shows the design, Pay confirms in WhatsApp", async () => {
     const ana = new Shopper();
-    const list = await ana.toDesigns();
+    const list = await ana.toList();
     await ana.tap(list?.ids[1] ?? "");
     assert.match((await ana.next())[0]?.text ?? "", /Preparing your checkout/);
     const [pay] = await ana.next();
@@ -170,7 +116,7 @@ describe("journeys paid through the local checkout", () => {
 
   test("a cancelled checkout: the shopper chooses again, gets a new link, pays once", async () => {
     const bo = new Shopper();
-    const list = await bo.toDesigns();
+    const list = await bo.toList();
     await bo.tap(list?.ids[0] ?? "");
     await bo.next();
     const [first] = await bo.next();

@@ -1,20 +1,15 @@
 import assert from "node:assert/strict";
 import { randomInt, randomUUID } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { createLogger } from "@taituri/logging";
-import type { LocalIssuer } from "@taituri/oidc";
-import type { RunningService } from "@taituri/service";
 import { conversationAttributes, pseudonym } from "@taituri/telemetry";
 import { startTelemetry } from "@taituri/telemetry/sdk";
 import { type Infra, startInfra } from "@taituri/testing";
 import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
-import { writeGenerationRules } from "./support/generation.ts";
 import { Shopper } from "./support/shopper.ts";
+import type { Stack } from "./support/stack.ts";
 
 /**
  * No phone number, name or message text in plaintext in what the services export: one whole
@@ -44,9 +39,7 @@ const logger = createLogger({
 });
 
 const run = randomUUID().slice(0, 8);
-const prefix = `privacy-${run}.`;
 const SECRET = "privacy-secret";
-const OIDC_SECRET = "privacy-oidc";
 // Distinctive enough that a match anywhere can only be a leak: a 13-digit number, a profile name, a
 // first message and a recipient name no service could have made up.
 const WA_ID = `4479${String(randomInt(1e8, 1e9))}`;
@@ -57,114 +50,27 @@ const secrets = [WA_ID, `+${WA_ID}`, PROFILE, "Xanthippe", FIRST_MESSAGE, "Quixo
 
 let infra: Infra;
 let graph: FakeGraphApi;
-const services: RunningService[] = [];
-let ingress: RunningService;
-let payments: RunningService;
-let issuer: LocalIssuer | undefined;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
+let stack: Stack;
 
 before(async () => {
-  const [{ startConversationService }, { loadConversationConfig }] = await Promise.all([
-    import("@taituri/conversation-service/service"),
-    import("@taituri/conversation-service/config"),
-  ]);
-  const [{ startGenerationService }, { loadGenerationConfig }] = await Promise.all([
-    import("@taituri/generation-service/service"),
-    import("@taituri/generation-service/config"),
-  ]);
-  const [{ startIngressService }, { loadIngressConfig }] = await Promise.all([
-    import("@taituri/ingress-service/service"),
-    import("@taituri/ingress-service/config"),
-  ]);
-  const [{ startLimiterService }, { loadLimiterConfig }] = await Promise.all([
-    import("@taituri/limiter-service/service"),
-    import("@taituri/limiter-service/config"),
-  ]);
-  const [{ startPaymentService }, { loadPaymentConfig }] = await Promise.all([
-    import("@taituri/payment-service/service"),
-    import("@taituri/payment-service/config"),
-  ]);
-  const { startLocalIssuer } = await import("@taituri/oidc");
-
+  // Imported only now, after the SDK has started, so the instrumentations see the services' libraries load.
+  const { startStack } = await import("./support/stack.ts");
   infra = await startInfra();
   graph = await startFakeGraphApi();
-  issuer = await startLocalIssuer({ clients: { generation: OIDC_SECRET } });
-  const env = {
-    KAFKA_BROKERS: infra.kafka.brokers.join(","),
-    MONGO_URL: infra.mongo.url,
-    MONGO_DB: `privacy_${run}`,
-    REDIS_URL: infra.redis.url,
-    KAFKA_TOPIC_PREFIX: prefix,
-    KAFKA_PARTITIONS: "3",
-  };
-  const limiter = await startLimiterService(
-    loadLimiterConfig({
-      ...env,
-      LIMITER_PORT: "0",
-      LIMITER_GRPC_PORT: "0",
-      LIMITER_RULES_FILE: writeGenerationRules(mkdtempSync(`${tmpdir()}/privacy-`)),
-      LIMITER_KEY_PREFIX: `privacy-${run}`,
-      OIDC_ISSUER_URL: issuer.url,
-    }),
+  stack = await startStack({
+    id: `privacy-${run}`,
+    infra,
+    graph,
     logger,
-  );
-  services.push(limiter);
-  services.push(
-    await startGenerationService(
-      loadGenerationConfig({
-        ...env,
-        GENERATION_PORT: "0",
-        LIMITER_URL: limiter.endpoints.grpc,
-        OIDC_ISSUER_URL: issuer.url,
-        OIDC_CLIENT_SECRET: OIDC_SECRET,
-      }),
-      logger,
-    ),
-  );
-  services.push(
-    await startConversationService(
-      loadConversationConfig({ ...env, CONVERSATION_PORT: "0", TIMER_POLL_MS: "200" }),
-      logger,
-    ),
-  );
-  const port = await freePort();
-  payments = await startPaymentService(
-    loadPaymentConfig({
-      ...env,
-      PAYMENT_PORT: String(port),
-      PAYMENT_PUBLIC_URL: `http://127.0.0.1:${port}`,
-      PAYMENT_SWEEP_MS: "200",
-    }),
-    logger,
-  );
-  services.push(payments);
-  ingress = await startIngressService(
-    loadIngressConfig({
-      ...env,
-      INGRESS_PORT: "0",
-      WHATSAPP_APP_SECRET: SECRET,
-      WHATSAPP_VERIFY_TOKEN: "v",
-      WHATSAPP_ACCESS_TOKEN: "t",
-      WHATSAPP_API_URL: graph.url,
-    }),
-    logger,
-  );
-  services.push(ingress);
+    secret: SECRET,
+    generation: true,
+    payment: true,
+    conversation: { TIMER_POLL_MS: "200" },
+  });
 });
 
 after(async () => {
-  for (const service of services.reverse()) await service.stop();
-  await issuer?.close();
+  await stack?.stop();
   await graph?.close();
   await infra?.stop();
   await telemetry.shutdown();
@@ -192,7 +98,7 @@ describe("privacy of telemetry", { timeout: 5 * 60_000 }, () => {
     const shopper = new Shopper({
       waId: WA_ID,
       phoneNumberId: "PNPRIV",
-      webhook: () => ingress.endpoints.webhook ?? "",
+      webhook: () => stack.ingress.endpoints.webhook ?? "",
       secret: SECRET,
       graph,
       wamidPrefix: run,
@@ -244,7 +150,7 @@ describe("privacy of telemetry", { timeout: 5 * 60_000 }, () => {
     }
     for (const line of logLines) assert.deepEqual(leaksIn(line), [], `log line leaks: ${line}`);
 
-    for (const service of services) {
+    for (const service of stack.services) {
       const ops = service.endpoints.ops;
       assert.ok(ops, "every service serves /metrics");
       const metrics = await (await fetch(`${ops}/metrics`)).text();

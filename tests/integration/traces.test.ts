@@ -305,17 +305,7 @@ describe("one message, one trace in Jaeger", { timeout: 6 * 60_000 }, () => {
       wamidPrefix: run,
       timeoutMs: 60_000,
     });
-    await ana.say("I want a gift");
-    await ana.next();
-    await ana.say("Rosa");
-    const [themes] = await ana.next();
-    await ana.tap(themes?.ids.find((id) => id.endsWith(":birthday")) ?? "");
-    const [styles] = await ana.next();
-    await ana.tap(styles?.ids.find((id) => id.endsWith(":watercolor")) ?? "");
-    const [confirm] = await ana.next();
-    await ana.tap(confirm?.ids[0] ?? "");
-    assert.match((await ana.next())[0]?.text ?? "", /Creating your designs/);
-    designs = await ana.next(4);
+    designs = await ana.toDesigns();
     assert.equal(designs[3]?.type, "list");
   });
 

@@ -132,6 +132,27 @@ export class Shopper {
     return got.slice(from, from + n);
   }
 
+  /** From hello to the confirmation: recipient "Rosa", the birthday theme and `style`; returns it. */
+  async toConfirmation(style = "watercolor"): Promise<Read | undefined> {
+    await this.say("I want a gift");
+    await this.next();
+    await this.say("Rosa");
+    const [themes] = await this.next();
+    await this.tap(themes?.ids.find((id) => id.endsWith(":birthday")) ?? "");
+    const [styles] = await this.next();
+    await this.tap(styles?.ids.find((id) => id.endsWith(`:${style}`)) ?? "");
+    const [confirm] = await this.next();
+    return confirm;
+  }
+
+  /** Through the confirmation to the round's three designs and the list to choose from (all four). */
+  async toDesigns(style = "watercolor"): Promise<Read[]> {
+    const confirm = await this.toConfirmation(style);
+    await this.tap(confirm?.ids[0] ?? "");
+    assert.match((await this.next())[0]?.text ?? "", /Creating your designs/);
+    return this.next(4);
+  }
+
   /** Asserts nothing more arrives for a moment. */
   async quiet(ms = 1500): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,137 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { loadConversationConfig } from "@taituri/conversation-service/config";
+import { startConversationService } from "@taituri/conversation-service/service";
+import { loadGenerationConfig } from "@taituri/generation-service/config";
+import { startGenerationService } from "@taituri/generation-service/service";
+import { loadIngressConfig } from "@taituri/ingress-service/config";
+import { startIngressService } from "@taituri/ingress-service/service";
+import { loadLimiterConfig } from "@taituri/limiter-service/config";
+import { startLimiterService } from "@taituri/limiter-service/service";
+import type { Logger } from "@taituri/logging";
+import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
+import { loadPaymentConfig } from "@taituri/payment-service/config";
+import { startPaymentService } from "@taituri/payment-service/service";
+import type { RunningService } from "@taituri/service";
+import type { Infra } from "@taituri/testing";
+import { type FakeGraphApi, freePort } from "@taituri/testing/harness";
+import { writeGenerationRules } from "./generation.ts";
+
+export interface StackOptions {
+  /** Names this run's topics (`<id>.`), database (`<id>` with `_`) and limiter keys. */
+  id: string;
+  infra: Infra;
+  graph: FakeGraphApi;
+  logger: Logger;
+  /** The WhatsApp app secret the shoppers sign with. */
+  secret: string;
+  /** The real generation service and limiter, with a local OIDC issuer; else someone else answers rounds. */
+  generation?: boolean;
+  /** The real payment service (local checkout); else someone else answers payment requests. */
+  payment?: boolean;
+  /** Extra settings of the conversation service. */
+  conversation?: Record<string, string>;
+}
+
+export interface Stack {
+  prefix: string;
+  dbName: string;
+  ingress: RunningService;
+  payment?: RunningService;
+  /** Every service started, in start order. */
+  services: RunningService[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The services a journey test needs, in this process, on the test's servers: ingress (webhook and
+ * dispatcher, to the fake Graph API) and the conversation always; the limiter and generation, and
+ * payment, when asked. Started from the back of the journey to its front, stopped the other way.
+ */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const { infra, logger } = options;
+  const prefix = `${options.id}.`;
+  const dbName = options.id.replace(/-/g, "_");
+  const env = {
+    KAFKA_BROKERS: infra.kafka.brokers.join(","),
+    MONGO_URL: infra.mongo.url,
+    MONGO_DB: dbName,
+    REDIS_URL: infra.redis.url,
+    KAFKA_TOPIC_PREFIX: prefix,
+    KAFKA_PARTITIONS: "3",
+  };
+  const services: RunningService[] = [];
+  let issuer: LocalIssuer | undefined;
+  if (options.generation) {
+    const oidcSecret = `${options.id}-oidc`;
+    issuer = await startLocalIssuer({ clients: { generation: oidcSecret } });
+    const limiter = await startLimiterService(
+      loadLimiterConfig({
+        ...env,
+        LIMITER_PORT: "0",
+        LIMITER_GRPC_PORT: "0",
+        LIMITER_RULES_FILE: writeGenerationRules(mkdtempSync(`${tmpdir()}/${options.id}-`)),
+        LIMITER_KEY_PREFIX: options.id,
+        OIDC_ISSUER_URL: issuer.url,
+      }),
+      logger,
+    );
+    services.push(limiter);
+    services.push(
+      await startGenerationService(
+        loadGenerationConfig({
+          ...env,
+          GENERATION_PORT: "0",
+          LIMITER_URL: limiter.endpoints.grpc,
+          OIDC_ISSUER_URL: issuer.url,
+          OIDC_CLIENT_SECRET: oidcSecret,
+        }),
+        logger,
+      ),
+    );
+  }
+  services.push(
+    await startConversationService(
+      loadConversationConfig({ ...env, CONVERSATION_PORT: "0", ...options.conversation }),
+      logger,
+    ),
+  );
+  let payment: RunningService | undefined;
+  if (options.payment) {
+    // The checkout links the shopper opens must name the port the service really listens on.
+    const port = await freePort();
+    payment = await startPaymentService(
+      loadPaymentConfig({
+        ...env,
+        PAYMENT_PORT: String(port),
+        PAYMENT_PUBLIC_URL: `http://127.0.0.1:${port}`,
+        PAYMENT_SWEEP_MS: "200",
+      }),
+      logger,
+    );
+    services.push(payment);
+  }
+  const ingress = await startIngressService(
+    loadIngressConfig({
+      ...env,
+      INGRESS_PORT: "0",
+      WHATSAPP_APP_SECRET: options.secret,
+      WHATSAPP_VERIFY_TOKEN: "v",
+      WHATSAPP_ACCESS_TOKEN: "t",
+      WHATSAPP_API_URL: options.graph.url,
+    }),
+    logger,
+  );
+  services.push(ingress);
+  return {
+    prefix,
+    dbName,
+    ingress,
+    ...(payment ? { payment } : {}),
+    services: [...services],
+    async stop() {
+      for (const service of [...services].reverse()) await service.stop();
+      await issuer?.close();
+    },
+  };
+}
