@@ -2,7 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import { deadLetterTopic, Header, type Publisher, type TopicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
-import { inbound } from "@taituri/proto";
+import { encodeMessage, inbound } from "@taituri/proto";
 import { conversationAttributes, SpanKind, withSpan } from "@taituri/telemetry";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Counter, Histogram } from "prom-client";
@@ -79,7 +79,7 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
       deps.topics.inbound,
       parsed.map((event) => ({
         key: event.conversationId,
-        value: inbound.InboundEvent.encode(event).finish(),
+        value: encodeMessage(inbound.InboundEvent, event),
         headers: { [Header.type]: INBOUND_EVENT_TYPE },
       })),
     );

@@ -14,7 +14,7 @@ import {
   isDuplicateKey,
   isTransientMongoError,
 } from "@taituri/mongo";
-import { inbound, outbound } from "@taituri/proto";
+import { encodeMessage, inbound, outbound } from "@taituri/proto";
 import { trace } from "@taituri/telemetry";
 import type { Collection, Db } from "mongodb";
 import { Counter, Histogram, type Registry } from "prom-client";
@@ -158,7 +158,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     await deps.publisher.send(deps.topics.inbound, [
       {
         key: message.conversationId,
-        value: inbound.InboundEvent.encode(event).finish(),
+        value: encodeMessage(inbound.InboundEvent, event),
         headers: { [Header.type]: INBOUND_EVENT_TYPE },
       },
     ]);

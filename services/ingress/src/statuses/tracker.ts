@@ -7,7 +7,7 @@ import {
   TransientError,
 } from "@taituri/kafka";
 import { type CollectionIndexes, isDuplicateKey, isTransientMongoError } from "@taituri/mongo";
-import { inbound } from "@taituri/proto";
+import { encodeMessage, inbound } from "@taituri/proto";
 import type { Collection, Db } from "mongodb";
 import { Counter, type Registry } from "prom-client";
 import { deliveryFailureEvent, INBOUND_EVENT_TYPE } from "../domain/webhook.ts";
@@ -113,7 +113,7 @@ export function createStatusHandler(deps: {
     await deps.publisher.send(deps.topics.inbound, [
       {
         key: send.conversationId,
-        value: inbound.InboundEvent.encode(failure).finish(),
+        value: encodeMessage(inbound.InboundEvent, failure),
         headers: { [Header.type]: INBOUND_EVENT_TYPE },
       },
     ]);
