@@ -335,6 +335,17 @@ describe("one message, one trace in Jaeger", { timeout: 6 * 60_000 }, () => {
         assert.equal(tag(consumer, "messaging.system"), "kafka");
         assert.notEqual(tag(consumer, "messaging.destination.partition.id"), undefined);
         assert.notEqual(tag(consumer, "messaging.kafka.offset"), undefined);
+        // Both sides say where the message is and which it is (by the pseudonym of its id).
+        assert.equal(
+          tag(producer, "messaging.destination.partition.id"),
+          tag(consumer, "messaging.destination.partition.id"),
+          `${destination}: partition`,
+        );
+        assert.match(String(tag(consumer, "messaging.message.id")), /^p[0-9a-f]{16}$/, `${destination}: id`);
+        if (tag(producer, "messaging.batch.message_count") === 1) {
+          assert.equal(tag(producer, "messaging.kafka.offset"), tag(consumer, "messaging.kafka.offset"));
+          assert.equal(tag(producer, "messaging.message.id"), tag(consumer, "messaging.message.id"));
+        }
       }
     }
     // The limiter call: generation's gRPC client span, the limiter's server span its child.

@@ -1,5 +1,5 @@
 import type { Logger } from "@taituri/logging";
-import { extractContext, SpanKind, withSpan } from "@taituri/telemetry";
+import { extractContext, pseudonym, SpanKind, withSpan } from "@taituri/telemetry";
 import type { Consumer, EachMessagePayload, Kafka } from "kafkajs";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { backoffMs, classify } from "./errors.ts";
@@ -165,6 +165,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
           },
         },
         async (span) => {
+          const messageId = incoming.headers[Header.messageId];
+          if (messageId && span.isRecording())
+            span.setAttribute("messaging.message.id", pseudonym(messageId));
           for (let attempt = 1; ; attempt++) {
             try {
               await handle(incoming);

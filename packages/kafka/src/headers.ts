@@ -15,6 +15,11 @@ export function headersToRecord(headers: IHeaders | undefined): Record<string, s
 export const Header = {
   /** The protobuf message type of the value, e.g. "inbound.v1.InboundEvent". */
   type: "content-type",
+  /**
+   * The event's own id, on messages of sampled traces only: the CONSUMER span names the message
+   * with it as the PRODUCER span did (`messaging.message.id`, as a pseudonym).
+   */
+  messageId: "message-id",
   /** Why a message was dead-lettered, and where it came from. */
   dlqReason: "dlq-reason",
   dlqError: "dlq-error",

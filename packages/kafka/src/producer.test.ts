@@ -1,14 +1,28 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { trace, withSpan } from "@taituri/telemetry";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { context, pseudonym, trace, withSpan } from "@taituri/telemetry";
 import { startTelemetry } from "@taituri/telemetry/sdk";
-import type { Kafka, Message, ProducerBatch } from "kafkajs";
+import type {
+  ICustomPartitioner,
+  Kafka,
+  Message,
+  ProducerBatch,
+  ProducerConfig,
+  RecordMetadata,
+} from "kafkajs";
 import { EventProducer, type EventProducerOptions, type OutgoingMessage } from "./producer.ts";
 
 // A real tracer and the W3C propagator, so headers carry trace context. The SDK only installs a
-// tracer with at least one span processor; this one discards what it is given.
-const discard = { onStart() {}, onEnd() {}, forceFlush: async () => {}, shutdown: async () => {} };
-const telemetry = startTelemetry({ serviceName: "producer-test", spanProcessors: [discard] });
+// tracer with at least one span processor; this one keeps what it is given for the span tests.
+const ended: ReadableSpan[] = [];
+const keep = {
+  onStart() {},
+  onEnd: (span: ReadableSpan) => ended.push(span),
+  forceFlush: async () => {},
+  shutdown: async () => {},
+};
+const telemetry = startTelemetry({ serviceName: "producer-test", spanProcessors: [keep] });
 after(() => telemetry.shutdown());
 
 // A regression here would leave a send waiting forever: fail the test instead.
@@ -20,10 +34,43 @@ interface Request {
   fail(error: Error): void;
 }
 
-/** A kafkajs client whose producer records each sendBatch and lets the test acknowledge or fail it. */
-function fakeKafka(options: EventProducerOptions = {}) {
+/**
+ * A kafkajs client whose producer records each sendBatch and lets the test acknowledge or fail it.
+ * Like kafkajs, it asks the producer's partitioner for each message (over `partitions` partitions)
+ * and answers an acknowledged request with a base offset per partition, counting from 100.
+ */
+function fakeKafka(options: EventProducerOptions = {}, partitions = 3) {
   const requests: Request[] = [];
   let disconnected = false;
+  const nextOffset = new Map<string, number>();
+  /** Per key, the partition and offset each of its messages was given, in order. */
+  const placed = new Map<string, { partition: number; offset: number }[]>();
+  let partitioner: ReturnType<ICustomPartitioner> | undefined;
+  const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
+    partitionId,
+    leader: 1,
+    partitionErrorCode: 0,
+    replicas: [1],
+    isr: [1],
+  }));
+  const answer = (batch: ProducerBatch): RecordMetadata[] => {
+    const out: RecordMetadata[] = [];
+    for (const { topic, messages } of batch.topicMessages ?? []) {
+      const base = new Map<number, number>();
+      for (const message of messages) {
+        const partition = partitioner?.({ topic, partitionMetadata, message }) ?? 0;
+        const at = `${topic}/${partition}`;
+        const offset = nextOffset.get(at) ?? 100;
+        nextOffset.set(at, offset + 1);
+        if (!base.has(partition)) base.set(partition, offset);
+        const key = String(message.key);
+        placed.set(key, [...(placed.get(key) ?? []), { partition, offset }]);
+      }
+      for (const [partition, baseOffset] of base)
+        out.push({ topicName: topic, partition, errorCode: 0, baseOffset: String(baseOffset) });
+    }
+    return out;
+  };
   const producer = {
     connect: async () => {},
     disconnect: async () => {
@@ -31,11 +78,16 @@ function fakeKafka(options: EventProducerOptions = {}) {
     },
     sendBatch: (batch: ProducerBatch) =>
       new Promise((resolve, reject) => {
-        requests.push({ batch, ack: () => resolve([]), fail: reject });
+        requests.push({ batch, ack: () => resolve(answer(batch)), fail: reject });
       }),
   };
-  const kafka = { producer: () => producer } as unknown as Kafka;
-  return { events: new EventProducer(kafka, options), requests, disconnected: () => disconnected };
+  const kafka = {
+    producer: (config: ProducerConfig) => {
+      partitioner = config.createPartitioner?.();
+      return producer;
+    },
+  } as unknown as Kafka;
+  return { events: new EventProducer(kafka, options), requests, placed, disconnected: () => disconnected };
 }
 
 const msg = (key: string, value = key): OutgoingMessage => ({ key, value: Buffer.from(value) });
@@ -230,3 +282,90 @@ test("an empty send sends nothing", bounded, async () => {
   await events.send("t", []);
   assert.equal(requests.length, 0);
 });
+
+test(
+  "each PRODUCER span says where the broker put its messages, and names a lone message",
+  bounded,
+  async () => {
+    const { events, requests, placed } = fakeKafka({}, 3);
+    ended.length = 0;
+    const first = events.send("t", [{ ...msg("k0"), id: "wamid.first" }]);
+    // These queue behind the first and share the next request; wamid.a is its partition's second.
+    const earlier = events.send("t", [{ ...msg("conversation-a"), id: "wamid.earlier" }]);
+    const single = events.send("t", [{ ...msg("conversation-a"), id: "wamid.a" }]);
+    const sameKey = events.send("t", [msg("conversation-b"), msg("conversation-b")]);
+    const keys = ["x1", "x2", "x3", "x4", "x5", "x6"];
+    const spread = events.send(
+      "t",
+      keys.map((key) => msg(key)),
+    );
+    await ackAll(requests, [first, earlier, single, sameKey, spread]);
+
+    const span = (count: number, id?: string) => {
+      const found = ended.filter(
+        (s) =>
+          s.name === "t publish" &&
+          s.attributes["messaging.batch.message_count"] === count &&
+          s.attributes["messaging.message.id"] === (id === undefined ? undefined : pseudonym(id)),
+      );
+      assert.equal(found.length, 1, `one span of ${count} message(s) with id ${id}`);
+      return found[0]?.attributes ?? {};
+    };
+    // The id itself travels in a header, for the consumer's span; a message without one has none.
+    const headerOf = (key: string) =>
+      requests
+        .flatMap((r) => r.batch.topicMessages ?? [])
+        .flatMap((t) => t.messages)
+        .filter((m) => String(m.key) === key)
+        .map((m) => m.headers?.["message-id"]);
+    assert.deepEqual(headerOf("k0"), ["wamid.first"]);
+    assert.deepEqual(headerOf("conversation-b"), [undefined, undefined]);
+    // What the broker was told, message by message, is what the spans report.
+    const where = (key: string) => placed.get(key) ?? [];
+    const [k0] = where("k0");
+    assert.equal(k0?.offset, 100, "the first record of its partition");
+    assert.deepEqual(
+      [
+        span(1, "wamid.first")["messaging.destination.partition.id"],
+        span(1, "wamid.first")["messaging.kafka.offset"],
+      ],
+      [String(k0?.partition), k0?.offset],
+    );
+    const [, a] = where("conversation-a");
+    assert.deepEqual(
+      [
+        span(1, "wamid.a")["messaging.destination.partition.id"],
+        span(1, "wamid.a")["messaging.kafka.offset"],
+      ],
+      [String(a?.partition), a?.offset],
+    );
+    const b = span(2);
+    assert.equal(b["messaging.destination.partition.id"], String(where("conversation-b")[0]?.partition));
+    assert.equal(b["messaging.kafka.offset"], undefined, "two messages have no single offset");
+    const partitions = new Set(keys.map((key) => where(key)[0]?.partition));
+    assert.ok(partitions.size > 1, "the six keys land on more than one partition");
+    assert.equal(
+      span(6)["messaging.destination.partition.id"],
+      undefined,
+      "nor does a send spread over partitions",
+    );
+  },
+);
+
+test(
+  "a send in an unsampled trace adds no message-id header: none of its spans is kept",
+  bounded,
+  async () => {
+    const { events, requests } = fakeKafka();
+    const unsampled = trace.setSpanContext(context.active(), {
+      traceId: "0af7651916cd43dd8448eb211c80319c",
+      spanId: "b7ad6b7169203331",
+      traceFlags: 0,
+    });
+    const sent = context.with(unsampled, () => events.send("t", [{ ...msg("k"), id: "wamid.unsampled" }]));
+    await ackAll(requests, [sent]);
+    const [message] = requests[0]?.batch.topicMessages?.[0]?.messages ?? [];
+    assert.equal(message?.headers?.["message-id"], undefined);
+    assert.match(String(message?.headers?.traceparent), /-00$/, "the trace context still travels, unsampled");
+  },
+);

@@ -1,11 +1,25 @@
-import { injectContext, SpanKind, withSpan } from "@taituri/telemetry";
-import { type Kafka, type Message, Partitioners, type Producer, type TopicMessages } from "kafkajs";
+import { injectContext, pseudonym, SpanKind, withSpan } from "@taituri/telemetry";
+import {
+  type Kafka,
+  type Message,
+  Partitioners,
+  type Producer,
+  type RecordMetadata,
+  type TopicMessages,
+} from "kafkajs";
+import { Header } from "./headers.ts";
 
 export interface OutgoingMessage {
   /** The conversation id: it picks the partition and so keeps a shopper's events in order. */
   key: string;
   value: Buffer | Uint8Array;
   headers?: Record<string, string>;
+  /**
+   * The event's own id (event id, outbound message id, outbox entry id). In a sampled trace its
+   * pseudonym is the PRODUCER span's `messaging.message.id` when it is the send's only message, and
+   * it travels in a header for the CONSUMER span to do the same.
+   */
+  id?: string;
 }
 
 /** What code that publishes needs from Kafka: a durable, acknowledged send (tests pass a fake). */
@@ -25,12 +39,22 @@ const DEFAULT_MAX_BATCH_BYTES = 512 * 1024;
 // at a few hundred messages; at ~8,000 sends/s a round trip gathers about a dozen anyway (bench/).
 const DEFAULT_MAX_BATCH_MESSAGES = 500;
 
+/** Where the broker put one message. */
+export interface Placement {
+  partition: number;
+  /** Undefined when the broker's answer did not say (kafkajs gives the batch's base offset). */
+  offset?: string;
+}
+
+/** A message whose partition is not known (kafkajs did not ask our partitioner). */
+const UNPLACED: Placement = { partition: -1 };
+
 /** One caller's messages, waiting for the produce request that will carry them. */
 interface Pending {
   topic: string;
   messages: Message[];
   bytes: number;
-  resolve: () => void;
+  resolve: (placements: Placement[]) => void;
   reject: (error: unknown) => void;
 }
 
@@ -54,6 +78,12 @@ export class EventProducer {
   private sending = false;
   /** The latest drain loop, for disconnect to wait on. */
   private draining: Promise<void> = Promise.resolve();
+  /**
+   * The partition kafkajs chose for each message, noted by the partitioner as it chooses: kafkajs
+   * answers with a base offset per partition, not per message. A retry partitions again, and the
+   * last choice is the one that was written.
+   */
+  private readonly partitionOf = new WeakMap<Message, number>();
 
   constructor(kafka: Kafka, options: EventProducerOptions = {}) {
     this.maxBatchMessages = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
@@ -64,7 +94,14 @@ export class EventProducer {
       allowAutoTopicCreation: false,
       // The Java client's murmur2 partitioner: a key lands on the same partition whichever client
       // produced it.
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: (...args) => {
+        const choose = Partitioners.DefaultPartitioner(...args);
+        return (request) => {
+          const partition = choose(request);
+          this.partitionOf.set(request.message, partition);
+          return partition;
+        };
+      },
       retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
     });
   }
@@ -97,24 +134,36 @@ export class EventProducer {
           "messaging.batch.message_count": messages.length,
         },
       },
-      () => {
+      async (span) => {
+        // Only for a sampled trace: on the hot path a header costs kafkajs an allocation per message.
+        const named = span.isRecording();
+        // A pseudonym: a WhatsApp message id is base64 holding the shopper's number.
+        if (named && messages.length === 1 && messages[0]?.id)
+          span.setAttribute("messaging.message.id", pseudonym(messages[0].id));
         // Injected here, inside this call's span: a batch mixes callers, but each message's headers
         // carry the trace of the request that produced it.
         const trace = injectContext();
         let bytes = 0;
         const prepared = messages.map((message): Message => {
-          const headers = { ...message.headers, ...trace };
+          const headers: Record<string, string> = { ...message.headers, ...trace };
+          if (named && message.id) headers[Header.messageId] = message.id;
           bytes += Buffer.byteLength(message.key) + message.value.byteLength;
           for (const name in headers) bytes += name.length + Buffer.byteLength(headers[name] ?? "");
           // Copied now: the caller may reuse its buffer while the message waits for its request.
           return { key: message.key, value: Buffer.from(message.value), headers };
         });
-        return this.enqueue(topic, prepared, bytes);
+        const placements = await this.enqueue(topic, prepared, bytes);
+        // Semantic conventions: a partition when the whole send went to one, an offset per message.
+        const partitions = new Set(placements.map((p) => p.partition).filter((p) => p >= 0));
+        if (partitions.size === 1)
+          span.setAttribute("messaging.destination.partition.id", String(placements[0]?.partition));
+        if (placements.length === 1 && placements[0]?.offset !== undefined)
+          span.setAttribute("messaging.kafka.offset", Number(placements[0].offset));
       },
     );
   }
 
-  private enqueue(topic: string, messages: Message[], bytes: number): Promise<void> {
+  private enqueue(topic: string, messages: Message[], bytes: number): Promise<Placement[]> {
     return new Promise((resolve, reject) => {
       this.queue.push({ topic, messages, bytes, resolve, reject });
       if (!this.sending) this.draining = this.drain();
@@ -127,8 +176,11 @@ export class EventProducer {
     while (this.queue.length > 0) {
       const batch = this.takeBatch();
       try {
-        await this.producer.sendBatch({ acks: -1, topicMessages: byTopic(batch) });
-        for (const pending of batch) pending.resolve();
+        const topicMessages = byTopic(batch);
+        const answer = await this.producer.sendBatch({ acks: -1, topicMessages });
+        const placements = this.place(topicMessages, answer);
+        for (const pending of batch)
+          pending.resolve(pending.messages.map((m) => placements.get(m) ?? UNPLACED));
       } catch (error) {
         // The request failed as a whole (kafkajs has already retried it): nobody in it may be told
         // their messages are stored.
@@ -136,6 +188,36 @@ export class EventProducer {
       }
     }
     this.sending = false;
+  }
+
+  /**
+   * Each message's partition and offset: kafkajs keeps a partition's messages in the order given and
+   * the broker appends them from the partition's base offset.
+   */
+  private place(
+    topicMessages: TopicMessages[],
+    answer: RecordMetadata[] | undefined,
+  ): Map<Message, Placement> {
+    const base = new Map<string, bigint>();
+    for (const meta of answer ?? []) {
+      if (meta.baseOffset !== undefined)
+        base.set(`${meta.topicName}\n${meta.partition}`, BigInt(meta.baseOffset));
+    }
+    const placed = new Map<Message, Placement>();
+    for (const { topic, messages } of topicMessages) {
+      const next = new Map<number, bigint>();
+      for (const message of messages) {
+        const partition = this.partitionOf.get(message) ?? UNPLACED.partition;
+        const start = base.get(`${topic}\n${partition}`);
+        const index = next.get(partition) ?? 0n;
+        next.set(partition, index + 1n);
+        placed.set(
+          message,
+          start === undefined ? { partition } : { partition, offset: String(start + index) },
+        );
+      }
+    }
+    return placed;
   }
 
   /** The oldest queued sends that fit the bounds together; at least one, however large. */

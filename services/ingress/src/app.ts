@@ -79,6 +79,7 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
       deps.topics.inbound,
       parsed.map((event) => ({
         key: event.conversationId,
+        id: event.eventId,
         value: encodeMessage(inbound.InboundEvent, event),
         headers: { [Header.type]: INBOUND_EVENT_TYPE },
       })),

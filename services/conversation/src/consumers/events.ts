@@ -135,7 +135,12 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       const traceHeaders = traceOf(entry.headers);
       const group = `${entry.topic}\n${traceHeaders.traceparent ?? ""}`;
       const found = groups.get(group) ?? { topic: entry.topic, traceHeaders, messages: [] };
-      found.messages.push({ key: entry.key, value: outboxValue(entry), headers: entry.headers });
+      found.messages.push({
+        key: entry.key,
+        id: entry.id,
+        value: outboxValue(entry),
+        headers: entry.headers,
+      });
       groups.set(group, found);
     }
     for (const { topic, traceHeaders, messages } of groups.values()) {

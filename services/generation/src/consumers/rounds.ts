@@ -83,9 +83,9 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
     }
   }
 
-  async function publish(conversationId: string, result: Uint8Array): Promise<void> {
+  async function publish(conversationId: string, roundId: string, result: Uint8Array): Promise<void> {
     await deps.publisher.send(deps.topics.generationResults, [
-      { key: conversationId, value: result, headers: { [Header.type]: RESULT_TYPE } },
+      { key: conversationId, id: roundId, value: result, headers: { [Header.type]: RESULT_TYPE } },
     ]);
   }
 
@@ -108,7 +108,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
       // the result unpublished and the lease expired, and publishes it.
       return;
     }
-    await persist(leaseUntil, () => publish(request.conversationId, result));
+    await persist(leaseUntil, () => publish(request.conversationId, request.roundId, result));
     await persist(leaseUntil, () => store.markPublished(request.roundId, now()));
     metrics.rounds.inc({ outcome: state });
   }
@@ -338,7 +338,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
       case "finished":
         metrics.rounds.inc({ outcome: "duplicate" });
         if (!claim.published) {
-          await publish(request.conversationId, claim.result);
+          await publish(request.conversationId, request.roundId, claim.result);
           await store.markPublished(request.roundId, now());
         }
         return;

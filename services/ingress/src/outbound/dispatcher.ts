@@ -158,6 +158,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     await deps.publisher.send(deps.topics.inbound, [
       {
         key: message.conversationId,
+        id: event.eventId,
         value: encodeMessage(inbound.InboundEvent, event),
         headers: { [Header.type]: INBOUND_EVENT_TYPE },
       },

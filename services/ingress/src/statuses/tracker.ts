@@ -113,6 +113,7 @@ export function createStatusHandler(deps: {
     await deps.publisher.send(deps.topics.inbound, [
       {
         key: send.conversationId,
+        id: failure.eventId,
         value: encodeMessage(inbound.InboundEvent, failure),
         headers: { [Header.type]: INBOUND_EVENT_TYPE },
       },
