@@ -54,6 +54,8 @@ interface Pending {
   topic: string;
   messages: Message[];
   bytes: number;
+  /** Whether the caller wants to know where its messages went (its span is recording). */
+  placed: boolean;
   resolve: (placements: Placement[]) => void;
   reject: (error: unknown) => void;
 }
@@ -152,7 +154,7 @@ export class EventProducer {
           // Copied now: the caller may reuse its buffer while the message waits for its request.
           return { key: message.key, value: Buffer.from(message.value), headers };
         });
-        const placements = await this.enqueue(topic, prepared, bytes);
+        const placements = await this.enqueue(topic, prepared, bytes, named);
         // Semantic conventions: a partition when the whole send went to one, an offset per message.
         const partitions = new Set(placements.map((p) => p.partition).filter((p) => p >= 0));
         if (partitions.size === 1)
@@ -163,9 +165,9 @@ export class EventProducer {
     );
   }
 
-  private enqueue(topic: string, messages: Message[], bytes: number): Promise<Placement[]> {
+  private enqueue(topic: string, messages: Message[], bytes: number, placed: boolean): Promise<Placement[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ topic, messages, bytes, resolve, reject });
+      this.queue.push({ topic, messages, bytes, placed, resolve, reject });
       if (!this.sending) this.draining = this.drain();
     });
   }
@@ -178,9 +180,12 @@ export class EventProducer {
       try {
         const topicMessages = byTopic(batch);
         const answer = await this.producer.sendBatch({ acks: -1, topicMessages });
-        const placements = this.place(topicMessages, answer);
+        // Worked out only for a span that is kept: this is the webhook's hot path.
+        const placements = batch.some((p) => p.placed) ? this.place(topicMessages, answer) : undefined;
         for (const pending of batch)
-          pending.resolve(pending.messages.map((m) => placements.get(m) ?? UNPLACED));
+          pending.resolve(
+            pending.placed && placements ? pending.messages.map((m) => placements.get(m) ?? UNPLACED) : [],
+          );
       } catch (error) {
         // The request failed as a whole (kafkajs has already retried it): nobody in it may be told
         // their messages are stored.
