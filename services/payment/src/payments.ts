@@ -1,8 +1,23 @@
-import { Header, PermanentError, type Publisher, type TopicNames, TransientError } from "@taituri/kafka";
+import {
+  Header,
+  type OutgoingMessage,
+  PermanentError,
+  type Publisher,
+  type TopicNames,
+  TransientError,
+} from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
 import { payment } from "@taituri/proto";
-import { redact, SpanKind, trace, withSpan } from "@taituri/telemetry";
+import {
+  extractContext,
+  injectContext,
+  context as otelContext,
+  redact,
+  SpanKind,
+  trace,
+  withSpan,
+} from "@taituri/telemetry";
 import type { PaymentProvider } from "./adapters/provider.ts";
 import { ProviderRefusal } from "./adapters/provider.ts";
 import { type OrderDoc, type OutboxEntry, outboxValue, type PaymentStore } from "./adapters/store.ts";
@@ -58,12 +73,17 @@ export function createPayments(deps: PaymentsDeps) {
       }).finish(),
     );
 
+  /**
+   * An outbox entry carries the trace of the request or webhook that wrote it (W3C traceparent and
+   * tracestate), so that whoever publishes it (the writer, or the sweeper after a crash) publishes
+   * it as a child of that trace (see relay).
+   */
   const entry = (order: OrderDoc, name: string, outcome: Outcome): OutboxEntry => ({
     id: `${order._id}:${name}:${order.attempt}`,
     topic: deps.topics.paymentEvents,
     key: order.conversationId,
     value: encode(order, outcome),
-    headers: { [Header.type]: PAYMENT_EVENT_TYPE },
+    headers: { [Header.type]: PAYMENT_EVENT_TYPE, ...traceOf(injectContext()) },
   });
 
   /** An event that restates what the order already says (no state change, so no outbox). */
@@ -88,10 +108,24 @@ export function createPayments(deps: PaymentsDeps) {
     const ids = only?.map((e) => e.id);
     const entries = ids ? order.outbox.filter((e) => ids.includes(e.id)) : order.outbox;
     if (entries.length === 0) return;
-    await deps.publisher.send(
-      deps.topics.paymentEvents,
-      entries.map((e) => ({ key: e.key, value: outboxValue(e), headers: e.headers })),
-    );
+    // Grouped by topic and by the trace that wrote them, each group published from that trace: an
+    // entry the sweeper relays continues the trace of the webhook or request that caused it instead
+    // of starting one of its own. Entries written before they carried a trace have none, and are
+    // published from the caller's context as before.
+    const groups = new Map<
+      string,
+      { topic: string; traceHeaders: Record<string, string>; messages: OutgoingMessage[] }
+    >();
+    for (const e of entries) {
+      const traceHeaders = traceOf(e.headers);
+      const name = `${e.topic}\n${traceHeaders.traceparent ?? ""}`;
+      const group = groups.get(name) ?? { topic: e.topic, traceHeaders, messages: [] };
+      group.messages.push({ key: e.key, value: outboxValue(e), headers: e.headers });
+      groups.set(name, group);
+    }
+    for (const { topic, traceHeaders, messages } of groups.values()) {
+      await otelContext.with(extractContext(traceHeaders), () => deps.publisher.send(topic, messages));
+    }
     await store.clearOutbox(
       order._id,
       entries.map((e) => e.id),
@@ -414,6 +448,16 @@ export function createPayments(deps: PaymentsDeps) {
 }
 
 export type Payments = ReturnType<typeof createPayments>;
+
+/** The W3C trace context headers (traceparent, tracestate) among a message's headers. */
+function traceOf(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ["traceparent", "tracestate"]) {
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
 
 /** Store errors that mean "MongoDB is not answering": retried, never dead-lettered. */
 export function asTransient(error: unknown): unknown {
