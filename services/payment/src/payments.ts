@@ -120,7 +120,7 @@ export function createPayments(deps: PaymentsDeps) {
       const traceHeaders = traceOf(e.headers);
       const name = `${e.topic}\n${traceHeaders.traceparent ?? ""}`;
       const group = groups.get(name) ?? { topic: e.topic, traceHeaders, messages: [] };
-      group.messages.push({ key: e.key, value: outboxValue(e), headers: e.headers });
+      group.messages.push({ key: e.key, id: e.id, value: outboxValue(e), headers: e.headers });
       groups.set(name, group);
     }
     for (const { topic, traceHeaders, messages } of groups.values()) {
