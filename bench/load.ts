@@ -1,16 +1,20 @@
 /**
  * The load generator, in its own process so that its CPU is not the server's event loop. Forked by
- * run.ts: receives one LoadSpec over IPC, runs autocannon with it, sends back one LoadResult, exits.
+ * run.ts: receives one LoadSpec over IPC, runs wrk (bench/wrk.ts) or autocannon with it, sends back
+ * one LoadResult, exits.
  */
 import type { EventEmitter } from "node:events";
 import autocannon from "autocannon";
 import { type BodyOptions, webhookBodies } from "./bodies.ts";
+import { prepareWrk } from "./wrk.ts";
 
 export interface LoadSpec {
   url: string;
   connections: number;
   durationSec: number;
   bodies: BodyOptions;
+  /** The path of wrk to drive the load with; autocannon, in this process, without it. */
+  wrk?: string;
 }
 
 export interface LatencyMs {
@@ -24,7 +28,10 @@ export interface LatencyMs {
 
 export interface LoadResult {
   durationSec: number;
-  /** Requests written to a socket (answered or not when the run stopped). */
+  /**
+   * Requests written to a socket (answered or not when the run stopped); from wrk, an upper bound
+   * (answered, plus one per connection).
+   */
   sent: number;
   ok: number;
   non2xx: number;
@@ -44,7 +51,13 @@ export interface LoadResult {
 // first ones and says so through `recorded`.
 const MAX_SAMPLES = 5_000_000;
 
-export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+/** Whatever a run needs before it starts (wrk's signed bodies), then the run itself. */
+export async function prepareLoad(spec: LoadSpec): Promise<() => Promise<LoadResult>> {
+  if (spec.wrk) return prepareWrk(spec, spec.wrk);
+  return () => runAutocannon(spec);
+}
+
+async function runAutocannon(spec: LoadSpec): Promise<LoadResult> {
   const next = webhookBodies(spec.bodies);
   const samples = new Float64Array(MAX_SAMPLES);
   let recorded = 0;
@@ -123,12 +136,15 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
 
 const round = (value: number) => Math.round(value * 100) / 100;
 
-// Forked by run.ts: one spec in, one result out.
+// Forked by run.ts: a spec in; "ready" out once prepared; "go" in; one result out.
 if (process.send) {
+  const fail = (error: unknown) => process.send?.({ error: String(error) }, () => process.exit(1));
   process.once("message", (spec: LoadSpec) => {
-    runLoad(spec).then(
-      (result) => process.send?.({ result }, () => process.exit(0)),
-      (error: unknown) => process.send?.({ error: String(error) }, () => process.exit(1)),
-    );
+    prepareLoad(spec).then((start) => {
+      process.once("message", () =>
+        start().then((result) => process.send?.({ result }, () => process.exit(0)), fail),
+      );
+      process.send?.({ ready: true });
+    }, fail);
   });
 }

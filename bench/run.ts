@@ -3,8 +3,10 @@
  * measured in the same run on the same machine.
  *
  * Starts Kafka (and the MongoDB-wire server ingress needs at start-up) with startInfra, the real
- * ingress service as a child process, and autocannon in another child process; sends signed 1–4 KB
- * webhooks, each with a new message id; then counts the records in the inbound topic and checks
+ * ingress service as a child process, and the load generator (wrk, driven from another child
+ * process; `--generator autocannon` for the Node one) in another; sends signed 1–4 KB
+ * webhooks (wrk replays up to 120,000 distinct ones, signed beforehand; autocannon signs a new
+ * one per request); then counts the records in the inbound topic and checks
  * that every acknowledged webhook is there. Writes bench/results/ingress-<date>.json and .md and
  * bench/results/latest.md. A missed target is a finding, printed as MISS and recorded: the exit
  * code is non-zero only when the benchmark itself broke.
@@ -17,7 +19,8 @@
  * Options: --duration S (measured run, default 20), --warmup S (default 15), --connections N
  * (default 32), --tracing-duration S (each tracing comparison run, default 10; 0 skips them),
  * --tracing-warmup S (default 5), --env KEY=VALUE (extra ingress setting, repeatable), --note TEXT,
- * --out DIR (default bench/results), --dry (no files), --pin auto|off (see PINNING).
+ * --out DIR (default bench/results), --dry (no files), --pin auto|off (see PINNING),
+ * --generator wrk|autocannon (default wrk, installed from Debian's packages when missing).
  */
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -31,6 +34,7 @@ import { createKafka, deadLetterTopic, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { connectMongo } from "@taituri/mongo";
 import { type Infra, KAFKA_VERSION, startInfra } from "@taituri/testing";
+import { ensureDebianTool } from "@taituri/testing/tools";
 import type { BodyOptions } from "./bodies.ts";
 import type { LoadResult, LoadSpec } from "./load.ts";
 
@@ -49,11 +53,16 @@ const { values: args } = parseArgs({
     dry: { type: "boolean", default: false },
     out: { type: "string", default: "bench/results" },
     pin: { type: "string", default: "auto" },
+    generator: { type: "string", default: "wrk" },
     "tracing-duration": { type: "string", default: "10" },
     "tracing-warmup": { type: "string", default: "5" },
   },
 });
 const durationSec = positive("duration", args.duration);
+if (args.generator !== "wrk" && args.generator !== "autocannon")
+  throw new Error("--generator wants wrk or autocannon");
+/** wrk's path once main() has made sure it is installed; autocannon drives the load without it. */
+let wrk: string | undefined;
 const warmupSec = positive("warmup", args.warmup);
 const connections = positive("connections", args.connections);
 const tracingSec = Number(args["tracing-duration"]);
@@ -115,6 +124,7 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const loadBefore = loadavg();
   log(`run ${run}: ${connections} connections, ${warmupSec}s warm-up + ${durationSec}s measured per server`);
+  if (args.generator === "wrk") wrk = await ensureDebianTool({ binary: "wrk", aptPackage: "wrk" }, { log });
   infra = await startInfra({ log: (line) => log(`infra: ${line}`) });
   const kafkaProcess = kafkaPid(infra.kafka.brokers[0]);
   // Only a broker this run started is moved; one named by KAFKA_BROKERS belongs to someone else.
@@ -167,8 +177,10 @@ async function main(): Promise<void> {
   const ingressWarmup = await load(webhook, warmupSec, bodyOptions("w"));
   log("ingress: measured run");
   const watched = { ingress: ingress.child.pid, kafka: kafkaProcess };
-  const cpu0 = cpuSnapshot(watched);
-  const ingressRun = await load(webhook, durationSec, bodyOptions("m"));
+  let cpu0: CpuSnapshot | undefined;
+  const ingressRun = await load(webhook, durationSec, bodyOptions("m"), () => {
+    cpu0 = cpuSnapshot(watched);
+  });
   const cpu = cpuUsed(cpu0, cpuSnapshot(watched), ingressRun);
   await stopChild(ingress.child);
 
@@ -200,8 +212,10 @@ async function main(): Promise<void> {
   log("bare Fastify: warm-up");
   await load(bareUrl, warmupSec, bodyOptions("bw"));
   log("bare Fastify: measured run");
-  const bareCpu0 = cpuSnapshot({ bareFastify: bare.child.pid });
-  const bareRun = await load(bareUrl, durationSec, bodyOptions("bm"));
+  let bareCpu0: CpuSnapshot | undefined;
+  const bareRun = await load(bareUrl, durationSec, bodyOptions("bm"), () => {
+    bareCpu0 = cpuSnapshot({ bareFastify: bare.child.pid });
+  });
   const bareCpu = cpuUsed(bareCpu0, cpuSnapshot({ bareFastify: bare.child.pid }), bareRun);
   await stopChild(bare.child);
   clearTimeout(watchdog);
@@ -244,7 +258,14 @@ async function main(): Promise<void> {
     config: {
       commit: git(["rev-parse", "--short", "HEAD"]) ?? "unknown",
       uncommittedChanges: gitStatus === undefined ? ("unknown" as const) : gitStatus !== "",
-      autocannon: { connections, pipelining: 1, warmupSec, durationSec, timeoutSec: 10 },
+      loadGenerator: {
+        tool: wrk ? `wrk ${wrkVersion(wrk)}, 1 thread, bench/webhooks.lua` : "autocannon",
+        connections,
+        pipelining: 1,
+        warmupSec,
+        durationSec,
+        timeoutSec: 10,
+      },
       cpuPinning: pinning
         ? {
             server: SERVER_CPUS,
@@ -355,8 +376,10 @@ async function tracingRuns(baseEnv: Record<string, string>, port: number): Promi
       );
       const webhook = `http://127.0.0.1:${port}/webhook`;
       await load(webhook, tracingWarmupSec, bodyOptions(`tw${variants.length}`));
-      const before = { ...sink };
-      const result = await load(webhook, tracingSec, bodyOptions(`tm${variants.length}`));
+      let before = { ...sink };
+      const result = await load(webhook, tracingSec, bodyOptions(`tm${variants.length}`), () => {
+        before = { ...sink };
+      });
       const exported = { requests: sink.requests - before.requests, bytes: sink.bytes - before.bytes };
       await stopChild(ingress.child);
       const off = variants[0];
@@ -404,7 +427,7 @@ type Report = {
   config: {
     commit: string;
     uncommittedChanges: boolean | "unknown";
-    autocannon: { connections: number; durationSec: number };
+    loadGenerator: { tool: string; connections: number; durationSec: number };
     cpuPinning: { server: string; loadGenerator: string; kafka: string } | "off";
   };
 };
@@ -421,8 +444,8 @@ function renderMarkdown(r: Report): string {
     `# Ingress benchmark, ${r.date}`,
     "",
     r.note ? `${r.note}\n` : "",
-    `Signed 1–4 KB WhatsApp webhooks (mean ${n(i.meanBodyBytes)} B, each a new message id), ` +
-      `${r.config.autocannon.connections} connections, ${r.config.autocannon.durationSec} s measured after a warm-up.`,
+    `Signed 1–4 KB WhatsApp webhooks (mean ${n(i.meanBodyBytes)} B, ${r.config.loadGenerator.tool.startsWith("wrk") ? "message ids repeating after 120,000, which ingress here does not drop" : "each a new message id"}), ` +
+      `${r.config.loadGenerator.connections} connections, ${r.config.loadGenerator.durationSec} s measured after a warm-up; load from ${r.config.loadGenerator.tool}.`,
     "",
     "| | ingress: 200 after Kafka acks=all | bare Fastify hello-world | target |",
     "| --- | ---: | ---: | --- |",
@@ -473,15 +496,23 @@ function renderMarkdown(r: Report): string {
     .replace(/\n{3,}/g, "\n\n");
 }
 
-/** Forks the load generator, hands it one run, and returns its result. */
-function load(url: string, seconds: number, bodies: BodyOptions): Promise<LoadResult> {
-  const spec: LoadSpec = { url, connections, durationSec: seconds, bodies };
+/**
+ * Forks the load generator, hands it one run, and returns its result. `onStart` runs once the
+ * generator is prepared (wrk's bodies signed), just before the load begins: the measured window.
+ */
+function load(url: string, seconds: number, bodies: BodyOptions, onStart?: () => void): Promise<LoadResult> {
+  const spec: LoadSpec = { url, connections, durationSec: seconds, bodies, ...(wrk ? { wrk } : {}) };
   return new Promise((resolve, reject) => {
     const child = fork(`${root}bench/load.ts`, { stdio: "inherit" });
     children.add(child);
     if (pinning && child.pid !== undefined) pin(child.pid, OTHER_CPUS);
     let answered = false;
-    child.on("message", (message: { result?: LoadResult; error?: string }) => {
+    child.on("message", (message: { ready?: boolean; result?: LoadResult; error?: string }) => {
+      if (message.ready) {
+        onStart?.();
+        child.send("go");
+        return;
+      }
       answered = true;
       if (message.result) resolve(message.result);
       else reject(new Error(`load generator: ${message.error}`));
@@ -666,6 +697,15 @@ function kafkaPid(broker: string | undefined): number | undefined {
 
 function perRequest(cores: number | undefined, result: LoadResult): number | undefined {
   return cores === undefined ? undefined : Math.round((cores * 1e6) / result.okPerSec);
+}
+
+function wrkVersion(path: string): string {
+  // `wrk -v` prints its banner and exits non-zero: read it from the error.
+  try {
+    return /wrk (\S+)/.exec(execFileSync(path, ["-v"], { encoding: "utf8" }))?.[1] ?? "?";
+  } catch (error) {
+    return /wrk (\S+)/.exec(String((error as { stdout?: string }).stdout ?? ""))?.[1] ?? "?";
+  }
 }
 
 function hasTaskset(): boolean {

@@ -40,6 +40,7 @@ try {
       "packages/*/src/**/*.test.ts",
       "services/*/src/**/*.test.ts",
       "tests/integration/**/*.test.ts",
+      "bench/**/*.test.ts",
     ],
     env,
   );

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { ensureInstalled, resolveCacheDir } from "./infra/cache.ts";
+import { ensureSystemBinary } from "./infra/system.ts";
 import type { LogFn } from "./infra/types.ts";
 import { defaultLog, findExecutable, run, timed } from "./infra/util.ts";
 
@@ -87,4 +88,16 @@ export async function ensurePythonTool(
   // The venv was built in a scratch folder and renamed, so its console scripts' shebangs point at
   // the old path: callers run the tool as `python -m <module>` with this interpreter.
   return join(dir, "bin", "python");
+}
+
+/**
+ * A program from Debian's packages (e.g. wrk), installed with apt-get when it is missing and we
+ * may (root); otherwise an error that says what to install.
+ */
+export function ensureDebianTool(tool: { binary: string; aptPackage: string }, options: ToolOptions = {}) {
+  return ensureSystemBinary({
+    ...tool,
+    cacheDir: resolveCacheDir(options.cacheDir, process.env),
+    log: options.log ?? defaultLog,
+  });
 }
