@@ -37,6 +37,8 @@ if (!process.env.OTEL_EXPORTER_OTLP_ENDPOINT && !process.env.OTEL_TRACES_EXPORTE
     startJaeger({
       otlpPort: Number(process.env.JAEGER_OTLP_PORT ?? 4318),
       queryPort: Number(process.env.JAEGER_QUERY_PORT ?? 16686),
+      // The UI needs a jaeger-ui build; without one the query API (below) is what there is.
+      ...(process.env.JAEGER_UI_ASSETS ? { uiAssetsPath: process.env.JAEGER_UI_ASSETS } : {}),
     }),
   );
   env.OTEL_TRACES_EXPORTER = "otlp";
@@ -153,7 +155,7 @@ Taituri is ready.
   Webhook (Meta -> us):   ${ingress}/webhook
   Graph API (us -> Meta): ${env.WHATSAPP_API_URL}${simulator ? "  (local simulator: replies are printed here as [whatsapp] lines)" : ""}
   OIDC issuer:            ${env.OIDC_ISSUER_URL}
-  Traces (Jaeger UI/API): ${jaeger ? `${jaeger.queryUrl}  (search by service; API: ${jaeger.queryUrl}/api/traces?service=ingress)` : (env.OTEL_EXPORTER_OTLP_ENDPOINT ?? `OTEL_TRACES_EXPORTER=${env.OTEL_TRACES_EXPORTER}`)}
+  Traces (Jaeger): ${jaeger ? `API ${jaeger.queryUrl}/api/traces?service=ingress; UI ${jaeger.queryUrl} ${process.env.JAEGER_UI_ASSETS ? "" : "(a placeholder page unless JAEGER_UI_ASSETS names a jaeger-ui build: docs/operations.md)"}` : (env.OTEL_EXPORTER_OTLP_ENDPOINT ?? `OTEL_TRACES_EXPORTER=${env.OTEL_TRACES_EXPORTER}`)}
   Health:                 ${Object.entries(services)
     .map(([name, port]) => `${name} http://127.0.0.1:${port}/readyz`)
     .join(", ")}

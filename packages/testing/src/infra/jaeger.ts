@@ -33,6 +33,12 @@ export interface JaegerOptions {
   otlpPort?: number;
   queryPort?: number;
   readyTimeoutMs?: number;
+  /**
+   * A jaeger-ui build (its `packages/jaeger-ui/build` folder) for the query service to serve at
+   * "/". A binary from the Go module proxy embeds only a placeholder page: the UI is a separate
+   * npm project that Jaeger's release build embeds, and no registry here serves it.
+   */
+  uiAssetsPath?: string;
 }
 
 /**
@@ -50,7 +56,7 @@ export async function startJaeger(options: JaegerOptions = {}): Promise<Jaeger> 
       queryGrpc: await ephemeralPort(),
     };
     const config = join(dir, "config.yaml");
-    await writeFile(config, jaegerConfig(ports));
+    await writeFile(config, jaegerConfig(ports, options.uiAssetsPath));
     const logFile = join(dir, "jaeger.log");
     const server = spawnServer({
       name: "jaeger",
@@ -102,7 +108,10 @@ export async function startJaeger(options: JaegerOptions = {}): Promise<Jaeger> 
  * which a second Jaeger (another test run) could not bind, and the query extension's own traces
  * would go to localhost:4317 and hold up shutdown for 10 s retrying.
  */
-function jaegerConfig(ports: { otlp: number; query: number; queryGrpc: number }): string {
+function jaegerConfig(
+  ports: { otlp: number; query: number; queryGrpc: number },
+  uiAssetsPath?: string,
+): string {
   return `service:
   extensions: [jaeger_storage, jaeger_query]
   pipelines:
@@ -131,7 +140,7 @@ extensions:
       endpoint: ${LOOPBACK}:${ports.query}
     grpc:
       endpoint: ${LOOPBACK}:${ports.queryGrpc}
-
+${uiAssetsPath ? `    ui:\n      assets_path: ${JSON.stringify(uiAssetsPath)}\n` : ""}
 receivers:
   otlp:
     protocols:
