@@ -80,7 +80,7 @@ describe("npm start", { timeout: 5 * 60_000 }, () => {
     );
     assert.match(
       output,
-      new RegExp(`Traces \\(Jaeger UI/API\\): http://127\\.0\\.0\\.1:${ports.JAEGER_QUERY}`),
+      new RegExp(`Traces \\(Jaeger\\): API http://127\\.0\\.0\\.1:${ports.JAEGER_QUERY}/api/traces`),
     );
   });
 
