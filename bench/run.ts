@@ -26,7 +26,6 @@ import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
-import { createServer } from "node:net";
 import { arch, cpus, loadavg, release, totalmem } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -34,6 +33,7 @@ import { createKafka, deadLetterTopic, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { connectMongo } from "@taituri/mongo";
 import { type Infra, KAFKA_VERSION, startInfra } from "@taituri/testing";
+import { freePort } from "@taituri/testing/harness";
 import { ensureDebianTool } from "@taituri/testing/tools";
 import type { BodyOptions } from "./bodies.ts";
 import type { LoadResult, LoadSpec } from "./load.ts";
@@ -720,19 +720,6 @@ function hasTaskset(): boolean {
 /** Moves a running process, every thread of it, to `list` (e.g. "1-3"). */
 function pin(pid: number, list: string): void {
   execFileSync("taskset", ["-a", "-p", "-c", list, String(pid)], { stdio: "ignore" });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen({ port: 0, host: "127.0.0.1" }, () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 /** git's output, or undefined outside a work tree. */

@@ -56,56 +56,54 @@ export async function prepareWrk(spec: LoadSpec, wrk: string): Promise<() => Pro
 }
 
 async function runWrk(spec: LoadSpec, wrk: string, file: string, meanBodyBytes: number): Promise<LoadResult> {
-  {
-    const { stdout, stderr, code } = await runCommand(
-      "bash",
-      [
-        "-c",
-        // `times` reports the CPU the shell's children (wrk) used: the load generator's own share.
-        'wrk "$@"; status=$?; times; exit $status',
-        "wrk",
-        "-t1",
-        `-c${spec.connections}`,
-        `-d${spec.durationSec}s`,
-        "--timeout",
-        "10s",
-        "-s",
-        new URL("webhooks.lua", import.meta.url).pathname,
-        spec.url,
-        "--",
-        file,
-      ],
-      { PATH: `${join(wrk, "..")}:${process.env.PATH ?? ""}` },
-    );
-    const line = stdout.split("\n").find((l) => l.startsWith("WRK_RESULT "));
-    if (code !== 0 || !line) throw new Error(`wrk failed (${code}): ${stderr.trim() || stdout.trim()}`);
-    const w = JSON.parse(line.slice("WRK_RESULT ".length)) as WrkSummary;
-    const durationSec = w.durationUs / 1e6;
-    const ok = w.requests - w.status;
-    const errors = w.connect + w.read + w.write;
-    return {
-      durationSec: round(durationSec),
-      // wrk does not count what it wrote but got no answer to before the end: at most one request
-      // per connection (no pipelining), so this is an upper bound.
-      sent: w.requests + spec.connections,
-      ok,
-      non2xx: w.status,
-      statusCodes: { "2xx": ok, "non-2xx or 3xx": w.status },
-      errors,
-      timeouts: w.timeout,
-      okPerSec: round(ok / durationSec),
-      latencyMs: {
-        p50: ms(w.p50),
-        p90: ms(w.p90),
-        p99: ms(w.p99),
-        p999: ms(w.p999),
-        max: ms(w.max),
-        mean: ms(w.mean),
-      },
-      meanBodyBytes,
-      cpuCores: round(childrenCpuSeconds(stdout) / durationSec),
-    };
-  }
+  const { stdout, stderr, code } = await runCommand(
+    "bash",
+    [
+      "-c",
+      // `times` reports the CPU the shell's children (wrk) used: the load generator's own share.
+      'wrk "$@"; status=$?; times; exit $status',
+      "wrk",
+      "-t1",
+      `-c${spec.connections}`,
+      `-d${spec.durationSec}s`,
+      "--timeout",
+      "10s",
+      "-s",
+      new URL("webhooks.lua", import.meta.url).pathname,
+      spec.url,
+      "--",
+      file,
+    ],
+    { PATH: `${join(wrk, "..")}:${process.env.PATH ?? ""}` },
+  );
+  const line = stdout.split("\n").find((l) => l.startsWith("WRK_RESULT "));
+  if (code !== 0 || !line) throw new Error(`wrk failed (${code}): ${stderr.trim() || stdout.trim()}`);
+  const w = JSON.parse(line.slice("WRK_RESULT ".length)) as WrkSummary;
+  const durationSec = w.durationUs / 1e6;
+  const ok = w.requests - w.status;
+  const errors = w.connect + w.read + w.write;
+  return {
+    durationSec: round(durationSec),
+    // wrk does not count what it wrote but got no answer to before the end: at most one request
+    // per connection (no pipelining), so this is an upper bound.
+    sent: w.requests + spec.connections,
+    ok,
+    non2xx: w.status,
+    statusCodes: { "2xx": ok, "non-2xx or 3xx": w.status },
+    errors,
+    timeouts: w.timeout,
+    okPerSec: round(ok / durationSec),
+    latencyMs: {
+      p50: ms(w.p50),
+      p90: ms(w.p90),
+      p99: ms(w.p99),
+      p999: ms(w.p999),
+      max: ms(w.max),
+      mean: ms(w.mean),
+    },
+    meanBodyBytes,
+    cpuCores: round(childrenCpuSeconds(stdout) / durationSec),
+  };
 }
 
 /** Writes `count` signed bodies, one "signature\tbody" per line; returns their mean size. */

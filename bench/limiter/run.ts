@@ -14,12 +14,12 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startLocalIssuer } from "@taituri/oidc";
 import { startInfra } from "@taituri/testing";
+import { freePort } from "@taituri/testing/harness";
 import { ensureGoTool } from "@taituri/testing/tools";
 
 const TARGET_DECISIONS_PER_SEC = 15_000;
@@ -265,17 +265,6 @@ async function runGhz(ghz: string, target: string[], seconds: number): Promise<M
   const errors = { ...report.statusCodeDistribution };
   delete errors.OK;
   return { decisionsPerSec: report.rps, p50Ms: at(50), p99Ms: at(99), count: report.count, errors };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolvePromise(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 async function waitForPort(port: number): Promise<void> {

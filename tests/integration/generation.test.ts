@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { after, before, describe, test } from "node:test";
 import { loadGenerationConfig } from "@taituri/generation-service/config";
@@ -20,7 +19,7 @@ import { ImageStore } from "@taituri/mongo";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, freePort } from "@taituri/testing/harness";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
 import { RoundsProbe, roundRequest, writeGenerationRules } from "./support/generation.ts";
@@ -86,14 +85,6 @@ async function startGeneration(prefix: string, env: Record<string, string> = {},
   await probe.start();
   probes.push(probe);
   return probe;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 const callsOf = (roundId: string) => db.collection<CallDoc>(CALLS).find({ roundId }).toArray();

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { createKafka, EventProducer, Header, type TopicNames, topicNames } from "@taituri/kafka";
@@ -10,7 +9,7 @@ import type { RunningService } from "@taituri/service";
 import { SpanKind } from "@taituri/telemetry";
 import { startTelemetry } from "@taituri/telemetry/sdk";
 import { type Infra, startInfra } from "@taituri/testing";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, freePort } from "@taituri/testing/harness";
 import type { Consumer, Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
 
@@ -58,17 +57,6 @@ EventProducer.prototype.send = function (this: EventProducer, topic, messages) {
   if (topic === dying) return Promise.reject(new Error("the writer died before publishing"));
   return send.call(this, topic, messages);
 };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 before(async () => {
   // Imported only now, after the SDK has started.

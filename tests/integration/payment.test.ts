@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { createKafka, deadLetterTopic, EventProducer, type TopicNames, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
@@ -14,7 +13,7 @@ import { StripeProvider } from "@taituri/payment-service/stripe-provider";
 import { payment } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
-import { eventually, readTopic } from "@taituri/testing/harness";
+import { eventually, freePort, readTopic } from "@taituri/testing/harness";
 import { ensureGoTool } from "@taituri/testing/tools";
 import type { Consumer, Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
@@ -52,17 +51,6 @@ const instances: Instance[] = [];
 let local: Instance;
 let shortLived: Instance;
 let stripe: Instance;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 async function startInstance(name: string, env: Record<string, string>): Promise<Instance> {
   const prefix = `payment-${name}-${run}.`;

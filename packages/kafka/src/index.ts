@@ -16,7 +16,13 @@ export {
   TransientError,
 } from "./errors.ts";
 export { Header, headersToRecord } from "./headers.ts";
-export { EventProducer, type OutgoingMessage, type Publisher } from "./producer.ts";
+export {
+  EventProducer,
+  type OutgoingMessage,
+  type Publisher,
+  sendInWritersTraces,
+  type TracedMessage,
+} from "./producer.ts";
 export {
   deadLetterTopic,
   ensureTopics,

@@ -1,4 +1,12 @@
-import { injectContext, pseudonym, SpanKind, withSpan } from "@taituri/telemetry";
+import {
+  context,
+  extractContext,
+  injectContext,
+  pseudonym,
+  SpanKind,
+  traceContextOf,
+  withSpan,
+} from "@taituri/telemetry";
 import {
   type Kafka,
   type Message,
@@ -252,4 +260,32 @@ function byTopic(batch: Pending[]): TopicMessages[] {
     else topics.set(pending.topic, [...pending.messages]);
   }
   return [...topics].map(([topic, messages]) => ({ topic, messages }));
+}
+
+/** A message written earlier (an outbox entry) for `topic`, its headers holding the trace that wrote it. */
+export interface TracedMessage extends OutgoingMessage {
+  topic: string;
+}
+
+/**
+ * Publishes messages from the traces that wrote them, not from the caller's: grouped by topic and
+ * traceparent, each group sent inside its own trace, so an entry relayed later (by the next writer,
+ * or by a sweeper after a crash) stays a child of the event that caused it. Messages written
+ * without a trace are sent from the caller's context.
+ */
+export async function sendInWritersTraces(publisher: Publisher, messages: TracedMessage[]): Promise<void> {
+  const groups = new Map<
+    string,
+    { topic: string; trace: Record<string, string>; messages: OutgoingMessage[] }
+  >();
+  for (const { topic, ...message } of messages) {
+    const trace = traceContextOf(message.headers ?? {});
+    const name = `${topic}\n${trace.traceparent ?? ""}`;
+    const group = groups.get(name) ?? { topic, trace, messages: [] };
+    group.messages.push(message);
+    groups.set(name, group);
+  }
+  for (const group of groups.values()) {
+    await context.with(extractContext(group.trace), () => publisher.send(group.topic, group.messages));
+  }
 }

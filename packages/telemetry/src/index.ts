@@ -25,6 +25,16 @@ const getter = {
   get: (carrier: Record<string, string>, key: string) => carrier[key],
 };
 
+/** The W3C trace context headers (traceparent, tracestate) among `headers`, and nothing else. */
+export function traceContextOf(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ["traceparent", "tracestate"]) {
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
 /** W3C trace context (traceparent, tracestate, baggage) of `ctx`, as plain headers. */
 export function injectContext(ctx: Context = context.active()): Record<string, string> {
   const carrier: Record<string, string> = {};

@@ -1,23 +1,15 @@
 import {
   Header,
-  type OutgoingMessage,
   PermanentError,
   type Publisher,
+  sendInWritersTraces,
   type TopicNames,
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
 import { payment } from "@taituri/proto";
-import {
-  extractContext,
-  injectContext,
-  context as otelContext,
-  redact,
-  SpanKind,
-  trace,
-  withSpan,
-} from "@taituri/telemetry";
+import { injectContext, redact, SpanKind, trace, traceContextOf, withSpan } from "@taituri/telemetry";
 import type { PaymentProvider } from "./adapters/provider.ts";
 import { ProviderRefusal } from "./adapters/provider.ts";
 import { type OrderDoc, type OutboxEntry, outboxValue, type PaymentStore } from "./adapters/store.ts";
@@ -83,7 +75,7 @@ export function createPayments(deps: PaymentsDeps) {
     topic: deps.topics.paymentEvents,
     key: order.conversationId,
     value: encode(order, outcome),
-    headers: { [Header.type]: PAYMENT_EVENT_TYPE, ...traceOf(injectContext()) },
+    headers: { [Header.type]: PAYMENT_EVENT_TYPE, ...traceContextOf(injectContext()) },
   });
 
   /** An event that restates what the order already says (no state change, so no outbox). */
@@ -108,24 +100,18 @@ export function createPayments(deps: PaymentsDeps) {
     const ids = only?.map((e) => e.id);
     const entries = ids ? order.outbox.filter((e) => ids.includes(e.id)) : order.outbox;
     if (entries.length === 0) return;
-    // Grouped by topic and by the trace that wrote them, each group published from that trace: an
-    // entry the sweeper relays continues the trace of the webhook or request that caused it instead
-    // of starting one of its own. Entries written before they carried a trace have none, and are
-    // published from the caller's context as before.
-    const groups = new Map<
-      string,
-      { topic: string; traceHeaders: Record<string, string>; messages: OutgoingMessage[] }
-    >();
-    for (const e of entries) {
-      const traceHeaders = traceOf(e.headers);
-      const name = `${e.topic}\n${traceHeaders.traceparent ?? ""}`;
-      const group = groups.get(name) ?? { topic: e.topic, traceHeaders, messages: [] };
-      group.messages.push({ key: e.key, id: e.id, value: outboxValue(e), headers: e.headers });
-      groups.set(name, group);
-    }
-    for (const { topic, traceHeaders, messages } of groups.values()) {
-      await otelContext.with(extractContext(traceHeaders), () => deps.publisher.send(topic, messages));
-    }
+    // From the trace that wrote them: an entry the sweeper relays continues the webhook's or
+    // request's trace instead of starting one of its own.
+    await sendInWritersTraces(
+      deps.publisher,
+      entries.map((e) => ({
+        topic: e.topic,
+        key: e.key,
+        id: e.id,
+        value: outboxValue(e),
+        headers: e.headers,
+      })),
+    );
     await store.clearOutbox(
       order._id,
       entries.map((e) => e.id),
@@ -448,16 +434,6 @@ export function createPayments(deps: PaymentsDeps) {
 }
 
 export type Payments = ReturnType<typeof createPayments>;
-
-/** The W3C trace context headers (traceparent, tracestate) among a message's headers. */
-function traceOf(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of ["traceparent", "tracestate"]) {
-    const value = headers[name];
-    if (value !== undefined) out[name] = value;
-  }
-  return out;
-}
 
 /** Store errors that mean "MongoDB is not answering": retried, never dead-lettered. */
 export function asTransient(error: unknown): unknown {

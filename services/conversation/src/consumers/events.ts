@@ -1,23 +1,16 @@
 import {
   Header,
   type IncomingMessage,
-  type OutgoingMessage,
   PermanentError,
   type Publisher,
+  sendInWritersTraces,
   type TopicNames,
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
 import { generation, inbound, outbound, payment } from "@taituri/proto";
-import {
-  conversationAttributes,
-  extractContext,
-  injectContext,
-  context as otelContext,
-  redact,
-  trace,
-} from "@taituri/telemetry";
+import { conversationAttributes, extractContext, injectContext, redact, trace } from "@taituri/telemetry";
 import { Counter, type Registry } from "prom-client";
 import {
   type ConversationDoc,
@@ -123,29 +116,19 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     entries: ConversationDoc["outbox"],
   ): Promise<void> {
     if (entries.length === 0) return;
-    // Entries are grouped by topic and by the trace of the event that wrote them: each group is
-    // published from that trace, so an entry carried over from an earlier version, or relayed
-    // again after a crash, stays a child of the event that caused it, not of whichever event
-    // happens to publish it.
-    const groups = new Map<
-      string,
-      { topic: string; traceHeaders: Record<string, string>; messages: OutgoingMessage[] }
-    >();
-    for (const entry of entries) {
-      const traceHeaders = traceOf(entry.headers);
-      const group = `${entry.topic}\n${traceHeaders.traceparent ?? ""}`;
-      const found = groups.get(group) ?? { topic: entry.topic, traceHeaders, messages: [] };
-      found.messages.push({
+    // From the trace of the event that wrote them: an entry carried over from an earlier version,
+    // or relayed again after a crash, stays a child of the event that caused it, not of whichever
+    // event happens to publish it.
+    await sendInWritersTraces(
+      deps.publisher,
+      entries.map((entry) => ({
+        topic: entry.topic,
         key: entry.key,
         id: entry.id,
         value: outboxValue(entry),
         headers: entry.headers,
-      });
-      groups.set(group, found);
-    }
-    for (const { topic, traceHeaders, messages } of groups.values()) {
-      await otelContext.with(extractContext(traceHeaders), () => deps.publisher.send(topic, messages));
-    }
+      })),
+    );
     relayed.delete(conversationId);
     relayed.set(conversationId, version);
     if (relayed.size > RELAYED_MEMORY) relayed.delete(relayed.keys().next().value ?? "");
@@ -567,16 +550,6 @@ function mediaKindName(kind: inbound.MediaKind): string {
   const name =
     Object.entries(inbound.MediaKind).find(([, value]) => value === kind)?.[0] ?? "MEDIA_KIND_UNSPECIFIED";
   return name.replace("MEDIA_KIND_", "").toLowerCase();
-}
-
-/** The W3C trace context headers among an outbox entry's headers. */
-function traceOf(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of ["traceparent", "tracestate"]) {
-    const value = headers[name];
-    if (value !== undefined) out[name] = value;
-  }
-  return out;
 }
 
 /**
