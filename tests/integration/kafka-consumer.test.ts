@@ -46,6 +46,9 @@ before(async () => {
     retryInitialMs: 20,
     retryMaxMs: 100,
     maxUnknownAttempts: 3,
+    // Keys in parallel within a partition: the order, retry and dead-letter tests below must hold
+    // with it (the services run this way).
+    keyConcurrency: 4,
     handle: async (message) => {
       const body = message.value.toString();
       const attempt = (attempts.get(body) ?? 0) + 1;
@@ -135,6 +138,50 @@ describe("kafka consumer", () => {
     const order = seen.filter((m) => m.key === "f").map((m) => m.value.toString());
     assert.deepEqual(order, ["flaky-1", "after-flaky"]);
     assert.equal(attempts.get("flaky-1"), 3);
+  });
+
+  test("different keys of one partition are handled at once, each key in order", async () => {
+    const single = `it-${run}.one-partition.v1`;
+    await kafka.admin.createTopics({ topics: [{ topic: single, numPartitions: 1 }], waitForLeaders: true });
+    const inFlight = new Set<string>();
+    let allFourTogether = false;
+    const handled: string[] = [];
+    const parallel = await startConsumer({
+      kafka: kafka.kafka,
+      groupId: `it-${run}-parallel`,
+      topics: [single],
+      producer: kafka.producer,
+      logger,
+      keyConcurrency: 4,
+      handle: async (message) => {
+        const value = message.value.toString();
+        inFlight.add(message.key);
+        if (inFlight.size === 4) allFourTogether = true;
+        // The first message of each key waits until all four keys are in hand, which happens only
+        // if the consumer runs them side by side (one at a time, the first would wait forever).
+        if (value.endsWith("-0")) await eventually("four keys in flight", () => allFourTogether);
+        inFlight.delete(message.key);
+        handled.push(value);
+      },
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        await kafka.producer.send(
+          single,
+          ["a", "b", "c", "d"].map((key) => ({ key, value: Buffer.from(`${key}-${i}`) })),
+        );
+      }
+      await eventually("all 12 messages", () => handled.length === 12);
+      assert.ok(allFourTogether);
+      for (const key of ["a", "b", "c", "d"]) {
+        assert.deepEqual(
+          handled.filter((v) => v.startsWith(key)),
+          [`${key}-0`, `${key}-1`, `${key}-2`],
+        );
+      }
+    } finally {
+      await parallel.stop();
+    }
   });
 
   test("an unclassified error is retried a bounded number of times, then dead-lettered", async () => {

@@ -57,6 +57,7 @@ export async function startConversationService(
     producer: backbone.kafka.producer,
     logger,
     partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
+    keyConcurrency: config.CONSUMER_KEY_CONCURRENCY,
     registry: backbone.registry,
     handle: (message) => handler.handle(message),
   });

@@ -39,6 +39,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
       producer: backbone.kafka.producer,
       logger: logger.child({ component: "dispatcher" }),
       registry: backbone.registry,
+      keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
       handle: createOutboundHandler({
         db: backbone.mongo.db,
         images: new ImageStore(backbone.mongo.db),
@@ -64,6 +65,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
       producer: backbone.kafka.producer,
       logger: logger.child({ component: "statuses" }),
       registry: backbone.registry,
+      keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
       handle: createStatusHandler({
         db: backbone.mongo.db,
         publisher: backbone.kafka.producer,
