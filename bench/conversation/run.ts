@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { startInfra } from "@taituri/testing";
 import { freePort, startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
+import { cpuSince, cpuSnapshot } from "../cpu.ts";
 
 const TARGET = { rate: 500, p99Ms: 50 };
 const root = resolve(new URL("../..", import.meta.url).pathname);
@@ -28,8 +29,9 @@ const { values: args } = parseArgs({
     duration: { type: "string", default: "10" },
     // Once, at the lowest rate, before the first step: a freshly started broker spends its first
     // tens of seconds compiling (perf: C1/C2 compiler threads were 38 % of its CPU 25 s in), and the
-    // services their own JIT. After 5 s the 50/s step measured p99 67 ms; after 20 s, 28 ms.
-    warmup: { type: "string", default: "20" },
+    // services their own JIT. After 5 s the 50/s step measured p99 67 ms; after 20 s, 28 ms. At
+    // 100/s, 50 s in, C2 still took a quarter of the broker's CPU; 25 s later it had stopped.
+    warmup: { type: "string", default: "60" },
     out: { type: "string", default: "bench/results" },
     dry: { type: "boolean", default: false },
   },
@@ -45,7 +47,10 @@ const log = (message: string) => process.stderr.write(`[bench:conversation] ${me
 async function consumerStages(servicePorts: Record<string, number>): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const [name, port] of Object.entries(servicePorts)) {
-    const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+    log(`reading ${name}'s metrics`);
+    const text = await fetch(`http://127.0.0.1:${port}/metrics`, {
+      signal: AbortSignal.timeout(30_000),
+    }).then((r) => r.text());
     const sums = new Map<string, number>();
     for (const line of text.split("\n")) {
       const m =
@@ -108,6 +113,14 @@ const stopAll = async () => {
   await graph.close();
   await infra.stop();
 };
+// Interrupted (Ctrl-C, a timeout): the services would otherwise outlive the run and keep retrying
+// their connections, taking CPU from the next one.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping the services and servers`);
+    void stopAll().finally(() => process.exit(130));
+  });
+}
 
 try {
   for (const port of Object.values(ports)) {
@@ -190,8 +203,10 @@ try {
     log(`measured: ${args.duration} s at ${rate}/s`);
     const sentAt = new Map<string, number>();
     const failures: Record<string, number> = {};
+    const cpuBefore = cpuSnapshot();
     const elapsed = await drive(rate, Number(args.duration), sentAt, failures);
     await drain(sentAt);
+    const cpu = cpuSince(cpuBefore, sentAt.size);
     const latencies = [...sentAt].flatMap(([waId, t0]) => {
       const t1 = replies.get(waId);
       return t1 === undefined ? [] : [t1 - t0];
@@ -208,10 +223,12 @@ try {
       latencyMs: { p50: pct(50), p90: pct(90), p99: pct(99), max: latencies.at(-1) ?? Number.NaN },
       webhookFailures: failures,
       meetsP99: pct(99) <= TARGET.p99Ms && sentAt.size === latencies.length,
+      // CPU the whole machine spent per message during the step (sending and draining), by part.
+      cpu,
     };
     steps.push(step);
     log(
-      `${rate}/s: p50 ${step.latencyMs.p50.toFixed(1)} ms, p99 ${step.latencyMs.p99.toFixed(1)} ms, missing ${step.missing}`,
+      `${rate}/s: p50 ${step.latencyMs.p50.toFixed(1)} ms, p99 ${step.latencyMs.p99.toFixed(1)} ms, missing ${step.missing}, CPU ${cpu.machineMsPerMessage} ms/message (${JSON.stringify(cpu.msPerMessageByPart)}), busy ${cpu.busyShare}`,
     );
     // A step that fell behind would only bury the next under its backlog.
     if (step.missing > 0) break;
@@ -235,6 +252,7 @@ try {
     consumerMeanMs: stages,
   };
   const pass = steps.some((x) => x.rate >= TARGET.rate && x.meetsP99);
+  const parts = [...new Set(steps.flatMap((x) => Object.keys(x.cpu.msPerMessageByPart)))].sort();
   const f = (n: number) => n.toFixed(1);
   const md = `# Conversation service: ${result.date}
 
@@ -256,6 +274,18 @@ ${steps
 
 Highest rate with p99 ≤ ${TARGET.p99Ms} ms and every reply in: **${result.highestRateMeetingP99 || "none"}/s**.
 Target p99 ≤ ${TARGET.p99Ms} ms at ${TARGET.rate} messages/s: **${pass ? "PASS" : "MISS"}**.
+
+CPU per message (ms of CPU, whole machine and by part, over each step's sending and draining; the
+machine has ${result.machine.cpus * 1000} ms of CPU per second, so N ms per message caps it near ${result.machine.cpus * 1000}/N messages/s):
+
+| rate/s | machine busy | machine | ${parts.join(" | ")} |
+|---|---|---|${parts.map(() => "---").join("|")}|
+${steps
+  .map(
+    (x) =>
+      `| ${x.rate} | ${Math.round(x.cpu.busyShare * 100)} % | ${x.cpu.machineMsPerMessage} | ${parts.map((p) => x.cpu.msPerMessageByPart[p] ?? "–").join(" | ")} |`,
+  )
+  .join("\n")}
 
 Mean time per message in each consumer (ms): ${Object.entries(stages)
     .map(([k, v]) => `${k.replace(/bench-conv-\w+\./g, "")} ${v}`)

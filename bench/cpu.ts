@@ -1,0 +1,84 @@
+import { readdirSync, readFileSync } from "node:fs";
+
+/**
+ * CPU time by process, read from /proc (Linux): what a benchmark step cost the machine, per part.
+ * A latency figure on a shared 2-core machine says little alone; CPU per message says which part
+ * to make cheaper and how far the machine is from its ceiling.
+ */
+
+/** Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on every Linux we run on). */
+const TICKS_PER_SECOND = 100;
+
+/** Busy and total CPU time of the whole machine, in ms, from /proc/stat. */
+export function machineCpuMs(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number) as number[];
+  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  const total = busy + (idle ?? 0) + (iowait ?? 0);
+  return { busy: (busy * 1000) / TICKS_PER_SECOND, total: (total * 1000) / TICKS_PER_SECOND };
+}
+
+/**
+ * CPU ms used so far by each live process, grouped by `nameOf(pid, command line)` (undefined: not
+ * counted). A process that exits between two readings drops out of the difference.
+ */
+export function cpuByProcess(
+  nameOf: (pid: number, cmdline: string) => string | undefined,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      const name = nameOf(Number(entry), cmdline);
+      if (!name) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // Fields after the command name (which may hold spaces and parentheses): utime is the 14th
+      // field of the line, stime the 15th, i.e. the 12th and 13th after the closing parenthesis.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      out.set(name, (out.get(name) ?? 0) + (ticks * 1000) / TICKS_PER_SECOND);
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return out;
+}
+
+/** The parts of the system a benchmark runs, by command line. */
+export function systemPart(pid: number, cmdline: string): string | undefined {
+  if (pid === process.pid) return "load generator + Graph API stand-in";
+  const service = /services\/(\w+)\/src\/main\.ts/.exec(cmdline);
+  if (service) return service[1];
+  if (cmdline.includes("kafka.Kafka")) return "kafka";
+  if (/\bferretdb\b/.test(cmdline)) return "ferretdb";
+  if (/^postgres\b|postgresql\/\d+\/bin\/postgres/.test(cmdline)) return "postgres";
+  if (/redis-server/.test(cmdline)) return "redis";
+  return undefined;
+}
+
+/** A reading to diff against later: machine totals and each part's CPU. */
+export function cpuSnapshot() {
+  return { machine: machineCpuMs(), parts: cpuByProcess(systemPart) };
+}
+
+/** CPU ms per message since `before`, in total and by part, and the machine's busy share. */
+export function cpuSince(before: ReturnType<typeof cpuSnapshot>, messages: number) {
+  const after = cpuSnapshot();
+  const busy = after.machine.busy - before.machine.busy;
+  const total = after.machine.total - before.machine.total;
+  const perMessage: Record<string, number> = {};
+  for (const [name, ms] of after.parts) {
+    const used = ms - (before.parts.get(name) ?? 0);
+    if (used > 0) perMessage[name] = Number((used / Math.max(1, messages)).toFixed(2));
+  }
+  return {
+    busyShare: Number((busy / Math.max(1, total)).toFixed(2)),
+    machineMsPerMessage: Number((busy / Math.max(1, messages)).toFixed(2)),
+    msPerMessageByPart: perMessage,
+  };
+}
