@@ -72,6 +72,12 @@ export const baseSchema = z.object({
   MONGO_URL: z.string().url().default("mongodb://127.0.0.1:27018/"),
   // One database holds every service's collections, each prefixed by its owner.
   MONGO_DB: z.string().default("taituri"),
+  // Most connections (so operations in flight) one process opens to the database. FerretDB hands
+  // each operation one of its PostgreSQL connections (50 unless its URL says otherwise) and stalled
+  // for good when two services' 99 concurrent operations met that pool (measured: the
+  // conversation benchmark at 400 messages/s, every PostgreSQL session idle). Keep the sum over
+  // the processes sharing one FerretDB under its pool.
+  MONGO_POOL_SIZE: positiveInt(24),
   // Redis connection string.
   REDIS_URL: z.string().url().default("redis://127.0.0.1:16379"),
   // Prefix for every Kafka topic, so several deployments (or test runs) can share one cluster.

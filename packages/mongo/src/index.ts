@@ -11,9 +11,12 @@ export async function connectMongo(options: {
   url: string;
   dbName: string;
   appName: string;
+  /** Most connections, so operations in flight (see MONGO_POOL_SIZE). */
+  maxPoolSize?: number;
 }): Promise<MongoHandle> {
   const client = new MongoClient(options.url, {
     appName: options.appName,
+    ...(options.maxPoolSize ? { maxPoolSize: options.maxPoolSize } : {}),
     // Fail fast when the server is down: callers classify the error as transient and retry.
     serverSelectionTimeoutMS: 5000,
     connectTimeoutMS: 5000,

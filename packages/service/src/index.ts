@@ -75,7 +75,12 @@ export async function connectBackbone(name: string, config: BaseConfig, logger: 
   // Loaded here, after runService has started telemetry: the MongoDB instrumentation patches the
   // driver as it loads, and an import at the top of this file would load it first.
   const { connectMongo } = await import("@taituri/mongo");
-  const mongo = await connectMongo({ url: config.MONGO_URL, dbName: config.MONGO_DB, appName: name });
+  const mongo = await connectMongo({
+    url: config.MONGO_URL,
+    dbName: config.MONGO_DB,
+    appName: name,
+    maxPoolSize: config.MONGO_POOL_SIZE,
+  });
   const kafka = await connectKafka({
     brokers: config.KAFKA_BROKERS,
     clientId: name,

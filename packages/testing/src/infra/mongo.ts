@@ -112,7 +112,10 @@ export async function startLocalMongo(ctx: LocalContext, install: MongoInstall):
         ? ["--dbpath", dataDir, "--port", String(port), "--bind_ip", LOOPBACK, "--nounixsocket"]
         : [
             "--handler=pg",
-            `--postgresql-url=${postgres?.url}`,
+            // FerretDB's own default is 50 PostgreSQL connections, and it stalls for good once every
+            // one is held and more operations wait (measured with 99 in flight). PostgreSQL here
+            // allows 300; the services' pools (MONGO_POOL_SIZE, 24 each) stay well under 200.
+            `--postgresql-url=${postgres?.url}?pool_max_conns=200`,
             `--listen-addr=${LOOPBACK}:${port}`,
             `--state-dir=${dataDir}`,
             // "-" disables the HTTP debug/metrics listener, which would otherwise claim :8088.
