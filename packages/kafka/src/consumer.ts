@@ -40,6 +40,12 @@ export interface ConsumerOptions {
    * shoppers on one partition overlap. 1 keeps the partition strictly sequential.
    */
   keyConcurrency?: number;
+  /**
+   * For a group off the shopper's path: the broker holds each fetch until this many bytes are
+   * waiting or `maxWaitMs` has passed, so messages come in batches, with one fetch and one offset
+   * commit per batch instead of per message. Unset: a fetch returns as soon as one message is there.
+   */
+  batchFetch?: { minBytes: number; maxWaitMs: number };
   /** An error that is neither permanent nor transient (a bug, most likely) is retried this often, then dead-lettered. */
   maxUnknownAttempts?: number;
   retryInitialMs?: number;
@@ -103,6 +109,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     logger,
     partitionsConsumedConcurrently = 3,
     keyConcurrency = 1,
+    batchFetch,
     maxUnknownAttempts = 5,
     retryInitialMs = 200,
     retryMaxMs = 30_000,
@@ -122,7 +129,8 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     // (measured: 30 s with 30_000, 10 s with 10_000). Kafka's minimum is 6 s.
     sessionTimeout: 10_000,
     // Bounds how long a disconnect waits for the fetch in flight; an idle fetch returns after this.
-    maxWaitTimeInMs: 1000,
+    maxWaitTimeInMs: batchFetch?.maxWaitMs ?? 1000,
+    ...(batchFetch ? { minBytes: batchFetch.minBytes } : {}),
     heartbeatInterval: 3_000,
   });
   const stopping = new AbortController();
