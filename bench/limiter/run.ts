@@ -10,7 +10,7 @@
  *
  * Options: --duration S (each measured run, default 15), --warmup S (default 15), --concurrency N
  * (default 64), --connections N (default 4), --workers N (our limiter's LIMITER_WORKERS, default 2),
- * --out DIR, --dry (no files).
+ * --node-flags="…" (for our limiter's node, e.g. --node-flags=--trace-gc), --out DIR, --dry (no files).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -42,6 +42,8 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "4" },
     // Our limiter's processes (LIMITER_WORKERS); envoyproxy/ratelimit's Go runtime uses every core.
     workers: { type: "string", default: "2" },
+    // Flags for our limiter's Node (and its workers), e.g. "--trace-gc" or V8 GC settings to try.
+    "node-flags": { type: "string", default: "" },
     out: { type: "string", default: "bench/results" },
     dry: { type: "boolean", default: false },
   },
@@ -77,7 +79,7 @@ try {
   spawnChild(
     "limiter",
     resolve(root, "node_modules/.bin/node"),
-    [resolve(root, "services/limiter/src/main.ts")],
+    [...args["node-flags"].split(" ").filter(Boolean), resolve(root, "services/limiter/src/main.ts")],
     {
       REDIS_URL: infra.redis.url,
       LIMITER_GRPC_PORT: String(ourPort),
