@@ -30,7 +30,18 @@ if (several && cluster.isPrimary) {
     // Imported after telemetry has started, so instrumentation sees the libraries load.
     load: async () => {
       const { startLimiterService } = await import("./service.ts");
-      if (!several) return startLimiterService;
+      if (!several) {
+        const { semiSpaceGiven } = await import("./workers.ts");
+        return async (c, logger) => {
+          // One process cannot size its own young generation (V8 reads it at start): say so.
+          if (!semiSpaceGiven(process.execArgv, process.env.NODE_OPTIONS))
+            logger.info(
+              { recommended: `NODE_OPTIONS=--max-semi-space-size=${c.LIMITER_SEMI_SPACE_MB}` },
+              "young generation left at Node's default; its scavenges set the p99 under load (LIMITER_SEMI_SPACE_MB)",
+            );
+          return startLimiterService(c, logger);
+        };
+      }
       const { reportToPrimary } = await import("./workers.ts");
       return async (c, logger) => {
         const service = await startLimiterService(c, logger, { serveOps: false });

@@ -4,6 +4,24 @@ import { createOpsServer, onShutdown } from "@taituri/ops";
 import { AggregatorRegistry, type Registry } from "prom-client";
 import type { LimiterConfig } from "./config.ts";
 
+/** Whether the launch sizes the young generation itself, in Node's arguments or in NODE_OPTIONS. */
+export function semiSpaceGiven(execArgv: string[], nodeOptions: string | undefined): boolean {
+  return [...execArgv, ...(nodeOptions ?? "").split(/\s+/)].some((flag) =>
+    /^--max[-_]semi[-_]space[-_]size(=|$)/.test(flag),
+  );
+}
+
+/** The workers' Node flags: the primary's own, plus LIMITER_SEMI_SPACE_MB unless the launch sets one. */
+export function workerExecArgv(
+  execArgv: string[],
+  nodeOptions: string | undefined,
+  semiSpaceMb: number,
+): string[] {
+  return semiSpaceGiven(execArgv, nodeOptions)
+    ? execArgv
+    : [...execArgv, `--max-semi-space-size=${semiSpaceMb}`];
+}
+
 /** What a worker tells the primary once its gRPC server is bound. */
 export const READY_MESSAGE = { taituriLimiter: "ready" } as const;
 
@@ -14,6 +32,9 @@ export const READY_MESSAGE = { taituriLimiter: "ready" } as const;
  * worker is up and has said so. A worker that dies is replaced; SIGTERM stops them all.
  */
 export async function runPrimary(config: LimiterConfig, logger: Logger): Promise<void> {
+  cluster.setupPrimary({
+    execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS, config.LIMITER_SEMI_SPACE_MB),
+  });
   const ready = new Set<number>();
   let stopping = false;
   const fork = () => {
