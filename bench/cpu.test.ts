@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { cpuByProcess, cpuSince, cpuSnapshot, machineCpuMs, systemPart } from "./cpu.ts";
+
+test("processes are named by the part of the system they run", () => {
+  assert.equal(
+    systemPart(1, "/x/node_modules/node/bin/node services/conversation/src/main.ts"),
+    "conversation",
+  );
+  assert.equal(systemPart(1, "/usr/bin/java -Xmx1g -cp lib/* kafka.Kafka /tmp/server.properties"), "kafka");
+  assert.equal(systemPart(1, "/root/.cache/taituri/ferretdb-1.24.2/bin/ferretdb --handler=pg"), "ferretdb");
+  assert.equal(systemPart(1, "postgres: taituri postgres 127.0.0.1(52008) idle"), "postgres");
+  assert.equal(systemPart(1, "/usr/lib/postgresql/15/bin/postgres -D /tmp/pg -p 15432"), "postgres");
+  assert.equal(systemPart(1, "/usr/bin/redis-server 127.0.0.1:16379"), "redis");
+  assert.equal(systemPart(process.pid, "anything"), "load generator + Graph API stand-in");
+  assert.equal(systemPart(1, "/usr/sbin/sshd -D"), undefined);
+});
+
+test("CPU read from /proc grows with work done, for this process and the machine", () => {
+  const before = cpuSnapshot();
+  const mine = cpuByProcess((pid) => (pid === process.pid ? "me" : undefined)).get("me") ?? 0;
+  const until = performance.now() + 300;
+  let spin = 0;
+  while (performance.now() < until) spin += Math.sqrt(spin + 1);
+  const after = cpuByProcess((pid) => (pid === process.pid ? "me" : undefined)).get("me") ?? 0;
+  // 300 ms of spinning is at least 100 ms of CPU in the 10 ms ticks /proc counts, however busy the machine.
+  assert.ok(after - mine >= 100, `this process used ${after - mine} ms`);
+  const machine = machineCpuMs();
+  assert.ok(machine.busy > 0 && machine.busy <= machine.total);
+  const since = cpuSince(before, 10);
+  assert.ok((since.msPerMessageByPart["load generator + Graph API stand-in"] ?? 0) >= 10);
+  assert.ok(since.busyShare > 0 && since.busyShare <= 1);
+});
