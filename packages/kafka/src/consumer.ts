@@ -35,8 +35,8 @@ export interface ConsumerOptions {
   /**
    * Messages of one fetched batch handled at once, when their keys differ; one key's messages are
    * still handled one after another, in offset order. A handler waits on a database and a broker
-   * for most of its time, so one message at a time per partition caps a partition at a few hundred
-   * messages per second however idle the CPU; with keys being conversations, this lets different
+   * for most of its time (~10 ms for the conversation's), so one message at a time caps a partition
+   * near 100 messages/s however idle the CPU; with keys being conversations, this lets different
    * shoppers on one partition overlap. 1 keeps the partition strictly sequential.
    */
   keyConcurrency?: number;
@@ -244,7 +244,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   await consumer.subscribe({ topics, fromBeginning: true });
   await consumer.run({
     partitionsConsumedConcurrently,
-    // Offsets are resolved as the handled prefix of the batch grows (see eachBatch), never past a
+    // Offsets are resolved as the handled prefix of the batch grows (see handleBatch), never past a
     // message still in hand, so a stop or a crash mid-batch redelivers only what was not finished.
     eachBatchAutoResolve: false,
     eachBatch: (payload) => handleBatch(payload, keyConcurrency, processMessage),
@@ -267,7 +267,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
 export async function handleBatch(
   payload: Pick<EachBatchPayload, "batch" | "resolveOffset" | "heartbeat" | "isRunning" | "isStale">,
   concurrency: number,
-  process: (
+  handleOne: (
     topic: string,
     partition: number,
     message: KafkaMessage,
@@ -276,40 +276,31 @@ export async function handleBatch(
 ): Promise<void> {
   const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
   const messages = batch.messages;
-  const waiting = new Map<string, number[]>();
-  messages.forEach((message, index) => {
-    const key = message.key?.toString() ?? "";
-    const queue = waiting.get(key);
-    if (queue) queue.push(index);
-    else waiting.set(key, [index]);
-  });
-  const busy = new Set<string>();
+  const keys = messages.map((message) => message.key?.toString() ?? "");
+  const started = new Array<boolean>(messages.length).fill(false);
   const done = new Array<boolean>(messages.length).fill(false);
+  const busy = new Set<string>();
+  // Every message before `unstarted` has started; every one before `prefix` is done.
+  let unstarted = 0;
   let prefix = 0;
   let failure: { error: unknown } | undefined;
-  const next = (): string | undefined => {
-    let best: string | undefined;
-    let lowest = Number.POSITIVE_INFINITY;
-    for (const [key, queue] of waiting) {
-      const head = queue[0] ?? Number.POSITIVE_INFINITY;
-      if (!busy.has(key) && head < lowest) {
-        best = key;
-        lowest = head;
-      }
-    }
-    return best;
+  /** The lowest waiting offset whose key is idle: its key's earlier messages have all finished. */
+  const next = (): number | undefined => {
+    while (unstarted < messages.length && started[unstarted]) unstarted += 1;
+    for (let i = unstarted; i < messages.length; i++)
+      if (!started[i] && !busy.has(keys[i] as string)) return i;
+    return undefined;
   };
   const worker = async () => {
     for (;;) {
       if (failure || !isRunning() || isStale()) return;
-      const key = next();
-      if (key === undefined) return;
-      const queue = waiting.get(key) ?? [];
-      const index = queue.shift() ?? 0;
-      if (queue.length === 0) waiting.delete(key);
+      const index = next();
+      if (index === undefined) return;
+      const key = keys[index] as string;
+      started[index] = true;
       busy.add(key);
       try {
-        await process(batch.topic, batch.partition, messages[index] as KafkaMessage, heartbeat);
+        await handleOne(batch.topic, batch.partition, messages[index] as KafkaMessage, heartbeat);
         done[index] = true;
         while (prefix < messages.length && done[prefix]) {
           resolveOffset((messages[prefix] as KafkaMessage).offset);
@@ -324,7 +315,7 @@ export async function handleBatch(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, waiting.size)) }, worker));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, new Set(keys).size)) }, worker));
   if (failure) throw failure.error;
 }
 
