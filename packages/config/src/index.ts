@@ -74,7 +74,7 @@ export const baseSchema = z.object({
   MONGO_DB: z.string().default("taituri"),
   // Most connections (so operations in flight) one process opens to the database. FerretDB hands
   // each operation one of its PostgreSQL connections (50 unless its URL says otherwise) and stalled
-  // for good when two services' 99 concurrent operations met that pool (measured: the
+  // for good when the conversation service's 99 connections met that pool (measured: the
   // conversation benchmark at 400 messages/s, every PostgreSQL session idle). Keep the sum over
   // the processes sharing one FerretDB under its pool.
   MONGO_POOL_SIZE: positiveInt(24),
