@@ -13,7 +13,7 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { webhookBodies } from "./bodies.ts";
-import type { LoadResult, LoadSpec } from "./load.ts";
+import type { LatencyMs, LoadResult, LoadSpec } from "./load.ts";
 
 /**
  * Distinct bodies per run. Past this many requests the ids repeat: the benchmark runs ingress with
@@ -23,7 +23,8 @@ import type { LoadResult, LoadSpec } from "./load.ts";
 const MAX_BODIES = 120_000;
 const BODIES_PER_SECOND = 10_000;
 
-interface WrkSummary {
+/** What webhooks.lua reports: counts, and latency figures named as in load.ts but in µs (converted below). */
+interface WrkSummary extends LatencyMs {
   requests: number;
   durationUs: number;
   connect: number;
@@ -31,12 +32,6 @@ interface WrkSummary {
   write: number;
   status: number;
   timeout: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  mean: number;
 }
 
 /**
