@@ -225,6 +225,14 @@ class TraceView {
   }
 }
 
+/**
+ * Whether every span's parent has reached Jaeger. A span is exported when it ends, so a parent still
+ * open (the dispatcher's CONSUMER span while it uploads an image) arrives after its children; until
+ * then they would look like extra roots.
+ */
+const settled = (view: TraceView) =>
+  view.trace.spans.every((s) => parentId(s) === undefined || view.byId.has(parentId(s) ?? ""));
+
 /** The one trace that satisfies `complete`, polled until Jaeger has all of its spans. */
 async function findTrace(
   what: string,
@@ -237,7 +245,7 @@ async function findTrace(
       what,
       async () => {
         seen = (await tracesOf(service)).map((t) => new TraceView(t));
-        return seen.find(complete);
+        return seen.find((view) => complete(view) && settled(view));
       },
       60_000,
     );
