@@ -61,14 +61,19 @@ export function systemPart(pid: number, cmdline: string): string | undefined {
   return undefined;
 }
 
+type PartOf = (pid: number, cmdline: string) => string | undefined;
+
 /** A reading to diff against later: machine totals and each part's CPU. */
-export function cpuSnapshot() {
-  return { machine: machineCpuMs(), parts: cpuByProcess(systemPart) };
+export function cpuSnapshot(partOf: PartOf = systemPart) {
+  return { machine: machineCpuMs(), parts: cpuByProcess(partOf), partOf };
 }
 
 /** CPU ms per message since `before`, in total and by part, and the machine's busy share. */
-export function cpuSince(before: ReturnType<typeof cpuSnapshot>, messages: number) {
-  const after = cpuSnapshot();
+export function cpuSince(
+  before: ReturnType<typeof cpuSnapshot>,
+  messages: number,
+  after = cpuSnapshot(before.partOf),
+) {
   const busy = after.machine.busy - before.machine.busy;
   const total = after.machine.total - before.machine.total;
   const perMessage: Record<string, number> = {};
