@@ -130,7 +130,11 @@ describe("the conversation consumer killed mid-message and restarted", () => {
     assert.equal(await exited(crashing), "SIGKILL");
     const claim = await db.collection("conversation_inbound_claims").findOne({ _id: shopper.wamid as never });
     assert.ok(claim, "the claim was written before the crash");
-    assert.equal(claim.appliedAt, undefined);
+    assert.equal(
+      await db.collection("conversation_applied_events").findOne({ _id: shopper.wamid as never }),
+      null,
+      "not recorded applied",
+    );
     assert.equal(
       await db.collection("conversation_conversations").findOne({ _id: shopper.conversationId as never }),
       null,

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import {
+  APPLIED,
+  CLAIMS,
   CONVERSATIONS,
   type ConversationDoc,
   ConversationStore,
@@ -13,8 +15,9 @@ import { type Infra, startInfra } from "@taituri/testing";
 import { type Db, MongoClient } from "mongodb";
 
 /**
- * The conversation store's version check on the real MongoDB-wire server: concurrent writers of one
- * conversation, and a writer that died between claiming a version and writing it.
+ * The conversation store on the real MongoDB-wire server: the version check (concurrent writers of
+ * one conversation, a writer that died between claiming a version and writing it) and the claim of
+ * an inbound event with its applied record.
  */
 let infra: Infra;
 let mongo: MongoClient;
@@ -88,4 +91,28 @@ test("a version claimed by a writer that died before writing it is finished by t
   assert.equal((doc?.conversation as unknown as { state: string } | undefined)?.state, "from-the-dead");
   // The caller reloads and writes the version after it.
   assert.equal(await store.commit(doc, next(id, "late"), `${id}-late`, [], at), 3);
+});
+
+test("an event's claim: new once, unfinished until recorded applied, applied after", async () => {
+  const id = `c-${randomUUID()}`;
+  const [first, second] = [`wamid.${randomUUID()}`, `wamid.${randomUUID()}`];
+  assert.equal(await store.claim(first, id, at), "new");
+  assert.equal(await store.claim(first, id, at), "unfinished", "claimed, not recorded applied");
+  assert.equal(await store.claim(second, id, at), "new");
+  store.markApplied(first, id, at);
+  store.markApplied(second, id, at);
+  // A redelivered event recorded twice: its insert fails alone, the other still lands.
+  store.markApplied(first, id, at);
+  await store.flush();
+  assert.equal(await store.claim(first, id, at), "applied");
+  assert.equal(await store.claim(second, id, at), "applied");
+  assert.equal(await db.collection(APPLIED).countDocuments({ conversationId: id }), 2);
+});
+
+test("a claim marked applied by an earlier version (appliedAt on the claim) still counts as applied", async () => {
+  const eventId = `wamid.${randomUUID()}`;
+  await db
+    .collection(CLAIMS)
+    .insertOne({ _id: eventId as never, conversationId: "c-old", claimedAt: at, appliedAt: at });
+  assert.equal(await store.claim(eventId, "c-old", at), "applied");
 });

@@ -245,11 +245,10 @@ describe("a Kafka outage", { timeout: 120_000 }, () => {
     assert.equal(sendsTo(during.waId).length, 1, "exactly one reply");
     const db = mongo.db(dbName);
     const conversationId = `${during.phoneNumberId}:${during.waId}`;
-    const claim = await eventually("the claim marked applied", async () => {
-      const doc = await db.collection("conversation_inbound_claims").findOne({ _id: wamid as never });
-      return doc?.appliedAt && doc;
-    });
-    assert.equal(claim.conversationId, conversationId);
+    const applied = await eventually("the event recorded applied", () =>
+      db.collection("conversation_applied_events").findOne({ _id: wamid as never }),
+    );
+    assert.equal(applied.conversationId, conversationId);
     const stored = await db
       .collection("conversation_conversations")
       .findOne({ _id: conversationId as never });

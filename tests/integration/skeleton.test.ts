@@ -191,11 +191,12 @@ describe("walking skeleton", () => {
       );
       assert.equal(conversation.conversation.state, "awaiting_recipient");
       assert.deepEqual(conversation.appliedEventIds, [wamid]);
-      const claim = await eventually("the claim to be marked applied", async () => {
-        const doc = await db.collection("conversation_inbound_claims").findOne({ _id: wamid as never });
-        return doc?.appliedAt && doc;
-      });
-      assert.equal(claim.conversationId, id);
+      const claim = await db.collection("conversation_inbound_claims").findOne({ _id: wamid as never });
+      assert.equal(claim?.conversationId, id);
+      const applied = await eventually("the event to be recorded applied", () =>
+        db.collection("conversation_applied_events").findOne({ _id: wamid as never }),
+      );
+      assert.equal(applied.conversationId, id);
       const send = await db.collection("ingress_outbound_sends").findOne({ _id: `${wamid}:0` as never });
       assert.equal(send?.status, "sent");
       assert.match(String(send?.wamid), /^wamid\.fake\./);

@@ -1,5 +1,5 @@
 import { type CollectionIndexes, isDuplicateKey } from "@taituri/mongo";
-import type { AnyBulkWriteOperation, Binary, Collection, Db } from "mongodb";
+import type { Binary, Collection, Db } from "mongodb";
 import type { Conversation } from "../domain/machine.ts";
 
 /** An event to publish, made durable in the same document write as the state change that caused it. */
@@ -62,18 +62,33 @@ export interface Timer {
 
 /**
  * The first record of an inbound event. Idempotency key: InboundEvent.event_id (the wamid), enforced
- * by the unique `_id` index of `conversation_inbound_claims`. `appliedAt` is set once the event's
- * effect is durable in the conversation, so a redelivery after that is dropped with one lookup.
+ * by the unique `_id` index of `conversation_inbound_claims`. Whether the event's effect is durable
+ * is recorded apart, in `conversation_applied_events` (AppliedDoc), so a redelivery after that is
+ * dropped with one more lookup.
  */
 interface ClaimDoc {
   _id: string;
   conversationId: string;
   claimedAt: Date;
+  /** Set by versions before `conversation_applied_events`: such a claim counts as applied. */
   appliedAt?: Date;
+}
+
+/**
+ * An inbound event whose effect is durable in its conversation: `_id` the event id (unique), written
+ * after the conversation document. An insert, not an update of the claim: FerretDB runs a batch of
+ * inserts as one statement (~0.1 ms of CPU per event in batches of 10) but every update alone as a
+ * read and a rewrite (~0.8 ms each, batched or not), measured in docs/infrastructure.md.
+ */
+interface AppliedDoc {
+  _id: string;
+  conversationId: string;
+  at: Date;
 }
 
 export const CONVERSATIONS = "conversation_conversations";
 export const CLAIMS = "conversation_inbound_claims";
+export const APPLIED = "conversation_applied_events";
 export const VERSIONS = "conversation_versions";
 
 /** How many applied event ids a conversation remembers; a redelivery older than that is caught by the claim. */
@@ -93,24 +108,25 @@ export const conversationIndexes: CollectionIndexes[] = [
 export type ClaimResult = "new" | "applied" | "unfinished";
 
 /**
- * Marking a claim applied only saves a redelivery a lookup (the conversation document already
- * records the event), so the marks are queued off the message's path and sent together in one
- * unordered bulk write. A lost mark costs nothing but that lookup.
+ * Recording an event applied is not on the message's path (the conversation document already holds
+ * the event among its latest ones), so the records are queued and inserted together, unordered. A
+ * lost one matters only to a redelivery after the conversation's memory of the event (APPLIED_MEMORY
+ * newer events) is gone; a record already there (a redelivered event) fails alone.
  */
 class DeferredMarks {
-  readonly #claims: Collection<ClaimDoc>;
+  readonly #applied: Collection<AppliedDoc>;
   readonly #delayMs: number;
-  #ops: AnyBulkWriteOperation<ClaimDoc>[] = [];
+  #docs: AppliedDoc[] = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
-  constructor(claims: Collection<ClaimDoc>, delayMs: number) {
-    this.#claims = claims;
+  constructor(applied: Collection<AppliedDoc>, delayMs: number) {
+    this.#applied = applied;
     this.#delayMs = delayMs;
   }
 
-  markApplied(eventId: string, at: Date): void {
-    this.#ops.push({ updateOne: { filter: { _id: eventId }, update: { $set: { appliedAt: at } } } });
+  markApplied(eventId: string, conversationId: string, at: Date): void {
+    this.#docs.push({ _id: eventId, conversationId, at });
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined;
       void this.flush();
@@ -119,11 +135,11 @@ class DeferredMarks {
 
   /** Sends what is queued; resolves when it (and any flush before it) is written. */
   flush(): Promise<void> {
-    const ops = this.#ops;
-    this.#ops = [];
+    const docs = this.#docs;
+    this.#docs = [];
     this.#flushing = this.#flushing.then(async () => {
-      // Best effort by design (see above): a failure is not retried, its effect is covered.
-      if (ops.length > 0) await this.#claims.bulkWrite(ops, { ordered: false }).catch(() => {});
+      // Best effort by design (see above): a failure is not retried, and a duplicate is expected.
+      if (docs.length > 0) await this.#applied.insertMany(docs, { ordered: false }).catch(() => {});
     });
     return this.#flushing;
   }
@@ -155,6 +171,7 @@ interface VersionDoc {
 export class ConversationStore {
   readonly #conversations: Collection<ConversationDoc>;
   readonly #claims: Collection<ClaimDoc>;
+  readonly #applied: Collection<AppliedDoc>;
   readonly #versions: Collection<VersionDoc>;
   readonly #deferred: DeferredMarks;
 
@@ -162,11 +179,12 @@ export class ConversationStore {
   constructor(db: Db, options: { deferMs?: number } = {}) {
     this.#conversations = db.collection<ConversationDoc>(CONVERSATIONS);
     this.#claims = db.collection<ClaimDoc>(CLAIMS);
+    this.#applied = db.collection<AppliedDoc>(APPLIED);
     this.#versions = db.collection<VersionDoc>(VERSIONS);
-    this.#deferred = new DeferredMarks(this.#claims, options.deferMs ?? 20);
+    this.#deferred = new DeferredMarks(this.#applied, options.deferMs ?? 20);
   }
 
-  /** Writes what is queued; the service calls it on shutdown, tests to observe the marks. */
+  /** Writes what is queued; the service calls it on shutdown, tests to observe the records. */
   flush(): Promise<void> {
     return this.#deferred.flush();
   }
@@ -176,8 +194,9 @@ export class ConversationStore {
   }
 
   /**
-   * "new": first delivery. "applied": seen and done. "unfinished": claimed before, but the process
-   * stopped before marking it applied; the conversation document says whether the effect happened.
+   * "new": first delivery. "applied": seen and done. "unfinished": claimed before, but not recorded
+   * applied (the process stopped first, or the record is still queued); the conversation document
+   * says whether the effect happened.
    */
   async claim(eventId: string, conversationId: string, at: Date): Promise<ClaimResult> {
     try {
@@ -186,13 +205,14 @@ export class ConversationStore {
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
     }
+    if (await this.#applied.findOne({ _id: eventId }, { projection: { _id: 1 } })) return "applied";
     const existing = await this.#claims.findOne({ _id: eventId });
     return existing?.appliedAt ? "applied" : "unfinished";
   }
 
   /** Queued (DeferredMarks): the event's effect is already durable in its conversation. */
-  markApplied(eventId: string, at: Date): void {
-    this.#deferred.markApplied(eventId, at);
+  markApplied(eventId: string, conversationId: string, at: Date): void {
+    this.#deferred.markApplied(eventId, conversationId, at);
   }
 
   load(conversationId: string): Promise<ConversationDoc | null> {

@@ -152,7 +152,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
         handled.inc({ kind, outcome: "duplicate" });
         trace.getActiveSpan()?.addEvent("duplicate", { "event.id": redact(arrival.eventId) });
         if (doc && relayed.get(doc._id) !== doc.version) await relay(doc._id, doc.version, doc.outbox);
-        deps.store.markApplied(arrival.eventId, at);
+        deps.store.markApplied(arrival.eventId, arrival.conversationId, at);
         return;
       }
       const phoneNumberId = doc?.phoneNumberId ?? arrival.phoneNumberId;
@@ -160,7 +160,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       if (!doc && arrival.event.type !== "message") {
         // A result for a conversation we have no record of: nothing to apply it to.
         handled.inc({ kind, outcome: "ignored" });
-        deps.store.markApplied(arrival.eventId, at);
+        deps.store.markApplied(arrival.eventId, arrival.conversationId, at);
         return;
       }
       const shop = shopFor(deps.catalog, phoneNumberId ?? "");
@@ -234,7 +234,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
         .getActiveSpan()
         ?.addEvent("transition", { from: before.state, to, outcome: result.outcome, event: kind });
       await relay(arrival.conversationId, committed, [...carried, ...outbox]);
-      deps.store.markApplied(arrival.eventId, at);
+      deps.store.markApplied(arrival.eventId, arrival.conversationId, at);
       return;
     }
     throw new TransientError(`conversation changed ${MAX_CONFLICTS} times while applying ${arrival.eventId}`);
