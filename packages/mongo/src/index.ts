@@ -65,3 +65,4 @@ export function isTransientMongoError(error: unknown): boolean {
 }
 
 export { ImageStore, type StoredImage } from "./images.ts";
+export { GroupInserter, type InsertOutcome } from "./inserts.ts";

@@ -1,4 +1,4 @@
-import { type CollectionIndexes, isDuplicateKey } from "@taituri/mongo";
+import { type CollectionIndexes, GroupInserter, isDuplicateKey } from "@taituri/mongo";
 import type { Binary, Collection, Db } from "mongodb";
 import type { Conversation } from "../domain/machine.ts";
 
@@ -171,6 +171,8 @@ interface VersionDoc {
 export class ConversationStore {
   readonly #conversations: Collection<ConversationDoc>;
   readonly #claims: Collection<ClaimDoc>;
+  /** Claims of events handled at once (other conversations, other partitions) go in one insert. */
+  readonly #claimInserts: GroupInserter<ClaimDoc>;
   readonly #applied: Collection<AppliedDoc>;
   readonly #versions: Collection<VersionDoc>;
   readonly #deferred: DeferredMarks;
@@ -179,6 +181,7 @@ export class ConversationStore {
   constructor(db: Db, options: { deferMs?: number } = {}) {
     this.#conversations = db.collection<ConversationDoc>(CONVERSATIONS);
     this.#claims = db.collection<ClaimDoc>(CLAIMS);
+    this.#claimInserts = new GroupInserter(this.#claims);
     this.#applied = db.collection<AppliedDoc>(APPLIED);
     this.#versions = db.collection<VersionDoc>(VERSIONS);
     this.#deferred = new DeferredMarks(this.#applied, options.deferMs ?? 20);
@@ -199,12 +202,8 @@ export class ConversationStore {
    * says whether the effect happened.
    */
   async claim(eventId: string, conversationId: string, at: Date): Promise<ClaimResult> {
-    try {
-      await this.#claims.insertOne({ _id: eventId, conversationId, claimedAt: at });
+    if ((await this.#claimInserts.insert({ _id: eventId, conversationId, claimedAt: at })) === "inserted")
       return "new";
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-    }
     if (await this.#applied.findOne({ _id: eventId }, { projection: { _id: 1 } })) return "applied";
     const existing = await this.#claims.findOne({ _id: eventId });
     return existing?.appliedAt ? "applied" : "unfinished";

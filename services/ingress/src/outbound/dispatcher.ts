@@ -10,6 +10,7 @@ import {
 import type { Logger } from "@taituri/logging";
 import {
   type CollectionIndexes,
+  GroupInserter,
   type ImageStore,
   isDuplicateKey,
   isTransientMongoError,
@@ -82,6 +83,8 @@ export interface DispatcherDeps {
 export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingMessage) => Promise<void> {
   const sends: Collection<SendClaim> = deps.db.collection<SendClaim>(SENDS_COLLECTION);
   const attempts = deps.db.collection<{ _id: string; at: Date }>(ATTEMPTS_COLLECTION);
+  // Claims of messages sent at once (other conversations, other partitions) go in one insert.
+  const claimInserts = new GroupInserter(sends);
   const now = deps.now ?? (() => new Date());
   const sent = new Counter({
     name: "outbound_sends_total",
@@ -108,20 +111,16 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
   ): Promise<{ state: "claimed" | "busy" } | { state: "done"; doc: SendClaim }> {
     const at = now();
     const leaseUntil = new Date(at.getTime() + deps.leaseMs);
-    try {
-      await sends.insertOne({
-        _id: message.id,
-        conversationId: message.conversationId,
-        status: "sending",
-        leaseUntil,
-        attempts: 1,
-        createdAt: at,
-        updatedAt: at,
-      });
-      return { state: "claimed" };
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-    }
+    const first = await claimInserts.insert({
+      _id: message.id,
+      conversationId: message.conversationId,
+      status: "sending",
+      leaseUntil,
+      attempts: 1,
+      createdAt: at,
+      updatedAt: at,
+    });
+    if (first === "inserted") return { state: "claimed" };
     const existing = await sends.findOne({ _id: message.id });
     if (!existing) return { state: "busy" };
     if (existing.status !== "sending") return { state: "done", doc: existing };

@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Collection, Document } from "mongodb";
+import { GroupInserter } from "./inserts.ts";
+
+/** A collection whose insertMany calls are recorded and answered by the test. */
+function fakeCollection() {
+  const calls: { docs: Document[]; answer: (error?: unknown) => void }[] = [];
+  const collection = {
+    insertMany(docs: Document[]) {
+      return new Promise((resolve, reject) => {
+        calls.push({
+          docs,
+          answer: (error) => (error ? reject(error) : resolve({ insertedCount: docs.length })),
+        });
+      });
+    },
+  } as unknown as Collection<{ _id: string }>;
+  return { collection, calls };
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+test("a document alone goes at once; those arriving meanwhile go together in the next batch", async () => {
+  const { collection, calls } = fakeCollection();
+  const inserter = new GroupInserter(collection);
+  const first = inserter.insert({ _id: "a" });
+  await tick();
+  assert.deepEqual(
+    calls.map((c) => c.docs.map((d) => d._id)),
+    [["a"]],
+  );
+  const rest = ["b", "c", "d"].map((id) => inserter.insert({ _id: id }));
+  await tick();
+  assert.equal(calls.length, 1, "nothing more is sent while a batch is in flight");
+  calls[0]?.answer();
+  assert.equal(await first, "inserted");
+  await tick();
+  assert.deepEqual(
+    calls.map((c) => c.docs.map((d) => d._id)),
+    [["a"], ["b", "c", "d"]],
+  );
+  calls[1]?.answer();
+  assert.deepEqual(await Promise.all(rest), ["inserted", "inserted", "inserted"]);
+});
+
+test("batches hold at most maxBatch documents", async () => {
+  const { collection, calls } = fakeCollection();
+  const inserter = new GroupInserter(collection, { maxBatch: 2 });
+  const all = ["a", "b", "c", "d", "e"].map((id) => inserter.insert({ _id: id }));
+  for (let i = 0; i < 3; i++) {
+    await tick();
+    calls[i]?.answer();
+  }
+  await Promise.all(all);
+  assert.deepEqual(
+    calls.map((c) => c.docs.map((d) => d._id)),
+    [["a"], ["b", "c"], ["d", "e"]],
+  );
+});
+
+test("an error that names no document fails every caller of its batch, and the next batch still goes", async () => {
+  const { collection, calls } = fakeCollection();
+  const inserter = new GroupInserter(collection);
+  const first = inserter.insert({ _id: "a" });
+  const queued = [inserter.insert({ _id: "b" }), inserter.insert({ _id: "c" })];
+  await tick();
+  const lost = new Error("connection reset");
+  calls[0]?.answer(lost);
+  await assert.rejects(first, (error) => error === lost);
+  await tick();
+  calls[1]?.answer(lost);
+  for (const q of queued) await assert.rejects(q, (error) => error === lost);
+  const later = inserter.insert({ _id: "d" });
+  await tick();
+  calls[2]?.answer();
+  assert.equal(await later, "inserted");
+});
