@@ -197,9 +197,10 @@ describe("walking skeleton", () => {
         db.collection("conversation_applied_events").findOne({ _id: wamid as never }),
       );
       assert.equal(applied.conversationId, id);
-      const send = await db.collection("ingress_outbound_sends").findOne({ _id: `${wamid}:0` as never });
-      assert.equal(send?.status, "sent");
-      assert.match(String(send?.wamid), /^wamid\.fake\./);
+      const claimed = await db.collection("ingress_outbound_sends").findOne({ _id: `${wamid}:0` as never });
+      assert.equal(claimed?.conversationId, id);
+      const sent = await db.collection("ingress_outbound_sent").findOne({ _id: `${wamid}:0` as never });
+      assert.match(String(sent?.wamid), /^wamid\.fake\./);
     } finally {
       await mongo.close();
     }

@@ -210,11 +210,8 @@ describe("outbound dispatcher", () => {
     await publish(message, message);
     await publish(message);
     await eventually("the send", () => sendsTo(message.to).length >= 1);
-    await eventually(
-      "the claim marked sent",
-      async () =>
-        (await db.collection("ingress_outbound_sends").findOne({ _id: message.id as never }))?.status ===
-        "sent",
+    await eventually("the send recorded", () =>
+      db.collection("ingress_outbound_sent").findOne({ _id: message.id as never }),
     );
     await new Promise((resolve) => setTimeout(resolve, 1000));
     assert.equal(sendsTo(message.to).length, 1);
@@ -366,10 +363,9 @@ describe("outbound dispatcher", () => {
   test("delivery statuses only move forward; a failed status records Meta's code and tells the conversation", async () => {
     const message = outboundMessage(text("status me"));
     await publish(message);
-    const claim = await eventually("the send recorded", async () => {
-      const doc = await db.collection("ingress_outbound_sends").findOne({ _id: message.id as never });
-      return doc?.wamid ? doc : undefined;
-    });
+    const claim = await eventually("the send recorded", () =>
+      db.collection("ingress_outbound_sent").findOne({ _id: message.id as never }),
+    );
     const wamid = String(claim.wamid);
     const statusOf = async () =>
       (await db.collection("ingress_message_statuses").findOne({ _id: wamid as never }))?.status;
@@ -394,10 +390,9 @@ describe("outbound dispatcher", () => {
     await publish(other);
     const otherWamid = String(
       (
-        await eventually("the second send recorded", async () => {
-          const doc = await db.collection("ingress_outbound_sends").findOne({ _id: other.id as never });
-          return doc?.wamid ? doc : undefined;
-        })
+        await eventually("the second send recorded", () =>
+          db.collection("ingress_outbound_sent").findOne({ _id: other.id as never }),
+        )
       ).wamid,
     );
     const failed = statusWebhook(otherWamid, "failed", {
@@ -420,6 +415,65 @@ describe("outbound dispatcher", () => {
       /outbound_statuses_total\{(?=[^}]*status="delivered")(?=[^}]*outcome="stale")[^}]*\} 1/,
     );
     assert.equal(await statusOf(), "read");
+  });
+
+  test("a claim whose lease ran out is taken over and sent, unless the message is already recorded sent", async () => {
+    // What a dispatcher leaves when it dies after its claim: before sending, and after Meta took it.
+    const unsent = outboundMessage(text("taken over"));
+    const alreadySent = outboundMessage(text("sent before the crash"));
+    const after = outboundMessage(text("next in line"), {
+      to: alreadySent.to,
+      conversationId: alreadySent.conversationId,
+    });
+    const expired = new Date(Date.now() - 60_000);
+    for (const m of [unsent, alreadySent])
+      await db.collection("ingress_outbound_sends").insertOne({
+        _id: m.id as never,
+        conversationId: m.conversationId,
+        status: "sending",
+        leaseUntil: expired,
+        attempts: 1,
+        createdAt: expired,
+        updatedAt: expired,
+      });
+    await db.collection("ingress_outbound_sent").insertOne({
+      _id: alreadySent.id as never,
+      wamid: `wamid.before-crash.${run}`,
+      conversationId: alreadySent.conversationId,
+      at: expired,
+    });
+    await publish(unsent, alreadySent, after);
+    await eventually("the taken-over send", () => sendsTo(unsent.to).length >= 1);
+    // Same conversation, so "next in line" goes only after the already-sent one was handled.
+    await eventually("the next message", () => sendsTo(after.to).length >= 1);
+    assert.deepEqual(
+      sendsTo(after.to).map((r) => (r.body as { text?: { body?: string } }).text?.body),
+      ["next in line"],
+    );
+    assert.equal(sendsTo(unsent.to).length, 1);
+  });
+
+  test("a failed status for a message recorded by an earlier version (wamid on the claim) still tells the conversation", async () => {
+    const old = outboundMessage(text("recorded the old way"));
+    const wamid = `wamid.old-style.${run}`;
+    await db.collection("ingress_outbound_sends").insertOne({
+      _id: old.id as never,
+      conversationId: old.conversationId,
+      status: "sent",
+      wamid,
+      leaseUntil: new Date(),
+      attempts: 1,
+      createdAt: new Date(),
+      updatedAt: new Date(),
+    });
+    const failed = statusWebhook(wamid, "failed", {
+      phoneNumberId: "PN9",
+      waId: old.to,
+      errors: [{ code: 131026, title: "Message undeliverable" }],
+    });
+    assert.equal((await post(JSON.stringify(failed))).status, 200);
+    const [failure] = await failuresFor(old.id);
+    assert.equal(at(failure?.payload?.value, "code"), 131026);
   });
 });
 
