@@ -1,4 +1,4 @@
-import { type CollectionIndexes, GroupInserter, isDuplicateKey } from "@taituri/mongo";
+import { type CollectionIndexes, GroupInserter } from "@taituri/mongo";
 import type { Binary, Collection, Db } from "mongodb";
 import type { Conversation } from "../domain/machine.ts";
 
@@ -171,8 +171,13 @@ interface VersionDoc {
 export class ConversationStore {
   readonly #conversations: Collection<ConversationDoc>;
   readonly #claims: Collection<ClaimDoc>;
-  /** Claims of events handled at once (other conversations, other partitions) go in one insert. */
+  /**
+   * Inserts of events handled at once (other conversations, other partitions) go together: claims,
+   * new conversations, version claims. Updates cannot (FerretDB runs each alone).
+   */
   readonly #claimInserts: GroupInserter<ClaimDoc>;
+  readonly #conversationInserts: GroupInserter<ConversationDoc>;
+  readonly #versionInserts: GroupInserter<VersionDoc>;
   readonly #applied: Collection<AppliedDoc>;
   readonly #versions: Collection<VersionDoc>;
   readonly #deferred: DeferredMarks;
@@ -181,9 +186,11 @@ export class ConversationStore {
   constructor(db: Db, options: { deferMs?: number } = {}) {
     this.#conversations = db.collection<ConversationDoc>(CONVERSATIONS);
     this.#claims = db.collection<ClaimDoc>(CLAIMS);
-    this.#claimInserts = new GroupInserter(this.#claims);
     this.#applied = db.collection<AppliedDoc>(APPLIED);
     this.#versions = db.collection<VersionDoc>(VERSIONS);
+    this.#claimInserts = new GroupInserter(this.#claims);
+    this.#conversationInserts = new GroupInserter(this.#conversations);
+    this.#versionInserts = new GroupInserter(this.#versions);
     this.#deferred = new DeferredMarks(this.#applied, options.deferMs ?? 20);
   }
 
@@ -253,24 +260,20 @@ export class ConversationStore {
       ...(next.designsTrace ? { designsTrace: next.designsTrace } : {}),
     };
     if (!previous) {
-      try {
-        await this.#conversations.insertOne({
-          _id: next.conversationId,
-          conversation: next.conversation,
-          phoneNumberId: next.phoneNumberId,
-          shopperId: next.shopperId,
-          version: 1,
-          appliedEventIds,
-          outbox: pending,
-          ...timing,
-          createdAt: at,
-          updatedAt: at,
-        });
-        return 1;
-      } catch (error) {
-        if (isDuplicateKey(error)) return undefined;
-        throw error;
-      }
+      const created = await this.#conversationInserts.insert({
+        _id: next.conversationId,
+        conversation: next.conversation,
+        phoneNumberId: next.phoneNumberId,
+        shopperId: next.shopperId,
+        version: 1,
+        appliedEventIds,
+        outbox: pending,
+        ...timing,
+        createdAt: at,
+        updatedAt: at,
+      });
+      // A duplicate: another writer created it first; the caller reloads and decides again.
+      return created === "inserted" ? 1 : undefined;
     }
     const version = previous.version + 1;
     const write: Partial<ConversationDoc> = {
@@ -282,10 +285,13 @@ export class ConversationStore {
       version,
     };
     const claim = `${previous._id}#${version}`;
-    try {
-      await this.#versions.insertOne({ _id: claim, conversationId: previous._id, write, at });
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
+    const claimed = await this.#versionInserts.insert({
+      _id: claim,
+      conversationId: previous._id,
+      write,
+      at,
+    });
+    if (claimed === "duplicate") {
       // Another writer owns this version. Finish its write in case it died before making it (the
       // same content, so doing it twice is harmless), then let the caller reload and decide again.
       const winner = await this.#versions.findOne({ _id: claim });
