@@ -116,3 +116,36 @@ test("a claim marked applied by an earlier version (appliedAt on the claim) stil
     .insertOne({ _id: eventId as never, conversationId: "c-old", claimedAt: at, appliedAt: at });
   assert.equal(await store.claim(eventId, "c-old", at), "applied");
 });
+
+test("a cached version another replica has moved past: the commit built on it loses, after a reload it wins", async () => {
+  const id = `c-${randomUUID()}`;
+  const here = new ConversationStore(db);
+  const there = new ConversationStore(db);
+  try {
+    assert.equal(await here.commit(null, next(id, "greeted"), `${id}-e0`, [], at), 1);
+    const stale = here.cached(id);
+    assert.equal(stale?.version, 1, "the writer remembers what it wrote");
+    const current = await there.load(id);
+    assert.equal(await there.commit(current, next(id, "named"), `${id}-e1`, [], at), 2);
+    assert.equal(await here.commit(stale ?? null, next(id, "themed"), `${id}-e2`, [], at), undefined);
+    assert.equal(here.cached(id), undefined, "a lost commit forgets the stale copy");
+    const reloaded = await here.load(id);
+    assert.equal(reloaded?.version, 2);
+    assert.equal(await here.commit(reloaded, next(id, "themed"), `${id}-e2`, [], at), 3);
+    const doc = await here.load(id);
+    assert.equal((doc?.conversation as unknown as { state: string }).state, "themed");
+    assert.deepEqual(doc?.appliedEventIds, [`${id}-e0`, `${id}-e1`, `${id}-e2`]);
+  } finally {
+    await here.close();
+    await there.close();
+  }
+});
+
+test("a commit that takes a conversation for new when it exists loses, and changes nothing", async () => {
+  const id = `c-${randomUUID()}`;
+  await created(id);
+  assert.equal(await store.commit(null, next(id, "greeted-again"), `${id}-again`, [], at), undefined);
+  const doc = await store.load(id);
+  assert.equal(doc?.version, 1);
+  assert.deepEqual(doc?.appliedEventIds, [`${id}-e0`]);
+});

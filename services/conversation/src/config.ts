@@ -24,6 +24,9 @@ export const schema = baseSchema.extend({
   // message waits on the database and the broker for ~10 ms; one at a time capped a partition at
   // about 100 messages/s with the CPU half idle.
   CONSUMER_KEY_CONCURRENCY: positiveInt(16),
+  // Conversations whose latest version is kept in memory, so that their next event needs no read
+  // (a stale one costs a lost commit and a read, never a wrong write). 0 turns it off.
+  CONVERSATION_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
   // Crash-testing only: the process SIGKILLs itself at this step of applying a shopper's message
   // (after its claim, or after its commit and before publishing), as a crash would. Never set it
   // in a deployment; tests/integration/conversation-crash.test.ts uses it.

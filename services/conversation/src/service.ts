@@ -29,7 +29,7 @@ export async function startConversationService(
   const backbone = await connectBackbone("conversation", config, logger);
   await ensureIndexes(backbone.mongo.db, conversationIndexes);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  const store = new ConversationStore(backbone.mongo.db);
+  const store = new ConversationStore(backbone.mongo.db, { cacheSize: config.CONVERSATION_CACHE_SIZE });
   const handler = createConversationHandler({
     store,
     publisher: backbone.kafka.producer,

@@ -181,9 +181,21 @@ export class ConversationStore {
   readonly #applied: Collection<AppliedDoc>;
   readonly #versions: Collection<VersionDoc>;
   readonly #deferred: DeferredMarks;
+  /**
+   * The latest version of each conversation this store read or wrote, most recent last, at most
+   * `cacheSize`. A guess, not a truth: another replica may have written since, and then the commit
+   * built on it loses the version claim and the caller reloads (see ConversationHandler). It saves a
+   * read per event of a conversation this process keeps handling.
+   */
+  readonly #cache = new Map<string, ConversationDoc>();
+  readonly #cacheSize: number;
 
-  /** `deferMs`: how long applied-marks wait to be sent together (see DeferredMarks). */
-  constructor(db: Db, options: { deferMs?: number } = {}) {
+  /**
+   * `deferMs`: how long applied-marks wait to be sent together (see DeferredMarks); `cacheSize`: how
+   * many conversations `cached` remembers (0: none).
+   */
+  constructor(db: Db, options: { deferMs?: number; cacheSize?: number } = {}) {
+    this.#cacheSize = options.cacheSize ?? 10_000;
     this.#conversations = db.collection<ConversationDoc>(CONVERSATIONS);
     this.#claims = db.collection<ClaimDoc>(CLAIMS);
     this.#applied = db.collection<AppliedDoc>(APPLIED);
@@ -221,8 +233,28 @@ export class ConversationStore {
     this.#deferred.markApplied(eventId, conversationId, at);
   }
 
-  load(conversationId: string): Promise<ConversationDoc | null> {
-    return this.#conversations.findOne({ _id: conversationId });
+  /** The conversation as stored now; remembered for `cached`. */
+  async load(conversationId: string): Promise<ConversationDoc | null> {
+    const doc = await this.#conversations.findOne({ _id: conversationId });
+    this.#remember(conversationId, doc ?? undefined);
+    return doc;
+  }
+
+  /**
+   * The version this store last read or wrote, if it remembers one: possibly stale (see #cache), so
+   * only for deciding what to write, never for deciding whether an event was already applied.
+   */
+  cached(conversationId: string): ConversationDoc | undefined {
+    const doc = this.#cache.get(conversationId);
+    if (doc) this.#remember(conversationId, doc);
+    return doc;
+  }
+
+  #remember(conversationId: string, doc: ConversationDoc | undefined): void {
+    this.#cache.delete(conversationId);
+    if (!doc || this.#cacheSize === 0) return;
+    this.#cache.set(conversationId, doc);
+    if (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value ?? "");
   }
 
   /**
@@ -260,7 +292,7 @@ export class ConversationStore {
       ...(next.designsTrace ? { designsTrace: next.designsTrace } : {}),
     };
     if (!previous) {
-      const created = await this.#conversationInserts.insert({
+      const doc: ConversationDoc = {
         _id: next.conversationId,
         conversation: next.conversation,
         phoneNumberId: next.phoneNumberId,
@@ -271,8 +303,10 @@ export class ConversationStore {
         ...timing,
         createdAt: at,
         updatedAt: at,
-      });
+      };
       // A duplicate: another writer created it first; the caller reloads and decides again.
+      const created = await this.#conversationInserts.insert(doc);
+      this.#remember(next.conversationId, created === "inserted" ? doc : undefined);
       return created === "inserted" ? 1 : undefined;
     }
     const version = previous.version + 1;
@@ -292,6 +326,7 @@ export class ConversationStore {
       at,
     });
     if (claimed === "duplicate") {
+      this.#remember(previous._id, undefined);
       // Another writer owns this version. Finish its write in case it died before making it (the
       // same content, so doing it twice is harmless), then let the caller reload and decide again.
       const winner = await this.#versions.findOne({ _id: claim });
@@ -305,6 +340,7 @@ export class ConversationStore {
     }
     // Ours alone: whoever else writes this version writes exactly this (see VersionDoc).
     await this.#conversations.updateOne({ _id: previous._id, version: previous.version }, { $set: write });
+    this.#remember(previous._id, { ...previous, ...write });
     return version;
   }
 

@@ -140,11 +140,24 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       arrival.event.type === "message" ? `message.${arrival.event.input.kind}` : arrival.event.type;
     const active = trace.getActiveSpan();
     if (active?.isRecording()) active.setAttributes(conversationAttributes(arrival.conversationId));
+    // What to build on, without a read when possible: the version this process last wrote or read
+    // (deps.store.cached); for a shopper's message with none, no conversation yet (a new shopper),
+    // whose insert fails if one exists after all. Either guess, if wrong, loses its commit, and the
+    // loop below reloads. Other events need the stored conversation ("no record" ignores them).
     // The claim and the read do not depend on each other: one round trip of waiting, not two.
-    const [claim, firstRead] = await Promise.all([
+    const cached = deps.store.cached(arrival.conversationId);
+    const guess = cached ?? (arrival.event.type === "message" ? null : undefined);
+    const [claim, read] = await Promise.all([
       deps.store.claim(arrival.eventId, arrival.conversationId, at),
-      deps.store.load(arrival.conversationId),
+      guess === undefined ? deps.store.load(arrival.conversationId) : undefined,
     ]);
+    // Whether the event was applied already is for the stored conversation to say, not a guess.
+    const firstRead =
+      read !== undefined
+        ? read
+        : claim === "new"
+          ? (guess ?? null)
+          : await deps.store.load(arrival.conversationId);
     if (arrival.event.type === "message") deps.onStep?.("after_claim");
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
       const doc = conflicts === 0 ? firstRead : await deps.store.load(arrival.conversationId);
