@@ -22,13 +22,14 @@ export function machineCpuMs(): { busy: number; total: number } {
   return { busy: (busy * 1000) / TICKS_PER_SECOND, total: (total * 1000) / TICKS_PER_SECOND };
 }
 
+/** Names the part of the system a process belongs to, by pid and command line (undefined: none). */
+type PartOf = (pid: number, cmdline: string) => string | undefined;
+
 /**
  * CPU ms used so far by each live process, grouped by `nameOf(pid, command line)` (undefined: not
  * counted). A process that exits between two readings drops out of the difference.
  */
-export function cpuByProcess(
-  nameOf: (pid: number, cmdline: string) => string | undefined,
-): Map<string, number> {
+export function cpuByProcess(nameOf: PartOf): Map<string, number> {
   const out = new Map<string, number>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -60,8 +61,6 @@ export function systemPart(pid: number, cmdline: string): string | undefined {
   if (/redis-server/.test(cmdline)) return "redis";
   return undefined;
 }
-
-type PartOf = (pid: number, cmdline: string) => string | undefined;
 
 /** A reading to diff against later: machine totals and each part's CPU. */
 export function cpuSnapshot(partOf: PartOf = systemPart) {
