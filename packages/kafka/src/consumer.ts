@@ -1,9 +1,10 @@
 import type { Logger } from "@taituri/logging";
 import { extractContext, pseudonym, SpanKind, withSpan } from "@taituri/telemetry";
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
+import type { Consumer, Kafka, KafkaMessage } from "kafkajs";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { backoffMs, classify } from "./errors.ts";
 import { Header, headersToRecord } from "./headers.ts";
+import { PartitionLane } from "./lane.ts";
 import type { EventProducer } from "./producer.ts";
 import { deadLetterTopic } from "./topics.ts";
 
@@ -33,13 +34,32 @@ export interface ConsumerOptions {
    */
   partitionsConsumedConcurrently?: number;
   /**
-   * Messages of one fetched batch handled at once, when their keys differ; one key's messages are
+   * Messages of one partition handled at once, when their keys differ; one key's messages are
    * still handled one after another, in offset order. A handler waits on a database and a broker
    * for most of its time (~10 ms for the conversation's), so one message at a time caps a partition
    * near 100 messages/s however idle the CPU; with keys being conversations, this lets different
    * shoppers on one partition overlap. 1 keeps the partition strictly sequential.
    */
   keyConcurrency?: number;
+  /**
+   * Messages of one partition fetched ahead of their handling (waiting or in hand) before the next
+   * fetch waits for room. Default: 8 × keyConcurrency, at least 64.
+   */
+  maxBufferedPerPartition?: number;
+  /**
+   * The handled position is committed at most this often (and on stop). A crash redelivers what was
+   * handled since, which the handlers' idempotency keys drop; one commit per message would cost the
+   * broker a write each.
+   */
+  commitIntervalMs?: number;
+  /**
+   * After handing a fetched batch over, the next fetch waits this long. The lanes keep working
+   * meanwhile; what it costs is at most this much added wait for a message that arrives just after a
+   * fetch, and what it saves is a fetch (and the broker's answer to it) per few messages under load:
+   * without it, a consumer fetching ahead asked the broker once per message or two. Idle, a fetch
+   * still waits at the broker for the first message, so an idle consumer does not spin.
+   */
+  fetchSpacingMs?: number;
   /**
    * For a group off the shopper's path: the broker holds each fetch until this many bytes are
    * waiting or `maxWaitMs` has passed, so messages come in batches, with one fetch and one offset
@@ -85,6 +105,15 @@ function consumerMetrics(registry: Registry) {
         buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
         registers: [registry],
       }),
+    delay:
+      existing<Histogram>("kafka_consumer_delay_seconds") ??
+      new Histogram({
+        name: "kafka_consumer_delay_seconds",
+        help: "From the message's timestamp (when its producer made it) to the start of its handling: the time spent in the queue, fetches and batches included",
+        labelNames: ["group", "topic"],
+        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300],
+        registers: [registry],
+      }),
   };
 }
 
@@ -96,7 +125,7 @@ export interface RunningConsumer {
 /**
  * A consumer group member that classifies failures at the boundary: permanent ones go to the
  * topic's dead-letter twin with the reason and are committed; transient ones are retried in place
- * with backoff and jitter (the partition waits, so order holds) until they succeed or the consumer
+ * with backoff and jitter (that key waits, so its order holds) until they succeed or the consumer
  * stops, in which case the offset stays uncommitted and the message comes back after a restart.
  */
 export async function startConsumer(options: ConsumerOptions): Promise<RunningConsumer> {
@@ -109,6 +138,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     logger,
     partitionsConsumedConcurrently = 3,
     keyConcurrency = 1,
+    maxBufferedPerPartition = Math.max(64, 8 * keyConcurrency),
+    commitIntervalMs = 100,
+    fetchSpacingMs = 10,
     batchFetch,
     maxUnknownAttempts = 5,
     retryInitialMs = 200,
@@ -175,6 +207,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       headers: headersToRecord(message.headers),
     };
     const stopTimer = metrics?.seconds.startTimer({ group: groupId, topic });
+    // A clock skew between hosts shows here as well; a negative delay is counted as none.
+    metrics?.delay.observe(
+      { group: groupId, topic },
+      Math.max(0, (Date.now() - Number(message.timestamp)) / 1000),
+    );
     try {
       await withSpan(
         "@taituri/kafka",
@@ -210,7 +247,22 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
                   "dead-lettering message",
                 );
                 span.addEvent("dead_lettered", { reason });
-                await deadLetter(topic, partition, message, reason, error);
+                // The partition waits until the dead letter is stored: committing past a message
+                // that is neither handled nor dead-lettered would lose it.
+                for (let n = 1; ; n++) {
+                  try {
+                    await deadLetter(topic, partition, message, reason, error);
+                    break;
+                  } catch (dlqError) {
+                    if (stopping.signal.aborted) throw dlqError;
+                    const delay = backoffMs(n, retryInitialMs, retryMaxMs);
+                    logger.warn(
+                      { err: dlqError, topic, partition, offset: message.offset, attempt: n, delay },
+                      "dead-lettering failed; retrying",
+                    );
+                    await sleepWithHeartbeat(delay, heartbeat, stopping.signal);
+                  }
+                }
                 onOutcome(topic, "dead_lettered", error);
                 return;
               }
@@ -240,83 +292,132 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       );
     });
   }
+
+  // Fetching runs ahead of handling: each fetched batch joins its partition's lane and is resolved
+  // at once, so kafkajs fetches again while the lane works; the position committed is the lane's
+  // handled prefix, by this code, never kafkajs's (autoCommit off).
+  const lanes = new Map<string, { topic: string; partition: number; lane: PartitionLane }>();
+  const committed = new Map<string, string>();
+  /** kafkajs's heartbeat, for handlers that wait out a retry (the latest batch's; one per member). */
+  let heartbeat: () => Promise<void> = async () => {};
+  const laneOf = (topic: string, partition: number): PartitionLane => {
+    const key = `${topic}\u0000${partition}`;
+    const existing = lanes.get(key);
+    if (existing) return existing.lane;
+    const lane = new PartitionLane({
+      concurrency: keyConcurrency,
+      stopped: () => stopping.signal.aborted,
+      onProgress: () => scheduleCommit(),
+      handle: (message) => processMessage(topic, partition, message, () => heartbeat()),
+    });
+    lanes.set(key, { topic, partition, lane });
+    return lane;
+  };
+
+  let commitTimer: NodeJS.Timeout | undefined;
+  let committing: Promise<void> = Promise.resolve();
+  /** Commits every lane's handled position that moved since its last commit. Never rejects. */
+  const commitNow = async (): Promise<void> => {
+    const offsets: Array<{ key: string; topic: string; partition: number; offset: string }> = [];
+    for (const [key, { topic, partition, lane }] of lanes) {
+      const offset = lane.position;
+      if (offset !== undefined && !lane.revoked && committed.get(key) !== offset)
+        offsets.push({ key, topic, partition, offset });
+    }
+    if (offsets.length === 0) return;
+    try {
+      await consumer.commitOffsets(
+        offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })),
+      );
+      for (const { key, offset } of offsets) committed.set(key, offset);
+    } catch (error) {
+      // A rebalance or a broker away: the next commit carries the same positions (or later ones).
+      logger.warn({ err: error, groupId }, "committing offsets failed; will retry");
+      if (!stopping.signal.aborted) scheduleCommit();
+    }
+  };
+  const scheduleCommit = () => {
+    if (commitTimer || stopping.signal.aborted) return;
+    commitTimer = setTimeout(() => {
+      commitTimer = undefined;
+      committing = committing.then(commitNow);
+    }, commitIntervalMs);
+  };
+
+  // A partition that went to another member: its lane starts nothing more and commits nothing (the
+  // new owner does). A partition kept is fetched again from its committed position; its lane skips
+  // what it already holds.
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    const assigned = new Set(
+      Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
+        partitions.map((partition) => `${topic}\u0000${partition}`),
+      ),
+    );
+    for (const [key, { lane }] of lanes) {
+      if (assigned.has(key)) continue;
+      lane.revoke();
+      lanes.delete(key);
+      committed.delete(key);
+    }
+  });
+
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
   await consumer.run({
     partitionsConsumedConcurrently,
-    // Offsets are resolved as the handled prefix of the batch grows (see handleBatch), never past a
-    // message still in hand, so a stop or a crash mid-batch redelivers only what was not finished.
+    autoCommit: false,
     eachBatchAutoResolve: false,
-    eachBatch: (payload) => handleBatch(payload, keyConcurrency, processMessage),
+    eachBatch: async (payload) => {
+      const { batch } = payload;
+      if (stopping.signal.aborted || !payload.isRunning() || payload.isStale()) return;
+      heartbeat = payload.heartbeat;
+      const lane = laneOf(batch.topic, batch.partition);
+      lane.add(batch.messages);
+      const last = batch.messages.at(-1);
+      // Moves the fetch position only (autoCommit is off): the lane now holds these messages.
+      if (last) payload.resolveOffset(last.offset);
+      // Fetches ahead only so far: with this many waiting or in hand, the next fetch waits for room.
+      while (
+        lane.size > maxBufferedPerPartition &&
+        !stopping.signal.aborted &&
+        payload.isRunning() &&
+        !payload.isStale()
+      ) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          lane.whenSizeAtMost(maxBufferedPerPartition),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, 1000);
+          }),
+        ]);
+        clearTimeout(timer);
+        // Throws when the group is rebalancing; kafkajs then rejoins (GROUP_JOIN above).
+        await payload.heartbeat();
+      }
+      if (fetchSpacingMs > 0 && !stopping.signal.aborted)
+        await new Promise((resolve) => setTimeout(resolve, fetchSpacingMs));
+    },
   });
   return {
     consumer,
     async stop() {
       stopping.abort();
+      clearTimeout(commitTimer);
+      commitTimer = undefined;
+      // No more fetches; handlers in hand finish (one waiting out a retry gives up), then the
+      // handled positions are committed while this member still owns its partitions.
+      try {
+        consumer.pause(topics.map((topic) => ({ topic })));
+      } catch {
+        // Not running (kafkajs gave up on it): nothing fetches anyway.
+      }
+      for (const { lane } of lanes.values()) lane.wake();
+      await Promise.all([...lanes.values()].map(({ lane }) => lane.idle()));
+      await committing;
+      await commitNow();
       await consumer.disconnect();
     },
   };
-}
-
-/**
- * Handles a fetched batch: up to `concurrency` messages at once, never two of one key, each key's in
- * offset order; a free slot takes the waiting message with the lowest offset whose key is idle. The
- * committed position follows the longest handled prefix. After a failure (a stop during a retry, a
- * rebalance seen by the heartbeat) no message is started; those in hand finish, then it is rethrown.
- */
-export async function handleBatch(
-  payload: Pick<EachBatchPayload, "batch" | "resolveOffset" | "heartbeat" | "isRunning" | "isStale">,
-  concurrency: number,
-  handleOne: (
-    topic: string,
-    partition: number,
-    message: KafkaMessage,
-    heartbeat: () => Promise<void>,
-  ) => Promise<void>,
-): Promise<void> {
-  const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
-  const messages = batch.messages;
-  const keys = messages.map((message) => message.key?.toString() ?? "");
-  const started = new Array<boolean>(messages.length).fill(false);
-  const done = new Array<boolean>(messages.length).fill(false);
-  const busy = new Set<string>();
-  // Every message before `unstarted` has started; every one before `prefix` is done.
-  let unstarted = 0;
-  let prefix = 0;
-  let failure: { error: unknown } | undefined;
-  /** The lowest waiting offset whose key is idle: its key's earlier messages have all finished. */
-  const next = (): number | undefined => {
-    while (unstarted < messages.length && started[unstarted]) unstarted += 1;
-    for (let i = unstarted; i < messages.length; i++)
-      if (!started[i] && !busy.has(keys[i] as string)) return i;
-    return undefined;
-  };
-  const worker = async () => {
-    for (;;) {
-      if (failure || !isRunning() || isStale()) return;
-      const index = next();
-      if (index === undefined) return;
-      const key = keys[index] as string;
-      started[index] = true;
-      busy.add(key);
-      try {
-        await handleOne(batch.topic, batch.partition, messages[index] as KafkaMessage, heartbeat);
-        done[index] = true;
-        while (prefix < messages.length && done[prefix]) {
-          resolveOffset((messages[prefix] as KafkaMessage).offset);
-          prefix += 1;
-        }
-        await heartbeat();
-      } catch (error) {
-        failure ??= { error };
-        return;
-      } finally {
-        busy.delete(key);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, new Set(keys).size)) }, worker));
-  if (failure) throw failure.error;
 }
 
 async function sleepWithHeartbeat(
