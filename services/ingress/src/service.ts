@@ -31,6 +31,11 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
   });
 
   const consumers: RunningConsumer[] = [];
+  const graph = new GraphApiClient({
+    baseUrl: config.WHATSAPP_API_URL,
+    accessToken: config.WHATSAPP_ACCESS_TOKEN,
+    timeoutMs: config.GRAPH_API_TIMEOUT_MS,
+  });
   if (config.OUTBOUND_DISPATCHER) {
     const dispatcher = await startConsumer({
       kafka: backbone.kafka.kafka,
@@ -46,11 +51,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
         pacer: new Pacer(config.OUTBOUND_RATE_PER_NUMBER),
         publisher: backbone.kafka.producer,
         topics,
-        graph: new GraphApiClient({
-          baseUrl: config.WHATSAPP_API_URL,
-          accessToken: config.WHATSAPP_ACCESS_TOKEN,
-          timeoutMs: config.GRAPH_API_TIMEOUT_MS,
-        }),
+        graph,
         logger,
         registry: backbone.registry,
         leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
@@ -87,6 +88,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
       // The webhook first: stop taking what we could no longer store.
       await app.close();
       for (const consumer of consumers) await consumer.stop();
+      await graph.close();
       await backbone.close();
     },
   };

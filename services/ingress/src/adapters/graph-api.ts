@@ -1,4 +1,5 @@
 import { injectContext, SpanKind, withSpan } from "@taituri/telemetry";
+import { Agent, request } from "undici";
 
 /**
  * Meta error codes that mean "not now" rather than "never": throughput (130429), pair rate to one
@@ -42,9 +43,20 @@ export interface SendResult {
 /** The Cloud API's send-message endpoint, POST /{phone_number_id}/messages. */
 export class GraphApiClient {
   readonly #options: GraphApiOptions;
+  /**
+   * Keep-alive connections for sends. undici's `request` rather than `fetch` (the same library
+   * under Node's fetch): a profile of ingress at 500 messages/s had a sixth of its CPU in fetch's
+   * web streams and abort plumbing, which a JSON post and its JSON answer do not need.
+   */
+  readonly #agent = new Agent({ keepAliveTimeout: 30_000 });
 
   constructor(options: GraphApiOptions) {
     this.#options = options;
+  }
+
+  /** Closes the kept-alive connections (on shutdown). */
+  close(): Promise<void> {
+    return this.#agent.close();
   }
 
   async sendMessage(phoneNumberId: string, payload: Record<string, unknown>): Promise<SendResult> {
@@ -87,14 +99,32 @@ export class GraphApiClient {
         attributes: { "http.request.method": "POST", "server.address": new URL(url).host },
       },
       async (span) => {
-        let response: Response;
+        const allHeaders = {
+          authorization: `Bearer ${this.#options.accessToken}`,
+          ...headers,
+          ...injectContext(),
+        };
+        const signal = AbortSignal.timeout(this.#options.timeoutMs);
+        let response: { status: number; ok: boolean; text: () => Promise<string> };
         try {
-          response = await fetch(url, {
-            method: "POST",
-            headers: { authorization: `Bearer ${this.#options.accessToken}`, ...headers, ...injectContext() },
-            body: payload,
-            signal: AbortSignal.timeout(this.#options.timeoutMs),
-          });
+          if (typeof payload === "string") {
+            const answer = await request(url, {
+              method: "POST",
+              headers: allHeaders,
+              body: payload,
+              signal,
+              dispatcher: this.#agent,
+            });
+            response = {
+              status: answer.statusCode,
+              ok: answer.statusCode >= 200 && answer.statusCode < 300,
+              text: () => answer.body.text(),
+            };
+          } else {
+            // A multipart upload (rare, large): fetch builds the form's body.
+            const answer = await fetch(url, { method: "POST", headers: allHeaders, body: payload, signal });
+            response = { status: answer.status, ok: answer.ok, text: () => answer.text() };
+          }
         } catch (error) {
           // Refused, reset or timed out: nothing says Meta did not get it, but nothing says it did.
           throw new GraphApiError(
