@@ -184,6 +184,106 @@ describe("kafka consumer", () => {
     }
   });
 
+  test("a message produced while an earlier one is in hand starts without waiting for it", async () => {
+    const single = `it-${run}.ahead.v1`;
+    await kafka.admin.createTopics({ topics: [{ topic: single, numPartitions: 1 }], waitForLeaders: true });
+    let releaseSlow: () => void = () => {};
+    const slowHeld = new Promise<void>((resolve) => {
+      releaseSlow = resolve;
+    });
+    const started: string[] = [];
+    const finished: string[] = [];
+    const ahead = await startConsumer({
+      kafka: kafka.kafka,
+      groupId: `it-${run}-ahead`,
+      topics: [single],
+      producer: kafka.producer,
+      logger,
+      keyConcurrency: 4,
+      handle: async (message) => {
+        const value = message.value.toString();
+        started.push(value);
+        if (value === "slow") await slowHeld;
+        finished.push(value);
+      },
+    });
+    try {
+      await kafka.producer.send(single, [{ key: "s", value: Buffer.from("slow") }]);
+      await eventually("the slow message in hand", () => started.includes("slow"));
+      // Fetched after the slow message's batch, which is still in hand: kafkajs alone would not
+      // fetch again until that batch returned.
+      await kafka.producer.send(single, [{ key: "q", value: Buffer.from("quick") }]);
+      await eventually("the quick message handled", () => finished.includes("quick"));
+      assert.deepEqual(finished, ["quick"]);
+    } finally {
+      releaseSlow();
+      await ahead.stop();
+    }
+  });
+
+  test("across a member joining and a restart, every message is handled and the group ends with no lag", async () => {
+    const shared = `it-${run}.rebalance.v1`;
+    await kafka.admin.createTopics({ topics: [{ topic: shared, numPartitions: 4 }], waitForLeaders: true });
+    const groupId = `it-${run}-rebalance`;
+    const handled = new Map<string, number>();
+    const member = () =>
+      startConsumer({
+        kafka: kafka.kafka,
+        groupId,
+        topics: [shared],
+        producer: kafka.producer,
+        logger,
+        keyConcurrency: 4,
+        handle: async (message) => {
+          // Slow enough that messages are waiting and in hand when the group changes.
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          const value = message.value.toString();
+          handled.set(value, (handled.get(value) ?? 0) + 1);
+        },
+      });
+    const produce = async (from: number, to: number) => {
+      for (let i = from; i < to; i += 20) {
+        await kafka.producer.send(
+          shared,
+          Array.from({ length: 20 }, (_, j) => ({
+            key: `k${(i + j) % 16}`,
+            value: Buffer.from(`m${i + j}`),
+          })),
+        );
+      }
+    };
+    const first = await member();
+    let second: RunningConsumer | undefined;
+    let third: RunningConsumer | undefined;
+    try {
+      await produce(0, 200);
+      second = await member();
+      await produce(200, 400);
+      // A member leaving with messages fetched and not yet handled: its successor handles them.
+      await first.stop();
+      third = await member();
+      await produce(400, 600);
+      await eventually("all 600 messages handled", () => handled.size === 600, 60_000);
+      const expected = Array.from({ length: 600 }, (_, i) => `m${i}`);
+      assert.deepEqual([...handled.keys()].sort(), expected.sort());
+      // Everything handled is committed: no lag left for the group on any partition.
+      await eventually(
+        "the group's committed offsets at the end of each partition",
+        async () => {
+          const [committed] = await kafka.admin.fetchOffsets({ groupId, topics: [shared] });
+          const ends = await kafka.admin.fetchTopicOffsets(shared);
+          return ends.every(
+            (end) => committed?.partitions.find((p) => p.partition === end.partition)?.offset === end.high,
+          );
+        },
+        15_000,
+      );
+    } finally {
+      await second?.stop();
+      await third?.stop();
+    }
+  });
+
   test("an unclassified error is retried a bounded number of times, then dead-lettered", async () => {
     await kafka.producer.send(topic, [{ key: "u", value: Buffer.from("bug-1") }]);
     await eventually("three attempts", () => attempts.get("bug-1") === 3);
