@@ -76,3 +76,37 @@ test("an error that names no document fails every caller of its batch, and the n
   calls[2]?.answer();
   assert.equal(await later, "inserted");
 });
+
+test("with minIntervalMs, the next batch waits that long after the previous one started; idle, a document goes at once", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  let clock = 1_000;
+  t.mock.method(performance, "now", () => clock);
+  const { collection, calls } = fakeCollection();
+  const inserter = new GroupInserter(collection, { minIntervalMs: 10 });
+  const first = inserter.insert({ _id: "a" });
+  await tick();
+  assert.equal(calls.length, 1, "idle: at once");
+  calls[0]?.answer();
+  await first;
+  // Two more arrive 3 ms after the first batch started: they wait for the remaining 7 ms together.
+  clock += 3;
+  const next = ["b", "c"].map((id) => inserter.insert({ _id: id }));
+  await tick();
+  assert.equal(calls.length, 1, "too soon after the last statement");
+  clock += 7;
+  t.mock.timers.tick(7);
+  await tick();
+  assert.deepEqual(
+    calls.map((c) => c.docs.map((d) => d._id)),
+    [["a"], ["b", "c"]],
+  );
+  calls[1]?.answer();
+  await Promise.all(next);
+  // Long after: no wait.
+  clock += 50;
+  const late = inserter.insert({ _id: "d" });
+  await tick();
+  assert.equal(calls.length, 3);
+  calls[2]?.answer();
+  assert.equal(await late, "inserted");
+});

@@ -29,7 +29,10 @@ export async function startConversationService(
   const backbone = await connectBackbone("conversation", config, logger);
   await ensureIndexes(backbone.mongo.db, conversationIndexes);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  const store = new ConversationStore(backbone.mongo.db, { cacheSize: config.CONVERSATION_CACHE_SIZE });
+  const store = new ConversationStore(backbone.mongo.db, {
+    cacheSize: config.CONVERSATION_CACHE_SIZE,
+    insertIntervalMs: config.MONGO_INSERT_INTERVAL_MS,
+  });
   const handler = createConversationHandler({
     store,
     publisher: backbone.kafka.producer,

@@ -55,6 +55,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
         logger,
         registry: backbone.registry,
         leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
+        insertIntervalMs: config.MONGO_INSERT_INTERVAL_MS,
       }),
     });
     // Statuses come in through the webhook like messages; this group reads them beside the

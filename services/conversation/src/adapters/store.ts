@@ -192,17 +192,19 @@ export class ConversationStore {
 
   /**
    * `deferMs`: how long applied-marks wait to be sent together (see DeferredMarks); `cacheSize`: how
-   * many conversations `cached` remembers (0: none).
+   * many conversations `cached` remembers (0: none); `insertIntervalMs`: the grouped inserts'
+   * spacing (GroupInserter).
    */
-  constructor(db: Db, options: { deferMs?: number; cacheSize?: number } = {}) {
+  constructor(db: Db, options: { deferMs?: number; cacheSize?: number; insertIntervalMs?: number } = {}) {
     this.#cacheSize = options.cacheSize ?? 10_000;
     this.#conversations = db.collection<ConversationDoc>(CONVERSATIONS);
     this.#claims = db.collection<ClaimDoc>(CLAIMS);
     this.#applied = db.collection<AppliedDoc>(APPLIED);
     this.#versions = db.collection<VersionDoc>(VERSIONS);
-    this.#claimInserts = new GroupInserter(this.#claims);
-    this.#conversationInserts = new GroupInserter(this.#conversations);
-    this.#versionInserts = new GroupInserter(this.#versions);
+    const grouped = { minIntervalMs: options.insertIntervalMs ?? 0 };
+    this.#claimInserts = new GroupInserter(this.#claims, grouped);
+    this.#conversationInserts = new GroupInserter(this.#conversations, grouped);
+    this.#versionInserts = new GroupInserter(this.#versions, grouped);
     this.#deferred = new DeferredMarks(this.#applied, options.deferMs ?? 20);
   }
 

@@ -94,6 +94,8 @@ export interface DispatcherDeps {
   logger: Logger;
   registry: Registry;
   leaseMs: number;
+  /** The grouped inserts' spacing (GroupInserter's minIntervalMs); 0 by default. */
+  insertIntervalMs?: number;
   now?: () => Date;
 }
 
@@ -103,8 +105,9 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
   const sentRecords = deps.db.collection<SentRecord>(SENT_COLLECTION);
   // Claims and records of messages sent at once (other conversations, other partitions) go in one
   // insert each.
-  const claimInserts = new GroupInserter(sends);
-  const sentInserts = new GroupInserter(sentRecords);
+  const grouped = { minIntervalMs: deps.insertIntervalMs ?? 0 };
+  const claimInserts = new GroupInserter(sends, grouped);
+  const sentInserts = new GroupInserter(sentRecords, grouped);
   const now = deps.now ?? (() => new Date());
   const sent = new Counter({
     name: "outbound_sends_total",
