@@ -86,6 +86,7 @@ function stageMeans(before: ConsumerTotals, after: ConsumerTotals): Record<strin
 const infra = await startInfra({ log: (line) => log(line) });
 const replies = new Map<string, number>();
 const graph = await startFakeGraphApi({
+  record: false,
   onSend: (_phone, body) => {
     const to = (body as { to?: string }).to;
     if (to && !replies.has(to)) replies.set(to, performance.now());

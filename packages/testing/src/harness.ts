@@ -33,7 +33,17 @@ export interface FakeGraphApi {
  * request, so a test can assert what would have reached a shopper.
  */
 export async function startFakeGraphApi(
-  options: { port?: number; host?: string; onSend?: (phoneNumberId: string, body: unknown) => void } = {},
+  options: {
+    port?: number;
+    host?: string;
+    onSend?: (phoneNumberId: string, body: unknown) => void;
+    /**
+     * Whether to keep every request in `requests` (default true). A benchmark sending tens of
+     * thousands turns it off: the growing heap would cost its process major GC pauses, and that
+     * process also timestamps the replies.
+     */
+    record?: boolean;
+  } = {},
 ): Promise<FakeGraphApi> {
   const requests: RecordedRequest[] = [];
   const failures: { status: number; error: { code: number; message: string } }[] = [];
@@ -58,7 +68,7 @@ export async function startFakeGraphApi(
       at: Date.now(),
       status: 200,
     };
-    requests.push(recorded);
+    if (options.record !== false) requests.push(recorded);
     response.setHeader("content-type", "application/json");
     if (request.method === "POST" && /^\/[^/]+\/messages$/.test(path)) {
       const failure = failures.shift();
