@@ -7,8 +7,8 @@
  *
  * Ingress and conversation run as their own processes (services/<name>/src/main.ts), as deployed.
  * Results: bench/results/conversation-<date>.json and .md (or --out; --dry writes nothing).
- * Options: --rates 50,100,… (messages/s, stepped through), --duration S (per step), --warmup S,
- * --out DIR, --dry.
+ * Options: --rates 50,100,… (messages/s, stepped through), --duration S (per step), --rounds N
+ * (the whole ladder N times; the summary takes each rate's median), --warmup S, --out DIR, --dry.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -28,6 +28,10 @@ const { values: args } = parseArgs({
     // Rates to step through, lowest first; stops after a step whose replies fell behind.
     rates: { type: "string", default: "50,100,200,300,500" },
     duration: { type: "string", default: "10" },
+    // The ladder is climbed this many times. One 10 s step is at the mercy of the machine: the same
+    // code gave 500/s p99 of 118 ms and 531 ms in two runs an hour apart. The summary takes each
+    // rate's median round and shows the spread.
+    rounds: { type: "string", default: "3" },
     // Once, at the lowest rate, before the first step: a freshly started broker spends its first
     // tens of seconds compiling (perf: C1/C2 compiler threads were 38 % of its CPU 25 s in), and the
     // services their own JIT. After 5 s the 50/s step measured p99 67 ms; after 20 s, 28 ms. At
@@ -220,9 +224,10 @@ try {
   await drive(Math.min(...rates), Number(args.warmup), warm, {});
   await drain(warm);
 
-  const steps = [];
-  for (const rate of rates) {
-    log(`measured: ${args.duration} s at ${rate}/s`);
+  const rounds = Math.max(1, Number(args.rounds) || 1);
+  /** One step: `rate` messages/s for the step's duration, then the replies drained. */
+  const measure = async (round: number, rate: number) => {
+    log(`round ${round}/${rounds}, measured: ${args.duration} s at ${rate}/s`);
     const sentAt = new Map<string, number>();
     const failures: Record<string, number> = {};
     const cpuBefore = cpuSnapshot();
@@ -239,6 +244,7 @@ try {
     const pct = (p: number) =>
       latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? Number.NaN;
     const step = {
+      round,
       rate,
       sent: sentAt.size,
       replied: latencies.length,
@@ -253,71 +259,118 @@ try {
       // broker, fetch, batch) and handling, from the services' own histograms: where the time goes.
       consumerMeanMs: stages,
     };
-    steps.push(step);
     log(
       `${rate}/s: p50 ${step.latencyMs.p50.toFixed(1)} ms, p99 ${step.latencyMs.p99.toFixed(1)} ms, missing ${step.missing}, CPU ${cpu.machineMsPerMessage} ms/message (${JSON.stringify(cpu.msPerMessageByPart)}), busy ${cpu.busyShare}`,
     );
-    // A step that fell behind would only bury the next under its backlog.
-    if (step.missing > 0) break;
+    return step;
+  };
+  const steps: Awaited<ReturnType<typeof measure>>[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    for (const rate of rates) {
+      const step = await measure(round, rate);
+      steps.push(step);
+      // A step that fell behind would only bury the next under its backlog: the round ends there.
+      if (step.missing > 0) break;
+    }
   }
-  const best = steps.filter((x) => x.meetsP99).at(-1);
+  const median = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    // The upper middle of an even count: the less flattering of the two.
+    return sorted[Math.ceil((sorted.length - 1) / 2)] ?? Number.NaN;
+  };
+  // Per rate over the rounds that reached it: the median round and the spread. A rate meets the
+  // target when its median p99 does and every round that reached it got every reply.
+  const summary = rates
+    .map((rate) => {
+      const of = steps.filter((x) => x.rate === rate);
+      const p99s = of.map((x) => x.latencyMs.p99);
+      return {
+        rate,
+        rounds: of.length,
+        missing: of.reduce((n, x) => n + x.missing, 0),
+        p50Median: median(of.map((x) => x.latencyMs.p50)),
+        p99Median: median(p99s),
+        p99Min: Math.min(...p99s),
+        p99Max: Math.max(...p99s),
+        cpuMsPerMessageMedian: median(of.map((x) => x.cpu.machineMsPerMessage)),
+        busyShareMedian: median(of.map((x) => x.cpu.busyShare)),
+        meetsP99: of.length === rounds && median(p99s) <= TARGET.p99Ms && of.every((x) => x.missing === 0),
+      };
+    })
+    .filter((x) => x.rounds > 0);
+  const best = summary.filter((x) => x.meetsP99).at(-1);
   const result = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, node: process.version, loadAverage: loadavg() },
     config: {
       rates,
+      rounds,
       durationS: Number(args.duration),
       warmupS: Number(args.warmup),
       shoppers: "one new shopper per message",
       numbers: 50,
     },
+    summary,
     steps,
-    // The highest rate measured whose p99 met the target with every reply in.
+    // The highest rate whose median p99 met the target with every reply in, in every round.
     highestRateMeetingP99: best?.rate ?? 0,
   };
-  const pass = steps.some((x) => x.rate >= TARGET.rate && x.meetsP99);
+  const pass = summary.some((x) => x.rate >= TARGET.rate && x.meetsP99);
   const parts = [...new Set(steps.flatMap((x) => Object.keys(x.cpu.msPerMessageByPart)))].sort();
   const stageNames = [...new Set(steps.flatMap((x) => Object.keys(x.consumerMeanMs)))].sort();
   const f = (n: number) => n.toFixed(1);
   const md = `# Conversation service: ${result.date}
 
-Steps of ${args.duration} s at each rate (after ${args.warmup} s of warm-up), one new shopper per message
+${rounds} round(s) of steps of ${args.duration} s at each rate (after ${args.warmup} s of warm-up), one new shopper per message
 (greeting reply), ${result.machine.cpus} cores, Node ${result.machine.node}, load average before the run
 ${result.machine.loadAverage.map((x) => x.toFixed(2)).join(" ")}. Time from sending the webhook to the reply
 reaching the Graph API stand-in, through ingress, Kafka, the conversation service (claim, state machine,
 commit, outbox), the dispatcher (claim, send, record), with Kafka, FerretDB on PostgreSQL and Redis on
 the same machine.
 
-| rate/s | sent | replied | missing | sent/s | p50 ms | p90 ms | p99 ms | max ms | webhook failures |
-|---|---|---|---|---|---|---|---|---|---|
-${steps
+Summary over the rounds (median round, and the spread of p99):
+
+| rate/s | rounds | missing | p50 ms | p99 ms (median) | p99 ms (min–max) | CPU ms/message | machine busy |
+|---|---|---|---|---|---|---|---|
+${summary
   .map(
     (x) =>
-      `| ${x.rate} | ${x.sent} | ${x.replied} | ${x.missing} | ${x.achievedRate} | ${f(x.latencyMs.p50)} | ${f(x.latencyMs.p90)} | ${f(x.latencyMs.p99)} | ${f(x.latencyMs.max)} | ${JSON.stringify(x.webhookFailures)} |`,
+      `| ${x.rate} | ${x.rounds} | ${x.missing} | ${f(x.p50Median)} | ${f(x.p99Median)} | ${f(x.p99Min)}–${f(x.p99Max)} | ${x.cpuMsPerMessageMedian} | ${Math.round(x.busyShareMedian * 100)} % |`,
   )
   .join("\n")}
 
-Highest rate with p99 ≤ ${TARGET.p99Ms} ms and every reply in: **${result.highestRateMeetingP99 || "none"}/s**.
+Highest rate with median p99 ≤ ${TARGET.p99Ms} ms and every reply in: **${result.highestRateMeetingP99 || "none"}/s**.
 Target p99 ≤ ${TARGET.p99Ms} ms at ${TARGET.rate} messages/s: **${pass ? "PASS" : "MISS"}**.
+
+Each step:
+
+| round | rate/s | sent | replied | missing | sent/s | p50 ms | p90 ms | p99 ms | max ms | webhook failures |
+|---|---|---|---|---|---|---|---|---|---|---|
+${steps
+  .map(
+    (x) =>
+      `| ${x.round} | ${x.rate} | ${x.sent} | ${x.replied} | ${x.missing} | ${x.achievedRate} | ${f(x.latencyMs.p50)} | ${f(x.latencyMs.p90)} | ${f(x.latencyMs.p99)} | ${f(x.latencyMs.max)} | ${JSON.stringify(x.webhookFailures)} |`,
+  )
+  .join("\n")}
 
 CPU per message (ms of CPU, whole machine and by part, over each step's sending and draining; the
 machine has ${result.machine.cpus * 1000} ms of CPU per second, so N ms per message caps it near ${result.machine.cpus * 1000}/N messages/s):
 
-| rate/s | machine busy | machine | ${parts.join(" | ")} |
-|---|---|---|${parts.map(() => "---").join("|")}|
+| round | rate/s | machine busy | machine | ${parts.join(" | ")} |
+|---|---|---|---|${parts.map(() => "---").join("|")}|
 ${steps
   .map(
     (x) =>
-      `| ${x.rate} | ${Math.round(x.cpu.busyShare * 100)} % | ${x.cpu.machineMsPerMessage} | ${parts.map((p) => x.cpu.msPerMessageByPart[p] ?? "–").join(" | ")} |`,
+      `| ${x.round} | ${x.rate} | ${Math.round(x.cpu.busyShare * 100)} % | ${x.cpu.machineMsPerMessage} | ${parts.map((p) => x.cpu.msPerMessageByPart[p] ?? "–").join(" | ")} |`,
   )
   .join("\n")}
 
 Mean time per message in each consumer (ms), from the services' histograms: waiting is from the
 producer's timestamp to the start of handling (the broker, the fetch, the batch ahead of it).
 
-| rate/s | ${stageNames.join(" | ")} |
-|---|${stageNames.map(() => "---").join("|")}|
-${steps.map((x) => `| ${x.rate} | ${stageNames.map((k) => x.consumerMeanMs[k] ?? "–").join(" | ")} |`).join("\n")}
+| round | rate/s | ${stageNames.join(" | ")} |
+|---|---|${stageNames.map(() => "---").join("|")}|
+${steps.map((x) => `| ${x.round} | ${x.rate} | ${stageNames.map((k) => x.consumerMeanMs[k] ?? "–").join(" | ")} |`).join("\n")}
 `;
   process.stdout.write(`${md}\n`);
   if (!args.dry) {
