@@ -89,6 +89,33 @@ async function deadLetters(): Promise<IncomingMessage[]> {
   return found;
 }
 
+/** A topic of its own for one test: `it-<run>.<name>.v1`. */
+async function newTopic(name: string, partitions: number): Promise<string> {
+  const topicName = `it-${run}.${name}.v1`;
+  await kafka.admin.createTopics({
+    topics: [{ topic: topicName, numPartitions: partitions }],
+    waitForLeaders: true,
+  });
+  return topicName;
+}
+
+/** A consumer of `topicName` in `group` (`it-<run>-<group>`), four keys at a time per partition. */
+function member(
+  topicName: string,
+  group: string,
+  handle: (message: IncomingMessage) => Promise<void>,
+): Promise<RunningConsumer> {
+  return startConsumer({
+    kafka: kafka.kafka,
+    groupId: `it-${run}-${group}`,
+    topics: [topicName],
+    producer: kafka.producer,
+    logger,
+    keyConcurrency: 4,
+    handle,
+  });
+}
+
 describe("kafka consumer", () => {
   test("messages of one key are handled in the order they were produced", async () => {
     const keys = ["a", "b", "c", "d"];
@@ -141,28 +168,19 @@ describe("kafka consumer", () => {
   });
 
   test("different keys of one partition are handled at once, each key in order", async () => {
-    const single = `it-${run}.one-partition.v1`;
-    await kafka.admin.createTopics({ topics: [{ topic: single, numPartitions: 1 }], waitForLeaders: true });
+    const single = await newTopic("one-partition", 1);
     const inFlight = new Set<string>();
     let allFourTogether = false;
     const handled: string[] = [];
-    const parallel = await startConsumer({
-      kafka: kafka.kafka,
-      groupId: `it-${run}-parallel`,
-      topics: [single],
-      producer: kafka.producer,
-      logger,
-      keyConcurrency: 4,
-      handle: async (message) => {
-        const value = message.value.toString();
-        inFlight.add(message.key);
-        if (inFlight.size === 4) allFourTogether = true;
-        // The first message of each key waits until all four keys are in hand, which happens only
-        // if the consumer runs them side by side (one at a time, the first would wait forever).
-        if (value.endsWith("-0")) await eventually("four keys in flight", () => allFourTogether);
-        inFlight.delete(message.key);
-        handled.push(value);
-      },
+    const parallel = await member(single, "parallel", async (message) => {
+      const value = message.value.toString();
+      inFlight.add(message.key);
+      if (inFlight.size === 4) allFourTogether = true;
+      // The first message of each key waits until all four keys are in hand, which happens only
+      // if the consumer runs them side by side (one at a time, the first would wait forever).
+      if (value.endsWith("-0")) await eventually("four keys in flight", () => allFourTogether);
+      inFlight.delete(message.key);
+      handled.push(value);
     });
     try {
       for (let i = 0; i < 3; i++) {
@@ -185,27 +203,18 @@ describe("kafka consumer", () => {
   });
 
   test("a message produced while an earlier one is in hand starts without waiting for it", async () => {
-    const single = `it-${run}.ahead.v1`;
-    await kafka.admin.createTopics({ topics: [{ topic: single, numPartitions: 1 }], waitForLeaders: true });
+    const single = await newTopic("ahead", 1);
     let releaseSlow: () => void = () => {};
     const slowHeld = new Promise<void>((resolve) => {
       releaseSlow = resolve;
     });
     const started: string[] = [];
     const finished: string[] = [];
-    const ahead = await startConsumer({
-      kafka: kafka.kafka,
-      groupId: `it-${run}-ahead`,
-      topics: [single],
-      producer: kafka.producer,
-      logger,
-      keyConcurrency: 4,
-      handle: async (message) => {
-        const value = message.value.toString();
-        started.push(value);
-        if (value === "slow") await slowHeld;
-        finished.push(value);
-      },
+    const ahead = await member(single, "ahead", async (message) => {
+      const value = message.value.toString();
+      started.push(value);
+      if (value === "slow") await slowHeld;
+      finished.push(value);
     });
     try {
       await kafka.producer.send(single, [{ key: "s", value: Buffer.from("slow") }]);
@@ -222,24 +231,15 @@ describe("kafka consumer", () => {
   });
 
   test("across a member joining and a restart, every message is handled and the group ends with no lag", async () => {
-    const shared = `it-${run}.rebalance.v1`;
-    await kafka.admin.createTopics({ topics: [{ topic: shared, numPartitions: 4 }], waitForLeaders: true });
+    const shared = await newTopic("rebalance", 4);
     const groupId = `it-${run}-rebalance`;
     const handled = new Map<string, number>();
-    const member = () =>
-      startConsumer({
-        kafka: kafka.kafka,
-        groupId,
-        topics: [shared],
-        producer: kafka.producer,
-        logger,
-        keyConcurrency: 4,
-        handle: async (message) => {
-          // Slow enough that messages are waiting and in hand when the group changes.
-          await new Promise((resolve) => setTimeout(resolve, 5));
-          const value = message.value.toString();
-          handled.set(value, (handled.get(value) ?? 0) + 1);
-        },
+    const join = () =>
+      member(shared, "rebalance", async (message) => {
+        // Slow enough that messages are waiting and in hand when the group changes.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const value = message.value.toString();
+        handled.set(value, (handled.get(value) ?? 0) + 1);
       });
     const produce = async (from: number, to: number) => {
       for (let i = from; i < to; i += 20) {
@@ -252,16 +252,16 @@ describe("kafka consumer", () => {
         );
       }
     };
-    const first = await member();
+    const first = await join();
     let second: RunningConsumer | undefined;
     let third: RunningConsumer | undefined;
     try {
       await produce(0, 200);
-      second = await member();
+      second = await join();
       await produce(200, 400);
       // A member leaving with messages fetched and not yet handled: its successor handles them.
       await first.stop();
-      third = await member();
+      third = await join();
       await produce(400, 600);
       await eventually("all 600 messages handled", () => handled.size === 600, 60_000);
       const expected = Array.from({ length: 600 }, (_, i) => `m${i}`);
