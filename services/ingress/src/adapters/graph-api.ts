@@ -105,7 +105,7 @@ export class GraphApiClient {
           ...injectContext(),
         };
         const signal = AbortSignal.timeout(this.#options.timeoutMs);
-        let response: { status: number; ok: boolean; text: () => Promise<string> };
+        let response: { status: number; text: () => Promise<string> };
         try {
           if (typeof payload === "string") {
             const answer = await request(url, {
@@ -115,15 +115,11 @@ export class GraphApiClient {
               signal,
               dispatcher: this.#agent,
             });
-            response = {
-              status: answer.statusCode,
-              ok: answer.statusCode >= 200 && answer.statusCode < 300,
-              text: () => answer.body.text(),
-            };
+            response = { status: answer.statusCode, text: () => answer.body.text() };
           } else {
             // A multipart upload (rare, large): fetch builds the form's body.
             const answer = await fetch(url, { method: "POST", headers: allHeaders, body: payload, signal });
-            response = { status: answer.status, ok: answer.ok, text: () => answer.text() };
+            response = { status: answer.status, text: () => answer.text() };
           }
         } catch (error) {
           // Refused, reset or timed out: nothing says Meta did not get it, but nothing says it did.
@@ -141,7 +137,8 @@ export class GraphApiClient {
         } catch {
           // A proxy's HTML error page, say: the status decides what happens next.
         }
-        if (!response.ok) {
+        // fetch's `ok`: any 2xx.
+        if (response.status < 200 || response.status > 299) {
           const code = body.error?.code;
           if (code !== undefined) span.setAttribute("whatsapp.error.code", code);
           throw new GraphApiError(
