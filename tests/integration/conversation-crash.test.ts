@@ -66,17 +66,21 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 let shoppers = 0;
-async function hello(): Promise<{ waId: string; wamid: string; conversationId: string }> {
-  shoppers += 1;
-  const waId = `3470${String(shoppers).padStart(6, "0")}`;
-  const wamid = `wamid.crash.${run}.${shoppers}`;
-  const body = JSON.stringify(textWebhook("I want a gift", { waId, phoneNumberId: "PNJ", wamid }));
+async function post(text: string, waId: string, wamid: string): Promise<void> {
+  const body = JSON.stringify(textWebhook(text, { waId, phoneNumberId: "PNJ", wamid }));
   const response = await fetch(ingress.endpoints.webhook ?? "", {
     method: "POST",
     headers: { "content-type": "application/json", "x-hub-signature-256": signWebhook(body, SECRET) },
     body,
   });
   assert.equal(response.status, 200);
+}
+
+async function hello(): Promise<{ waId: string; wamid: string; conversationId: string }> {
+  shoppers += 1;
+  const waId = `3470${String(shoppers).padStart(6, "0")}`;
+  const wamid = `wamid.crash.${run}.${shoppers}`;
+  await post("I want a gift", waId, wamid);
   return { waId, wamid, conversationId: `PNJ:${waId}` };
 }
 
@@ -125,34 +129,32 @@ after(async () => {
 
 describe("the conversation consumer killed mid-message and restarted", () => {
   test("killed between the claim and the commit: the message takes effect once, one reply", async () => {
+    // A conversation's first message is claimed by the conversation's insert, its commit; a later
+    // message claims its version first (conversation_versions), then updates the conversation.
     const crashing = await startConversation({ CONVERSATION_CRASH_AT: "after_claim" });
     const shopper = await hello();
+    await eventually("the greeting", () => repliesTo(shopper.waId).length === 1, 30_000);
+    const second = `${shopper.wamid}.name`;
+    await post("Ana", shopper.waId, second);
     assert.equal(await exited(crashing), "SIGKILL");
-    const claim = await db.collection("conversation_inbound_claims").findOne({ _id: shopper.wamid as never });
-    assert.ok(claim, "the claim was written before the crash");
-    assert.equal(
-      await db.collection("conversation_applied_events").findOne({ _id: shopper.wamid as never }),
-      null,
-      "not recorded applied",
-    );
-    assert.equal(
-      await db.collection("conversation_conversations").findOne({ _id: shopper.conversationId as never }),
-      null,
-      "nothing committed before the crash",
-    );
-    assert.equal(repliesTo(shopper.waId).length, 0);
+    const claim = await db
+      .collection("conversation_versions")
+      .findOne({ _id: `${shopper.conversationId}#2` as never });
+    assert.equal(claim?.eventId, second, "the version was claimed before the crash");
+    const conversations = db.collection("conversation_conversations");
+    const before = await conversations.findOne({ _id: shopper.conversationId as never });
+    assert.equal(before?.version, 1, "nothing committed before the crash");
+    assert.equal(repliesTo(shopper.waId).length, 1, "no reply to the second message yet");
 
     const restarted = await startConversation();
     try {
-      await eventually("the greeting after the restart", () => repliesTo(shopper.waId).length > 0, 60_000);
+      await eventually("the reply after the restart", () => repliesTo(shopper.waId).length > 1, 60_000);
       await new Promise((done) => setTimeout(done, 1500));
-      assert.equal(repliesTo(shopper.waId).length, 1, "exactly one reply");
-      const doc = await db
-        .collection("conversation_conversations")
-        .findOne({ _id: shopper.conversationId as never });
-      assert.deepEqual(doc?.appliedEventIds, [shopper.wamid]);
-      assert.equal(doc?.version, 1, "applied once");
-      assert.equal(doc?.conversation.state, "awaiting_recipient");
+      assert.equal(repliesTo(shopper.waId).length, 2, "exactly one reply to the second message");
+      const doc = await conversations.findOne({ _id: shopper.conversationId as never });
+      assert.deepEqual(doc?.appliedEventIds, [shopper.wamid, second]);
+      assert.equal(doc?.version, 2, "applied once");
+      assert.equal(doc?.conversation.state, "awaiting_theme");
     } finally {
       await stop(restarted);
     }
@@ -176,6 +178,7 @@ describe("the conversation consumer killed mid-message and restarted", () => {
       const doc = await conversations.findOne({ _id: shopper.conversationId as never });
       assert.equal(doc?.version, 1, "not applied a second time");
       assert.deepEqual(doc?.appliedEventIds, [shopper.wamid]);
+      assert.equal(doc?.firstEventId, shopper.wamid);
     } finally {
       await stop(restarted);
     }

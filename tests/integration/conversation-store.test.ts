@@ -2,8 +2,6 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import {
-  APPLIED,
-  CLAIMS,
   CONVERSATIONS,
   type ConversationDoc,
   ConversationStore,
@@ -17,7 +15,7 @@ import { type Db, MongoClient } from "mongodb";
 /**
  * The conversation store on the real MongoDB-wire server: the version check (concurrent writers of
  * one conversation, a writer that died between claiming a version and writing it) and the claim of
- * an inbound event with its applied record.
+ * each event (a conversation's insert for its first, a version claim for the others).
  */
 let infra: Infra;
 let mongo: MongoClient;
@@ -33,7 +31,6 @@ before(async () => {
 });
 
 after(async () => {
-  await store?.close();
   await mongo?.close();
   await infra?.stop();
 });
@@ -62,7 +59,7 @@ test("of ten writers holding the same version, exactly one writes the next", asy
   const results = await Promise.all(
     Array.from({ length: 10 }, (_, i) => store.commit(v1, next(id, `state-${i}`), `${id}-e${i + 1}`, [], at)),
   );
-  const winners = results.flatMap((r, i) => (r === undefined ? [] : [i]));
+  const winners = results.flatMap((r, i) => (r === "conflict" ? [] : [i]));
   assert.equal(winners.length, 1, `winners: ${JSON.stringify(results)}`);
   assert.equal(results[winners[0] ?? -1], 2);
   const doc = await store.load(id);
@@ -78,6 +75,7 @@ test("a version claimed by a writer that died before writing it is finished by t
   await db.collection(VERSIONS).insertOne({
     _id: `${id}#2` as never,
     conversationId: id,
+    eventId: `${id}-dead`,
     write: {
       conversation: { state: "from-the-dead" },
       appliedEventIds: [`${id}-e0`, `${id}-dead`],
@@ -85,7 +83,11 @@ test("a version claimed by a writer that died before writing it is finished by t
     },
     at,
   });
-  assert.equal(await store.commit(v1, next(id, "late"), `${id}-late`, [], at), undefined, "lost the version");
+  assert.equal(
+    await store.commit(v1, next(id, "late"), `${id}-late`, [], at),
+    "conflict",
+    "lost the version",
+  );
   const doc = await db.collection<ConversationDoc>(CONVERSATIONS).findOne({ _id: id });
   assert.equal(doc?.version, 2);
   assert.equal((doc?.conversation as unknown as { state: string } | undefined)?.state, "from-the-dead");
@@ -93,58 +95,80 @@ test("a version claimed by a writer that died before writing it is finished by t
   assert.equal(await store.commit(doc, next(id, "late"), `${id}-late`, [], at), 3);
 });
 
-test("an event's claim: new once, unfinished until recorded applied, applied after", async () => {
+test("an event whose writer died between its version claim and its update: the redelivery finishes that write, once", async () => {
   const id = `c-${randomUUID()}`;
-  const [first, second] = [`wamid.${randomUUID()}`, `wamid.${randomUUID()}`];
-  assert.equal(await store.claim(first, id, at), "new");
-  assert.equal(await store.claim(first, id, at), "unfinished", "claimed, not recorded applied");
-  assert.equal(await store.claim(second, id, at), "new");
-  store.markApplied(first, id, at);
-  store.markApplied(second, id, at);
-  // A redelivered event recorded twice: its insert fails alone, the other still lands.
-  store.markApplied(first, id, at);
-  await store.flush();
-  assert.equal(await store.claim(first, id, at), "applied");
-  assert.equal(await store.claim(second, id, at), "applied");
-  assert.equal(await db.collection(APPLIED).countDocuments({ conversationId: id }), 2);
+  const v1 = await created(id);
+  const eventId = `${id}-e1`;
+  // What the writer of eventId leaves when it dies right after claiming version 2.
+  await db.collection(VERSIONS).insertOne({
+    _id: `${id}#2` as never,
+    conversationId: id,
+    eventId,
+    write: { conversation: { state: "named" }, appliedEventIds: [`${id}-e0`, eventId], version: 2 },
+    at,
+  });
+  // The redelivery, deciding afresh on version 1, may reach another state; the claimed write wins.
+  assert.equal(await store.commit(v1, next(id, "named-again"), eventId, [], at), "duplicate");
+  const doc = await store.load(id);
+  assert.equal(doc?.version, 2);
+  assert.equal((doc?.conversation as unknown as { state: string } | undefined)?.state, "named");
+  assert.deepEqual(doc?.appliedEventIds, [`${id}-e0`, eventId]);
 });
 
-test("a claim marked applied by an earlier version (appliedAt on the claim) still counts as applied", async () => {
-  const eventId = `wamid.${randomUUID()}`;
-  await db
-    .collection(CLAIMS)
-    .insertOne({ _id: eventId as never, conversationId: "c-old", claimedAt: at, appliedAt: at });
-  assert.equal(await store.claim(eventId, "c-old", at), "applied");
+test("an event applied longer ago than the conversation remembers is still a duplicate", async () => {
+  const id = `c-${randomUUID()}`;
+  let doc = await created(id);
+  for (let i = 1; i <= 60; i++) {
+    const version = await store.commit(doc, next(id, `state-${i}`), `${id}-e${i}`, [], at);
+    assert.equal(version, i + 1);
+    doc = (await store.load(id)) as ConversationDoc;
+  }
+  assert.equal(doc.appliedEventIds.length, 50, "the conversation remembers the latest 50");
+  assert.ok(!doc.appliedEventIds.includes(`${id}-e1`) && !doc.appliedEventIds.includes(`${id}-e0`));
+  // e1's version claim refuses it; e0, the first, is the conversation's own.
+  assert.equal(await store.commit(doc, next(id, "again"), `${id}-e1`, [], at), "duplicate");
+  assert.equal(await store.commit(doc, next(id, "again"), `${id}-e0`, [], at), "duplicate");
+  assert.equal((await store.load(id))?.version, 61, "nothing written");
+  // A new event still goes through.
+  assert.equal(await store.commit(doc, next(id, "new"), `${id}-e61`, [], at), 62);
 });
 
 test("a cached version another replica has moved past: the commit built on it loses, after a reload it wins", async () => {
   const id = `c-${randomUUID()}`;
   const here = new ConversationStore(db);
   const there = new ConversationStore(db);
-  try {
-    assert.equal(await here.commit(null, next(id, "greeted"), `${id}-e0`, [], at), 1);
-    const stale = here.cached(id);
-    assert.equal(stale?.version, 1, "the writer remembers what it wrote");
-    const current = await there.load(id);
-    assert.equal(await there.commit(current, next(id, "named"), `${id}-e1`, [], at), 2);
-    assert.equal(await here.commit(stale ?? null, next(id, "themed"), `${id}-e2`, [], at), undefined);
-    assert.equal(here.cached(id), undefined, "a lost commit forgets the stale copy");
-    const reloaded = await here.load(id);
-    assert.equal(reloaded?.version, 2);
-    assert.equal(await here.commit(reloaded, next(id, "themed"), `${id}-e2`, [], at), 3);
-    const doc = await here.load(id);
-    assert.equal((doc?.conversation as unknown as { state: string } | undefined)?.state, "themed");
-    assert.deepEqual(doc?.appliedEventIds, [`${id}-e0`, `${id}-e1`, `${id}-e2`]);
-  } finally {
-    await here.close();
-    await there.close();
-  }
+  assert.equal(await here.commit(null, next(id, "greeted"), `${id}-e0`, [], at), 1);
+  const stale = here.cached(id);
+  assert.equal(stale?.version, 1, "the writer remembers what it wrote");
+  const current = await there.load(id);
+  assert.equal(await there.commit(current, next(id, "named"), `${id}-e1`, [], at), 2);
+  assert.equal(await here.commit(stale ?? null, next(id, "themed"), `${id}-e2`, [], at), "conflict");
+  assert.equal(here.cached(id), undefined, "a lost commit forgets the stale copy");
+  const reloaded = await here.load(id);
+  assert.equal(reloaded?.version, 2);
+  assert.equal(await here.commit(reloaded, next(id, "themed"), `${id}-e2`, [], at), 3);
+  const doc = await here.load(id);
+  assert.equal((doc?.conversation as unknown as { state: string } | undefined)?.state, "themed");
+  assert.deepEqual(doc?.appliedEventIds, [`${id}-e0`, `${id}-e1`, `${id}-e2`]);
+});
+
+test("one event applied by two writers at once (a rebalance overlap): one writes it, the other learns it is a duplicate", async () => {
+  const id = `c-${randomUUID()}`;
+  const v1 = await created(id);
+  const results = await Promise.all([
+    store.commit(v1, next(id, "named-here"), `${id}-e1`, [], at),
+    new ConversationStore(db).commit(v1, next(id, "named-there"), `${id}-e1`, [], at),
+  ]);
+  assert.deepEqual([...results].sort(), [2, "duplicate"].sort());
+  const doc = await store.load(id);
+  assert.equal(doc?.version, 2);
+  assert.deepEqual(doc?.appliedEventIds, [`${id}-e0`, `${id}-e1`]);
 });
 
 test("a commit that takes a conversation for new when it exists loses, and changes nothing", async () => {
   const id = `c-${randomUUID()}`;
   await created(id);
-  assert.equal(await store.commit(null, next(id, "greeted-again"), `${id}-again`, [], at), undefined);
+  assert.equal(await store.commit(null, next(id, "greeted-again"), `${id}-again`, [], at), "conflict");
   const doc = await store.load(id);
   assert.equal(doc?.version, 1);
   assert.deepEqual(doc?.appliedEventIds, [`${id}-e0`]);

@@ -242,22 +242,3 @@ describe("gift journeys", () => {
     assert.match((await iv.next())[0]?.text ?? "", /Cancelled/);
   });
 });
-
-// Real crashes (the process killed after its claim, or after its commit) are in conversation-crash.test.ts.
-describe("crash safety", () => {
-  test("a message claimed by a consumer that died before committing takes effect exactly once", async () => {
-    const jo = new Shopper();
-    const wamid = `wamid.${run}.${jo.waId}.1`;
-    // What a consumer leaves behind when it is killed right after its claim.
-    await db
-      .collection("conversation_inbound_claims")
-      .insertOne({ _id: wamid as never, conversationId: jo.conversationId, claimedAt: new Date() });
-    await jo.say("hello");
-    assert.match((await jo.next())[0]?.text ?? "", /Who is this gift for/);
-    const doc = await db
-      .collection("conversation_conversations")
-      .findOne({ _id: jo.conversationId as never });
-    assert.deepEqual(doc?.appliedEventIds, [wamid]);
-    await jo.quiet();
-  });
-});

@@ -153,7 +153,6 @@ describe("conversation_stuck_generating", () => {
   });
 
   after(async () => {
-    await store?.close();
     await mongo?.close();
     await infra?.stop();
   });

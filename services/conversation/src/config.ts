@@ -28,8 +28,9 @@ export const schema = baseSchema.extend({
   // (a stale one costs a lost commit and a read, never a wrong write). 0 turns it off.
   CONVERSATION_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
   // Crash-testing only: the process SIGKILLs itself at this step of applying a shopper's message
-  // (after its claim, or after its commit and before publishing), as a crash would. Never set it
-  // in a deployment; tests/integration/conversation-crash.test.ts uses it.
+  // (after its version claim and before its update, a step a conversation's first message does not
+  // have; or after its commit and before publishing), as a crash would. Never set it in a
+  // deployment; tests/integration/conversation-crash.test.ts uses it.
   CONVERSATION_CRASH_AT: z.enum(["after_claim", "after_commit"]).optional(),
 });
 

@@ -88,6 +88,5 @@ export async function startConversationService(
     clearInterval(poller);
     await polling;
     await consumer.stop();
-    await store.close();
   });
 }

@@ -24,8 +24,15 @@ export interface ConversationDoc {
   /** Bumped by every write; a write that expects another version lost a race and is redone. */
   version: number;
   /**
-   * Inbound events whose effect is already in this document. Written in the same update as the
-   * state, so a crash can never leave the state changed but the event unmarked.
+   * The event that created the conversation (version 1). Its insert, unique by `_id`, is that
+   * event's claim; every later event is claimed by its VersionDoc. Kept for good, unlike
+   * `appliedEventIds`, so a redelivery of it is known however late it comes.
+   */
+  firstEventId?: string;
+  /**
+   * The latest inbound events whose effect is already in this document (at most APPLIED_MEMORY).
+   * Written in the same update as the state, so a crash can never leave the state changed but the
+   * event unmarked. Older ones are known by their VersionDoc.
    */
   appliedEventIds: string[];
   /**
@@ -60,42 +67,13 @@ export interface Timer {
   dueAt: Date;
 }
 
-/**
- * The first record of an inbound event. Idempotency key: InboundEvent.event_id (the wamid), enforced
- * by the unique `_id` index of `conversation_inbound_claims`. Whether the event's effect is durable
- * is recorded apart, in `conversation_applied_events` (AppliedDoc), so a redelivery after that is
- * dropped with one more lookup.
- */
-interface ClaimDoc {
-  _id: string;
-  conversationId: string;
-  claimedAt: Date;
-  /** Set by versions before `conversation_applied_events`: such a claim counts as applied. */
-  appliedAt?: Date;
-}
-
-/**
- * An inbound event whose effect is durable in its conversation: `_id` the event id (unique), written
- * after the conversation document. An insert, not an update of the claim: FerretDB runs a batch of
- * inserts as one statement (~0.1 ms of CPU per event in batches of 10) but every update alone as a
- * read and a rewrite (~0.8 ms each, batched or not), measured in docs/infrastructure.md.
- */
-interface AppliedDoc {
-  _id: string;
-  conversationId: string;
-  at: Date;
-}
-
 export const CONVERSATIONS = "conversation_conversations";
-export const CLAIMS = "conversation_inbound_claims";
-export const APPLIED = "conversation_applied_events";
 export const VERSIONS = "conversation_versions";
 
-/** How many applied event ids a conversation remembers; a redelivery older than that is caught by the claim. */
+/** How many applied event ids a conversation remembers; older ones are found by their VersionDoc. */
 const APPLIED_MEMORY = 50;
 
 export const conversationIndexes: CollectionIndexes[] = [
-  { collection: CLAIMS, indexes: [{ key: { conversationId: 1 }, name: "conversationId" }] },
   {
     collection: CONVERSATIONS,
     indexes: [
@@ -103,84 +81,62 @@ export const conversationIndexes: CollectionIndexes[] = [
       { key: { timersPending: 1, nextTimerAt: 1 }, name: "timersPending_nextTimerAt" },
     ],
   },
+  {
+    collection: VERSIONS,
+    // Sparse: version claims written before they carried their event have none (on MongoDB a
+    // plain unique index would take all of those for one duplicate missing value).
+    indexes: [{ key: { eventId: 1 }, name: "eventId", unique: true, sparse: true }],
+  },
 ];
 
-export type ClaimResult = "new" | "applied" | "unfinished";
-
-/**
- * Recording an event applied is not on the message's path (the conversation document already holds
- * the event among its latest ones), so the records are queued and inserted together, unordered. A
- * lost one matters only to a redelivery after the conversation's memory of the event (APPLIED_MEMORY
- * newer events) is gone; a record already there (a redelivered event) fails alone.
- */
-class DeferredMarks {
-  readonly #applied: Collection<AppliedDoc>;
-  readonly #delayMs: number;
-  #docs: AppliedDoc[] = [];
-  #timer: NodeJS.Timeout | undefined;
-  #flushing: Promise<void> = Promise.resolve();
-
-  constructor(applied: Collection<AppliedDoc>, delayMs: number) {
-    this.#applied = applied;
-    this.#delayMs = delayMs;
-  }
-
-  markApplied(eventId: string, conversationId: string, at: Date): void {
-    this.#docs.push({ _id: eventId, conversationId, at });
-    this.#timer ??= setTimeout(() => {
-      this.#timer = undefined;
-      void this.flush();
-    }, this.#delayMs);
-  }
-
-  /** Sends what is queued; resolves when it (and any flush before it) is written. */
-  flush(): Promise<void> {
-    const docs = this.#docs;
-    this.#docs = [];
-    this.#flushing = this.#flushing.then(async () => {
-      // Best effort by design (see above): a failure is not retried, and a duplicate is expected.
-      if (docs.length > 0) await this.#applied.insertMany(docs, { ordered: false }).catch(() => {});
-    });
-    return this.#flushing;
-  }
-
-  async close(): Promise<void> {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.flush();
-  }
+/** Whether the conversation has applied the event (for the events it remembers, see APPLIED_MEMORY). */
+export function hasApplied(doc: ConversationDoc, eventId: string): boolean {
+  return doc.firstEventId === eventId || doc.appliedEventIds.includes(eventId);
 }
 
 /**
- * The claim on one version of a conversation: `_id` "<conversation id>#<version>", unique, so one
- * writer alone may produce each version. It carries the whole write, so a writer that dies between
- * its claim and its update is finished by the next one to try that version.
+ * What a commit did: the version it wrote; "conflict", another writer holds the conversation's next
+ * version (reload and decide again); or "duplicate", the event is applied already, by an earlier
+ * version (whose write the commit finished, were it left unfinished).
+ */
+export type CommitOutcome = number | "conflict" | "duplicate";
+
+/**
+ * The claim on one version of a conversation and on the event it applies: `_id` "<conversation
+ * id>#<version>", unique, so one writer alone may produce each version; `eventId`, unique, so each
+ * event is applied by one version alone. It is the event's idempotency key (InboundEvent.event_id,
+ * the wamid, or the ids derived for results, payment events and timers; the first event of a
+ * conversation is claimed by the conversation's own insert, see `firstEventId`). It carries the
+ * whole write, so a writer that dies between its claim and its update is finished by the next one
+ * to try that version, or by the redelivery of its event.
  *
  * Why not only the `{_id, version}` filter of the update: FerretDB evaluates an update's filter on
  * a read and then replaces the document by `_id` in a second statement, so two writers holding the
  * same version can both "match" and the later one silently undoes the earlier (measured: 2 to 5 of 5
  * concurrent conditional updates succeeded). A unique index is enforced by the storage itself.
+ *
+ * Why the event's claim is here and not a record of its own: one insert per event instead of three
+ * (a claim before, the version's, an applied record after), and one grouped insert less to wait for
+ * on each message's path. FerretDB spends about as much CPU on a statement as on its rows
+ * (docs/infrastructure.md).
  */
 interface VersionDoc {
   _id: string;
   conversationId: string;
+  eventId: string;
   write: Partial<ConversationDoc>;
   at: Date;
 }
 
 export class ConversationStore {
   readonly #conversations: Collection<ConversationDoc>;
-  readonly #claims: Collection<ClaimDoc>;
   /**
-   * Inserts of events handled at once (other conversations, other partitions) go together: claims,
-   * new conversations, version claims. Updates cannot (FerretDB runs each alone).
+   * Inserts of events handled at once (other conversations, other partitions) go together: new
+   * conversations, version claims. Updates cannot (FerretDB runs each alone).
    */
-  readonly #claimInserts: GroupInserter<ClaimDoc>;
   readonly #conversationInserts: GroupInserter<ConversationDoc>;
   readonly #versionInserts: GroupInserter<VersionDoc>;
-  readonly #applied: Collection<AppliedDoc>;
   readonly #versions: Collection<VersionDoc>;
-  readonly #deferred: DeferredMarks;
   /**
    * The latest version of each conversation this store read or wrote, most recent last, at most
    * `cacheSize`. A guess, not a truth: another replica may have written since, and then the commit
@@ -191,48 +147,16 @@ export class ConversationStore {
   readonly #cacheSize: number;
 
   /**
-   * `deferMs`: how long applied-marks wait to be sent together (see DeferredMarks); `cacheSize`: how
-   * many conversations `cached` remembers (0: none); `insertIntervalMs`: the grouped inserts'
-   * spacing (GroupInserter).
+   * `cacheSize`: how many conversations `cached` remembers (0: none); `insertIntervalMs`: the
+   * grouped inserts' spacing (GroupInserter).
    */
-  constructor(db: Db, options: { deferMs?: number; cacheSize?: number; insertIntervalMs?: number } = {}) {
+  constructor(db: Db, options: { cacheSize?: number; insertIntervalMs?: number } = {}) {
     this.#cacheSize = options.cacheSize ?? 10_000;
     this.#conversations = db.collection<ConversationDoc>(CONVERSATIONS);
-    this.#claims = db.collection<ClaimDoc>(CLAIMS);
-    this.#applied = db.collection<AppliedDoc>(APPLIED);
     this.#versions = db.collection<VersionDoc>(VERSIONS);
     const grouped = { minIntervalMs: options.insertIntervalMs ?? 0 };
-    this.#claimInserts = new GroupInserter(this.#claims, grouped);
     this.#conversationInserts = new GroupInserter(this.#conversations, grouped);
     this.#versionInserts = new GroupInserter(this.#versions, grouped);
-    this.#deferred = new DeferredMarks(this.#applied, options.deferMs ?? 20);
-  }
-
-  /** Writes what is queued; the service calls it on shutdown, tests to observe the records. */
-  flush(): Promise<void> {
-    return this.#deferred.flush();
-  }
-
-  close(): Promise<void> {
-    return this.#deferred.close();
-  }
-
-  /**
-   * "new": first delivery. "applied": seen and done. "unfinished": claimed before, but not recorded
-   * applied (the process stopped first, or the record is still queued); the conversation document
-   * says whether the effect happened.
-   */
-  async claim(eventId: string, conversationId: string, at: Date): Promise<ClaimResult> {
-    if ((await this.#claimInserts.insert({ _id: eventId, conversationId, claimedAt: at })) === "inserted")
-      return "new";
-    if (await this.#applied.findOne({ _id: eventId }, { projection: { _id: 1 } })) return "applied";
-    const existing = await this.#claims.findOne({ _id: eventId });
-    return existing?.appliedAt ? "applied" : "unfinished";
-  }
-
-  /** Queued (DeferredMarks): the event's effect is already durable in its conversation. */
-  markApplied(eventId: string, conversationId: string, at: Date): void {
-    this.#deferred.markApplied(eventId, conversationId, at);
   }
 
   /** The conversation as stored now; remembered for `cached`. */
@@ -261,8 +185,8 @@ export class ConversationStore {
 
   /**
    * Writes the new state, marks the event applied and stores its pending outgoing events, all in one
-   * single-document write guarded by the version read. Returns the new version, or undefined when
-   * another writer got there first; the caller reloads and decides again.
+   * single-document write guarded by the version read, after claiming that version and the event
+   * (VersionDoc). `afterClaim` runs between the claim and the write (crash tests). See CommitOutcome.
    */
   async commit(
     previous: ConversationDoc | null,
@@ -278,7 +202,9 @@ export class ConversationStore {
     eventId: string,
     outbox: StoredOutboxEntry[],
     at: Date,
-  ): Promise<number | undefined> {
+    afterClaim?: () => void,
+  ): Promise<CommitOutcome> {
+    if (previous && hasApplied(previous, eventId)) return "duplicate";
     const appliedEventIds = [...(previous?.appliedEventIds ?? []), eventId].slice(-APPLIED_MEMORY);
     // The caller decides which of the previous version's entries still need publishing.
     const pending = outbox;
@@ -300,16 +226,18 @@ export class ConversationStore {
         phoneNumberId: next.phoneNumberId,
         shopperId: next.shopperId,
         version: 1,
+        firstEventId: eventId,
         appliedEventIds,
         outbox: pending,
         ...timing,
         createdAt: at,
         updatedAt: at,
       };
-      // A duplicate: another writer created it first; the caller reloads and decides again.
+      // A duplicate: the conversation exists (another writer created it first, or this very event
+      // did); the caller reloads, and the stored conversation says which.
       const created = await this.#conversationInserts.insert(doc);
       this.#remember(next.conversationId, created === "inserted" ? doc : undefined);
-      return created === "inserted" ? 1 : undefined;
+      return created === "inserted" ? 1 : "conflict";
     }
     const version = previous.version + 1;
     const write: Partial<ConversationDoc> = {
@@ -324,22 +252,26 @@ export class ConversationStore {
     const claimed = await this.#versionInserts.insert({
       _id: claim,
       conversationId: previous._id,
+      eventId,
       write,
       at,
     });
     if (claimed === "duplicate") {
       this.#remember(previous._id, undefined);
-      // Another writer owns this version. Finish its write in case it died before making it (the
-      // same content, so doing it twice is harmless), then let the caller reload and decide again.
+      // Another writer owns this version, or an earlier version applied this event (the two unique
+      // indexes; the error does not say which). The version's owner is finished in case it died
+      // before writing (the same content, so doing it twice is harmless). If no one owns it, the
+      // event's claim is what refused us: it was applied by a version no later than `previous`
+      // (a later one would need this one to exist), so it is in the conversation already.
       const winner = await this.#versions.findOne({ _id: claim });
-      if (winner) {
-        await this.#conversations.updateOne(
-          { _id: previous._id, version: previous.version },
-          { $set: winner.write },
-        );
-      }
-      return undefined;
+      if (!winner) return "duplicate";
+      await this.#conversations.updateOne(
+        { _id: previous._id, version: previous.version },
+        { $set: winner.write },
+      );
+      return winner.eventId === eventId ? "duplicate" : "conflict";
     }
+    afterClaim?.();
     // Ours alone: whoever else writes this version writes exactly this (see VersionDoc).
     await this.#conversations.updateOne({ _id: previous._id, version: previous.version }, { $set: write });
     this.#remember(previous._id, { ...previous, ...write });

@@ -15,6 +15,7 @@ import { Counter, type Registry } from "prom-client";
 import {
   type ConversationDoc,
   type ConversationStore,
+  hasApplied,
   type OutboxEntry,
   outboxValue,
   type Timer,
@@ -47,7 +48,11 @@ export interface ConversationHandlerDeps {
   logger: Logger;
   registry: Registry;
   now?: () => Date;
-  /** Crash-testing: called at each step of applying a message (see CONVERSATION_CRASH_AT). */
+  /**
+   * Crash-testing: called at each step of applying a message (see CONVERSATION_CRASH_AT).
+   * "after_claim" comes between the version claim and the update, so never for a conversation's
+   * first message, whose claim is its insert.
+   */
   onStep?: (step: "after_claim" | "after_commit") => void;
 }
 
@@ -72,12 +77,15 @@ interface Arrival {
  * results, payment events and fired watchdogs — exactly once, through the pure state machine.
  *
  * Idempotency key: the event id (the wamid for messages; "generation:<round>:<outcome>",
- * "payment:<order>:<outcome>", "timer:<id>" for the rest). Enforced by the unique `_id` index of
- * `conversation_inbound_claims` (first sight) and by `appliedEventIds` in the conversation document,
- * written in the same single-document update as the new state, its timers and its outbox. A crash
- * at any point replays safely: before that write nothing happened; after it, the redelivery finds
- * the event applied and only publishes what the outbox still holds. Outgoing ids are derived from
- * the event id, so the dispatcher, the generation service and the payment service deduplicate too.
+ * "payment:<order>:<outcome>", "timer:<id>" for the rest). Enforced by the unique `eventId` index of
+ * `conversation_versions`, whose document claims the version that applies the event and carries its
+ * write (a conversation's first event: the conversation's unique `_id`, see `firstEventId`), and
+ * by `appliedEventIds` in the conversation document, written in the same single-document update as
+ * the new state, its timers and its outbox. A crash at any point replays safely: before the claim
+ * nothing happened; between the claim and the update, the redelivery finishes the claimed write;
+ * after it, the redelivery finds the event applied and only publishes what the outbox still holds.
+ * Outgoing ids are derived from the event id, so the dispatcher, the generation service and the
+ * payment service deduplicate too.
  */
 export function createConversationHandler(deps: ConversationHandlerDeps) {
   const now = deps.now ?? (() => new Date());
@@ -134,6 +142,13 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     if (relayed.size > RELAYED_MEMORY) relayed.delete(relayed.keys().next().value ?? "");
   }
 
+  /** An event applied before: counted, and whatever its conversation's outbox may still hold is published. */
+  async function duplicate(doc: ConversationDoc, kind: string, eventId: string): Promise<void> {
+    handled.inc({ kind, outcome: "duplicate" });
+    trace.getActiveSpan()?.addEvent("duplicate", { "event.id": redact(eventId) });
+    if (relayed.get(doc._id) !== doc.version) await relay(doc._id, doc.version, doc.outbox);
+  }
+
   async function apply(arrival: Arrival): Promise<void> {
     const at = now();
     const kind =
@@ -142,40 +157,28 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     if (active?.isRecording()) active.setAttributes(conversationAttributes(arrival.conversationId));
     // What to build on, without a read when possible: the version this process last wrote or read
     // (deps.store.cached); for a shopper's message with none, no conversation yet (a new shopper),
-    // whose insert fails if one exists after all. Either guess, if wrong, loses its commit, and the
-    // loop below reloads. Other events need the stored conversation ("no record" ignores them).
-    // The claim and the read do not depend on each other: one round trip of waiting, not two.
+    // whose insert fails if one exists after all. Either guess, if wrong, loses its commit (the
+    // version claim or the insert refuses it), and the loop below reloads. Other events need the
+    // stored conversation ("no record" ignores them).
     const cached = deps.store.cached(arrival.conversationId);
-    const guess = cached ?? (arrival.event.type === "message" ? null : undefined);
-    const [claim, read] = await Promise.all([
-      deps.store.claim(arrival.eventId, arrival.conversationId, at),
-      guess === undefined ? deps.store.load(arrival.conversationId) : undefined,
-    ]);
-    // Whether the event was applied already is for the stored conversation to say, not a guess.
-    const firstRead =
-      read !== undefined
-        ? read
-        : claim === "new"
-          ? (guess ?? null)
-          : await deps.store.load(arrival.conversationId);
-    if (arrival.event.type === "message") deps.onStep?.("after_claim");
+    let doc: ConversationDoc | null =
+      cached ?? (arrival.event.type === "message" ? null : await deps.store.load(arrival.conversationId));
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
-      const doc = conflicts === 0 ? firstRead : await deps.store.load(arrival.conversationId);
-      if (claim === "applied" || doc?.appliedEventIds.includes(arrival.eventId)) {
-        handled.inc({ kind, outcome: "duplicate" });
-        trace.getActiveSpan()?.addEvent("duplicate", { "event.id": redact(arrival.eventId) });
-        if (doc && relayed.get(doc._id) !== doc.version) await relay(doc._id, doc.version, doc.outbox);
-        deps.store.markApplied(arrival.eventId, arrival.conversationId, at);
+      if (conflicts > 0) doc = await deps.store.load(arrival.conversationId);
+      // A conversation, stored or remembered, that lists the event has applied it: versions only
+      // grow. One that does not may be stale, or the event older than its memory: the commit's
+      // claim on the event (VersionDoc) decides.
+      if (doc && hasApplied(doc, arrival.eventId)) {
+        await duplicate(doc, kind, arrival.eventId);
+        return;
+      }
+      if (!doc && arrival.event.type !== "message") {
+        // A result for a conversation we have no record of: nothing to apply it to.
+        handled.inc({ kind, outcome: "ignored" });
         return;
       }
       const phoneNumberId = doc?.phoneNumberId ?? arrival.phoneNumberId;
       const shopperId = doc?.shopperId || arrival.shopperId;
-      if (!doc && arrival.event.type !== "message") {
-        // A result for a conversation we have no record of: nothing to apply it to.
-        handled.inc({ kind, outcome: "ignored" });
-        deps.store.markApplied(arrival.eventId, arrival.conversationId, at);
-        return;
-      }
       const shop = shopFor(deps.catalog, phoneNumberId ?? "");
       if (!shop || !phoneNumberId || !shopperId) {
         throw new PermanentError(`no shop serves phone number id ${phoneNumberId ?? "(none)"}`);
@@ -235,8 +238,15 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
         arrival.eventId,
         [...carried, ...outbox],
         at,
+        arrival.event.type === "message" ? () => deps.onStep?.("after_claim") : undefined,
       );
-      if (committed === undefined) continue;
+      if (committed === "conflict") continue;
+      if (committed === "duplicate") {
+        // Applied by an earlier delivery; its write is finished now if it was not.
+        const stored = await deps.store.load(arrival.conversationId);
+        if (stored) await duplicate(stored, kind, arrival.eventId);
+        return;
+      }
       if (arrival.event.type === "message") deps.onStep?.("after_commit");
       const to = result.conversation.state;
       transitions.inc({ from: before.state, to, outcome: result.outcome });
@@ -247,7 +257,6 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
         .getActiveSpan()
         ?.addEvent("transition", { from: before.state, to, outcome: result.outcome, event: kind });
       await relay(arrival.conversationId, committed, [...carried, ...outbox]);
-      deps.store.markApplied(arrival.eventId, arrival.conversationId, at);
       return;
     }
     throw new TransientError(`conversation changed ${MAX_CONFLICTS} times while applying ${arrival.eventId}`);
