@@ -1,14 +1,18 @@
 /**
- * The conversation service under a steady load: signed webhooks at a fixed rate (default 500/s),
- * each from a new shopper, through ingress, Kafka, the conversation service (claim, state machine,
- * single-document commit, outbox), the dispatcher and the Graph API stand-in. Measures the time
- * from sending the webhook to the reply reaching the Graph API: p50/p90/p99/max, throughput, and
- * how many replies never came. Target (issue): p99 ≤ 50 ms at 500 messages/s on 2 cores.
+ * The conversation service under a steady load: signed webhooks at a fixed rate (default 500/s)
+ * through ingress, Kafka, the conversation service (claim, state machine, single-document commit,
+ * outbox), the dispatcher and the Graph API stand-in. Each shopper writes twice: a greeting (a new
+ * conversation) and, once answered, the recipient's name (a conversation that exists), so half the
+ * messages are each (`--mix first`: every message a new shopper's greeting). Measures the time
+ * from sending each webhook to its reply reaching the Graph API: p50/p90/p99/max, for all messages
+ * and for each kind, throughput, and how many replies never came. Target (issue): p99 ≤ 50 ms at
+ * 500 messages/s on 2 cores.
  *
  * Ingress and conversation run as their own processes (services/<name>/src/main.ts), as deployed.
  * Results: bench/results/conversation-<date>.json and .md (or --out; --dry writes nothing).
  * Options: --rates 50,100,… (messages/s, stepped through), --duration S (per step), --rounds N
- * (the whole ladder N times; the summary takes each rate's median), --warmup S, --out DIR, --dry.
+ * (the whole ladder N times; the summary takes each rate's median), --warmup S, --mix journey|first,
+ * --out DIR, --dry.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -37,6 +41,8 @@ const { values: args } = parseArgs({
     // services their own JIT. After 5 s the 50/s step measured p99 67 ms; after 20 s, 28 ms. At
     // 100/s, 50 s in, C2 still took a quarter of the broker's CPU; 25 s later it had stopped.
     warmup: { type: "string", default: "60" },
+    // journey: each shopper's greeting, then their answer to it; first: greetings only.
+    mix: { type: "string", default: "journey" },
     out: { type: "string", default: "bench/results" },
     dry: { type: "boolean", default: false },
   },
@@ -46,6 +52,8 @@ const rates = args.rates
   .map(Number)
   .filter((n) => Number.isFinite(n) && n > 0);
 if (rates.length === 0) throw new Error("--rates: a comma-separated list of messages per second");
+if (args.mix !== "journey" && args.mix !== "first") throw new Error("--mix: journey or first");
+const followUps = args.mix === "journey";
 const log = (message: string) => process.stderr.write(`[bench:conversation] ${message}\n`);
 
 /**
@@ -88,14 +96,25 @@ function stageMeans(before: ConsumerTotals, after: ConsumerTotals): Record<strin
 }
 
 const infra = await startInfra({ log: (line) => log(line) });
-const replies = new Map<string, number>();
+/** When each shopper's replies arrived, in order: their n-th message's reply is the n-th (one each). */
+const replies = new Map<string, number[]>();
+/** Shoppers whose greeting was answered and who have yet to send their second message. */
+const answered: string[] = [];
 const graph = await startFakeGraphApi({
   record: false,
   onSend: (_phone, body) => {
     const to = (body as { to?: string }).to;
-    if (to && !replies.has(to)) replies.set(to, performance.now());
+    if (!to) return;
+    const times = replies.get(to) ?? [];
+    replies.set(to, times);
+    times.push(performance.now());
+    if (followUps && times.length === 1) answered.push(to);
   },
 });
+const replyTo = (key: string) => {
+  const [waId = "", n = "1"] = key.split("#");
+  return replies.get(waId)?.[Number(n) - 1];
+};
 const run = Date.now().toString(36);
 const ports = { ingress: await freePort(), conversation: await freePort() };
 const env: NodeJS.ProcessEnv = {
@@ -160,18 +179,30 @@ try {
   const webhook = `http://127.0.0.1:${ports.ingress}/webhook`;
   const agent = new Agent({ keepAliveTimeout: 30_000 });
   let shopper = 0;
-  /** One new shopper's greeting; `sentAt` records when, for the shoppers a step measures. */
+  /**
+   * The next message: an answered shopper's second (the recipient's name), if one is waiting, else
+   * a new shopper's greeting. `sentAt` records when, by "<waId>#<n>", for the messages a step measures.
+   */
   const send = async (sentAt: Map<string, number> | undefined, failures: Record<string, number>) => {
-    shopper += 1;
-    const waId = `4915${String(shopper).padStart(8, "0")}`;
+    const next = answered.shift();
+    let waId: string;
+    let text: string;
+    let n: number;
+    if (next !== undefined) {
+      [waId, text, n] = [next, "Ana", 2];
+    } else {
+      shopper += 1;
+      [waId, text, n] = [`4915${String(shopper).padStart(8, "0")}`, "I want a gift", 1];
+    }
+    const number = Number(waId.slice(4));
     const body = JSON.stringify(
-      textWebhook("I want a gift", {
+      textWebhook(text, {
         waId,
-        phoneNumberId: `PN${shopper % 50}`,
-        wamid: `wamid.bench.${run}.${shopper}`,
+        phoneNumberId: `PN${number % 50}`,
+        wamid: `wamid.bench.${run}.${number}.${n}`,
       }),
     );
-    sentAt?.set(waId, performance.now());
+    sentAt?.set(`${waId}#${n}`, performance.now());
     try {
       // undici's request, not fetch: the load generator shares the 2 cores with what it measures,
       // and fetch cost it about twice the CPU per webhook.
@@ -215,7 +246,7 @@ try {
   };
   const drain = async (sentAt: Map<string, number>) => {
     const deadline = Date.now() + 15_000;
-    while ([...sentAt.keys()].some((k) => !replies.has(k)) && Date.now() < deadline) {
+    while ([...sentAt.keys()].some((k) => replyTo(k) === undefined) && Date.now() < deadline) {
       await new Promise((done) => setTimeout(done, 200));
     }
   };
@@ -236,13 +267,28 @@ try {
     await drain(sentAt);
     const cpu = cpuSince(cpuBefore, sentAt.size);
     const stages = stageMeans(stagesBefore, await consumerTotals(ports));
-    const latencies = [...sentAt].flatMap(([waId, t0]) => {
-      const t1 = replies.get(waId);
-      return t1 === undefined ? [] : [t1 - t0];
-    });
-    latencies.sort((a, b) => a - b);
-    const pct = (p: number) =>
-      latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? Number.NaN;
+    const latencyOf = (keys: [string, number][]) =>
+      keys
+        .flatMap(([key, t0]) => {
+          const t1 = replyTo(key);
+          return t1 === undefined ? [] : [t1 - t0];
+        })
+        .sort((a, b) => a - b);
+    const percentile = (sorted: number[], p: number) =>
+      sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+    const latencies = latencyOf([...sentAt]);
+    const pct = (p: number) => percentile(latencies, p);
+    // First messages (a new conversation) and second ones (an existing conversation) apart.
+    const kinds = Object.fromEntries(
+      (["1", "2"] as const).map((n) => {
+        const of = [...sentAt].filter(([key]) => key.endsWith(`#${n}`));
+        const sorted = latencyOf(of);
+        return [
+          n === "1" ? "first" : "second",
+          { sent: of.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99) },
+        ];
+      }),
+    );
     const step = {
       round,
       rate,
@@ -251,6 +297,7 @@ try {
       missing: sentAt.size - latencies.length,
       achievedRate: Math.round(sentAt.size / elapsed),
       latencyMs: { p50: pct(50), p90: pct(90), p99: pct(99), max: latencies.at(-1) ?? Number.NaN },
+      byKind: kinds,
       webhookFailures: failures,
       meetsP99: pct(99) <= TARGET.p99Ms && sentAt.size === latencies.length,
       // CPU the whole machine spent per message during the step (sending and draining), by part.
@@ -260,7 +307,7 @@ try {
       consumerMeanMs: stages,
     };
     log(
-      `${rate}/s: p50 ${step.latencyMs.p50.toFixed(1)} ms, p99 ${step.latencyMs.p99.toFixed(1)} ms, missing ${step.missing}, CPU ${cpu.machineMsPerMessage} ms/message (${JSON.stringify(cpu.msPerMessageByPart)}), busy ${cpu.busyShare}`,
+      `${rate}/s: p50 ${step.latencyMs.p50.toFixed(1)} ms, p99 ${step.latencyMs.p99.toFixed(1)} ms (first ${kinds.first?.sent} p99 ${kinds.first?.p99.toFixed(1)}, second ${kinds.second?.sent} p99 ${kinds.second?.p99.toFixed(1)}), missing ${step.missing}, CPU ${cpu.machineMsPerMessage} ms/message (${JSON.stringify(cpu.msPerMessageByPart)}), busy ${cpu.busyShare}`,
     );
     return step;
   };
@@ -307,7 +354,9 @@ try {
       rounds,
       durationS: Number(args.duration),
       warmupS: Number(args.warmup),
-      shoppers: "one new shopper per message",
+      mix: followUps
+        ? "journey: each shopper's greeting, then their answer (the recipient's name) once it is answered"
+        : "first: one new shopper per message",
       numbers: 50,
     },
     summary,
@@ -319,10 +368,15 @@ try {
   const parts = [...new Set(steps.flatMap((x) => Object.keys(x.cpu.msPerMessageByPart)))].sort();
   const stageNames = [...new Set(steps.flatMap((x) => Object.keys(x.consumerMeanMs)))].sort();
   const f = (n: number) => n.toFixed(1);
+  const kind = (k: { sent: number; p50: number; p99: number } | undefined) =>
+    k && k.sent > 0 ? `${k.sent}, ${f(k.p50)}, ${f(k.p99)}` : "–";
   const md = `# Conversation service: ${result.date}
 
-${rounds} round(s) of steps of ${args.duration} s at each rate (after ${args.warmup} s of warm-up), one new shopper per message
-(greeting reply), ${result.machine.cpus} cores, Node ${result.machine.node}, load average before the run
+${rounds} round(s) of steps of ${args.duration} s at each rate (after ${args.warmup} s of warm-up), ${
+    followUps
+      ? "each shopper writing twice: a greeting\n(a new conversation) and, once answered, the recipient's name (an existing one), half the messages each"
+      : "one new shopper per message\n(greeting reply)"
+  }, ${result.machine.cpus} cores, Node ${result.machine.node}, load average before the run
 ${result.machine.loadAverage.map((x) => x.toFixed(2)).join(" ")}. Time from sending the webhook to the reply
 reaching the Graph API stand-in, through ingress, Kafka, the conversation service (claim, state machine,
 commit, outbox), the dispatcher (claim, send, record), with Kafka, FerretDB on PostgreSQL and Redis on
@@ -344,12 +398,12 @@ Target p99 ≤ ${TARGET.p99Ms} ms at ${TARGET.rate} messages/s: **${pass ? "PASS
 
 Each step:
 
-| round | rate/s | sent | replied | missing | sent/s | p50 ms | p90 ms | p99 ms | max ms | webhook failures |
-|---|---|---|---|---|---|---|---|---|---|---|
+| round | rate/s | sent | replied | missing | sent/s | p50 ms | p90 ms | p99 ms | max ms | first: sent, p50, p99 | second: sent, p50, p99 | webhook failures |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
 ${steps
   .map(
     (x) =>
-      `| ${x.round} | ${x.rate} | ${x.sent} | ${x.replied} | ${x.missing} | ${x.achievedRate} | ${f(x.latencyMs.p50)} | ${f(x.latencyMs.p90)} | ${f(x.latencyMs.p99)} | ${f(x.latencyMs.max)} | ${JSON.stringify(x.webhookFailures)} |`,
+      `| ${x.round} | ${x.rate} | ${x.sent} | ${x.replied} | ${x.missing} | ${x.achievedRate} | ${f(x.latencyMs.p50)} | ${f(x.latencyMs.p90)} | ${f(x.latencyMs.p99)} | ${f(x.latencyMs.max)} | ${kind(x.byKind.first)} | ${kind(x.byKind.second)} | ${JSON.stringify(x.webhookFailures)} |`,
   )
   .join("\n")}
 
