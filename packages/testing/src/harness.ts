@@ -185,4 +185,4 @@ export async function readTopic(
 }
 
 /** A port free on loopback right now, for a server a test or benchmark is about to start. */
-export { ephemeralPort as freePort } from "./infra/ports.ts";
+export { freePort } from "./infra/ports.ts";

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureGoTool } from "../tools.ts";
-import { ephemeralPort, LOOPBACK } from "./ports.ts";
+import { freePort, LOOPBACK } from "./ports.ts";
 import { retryOnPortClash, spawnServer, waitUntilReady } from "./process.ts";
 import type { LogFn } from "./types.ts";
 import { defaultLog, timed } from "./util.ts";
@@ -51,9 +51,9 @@ export async function startJaeger(options: JaegerOptions = {}): Promise<Jaeger> 
   const dir = await mkdtemp(join(tmpdir(), "taituri-jaeger-"));
   return retryOnPortClash("jaeger", log, async () => {
     const ports = {
-      otlp: options.otlpPort ?? (await ephemeralPort()),
-      query: options.queryPort ?? (await ephemeralPort()),
-      queryGrpc: await ephemeralPort(),
+      otlp: options.otlpPort ?? (await freePort()),
+      query: options.queryPort ?? (await freePort()),
+      queryGrpc: await freePort(),
     };
     const config = join(dir, "config.yaml");
     await writeFile(config, jaegerConfig(ports, options.uiAssetsPath));

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 
 export const LOOPBACK = "127.0.0.1";
@@ -39,13 +40,48 @@ export function ephemeralPort(host = LOOPBACK): Promise<number> {
 }
 
 /**
- * The preferred port if it is free, otherwise a kernel-chosen one. `avoid` keeps two ports
+ * A free port for another process to bind later, outside the range the kernel hands out by itself.
+ *
+ * Why not `ephemeralPort`: between our close and the other process's bind, the kernel may give that
+ * very port to someone else, and on a machine running tests in parallel it does: every outgoing
+ * connection (to Kafka, to the database) takes a local port from the ephemeral range, and a server
+ * started on a port a client holds fails to bind (seen once in `npm test`: `npm start` came up with
+ * its ingress port taken). Below the range, only processes that name a port take one, and a random
+ * pick among ~20,000 makes two of ours choosing the same one unlikely; a clash still fails loudly.
+ */
+export async function freePort(host = LOOPBACK): Promise<number> {
+  const [ephemeralLow] = await kernelEphemeralRange();
+  const low = 10_000;
+  const high = Math.max(low + 1000, ephemeralLow) - 1;
+  const reserved = new Set<number>(Object.values(DEFAULT_PORTS));
+  for (let i = 0; i < 50; i++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (!reserved.has(port) && (await isPortFree(port, host))) return port;
+  }
+  // Every pick busy: a crowded machine; the kernel's choice is still better than none.
+  return ephemeralPort(host);
+}
+
+/** The kernel's range for ports it chooses itself ([32768, 60999] by default on Linux). */
+async function kernelEphemeralRange(): Promise<[number, number]> {
+  try {
+    const text = await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8");
+    const [low, high] = text.trim().split(/\s+/).map(Number);
+    if (low !== undefined && high !== undefined && low > 1024 && high >= low) return [low, high];
+  } catch {
+    // Not Linux: fall through to the IANA range, which BSDs and macOS use.
+  }
+  return [49152, 65535];
+}
+
+/**
+ * The preferred port if it is free, otherwise another free one (`freePort`). `avoid` keeps two ports
  * picked for the same run (Kafka broker + controller) distinct before either is bound.
  */
 export async function choosePort(preferred: number, avoid: ReadonlySet<number> = new Set()): Promise<number> {
   if (!avoid.has(preferred) && (await isPortFree(preferred))) return preferred;
   for (let i = 0; i < 20; i++) {
-    const port = await ephemeralPort();
+    const port = await freePort();
     if (!avoid.has(port)) return port;
   }
   throw new Error("could not find a free port on 127.0.0.1");

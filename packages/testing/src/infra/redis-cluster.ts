@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { resolveCacheDir } from "./cache.ts";
 import { openLocalRun } from "./local.ts";
-import { ephemeralPort, LOOPBACK } from "./ports.ts";
+import { freePort, LOOPBACK } from "./ports.ts";
 import { retryOnPortClash, type ServerProcess, spawnServer, waitUntilReady } from "./process.ts";
 import { provisionRedis, redisProbe } from "./redis.ts";
 import { ensureSystemBinary } from "./system.ts";
@@ -88,10 +88,10 @@ async function startNode(
   const dataDir = join(runDir, `redis-cluster-${index}`);
   await mkdir(dataDir, { recursive: true });
   return retryOnPortClash(`redis-cluster-${index}`, log, async () => {
-    const port = await ephemeralPort();
+    const port = await freePort();
     // The cluster bus gets a port of its own (Redis ≥ 7); the default, port + 10000, may not exist.
-    let busPort = await ephemeralPort();
-    while (busPort === port) busPort = await ephemeralPort();
+    let busPort = await freePort();
+    while (busPort === port) busPort = await freePort();
     const server = spawnServer({
       name: `redis-cluster-${index}`,
       command: binary,

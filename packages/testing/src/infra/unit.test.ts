@@ -10,7 +10,7 @@ import { after, describe, test } from "node:test";
 import { acquireLock, ensureInstalled, pruneStale, withLock } from "./cache.ts";
 import { startInfra } from "./index.ts";
 import { newClusterId } from "./kafka.ts";
-import { choosePort, ephemeralPort, isPortFree } from "./ports.ts";
+import { choosePort, ephemeralPort, freePort, isPortFree } from "./ports.ts";
 import { ServerExitedError, spawnServer, waitUntilReady } from "./process.ts";
 import { sleep } from "./util.ts";
 
@@ -45,6 +45,23 @@ describe("ports", () => {
     } finally {
       srv.close();
     }
+  });
+
+  test("freePort picks a bindable port below the kernel's own range, so no outgoing connection takes it", async () => {
+    const [low] = (await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8"))
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    const picked = new Set<number>();
+    for (let i = 0; i < 20; i++) {
+      const port = await freePort();
+      assert.ok(port >= 10_000 && port < (low ?? 32768), `port ${port} not below ${low}`);
+      assert.equal(await isPortFree(port), true);
+      picked.add(port);
+    }
+    assert.ok(picked.size > 10, "picks are spread, so two test files rarely choose the same port");
+    const srv = await listen(await freePort());
+    srv.close();
   });
 
   test("choosePort honours the avoid set", async () => {
