@@ -77,7 +77,7 @@ test("an error that names no document fails every caller of its batch, and the n
   assert.equal(await later, "inserted");
 });
 
-test("with minIntervalMs, the next batch waits that long after the previous one started; idle, a document goes at once", async (t) => {
+test("with minIntervalMs under load, the next batch waits that long after the previous one started; idle, a document goes at once", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout"] });
   let clock = 1_000;
   t.mock.method(performance, "now", () => clock);
@@ -88,9 +88,11 @@ test("with minIntervalMs, the next batch waits that long after the previous one 
   assert.equal(calls.length, 1, "idle: at once");
   calls[0]?.answer();
   await first;
-  // Two more arrive 3 ms after the first batch started: they wait for the remaining 7 ms together.
+  // 25 arrive 3 ms after the first batch started: ~2.6 per 10 ms at this rate, so they wait for
+  // the remaining 7 ms and go together.
   clock += 3;
-  const next = ["b", "c"].map((id) => inserter.insert({ _id: id }));
+  const burst = Array.from({ length: 25 }, (_, i) => `b${i}`);
+  const next = burst.map((id) => inserter.insert({ _id: id }));
   await tick();
   assert.equal(calls.length, 1, "too soon after the last statement");
   clock += 7;
@@ -98,15 +100,31 @@ test("with minIntervalMs, the next batch waits that long after the previous one 
   await tick();
   assert.deepEqual(
     calls.map((c) => c.docs.map((d) => d._id)),
-    [["a"], ["b", "c"]],
+    [["a"], burst],
   );
   calls[1]?.answer();
   await Promise.all(next);
   // Long after: no wait.
-  clock += 50;
+  clock += 500;
   const late = inserter.insert({ _id: "d" });
   await tick();
   assert.equal(calls.length, 3);
   calls[2]?.answer();
   assert.equal(await late, "inserted");
+});
+
+test("with minIntervalMs at a document per interval or less, nothing waits: a wait would gather nothing", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  let clock = 1_000;
+  t.mock.method(performance, "now", () => clock);
+  const { collection, calls } = fakeCollection();
+  const inserter = new GroupInserter(collection, { minIntervalMs: 10 });
+  for (let i = 0; i < 30; i++) {
+    const inserted = inserter.insert({ _id: `d${i}` });
+    await tick();
+    assert.equal(calls.length, i + 1, `document ${i} went at once`);
+    calls[i]?.answer();
+    assert.equal(await inserted, "inserted");
+    clock += 9.5; // 105 per second: just over one per interval, each within 10 ms of the last
+  }
 });
