@@ -40,9 +40,9 @@ export class GroupInserter<T extends Document> {
   readonly #collection: Collection<T>;
   readonly #maxBatch: number;
   readonly #minIntervalMs: number;
+  readonly #spaceFromExpected: number;
   #waiting: Waiting<T>[] = [];
   #sending = false;
-  readonly #spaceFromExpected: number;
   /** When the last insertMany went out (performance.now()); the next waits for minIntervalMs after it. */
   #lastSentAt = Number.NEGATIVE_INFINITY;
   /** Documents handed in lately, to tell whether a wait would gather any. */

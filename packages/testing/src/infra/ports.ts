@@ -43,16 +43,18 @@ export function ephemeralPort(host = LOOPBACK): Promise<number> {
  * A free port for another process to bind later, outside the range the kernel hands out by itself.
  *
  * Why not `ephemeralPort`: between our close and the other process's bind, the kernel may give that
- * very port to someone else, and on a machine running tests in parallel it does: every outgoing
- * connection (to Kafka, to the database) takes a local port from the ephemeral range, and a server
- * started on a port a client holds fails to bind (seen once in `npm test`: `npm start` came up with
- * its ingress port taken). Below the range, only processes that name a port take one, and a random
- * pick among ~20,000 makes two of ours choosing the same one unlikely; a clash still fails loudly.
+ * very port to someone else. On a machine running test files in parallel every outgoing connection
+ * (to Kafka, to the database) takes a local port from the ephemeral range, and a server then started
+ * on a port a client holds cannot bind it. (The likely cause of a failure seen once in `npm test`:
+ * nothing answered on the ingress port `npm start` had been given.) Below the range, only processes
+ * that name a port take one, and a random pick among ~20,000 makes two of ours choosing the same
+ * one unlikely; a clash still fails loudly.
  */
 export async function freePort(host = LOOPBACK): Promise<number> {
-  const [ephemeralLow] = await kernelEphemeralRange();
   const low = 10_000;
-  const high = Math.max(low + 1000, ephemeralLow) - 1;
+  const high = (await kernelEphemeralLow()) - 1;
+  // A kernel range reaching that far down leaves no room below it: take the kernel's choice.
+  if (high - low < 1000) return ephemeralPort(host);
   const reserved = new Set<number>(Object.values(DEFAULT_PORTS));
   for (let i = 0; i < 50; i++) {
     const port = low + Math.floor(Math.random() * (high - low + 1));
@@ -62,16 +64,15 @@ export async function freePort(host = LOOPBACK): Promise<number> {
   return ephemeralPort(host);
 }
 
-/** The kernel's range for ports it chooses itself ([32768, 60999] by default on Linux). */
-async function kernelEphemeralRange(): Promise<[number, number]> {
+/** Where the kernel's range for ports it chooses itself starts (32768 by default on Linux). */
+async function kernelEphemeralLow(): Promise<number> {
   try {
-    const text = await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8");
-    const [low, high] = text.trim().split(/\s+/).map(Number);
-    if (low !== undefined && high !== undefined && low > 1024 && high >= low) return [low, high];
+    const [low] = (await readFile("/proc/sys/net/ipv4/ip_local_port_range", "utf8")).trim().split(/\s+/);
+    if (Number(low) > 1024) return Number(low);
   } catch {
-    // Not Linux: fall through to the IANA range, which BSDs and macOS use.
+    // Not Linux: the IANA range, which BSDs and macOS use.
   }
-  return [49152, 65535];
+  return 49152;
 }
 
 /**
