@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { ConversationStore } from "@taituri/conversation-service/store";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
 import { startIngressService } from "@taituri/ingress-service/service";
 import { createLogger } from "@taituri/logging";
@@ -151,7 +152,8 @@ describe("the conversation consumer killed mid-message and restarted", () => {
       await eventually("the reply after the restart", () => repliesTo(shopper.waId).length > 1, 60_000);
       await new Promise((done) => setTimeout(done, 1500));
       assert.equal(repliesTo(shopper.waId).length, 2, "exactly one reply to the second message");
-      const doc = await conversations.findOne({ _id: shopper.conversationId as never });
+      // The head with the version claims written since (ConversationStore.load).
+      const doc = await new ConversationStore(db).load(shopper.conversationId);
       assert.deepEqual(doc?.appliedEventIds, [shopper.wamid, second]);
       assert.equal(doc?.version, 2, "applied once");
       assert.equal(doc?.conversation.state, "awaiting_theme");

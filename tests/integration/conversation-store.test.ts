@@ -173,3 +173,67 @@ test("a commit that takes a conversation for new when it exists loses, and chang
   assert.equal(doc?.version, 1);
   assert.deepEqual(doc?.appliedEventIds, [`${id}-e0`]);
 });
+
+const head = (id: string) => db.collection<ConversationDoc>(CONVERSATIONS).findOne({ _id: id });
+
+test("a version that changes no timer lives in its claim alone, and a load applies it", async () => {
+  const id = `c-${randomUUID()}`;
+  const v1 = await created(id);
+  assert.equal(await store.commit(v1, next(id, "named"), `${id}-e1`, [], at), 2);
+  assert.equal((await head(id))?.version, 1, "no update for it");
+  const loaded = await new ConversationStore(db).load(id);
+  assert.equal(loaded?.version, 2);
+  assert.equal((loaded?.conversation as unknown as { state: string } | undefined)?.state, "named");
+  assert.deepEqual(loaded?.appliedEventIds, [`${id}-e0`, `${id}-e1`]);
+});
+
+test("a version that changes the timers is written to the head at once, where the watchdog poller reads", async () => {
+  const id = `c-${randomUUID()}`;
+  const v1 = await created(id);
+  const dueAt = new Date(at.getTime() - 1000);
+  const generating = { ...next(id, "generating"), timers: [{ id: `${id}-t`, roundId: "r1", dueAt }] };
+  assert.equal(await store.commit(v1, generating, `${id}-e1`, [], at), 2);
+  const stored = await head(id);
+  assert.equal(stored?.version, 2);
+  assert.equal(stored?.timersPending, true);
+  assert.ok((await store.due(at, 1000)).some((d) => d._id === id));
+});
+
+test("a writer that died after claiming a version with new timers: the next load writes them to the head", async () => {
+  const id = `c-${randomUUID()}`;
+  await created(id);
+  const dueAt = new Date(at.getTime() - 1000);
+  await db.collection(VERSIONS).insertOne({
+    _id: `${id}#2` as never,
+    conversationId: id,
+    eventId: `${id}-e1`,
+    write: {
+      conversation: { state: "generating" },
+      appliedEventIds: [`${id}-e0`, `${id}-e1`],
+      timers: [{ id: `${id}-t`, roundId: "r1", dueAt }],
+      nextTimerAt: dueAt,
+      timersPending: true,
+      version: 2,
+    },
+    at,
+  });
+  assert.ok(!(await store.due(at, 1000)).some((d) => d._id === id), "not on the head yet");
+  const loaded = await new ConversationStore(db).load(id);
+  assert.equal(loaded?.version, 2);
+  assert.equal((await head(id))?.timersPending, true);
+  assert.ok((await store.due(at, 1000)).some((d) => d._id === id));
+});
+
+test("every eighth version is written to the head, so a load reads at most seven claims after it", async () => {
+  const id = `c-${randomUUID()}`;
+  let doc = await created(id);
+  for (let i = 1; i <= 10; i++) {
+    const version = await store.commit(doc, next(id, `state-${i}`), `${id}-e${i}`, [], at);
+    assert.equal(version, i + 1);
+    doc = store.cached(id) as ConversationDoc;
+  }
+  assert.equal((await head(id))?.version, 8);
+  const loaded = await new ConversationStore(db).load(id);
+  assert.equal(loaded?.version, 11);
+  assert.equal((loaded?.conversation as unknown as { state: string } | undefined)?.state, "state-10");
+});
