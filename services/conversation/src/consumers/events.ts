@@ -117,6 +117,17 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
    */
   const relayed = new Map<string, number>();
   const RELAYED_MEMORY = 20_000;
+  /**
+   * Publishes in flight, by conversation. Events of one conversation arrive on several topics
+   * (messages, generation results, payment events) and are handled concurrently, so the reply to
+   * an outbox entry (a payment link to a payment request) can be handled before the publish of the
+   * entry has returned. Deciding what to carry on waits for that publish: otherwise the entry,
+   * not yet in `relayed`, was carried into the next version and sent twice.
+   */
+  const relaying = new Map<string, Promise<unknown>>();
+  const publishSettled = async (conversationId: string) => {
+    await relaying.get(conversationId)?.catch(() => undefined);
+  };
 
   async function relay(
     conversationId: string,
@@ -127,7 +138,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     // From the trace of the event that wrote them: an entry carried over from an earlier version,
     // or relayed again after a crash, stays a child of the event that caused it, not of whichever
     // event happens to publish it.
-    await sendInWritersTraces(
+    const sending = sendInWritersTraces(
       deps.publisher,
       entries.map((entry) => ({
         topic: entry.topic,
@@ -137,6 +148,12 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
         headers: entry.headers,
       })),
     );
+    relaying.set(conversationId, sending);
+    try {
+      await sending;
+    } finally {
+      if (relaying.get(conversationId) === sending) relaying.delete(conversationId);
+    }
     relayed.delete(conversationId);
     relayed.set(conversationId, version);
     if (relayed.size > RELAYED_MEMORY) relayed.delete(relayed.keys().next().value ?? "");
@@ -146,6 +163,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
   async function duplicate(doc: ConversationDoc, kind: string, eventId: string): Promise<void> {
     handled.inc({ kind, outcome: "duplicate" });
     trace.getActiveSpan()?.addEvent("duplicate", { "event.id": redact(eventId) });
+    await publishSettled(doc._id);
     if (relayed.get(doc._id) !== doc.version) await relay(doc._id, doc.version, doc.outbox);
   }
 
@@ -223,6 +241,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
           ? traceHeaders.traceparent
           : undefined;
       if (doc?.designsTrace && arrival.event.type === "message") linkTo(doc.designsTrace);
+      if (doc) await publishSettled(doc._id);
       const carried = doc && relayed.get(doc._id) !== doc.version ? doc.outbox : [];
       const committed = await deps.store.commit(
         doc,
