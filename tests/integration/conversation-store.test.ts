@@ -237,3 +237,19 @@ test("every eighth version is written to the head, so a load reads at most seven
   assert.equal(loaded?.version, 11);
   assert.equal((loaded?.conversation as unknown as { state: string } | undefined)?.state, "state-10");
 });
+
+test("a head left eight or more versions behind (its writers died before their head writes) is brought up by the next load", async () => {
+  const id = `c-${randomUUID()}`;
+  await created(id);
+  for (let version = 2; version <= 10; version++)
+    await db.collection(VERSIONS).insertOne({
+      _id: `${id}#${version}` as never,
+      conversationId: id,
+      eventId: `${id}-e${version - 1}`,
+      write: { conversation: { state: `state-${version}` }, version },
+      at,
+    });
+  const loaded = await new ConversationStore(db).load(id);
+  assert.equal(loaded?.version, 10);
+  assert.equal((await head(id))?.version, 10);
+});

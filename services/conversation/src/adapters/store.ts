@@ -199,9 +199,9 @@ export class ConversationStore {
 
   /**
    * The head with every later version's write applied in order, each found by its claim's `_id`
-   * (at most HEAD_EVERY reads, plus the one that finds none). A version whose timers never reached
-   * the head (its writer died between claim and update) is written to it here, so the watchdog
-   * poller, which reads heads alone, sees them.
+   * (fewer than HEAD_EVERY reads, plus the one that finds none, unless a writer died before its
+   * head write). What a dead writer left unwritten is written here: timers, so that the watchdog
+   * poller, which reads heads alone, sees them, and a head HEAD_EVERY or more versions behind.
    */
   async #catchUp(head: ConversationDoc): Promise<ConversationDoc> {
     let doc = head;
@@ -210,7 +210,7 @@ export class ConversationStore {
       if (!next) break;
       doc = { ...doc, ...next.write };
     }
-    if (doc.version > head.version && !sameTimers(head, doc)) await this.#writeHead(doc);
+    if (!sameTimers(head, doc) || doc.version - head.version >= HEAD_EVERY) await this.#writeHead(doc);
     return doc;
   }
 
