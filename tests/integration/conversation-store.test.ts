@@ -53,6 +53,17 @@ async function created(id: string): Promise<ConversationDoc> {
   return doc;
 }
 
+/** What a writer leaves when it dies right after claiming `version` for `eventId`: the claim alone. */
+function deadWritersClaim(id: string, version: number, eventId: string, write: Record<string, unknown>) {
+  return db.collection(VERSIONS).insertOne({
+    _id: `${id}#${version}` as never,
+    conversationId: id,
+    eventId,
+    write: { ...write, version },
+    at,
+  });
+}
+
 test("of ten writers holding the same version, exactly one writes the next", async () => {
   const id = `c-${randomUUID()}`;
   const v1 = await created(id);
@@ -72,16 +83,9 @@ test("a version claimed by a writer that died before writing it is finished by t
   const id = `c-${randomUUID()}`;
   const v1 = await created(id);
   // What a writer leaves when it dies right after claiming version 2.
-  await db.collection(VERSIONS).insertOne({
-    _id: `${id}#2` as never,
-    conversationId: id,
-    eventId: `${id}-dead`,
-    write: {
-      conversation: { state: "from-the-dead" },
-      appliedEventIds: [`${id}-e0`, `${id}-dead`],
-      version: 2,
-    },
-    at,
+  await deadWritersClaim(id, 2, `${id}-dead`, {
+    conversation: { state: "from-the-dead" },
+    appliedEventIds: [`${id}-e0`, `${id}-dead`],
   });
   assert.equal(
     await store.commit(v1, next(id, "late"), `${id}-late`, [], at),
@@ -100,12 +104,9 @@ test("an event whose writer died between its version claim and its update: the r
   const v1 = await created(id);
   const eventId = `${id}-e1`;
   // What the writer of eventId leaves when it dies right after claiming version 2.
-  await db.collection(VERSIONS).insertOne({
-    _id: `${id}#2` as never,
-    conversationId: id,
-    eventId,
-    write: { conversation: { state: "named" }, appliedEventIds: [`${id}-e0`, eventId], version: 2 },
-    at,
+  await deadWritersClaim(id, 2, eventId, {
+    conversation: { state: "named" },
+    appliedEventIds: [`${id}-e0`, eventId],
   });
   // The redelivery, deciding afresh on version 1, may reach another state; the claimed write wins.
   assert.equal(await store.commit(v1, next(id, "named-again"), eventId, [], at), "duplicate");
@@ -203,19 +204,12 @@ test("a writer that died after claiming a version with new timers: the next load
   const id = `c-${randomUUID()}`;
   await created(id);
   const dueAt = new Date(at.getTime() - 1000);
-  await db.collection(VERSIONS).insertOne({
-    _id: `${id}#2` as never,
-    conversationId: id,
-    eventId: `${id}-e1`,
-    write: {
-      conversation: { state: "generating" },
-      appliedEventIds: [`${id}-e0`, `${id}-e1`],
-      timers: [{ id: `${id}-t`, roundId: "r1", dueAt }],
-      nextTimerAt: dueAt,
-      timersPending: true,
-      version: 2,
-    },
-    at,
+  await deadWritersClaim(id, 2, `${id}-e1`, {
+    conversation: { state: "generating" },
+    appliedEventIds: [`${id}-e0`, `${id}-e1`],
+    timers: [{ id: `${id}-t`, roundId: "r1", dueAt }],
+    nextTimerAt: dueAt,
+    timersPending: true,
   });
   assert.ok(!(await store.due(at, 1000)).some((d) => d._id === id), "not on the head yet");
   const loaded = await new ConversationStore(db).load(id);
@@ -242,12 +236,8 @@ test("a head left eight or more versions behind (its writers died before their h
   const id = `c-${randomUUID()}`;
   await created(id);
   for (let version = 2; version <= 10; version++)
-    await db.collection(VERSIONS).insertOne({
-      _id: `${id}#${version}` as never,
-      conversationId: id,
-      eventId: `${id}-e${version - 1}`,
-      write: { conversation: { state: `state-${version}` }, version },
-      at,
+    await deadWritersClaim(id, version, `${id}-e${version - 1}`, {
+      conversation: { state: `state-${version}` },
     });
   const loaded = await new ConversationStore(db).load(id);
   assert.equal(loaded?.version, 10);
