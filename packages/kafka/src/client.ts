@@ -1,5 +1,6 @@
 import type { Logger } from "@taituri/logging";
 import { Kafka, type LogEntry, logLevel } from "kafkajs";
+import { fixIdleRequestQueueLoop } from "./request-queue.ts";
 
 export interface KafkaOptions {
   brokers: string[];
@@ -17,6 +18,10 @@ const levels: Record<number, "error" | "warn" | "info" | "debug"> = {
 /** A kafkajs client whose own log lines go through the service's pino logger. */
 export function createKafka(options: KafkaOptions): Kafka {
   const logger = options.logger.child({ component: "kafkajs" });
+  if (!fixIdleRequestQueueLoop())
+    logger.warn(
+      "kafkajs is not the version the request-queue fix was written for: each broker connection may wake this process every millisecond (packages/kafka/src/request-queue.ts)",
+    );
   return new Kafka({
     clientId: options.clientId,
     brokers: options.brokers,

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { fixIdleRequestQueueLoop } from "@taituri/kafka/request-queue";
 import { Kafka, logLevel } from "kafkajs";
 import { ensureInstalled } from "./cache.ts";
 import type { LocalContext } from "./local.ts";
@@ -16,6 +17,10 @@ import {
 import { ensureSystemBinary } from "./system.ts";
 import type { LogFn, StartedService } from "./types.ts";
 import { run, timed } from "./util.ts";
+
+// Clients made here and in the tests that use this infrastructure are kafkajs's own, not
+// createKafka's: they get the same fix of its millisecond timer (packages/kafka/src/request-queue.ts).
+fixIdleRequestQueueLoop();
 
 export const KAFKA_VERSION = "4.1.2";
 const SCALA_VERSION = "2.13";
