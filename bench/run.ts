@@ -543,7 +543,6 @@ function startChild(name: string, argv: string[], env: Record<string, string>): 
     env: {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? "",
-      NODE_OPTIONS: "--disable-warning=TimeoutNegativeWarning",
       ...env,
     },
   });

@@ -35,14 +35,6 @@ export function loadDotEnv(): void {
   if (existsSync(path)) process.loadEnvFile(path);
 }
 
-/**
- * kafkajs schedules its throttle check with a negative delay when nothing is throttled; Node 24
- * warns about each one (TimeoutNegativeWarning) although Node runs it after 1 ms as kafkajs expects.
- */
-export const NODE_OPTIONS = [process.env.NODE_OPTIONS, "--disable-warning=TimeoutNegativeWarning"]
-  .filter(Boolean)
-  .join(" ");
-
 /** A tool installed by npm into node_modules/.bin. */
 export const bin = (name: string) => `${root}node_modules/.bin/${name}`;
 

@@ -9,7 +9,7 @@ import { createInterface } from "node:readline";
 import { startLocalIssuer } from "@taituri/oidc";
 import { type Jaeger, startInfra, startJaeger } from "@taituri/testing";
 import { startFakeGraphApi } from "@taituri/testing/harness";
-import { generate, loadDotEnv, NODE_OPTIONS, root, step } from "./lib.ts";
+import { generate, loadDotEnv, root, step } from "./lib.ts";
 
 loadDotEnv();
 const local = {
@@ -21,7 +21,7 @@ const local = {
   OTEL_METRICS_EXPORTER: "none",
   OTEL_LOGS_EXPORTER: "none",
 };
-const env: NodeJS.ProcessEnv = { ...local, ...process.env, NODE_OPTIONS };
+const env: NodeJS.ProcessEnv = { ...local, ...process.env };
 
 await step("generating protobuf code", generate);
 const infra = await step("starting Kafka, MongoDB-wire and Redis", () => startInfra());

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { startInfra } from "@taituri/testing";
-import { bin, generate, NODE_OPTIONS, root, run, step } from "./lib.ts";
+import { bin, generate, root, run, step } from "./lib.ts";
 
 await step("generating protobuf code", generate);
 await step("lint and format check (biome)", () => run(bin("biome"), ["ci", "."]));
@@ -20,7 +20,6 @@ const infra = await step("starting Kafka, MongoDB-wire and Redis", () =>
 );
 const env = {
   ...process.env,
-  NODE_OPTIONS,
   KAFKA_BROKERS: infra.kafka.brokers.join(","),
   MONGO_URL: infra.mongo.url,
   REDIS_URL: infra.redis.url,

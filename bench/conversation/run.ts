@@ -135,7 +135,6 @@ const env: NodeJS.ProcessEnv = {
   CONVERSATION_PORT: String(ports.conversation),
   LOG_LEVEL: "warn",
   OTEL_SDK_DISABLED: "true",
-  NODE_OPTIONS: "--disable-warning=TimeoutNegativeWarning",
 };
 const children: ChildProcess[] = [];
 for (const name of ["conversation", "ingress"]) {

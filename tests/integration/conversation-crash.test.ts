@@ -103,7 +103,6 @@ before(async () => {
     ...shared,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
     OTEL_SDK_DISABLED: "true",
-    NODE_OPTIONS: "--disable-warning=TimeoutNegativeWarning",
   };
   ingress = await startIngressService(
     loadIngressConfig({

@@ -334,15 +334,11 @@ async function startGenerationWithOpenAI(prefix: string, fake: FakeOpenAI): Prom
 /** `node services/generation/src/main.ts`, resolved once it logs "ready". */
 async function spawnGeneration(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
   const root = new URL("../../", import.meta.url).pathname;
-  const child = spawn(
-    process.execPath,
-    ["--disable-warning=TimeoutNegativeWarning", "services/generation/src/main.ts"],
-    {
-      cwd: root,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const child = spawn(process.execPath, ["services/generation/src/main.ts"], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => {
     output += chunk.toString();

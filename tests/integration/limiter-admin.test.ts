@@ -161,7 +161,7 @@ const runCli = (args: string[], env: Record<string, string> = {}): Promise<CliRu
   new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--disable-warning=TimeoutNegativeWarning", cli, ...args],
+      [cli, ...args],
       {
         env: {
           PATH: process.env.PATH ?? "",

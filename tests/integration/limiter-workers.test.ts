@@ -47,7 +47,6 @@ before(async () => {
       OIDC_ISSUER_URL: issuer.url,
       LOG_LEVEL: "warn",
       OTEL_SDK_DISABLED: "true",
-      NODE_OPTIONS: "--disable-warning=TimeoutNegativeWarning",
     },
     stdio: ["ignore", "ignore", "inherit"],
   });

@@ -44,7 +44,6 @@ before(async () => {
   );
   const env: NodeJS.ProcessEnv = {
     ...inherited,
-    NODE_OPTIONS: "--disable-warning=TimeoutNegativeWarning",
     KAFKA_BROKERS: infra.kafka.brokers.join(","),
     MONGO_URL: infra.mongo.url,
     REDIS_URL: infra.redis.url,
