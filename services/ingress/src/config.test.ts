@@ -35,3 +35,17 @@ test("a trailing slash on the Graph API URL is dropped; a bad URL is refused", (
   );
   assert.throws(() => loadIngressConfig({ ...required, WHATSAPP_API_URL: "not a url" }), /WHATSAPP_API_URL/);
 });
+
+test("the dispatcher's claims and sent records have spacings of their own; a negative one is refused", () => {
+  const config = loadIngressConfig(required);
+  assert.equal(config.OUTBOUND_CLAIM_INTERVAL_MS, 5);
+  assert.equal(config.OUTBOUND_RECORD_INTERVAL_MS, 25);
+  assert.equal(
+    loadIngressConfig({ ...required, OUTBOUND_RECORD_INTERVAL_MS: "0" }).OUTBOUND_RECORD_INTERVAL_MS,
+    0,
+  );
+  assert.throws(
+    () => loadIngressConfig({ ...required, OUTBOUND_CLAIM_INTERVAL_MS: "-1" }),
+    /OUTBOUND_CLAIM_INTERVAL_MS/,
+  );
+});

@@ -55,7 +55,8 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
         logger,
         registry: backbone.registry,
         leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
-        insertIntervalMs: config.MONGO_INSERT_INTERVAL_MS,
+        claimIntervalMs: config.OUTBOUND_CLAIM_INTERVAL_MS,
+        recordIntervalMs: config.OUTBOUND_RECORD_INTERVAL_MS,
       }),
     });
     // Statuses come in through the webhook like messages; this group reads them beside the

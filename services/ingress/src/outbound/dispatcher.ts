@@ -94,8 +94,10 @@ export interface DispatcherDeps {
   logger: Logger;
   registry: Registry;
   leaseMs: number;
-  /** The grouped inserts' spacing (GroupInserter's minIntervalMs); 0 by default. */
-  insertIntervalMs?: number;
+  /** The spacing of the grouped claims (GroupInserter's minIntervalMs), on each reply's path; 0 by default. */
+  claimIntervalMs?: number;
+  /** The spacing of the grouped sent records, which no reply waits for; 0 by default. */
+  recordIntervalMs?: number;
   now?: () => Date;
 }
 
@@ -105,9 +107,8 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
   const sentRecords = deps.db.collection<SentRecord>(SENT_COLLECTION);
   // Claims and records of messages sent at once (other conversations, other partitions) go in one
   // insert each.
-  const grouped = { minIntervalMs: deps.insertIntervalMs ?? 0 };
-  const claimInserts = new GroupInserter(sends, grouped);
-  const sentInserts = new GroupInserter(sentRecords, grouped);
+  const claimInserts = new GroupInserter(sends, { minIntervalMs: deps.claimIntervalMs ?? 0 });
+  const sentInserts = new GroupInserter(sentRecords, { minIntervalMs: deps.recordIntervalMs ?? 0 });
   const now = deps.now ?? (() => new Date());
   const sent = new Counter({
     name: "outbound_sends_total",
