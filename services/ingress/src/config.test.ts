@@ -39,7 +39,7 @@ test("a trailing slash on the Graph API URL is dropped; a bad URL is refused", (
 test("the dispatcher's claims and sent records have spacings of their own; a negative one is refused", () => {
   const config = loadIngressConfig(required);
   assert.equal(config.OUTBOUND_CLAIM_INTERVAL_MS, 5);
-  assert.equal(config.OUTBOUND_RECORD_INTERVAL_MS, 25);
+  assert.equal(config.OUTBOUND_RECORD_INTERVAL_MS, 10);
   assert.equal(
     loadIngressConfig({ ...required, OUTBOUND_RECORD_INTERVAL_MS: "0" }).OUTBOUND_RECORD_INTERVAL_MS,
     0,

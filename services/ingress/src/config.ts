@@ -42,13 +42,14 @@ export const schema = baseSchema.extend({
   // partition at about 100 messages/s with the CPU half idle.
   OUTBOUND_KEY_CONCURRENCY: positiveInt(16),
   // Least time between two grouped inserts of the dispatcher's, in ms, under load (GroupInserter;
-  // MONGO_INSERT_INTERVAL_MS is the services' general one). The claim comes before the send, so
-  // its wait is on every reply's path: shorter. The sent record comes after it and no reply waits
-  // for it, only the next message of the same conversation: longer, fewer statements. 5 and 25
-  // against 10 and 10, A/B at 300 and 500 messages/s: p99 112-128 ms against 153-220 at 300/s, no
-  // more CPU per message (bench/README.md).
+  // MONGO_INSERT_INTERVAL_MS is the services' general one). The claim comes before the send, so its
+  // wait is on every reply's path: 5 against 10, A/B at 300 and 500 messages/s, p99 112-128 ms
+  // against 153-220 at 300/s with no more CPU per message. The sent record comes after the send and
+  // only the conversation's next message waits for it: 25 saved no CPU that showed against 10, and
+  // from 48 messages/s on (where its spacing starts) made that next message wait 6-7 ms longer at
+  // the median (bench/README.md).
   OUTBOUND_CLAIM_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(5),
-  OUTBOUND_RECORD_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(25),
+  OUTBOUND_RECORD_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
 });
 
 export type IngressConfig = z.infer<typeof schema>;
