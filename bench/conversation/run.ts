@@ -374,6 +374,8 @@ try {
   const f = (n: number) => n.toFixed(1);
   const kind = (k: { sent: number; p50: number; p99: number } | undefined) =>
     k && k.sent > 0 ? `${k.sent}, ${f(k.p50)}, ${f(k.p99)}` : "–";
+  /** Our services' CPU per message at the highest rate: the derived capacity below. */
+  const topServicesMs = summary.at(-1)?.servicesMsPerMessageMedian ?? 0;
   const md = `# Conversation service: ${result.date}
 
 ${rounds} round(s) of steps of ${args.duration} s at each rate (after ${args.warmup} s of warm-up), ${
@@ -400,10 +402,8 @@ ${summary
 "Our services" are ingress (webhook and dispatcher) and the conversation service; the rest of each
 message's CPU is Kafka, FerretDB, PostgreSQL, Redis and the load generator with the Graph API
 stand-in, which share these cores here and run elsewhere in production. At the highest rate our
-services took ${summary.at(-1)?.servicesMsPerMessageMedian ?? "–"} ms per message: ${cpus().length} cores would carry about ${
-    summary.at(-1)?.servicesMsPerMessageMedian
-      ? Math.round((1000 * cpus().length) / (summary.at(-1)?.servicesMsPerMessageMedian ?? 1))
-      : "–"
+services took ${topServicesMs || "–"} ms per message: ${cpus().length} cores would carry about ${
+    topServicesMs ? Math.round((1000 * cpus().length) / topServicesMs) : "–"
   }/s of them alone (derived, not measured).
 
 Highest rate with median p99 ≤ ${TARGET.p99Ms} ms and every reply in: **${result.highestRateMeetingP99 || "none"}/s**.

@@ -96,7 +96,7 @@ export interface DispatcherDeps {
   leaseMs: number;
   /** The spacing of the grouped claims (GroupInserter's minIntervalMs), on each reply's path; 0 by default. */
   claimIntervalMs?: number;
-  /** The spacing of the grouped sent records, which no reply waits for; 0 by default. */
+  /** The spacing of the grouped sent records, which only the conversation's next message waits for; 0 by default. */
   recordIntervalMs?: number;
   now?: () => Date;
 }
