@@ -70,3 +70,13 @@ test("pseudonyms depend on the key, are stable, and redact leaves hex ids and sh
   );
   assert.equal(redact(redact("wamid.abc.34600111222.1")), `wamid.abc.${before}.1`);
 });
+
+test("business-scoped user ids are written as their pseudonyms too, whole", () => {
+  const bsuid = "US.13491208655302741918";
+  const parent = "US.ENT.11815799212886844830";
+  assert.equal(redact(`PN1:${bsuid}/j1/r2`), `PN1:${pseudonym(bsuid)}/j1/r2`);
+  assert.equal(redact(`from ${parent}.`), `from ${pseudonym(parent)}.`);
+  assert.equal(redact(redact(`PN1:${bsuid}`)), `PN1:${pseudonym(bsuid)}`);
+  // Prose and hosts keep their short dotted words.
+  assert.equal(redact("OK.done at EU.west"), "OK.done at EU.west");
+});

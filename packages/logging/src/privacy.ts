@@ -1,9 +1,10 @@
 import { createHmac } from "node:crypto";
 
 /**
- * Pseudonyms for what identifies a shopper in telemetry. A WhatsApp id is the shopper's phone
- * number, and it is inside conversation, round and order ids ("<phone_number_id>:<wa_id>/j1/r2");
- * none of it may reach a log line, a span or a metric label in plaintext. A keyed hash (HMAC-SHA256)
+ * Pseudonyms for what identifies a shopper in telemetry. A shopper is named by their phone number
+ * (wa_id) or their business-scoped user id (BSUID, "US.13491208655302741918"), and one of them is
+ * inside conversation, round and order ids ("<phone_number_id>:<BSUID>/j1/r2"); none of it may
+ * reach a log line, a span or a metric label in plaintext. A keyed hash (HMAC-SHA256)
  * stays the same for one id everywhere, so an operator can still follow one shopper: compute the
  * pseudonym of their number (`node scripts/pseudonym.ts <wa_id>`) and search for it.
  */
@@ -29,14 +30,22 @@ export function pseudonym(id: string): string {
   return `p${createHmac("sha256", key).update(id).digest("hex").slice(0, 16)}`;
 }
 
+// A BSUID: an ISO 3166 country code, a dot, maybe "ENT." (a parent BSUID), and up to 128
+// alphanumerics (Meta's format), standing on its own. At least 8 of them, so that a short
+// "XX.word" in prose is left alone; real ones carry about 20 digits.
+const BSUID_LIKE = /(?<![\p{L}\p{N}.])[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{8,128}(?![\p{L}\p{N}])/gu;
+
 // A phone number as WhatsApp writes it (E.164 digits, 7 to 15 of them, maybe a "+") standing on
 // its own: not part of a longer word or hex string, so trace ids and hashes are left alone.
 const PHONE_LIKE = /(?<![\p{L}\p{N}])\+?\d{7,15}(?![\p{L}\p{N}])/gu;
 
 /**
- * `text` with every phone-number-like run of digits replaced by its pseudonym: the last line of
- * defence for ids that travel inside other strings (error messages, Kafka keys, round ids).
+ * `text` with every BSUID and every phone-number-like run of digits replaced by its pseudonym: the
+ * last line of defence for ids that travel inside other strings (error messages, Kafka keys, round
+ * ids). BSUIDs first: their digits would otherwise be taken for a phone number and half-hidden.
  */
 export function redact(text: string): string {
-  return text.replace(PHONE_LIKE, (digits) => pseudonym(digits.replace(/^\+/, "")));
+  return text
+    .replace(BSUID_LIKE, (bsuid) => pseudonym(bsuid))
+    .replace(PHONE_LIKE, (digits) => pseudonym(digits.replace(/^\+/, "")));
 }

@@ -2,6 +2,7 @@
 // edited by hand.
 
 // Hand-written beside the generated code:
+export * as contracts from "./contracts.ts";
 export { type Encodable, encodeMessage } from "./encode.ts";
 export * as generation from "./gen/generation/v1/generation.ts";
 export * as inbound from "./gen/inbound/v1/inbound.ts";
