@@ -41,7 +41,7 @@ let db: Db;
 let topics: TopicNames;
 let signedEvent: (
   type: "checkout.session.completed",
-  session: { id: string; orderId: string },
+  session: { id: string; orderNumber: string },
 ) => {
   body: string;
   signature: string;
@@ -115,7 +115,7 @@ after(async () => {
 });
 
 let orders = 0;
-async function orderWithLink(): Promise<{ orderId: string; sessionId: string }> {
+async function orderWithLink(): Promise<{ orderId: string; orderNumber: string; sessionId: string }> {
   orders += 1;
   const conversationId = `PNO:${run}-${orders}`;
   const r: payment.PaymentRequest = {
@@ -131,13 +131,15 @@ async function orderWithLink(): Promise<{ orderId: string; sessionId: string }> 
   await producer.send(topics.paymentRequests, [
     { key: r.conversationId, value: payment.PaymentRequest.encode(r).finish() },
   ]);
-  const link = await eventually(`a link for ${r.orderId}`, () => {
-    const found = published.find(
-      (p) => p.event.orderId === r.orderId && p.event.outcome?.$case === "linkCreated",
-    );
-    return found?.event.outcome?.$case === "linkCreated" && found.event.outcome.value.url;
-  });
-  return { orderId: r.orderId, sessionId: link.split("/checkout/")[1] ?? "" };
+  const found = await eventually(`a link for ${r.orderId}`, () =>
+    published.find((p) => p.event.orderId === r.orderId && p.event.outcome?.$case === "linkCreated"),
+  );
+  const link = found.event.outcome?.$case === "linkCreated" ? found.event.outcome.value.url : "";
+  return {
+    orderId: r.orderId,
+    orderNumber: found.event.orderNumber,
+    sessionId: link.split("/checkout/")[1] ?? "",
+  };
 }
 
 const eventOf = (orderId: string, outcome: string) =>
@@ -159,8 +161,8 @@ async function spanWith(what: string, match: (span: ReadableSpan) => boolean): P
 
 describe("payment outbox and trace context", () => {
   test("an event a dead writer left in the outbox is relayed by the sweeper as a child of the webhook's trace", async () => {
-    const { orderId, sessionId } = await orderWithLink();
-    const { body, signature } = signedEvent("checkout.session.completed", { id: sessionId, orderId });
+    const { orderId, orderNumber, sessionId } = await orderWithLink();
+    const { body, signature } = signedEvent("checkout.session.completed", { id: sessionId, orderNumber });
     const caller = { traceId: randomBytes(16).toString("hex"), spanId: randomBytes(8).toString("hex") };
 
     dying = topics.paymentEvents;
@@ -211,7 +213,7 @@ describe("payment outbox and trace context", () => {
   });
 
   test("an outbox entry written before entries carried a trace is still relayed, from the sweeper's own", async () => {
-    const { orderId } = await orderWithLink();
+    const { orderId, orderNumber } = await orderWithLink();
     const conversationId = orderId.split("/")[0] ?? "";
     const reason = `legacy entry ${run}`;
     // An entry as the service wrote them before: the type header only.
@@ -228,6 +230,7 @@ describe("payment outbox and trace context", () => {
                 payment.PaymentEvent.encode({
                   orderId,
                   conversationId,
+                  orderNumber,
                   outcome: { $case: "failed", value: { reason } },
                 }).finish(),
               ),

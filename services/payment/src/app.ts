@@ -9,7 +9,7 @@ import {
   type LocalEventType,
   type LocalProvider,
 } from "./adapters/local-provider.ts";
-import { type PaymentProvider, WebhookSignatureError } from "./adapters/provider.ts";
+import { type PaymentProvider, ProviderRefusal, WebhookSignatureError } from "./adapters/provider.ts";
 import type { OrderDoc, PaymentStore } from "./adapters/store.ts";
 import type { Metrics } from "./metrics.ts";
 import { asTransient, type Payments } from "./payments.ts";
@@ -34,11 +34,12 @@ export interface PaymentAppDeps {
  *   the raw body is the authentication, so the body is kept as bytes);
  * - /checkout/<session>: the local provider's checkout page (public; the session id is
  *   unguessable), whose "Pay" and "Cancel" become signed events delivered to the webhook above;
- * - /internal/orders/<id> and …/refund: for operators and other services, with an OIDC token;
+ * - /internal/orders/<id or number> and …/refund: for operators and other services, with an OIDC
+ *   token;
  * - /healthz, /readyz, /metrics.
  */
 export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
-  const { payments, provider, store, metrics, logger } = deps;
+  const { payments, provider, metrics, logger } = deps;
   const app = Fastify({ logger: false, bodyLimit: 256 * 1024 });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
@@ -99,16 +100,25 @@ export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
     }
   };
 
+  // `:id` is the order id or its number, in any form people type it ("7kq2m9xd" too).
   app.get<{ Params: { id: string } }>("/internal/orders/:id", async (request, reply) => {
     if (!(await authorized(request, reply))) return reply;
-    const order = await store.get(request.params.id);
+    const order = await payments.findOrder(request.params.id);
     if (!order) return reply.code(404).send({ error: "no such order" });
     return view(order);
   });
 
   app.post<{ Params: { id: string } }>("/internal/orders/:id/refund", async (request, reply) => {
     if (!(await authorized(request, reply))) return reply;
-    const result = await payments.refund(request.params.id);
+    let result: Awaited<ReturnType<Payments["refund"]>>;
+    try {
+      result = await payments.refund(request.params.id);
+    } catch (error) {
+      // The order stays refund_due with the reason recorded: a person refunds it at the provider.
+      if (error instanceof ProviderRefusal)
+        return reply.code(502).send({ error: `the provider refused the refund: ${error.message}` });
+      throw asTransient(error);
+    }
     if (result === "not_found") return reply.code(404).send({ error: "no such order" });
     if (result === "not_paid") return reply.code(409).send({ error: "only a paid order can be refunded" });
     return view(result);
@@ -121,6 +131,7 @@ export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
 export function view(order: OrderDoc) {
   return {
     orderId: order._id,
+    number: order.number,
     conversationId: order.conversationId,
     state: order.state,
     amount: order.amount,
@@ -134,6 +145,10 @@ export function view(order: OrderDoc) {
       : {}),
     ...(order.paidAt ? { paidAt: order.paidAt.toISOString() } : {}),
     ...(order.failureReason ? { failureReason: order.failureReason } : {}),
+    ...(order.cancelReason ? { cancelReason: order.cancelReason } : {}),
+    ...(order.refundReason ? { refundReason: order.refundReason } : {}),
+    ...(order.state === "refund_due" && order.refundRefused ? { refundRefused: order.refundRefused } : {}),
+    ...(order.refundedAt ? { refundedAt: order.refundedAt.toISOString() } : {}),
     history: order.history.map((h) => ({ state: h.state, at: h.at.toISOString(), by: h.by })),
   };
 }
@@ -146,7 +161,7 @@ export async function deliverLocalEvent(
   app: FastifyInstance,
   local: LocalProvider,
   type: LocalEventType,
-  session: { id: string; orderId: string },
+  session: { id: string; orderNumber: string },
 ): Promise<number> {
   const { body, signature } = local.signedEvent(type, session);
   const response = await app.inject({
@@ -168,11 +183,16 @@ function registerCheckout(app: FastifyInstance, deps: PaymentAppDeps & { local: 
 
   /** The page for a session that can no longer be paid, or was just paid. */
   const closed = (order: OrderDoc, sessionId: string) => {
-    if (order.state === "paid" || order.state === "refunded")
+    if (order.paidSessionId && order.refundReason === "cancelled_before_payment")
+      return page(
+        "Cancelled",
+        `<p>This order (<b>${esc(order.number)}</b>) was cancelled, so your payment is refunded.</p>`,
+      );
+    if (order.state === "paid" || order.state === "refund_due" || order.state === "refunded")
       return order.paidSessionId === sessionId
         ? page(
             "Paid",
-            `<p>Payment received, thank you. Your order number is <b>${esc(order._id)}</b>.</p>
+            `<p>Payment received, thank you. Your order number is <b>${esc(order.number)}</b>.</p>
            <p>You can go back to WhatsApp now.</p>`,
           )
         : page("Already paid", "<p>This order is already paid. Nothing more was charged.</p>");
@@ -193,7 +213,7 @@ function registerCheckout(app: FastifyInstance, deps: PaymentAppDeps & { local: 
       "Checkout",
       `<h1>${esc(order.productName)}</h1>
       <img src="${action("image")}" alt="Your design" width="320">
-      <p>Order <code>${esc(order._id)}</code></p>
+      <p>Order <code>${esc(order.number)}</code></p>
       <p class="total">Total: <b>${esc(formatPrice(order.amount, order.currency))}</b></p>
       <p>Link valid until ${esc(order.session?.expiresAt.toISOString() ?? "")}</p>
       <form method="post" action="${action("pay")}"><button type="submit" id="pay">Pay</button></form>
@@ -222,11 +242,14 @@ function registerCheckout(app: FastifyInstance, deps: PaymentAppDeps & { local: 
         if (order.state === "link_sent" && order.session?.id === sessionId)
           await deliverLocalEvent(app, deps.local, "checkout.session.expired", {
             id: sessionId,
-            orderId: order._id,
+            orderNumber: order.number,
           });
         return reply.code(409).send(closed((await store.get(order._id)) ?? order, sessionId));
       }
-      const status = await deliverLocalEvent(app, deps.local, type, { id: sessionId, orderId: order._id });
+      const status = await deliverLocalEvent(app, deps.local, type, {
+        id: sessionId,
+        orderNumber: order.number,
+      });
       if (status !== 200)
         return reply
           .code(503)

@@ -41,8 +41,9 @@ export function createMetrics(registry: Registry, countByState: () => Promise<Re
       async collect() {
         const c = await byState();
         if (!c) return;
-        const paid = (c.paid ?? 0) + (c.refunded ?? 0);
-        const linked = paid + (c.link_sent ?? 0) + (c.expired ?? 0) + (c.failed ?? 0);
+        // Money taken, whatever happened after (kept, or given back).
+        const paid = (c.paid ?? 0) + (c.refund_due ?? 0) + (c.refunded ?? 0);
+        const linked = paid + (c.link_sent ?? 0) + (c.expired ?? 0) + (c.failed ?? 0) + (c.cancelled ?? 0);
         this.set(linked === 0 ? 0 : paid / linked);
       },
     }),
@@ -75,6 +76,23 @@ export function createMetrics(registry: Registry, countByState: () => Promise<Re
       name: "payment_provider_errors_total",
       help: "Provider API calls that failed, by kind (refused: permanent; transient: retried)",
       labelNames: ["provider", "operation", "kind"],
+      registers: [registry],
+    }),
+    /**
+     * CancelOrders by reason (shopper, replaced) and outcome: cancelled, already_cancelled (a
+     * redelivery), already_paid (the payment landed first), unknown_order.
+     */
+    cancellations: new Counter({
+      name: "payment_order_cancellations_total",
+      help: "Cancel requests by reason (shopper, replaced) and outcome (cancelled, already_cancelled, already_paid, unknown_order)",
+      labelNames: ["reason", "outcome"],
+      registers: [registry],
+    }),
+    /** Refunds completed at the provider, by reason (cancelled_before_payment, by_shop). */
+    refunds: new Counter({
+      name: "payment_refunds_total",
+      help: "Refunds completed by reason (cancelled_before_payment, by_shop)",
+      labelNames: ["reason"],
       registers: [registry],
     }),
     requests: new Counter({

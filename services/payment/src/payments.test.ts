@@ -27,7 +27,8 @@ interface Sent {
 function order(outbox: OutboxEntry[] = []): OrderDoc {
   const at = new Date("2025-01-01T00:00:00Z");
   return {
-    _id: "PN:1/j1/r1/d1",
+    _id: "PN:1/o1",
+    number: "7KQ2-M9XD",
     conversationId: "PN:1",
     shopId: "demo-shop",
     productId: "mug",
@@ -121,7 +122,7 @@ test("an event a dead writer left in the outbox is published by the sweeper from
       await payments.applyProviderEvent({
         id: "evt_1",
         type: "checkout.session.completed",
-        data: { object: { id: "s1", payment_status: "paid", metadata: { order_id: "PN:1/j1/r1/d1" } } },
+        data: { object: { id: "s1", payment_status: "paid", metadata: { order_number: "7KQ2-M9XD" } } },
       });
     }),
     /writer died/,

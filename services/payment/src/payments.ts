@@ -8,17 +8,33 @@ import {
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
-import { payment } from "@taituri/proto";
+import { contracts, payment } from "@taituri/proto";
 import { injectContext, redact, SpanKind, trace, traceContextOf, withSpan } from "@taituri/telemetry";
 import type { PaymentProvider } from "./adapters/provider.ts";
 import { ProviderRefusal } from "./adapters/provider.ts";
-import { type OrderDoc, type OutboxEntry, outboxValue, type PaymentStore } from "./adapters/store.ts";
+import {
+  type OrderDoc,
+  type OrderPatch,
+  type OutboxEntry,
+  outboxValue,
+  type PaymentStore,
+} from "./adapters/store.ts";
 import { checkPrice, type PriceCatalog } from "./domain/catalog.ts";
-import { type Change, decideEvent, planRequest, sessionKey } from "./domain/order.ts";
+import {
+  type CancelReason,
+  type Change,
+  decideEvent,
+  planCancel,
+  planRequest,
+  type RefundReason,
+  refundKey,
+  sessionKey,
+} from "./domain/order.ts";
+import { generateOrderNumber, readOrderNumber } from "./domain/order-number.ts";
 import { type CheckoutEventLike, mapCheckoutEvent } from "./domain/provider-event.ts";
 import type { Metrics } from "./metrics.ts";
 
-export const PAYMENT_EVENT_TYPE = "application/x-protobuf; messageType=payment.v1.PaymentEvent";
+export const PAYMENT_EVENT_TYPE = contracts.contentType("payment.v1.PaymentEvent");
 
 export interface PaymentsDeps {
   store: PaymentStore;
@@ -30,6 +46,8 @@ export interface PaymentsDeps {
   metrics: Metrics;
   logger: Logger;
   now?: () => Date;
+  /** Draws order numbers (tests give their own to make numbers collide). */
+  drawNumber?: () => string;
 }
 
 export type WebhookOutcome =
@@ -40,27 +58,45 @@ export type WebhookOutcome =
   | "unknown_order"
   | "double_charge";
 
+/** What a CancelOrder did (payment_order_cancellations_total{outcome}). */
+export type CancelOutcome = "cancelled" | "already_cancelled" | "already_paid" | "unknown_order";
+
 /** Version conflicts in a row before giving up to the caller's retry: only a storm of writers gets here. */
 const MAX_CONFLICTS = 5;
 
 type Outcome = NonNullable<payment.PaymentEvent["outcome"]>;
 
+const CANCEL_REASONS: Partial<Record<payment.CancelReason, CancelReason>> = {
+  [payment.CancelReason.CANCEL_REASON_SHOPPER]: "shopper",
+  [payment.CancelReason.CANCEL_REASON_REPLACED]: "replaced",
+};
+
+const REFUND_REASONS: Record<RefundReason, payment.RefundReason> = {
+  cancelled_before_payment: payment.RefundReason.REFUND_REASON_CANCELLED_BEFORE_PAYMENT,
+  by_shop: payment.RefundReason.REFUND_REASON_BY_SHOP,
+};
+
 /**
- * Everything that moves an order: payment requests from the conversation, provider events from
- * the webhooks, refunds. Each change is one claimed write of the order document (store.ts) that also
- * writes the events it causes (the outbox); they are published after the write and forgotten
- * once Kafka has them. A crash in between leaves them in the document, and the sweeper publishes
- * them (relayStale): nothing is lost, and a copy published twice is deduplicated downstream.
+ * Everything that moves an order: payment requests and cancellations from the conversation,
+ * provider events from the webhooks, refunds. Each change is one claimed write of the order
+ * document (store.ts) that also writes the events it causes (the outbox); they are published after
+ * the write and forgotten once Kafka has them. A crash in between leaves them in the document, and
+ * the sweeper publishes them (relayStale): nothing is lost, and a copy published twice is
+ * deduplicated downstream.
  */
 export function createPayments(deps: PaymentsDeps) {
   const now = deps.now ?? (() => new Date());
+  const drawNumber = deps.drawNumber ?? (() => generateOrderNumber());
   const { store, provider, metrics, logger } = deps;
 
-  const encode = (order: Pick<OrderDoc, "_id" | "conversationId">, outcome: Outcome) =>
+  type Addressed = Pick<OrderDoc, "_id" | "conversationId"> & { number?: string };
+
+  const encode = (order: Addressed, outcome: Outcome) =>
     Buffer.from(
       payment.PaymentEvent.encode({
         orderId: order._id,
         conversationId: order.conversationId,
+        orderNumber: order.number ?? "",
         outcome,
       }).finish(),
     );
@@ -79,10 +115,7 @@ export function createPayments(deps: PaymentsDeps) {
   });
 
   /** An event that restates what the order already says (no state change, so no outbox). */
-  async function publishNow(
-    order: Pick<OrderDoc, "_id" | "conversationId">,
-    outcome: Outcome,
-  ): Promise<void> {
+  async function publishNow(order: Addressed, outcome: Outcome): Promise<void> {
     await deps.publisher.send(deps.topics.paymentEvents, [
       {
         key: order.conversationId,
@@ -146,6 +179,35 @@ export function createPayments(deps: PaymentsDeps) {
       ?.addEvent("order.transition", { from, to: updated.state, order: redact(updated._id) });
   }
 
+  /** The order as it is now; throws when it vanished (orders are never deleted). */
+  async function reload(orderId: string): Promise<OrderDoc> {
+    const reloaded = await store.get(orderId);
+    if (!reloaded) throw new TransientError(`order ${orderId} vanished`);
+    return reloaded;
+  }
+
+  /**
+   * Closes a session at the provider so its link cannot be paid. A provider error is transient
+   * (retried with the message that asked); a refusal is logged and not retried: the order is
+   * cancelled whatever the provider says, and a payment that lands all the same is handled by the
+   * webhook like any other.
+   */
+  async function closeSession(order: OrderDoc, sessionId: string): Promise<void> {
+    try {
+      const closed = await timed("expire_session", () => provider.expireSession(sessionId));
+      trace.getActiveSpan()?.setAttribute("payment.session.closed", closed);
+    } catch (error) {
+      if (error instanceof ProviderRefusal) {
+        logger.error(
+          { orderNumber: order.number, sessionId, err: error },
+          "the provider refused to expire a cancelled order's session; a payment on it is still refunded or kept",
+        );
+        return;
+      }
+      throw new TransientError(`provider: ${(error as Error).message}`);
+    }
+  }
+
   async function openSession(order: OrderDoc): Promise<OrderDoc | undefined> {
     const at = now();
     const attempt = order.attempt + 1;
@@ -154,10 +216,9 @@ export function createPayments(deps: PaymentsDeps) {
     try {
       session = await timed("create_session", () =>
         provider.createSession({
-          orderId: order._id,
-          conversationId: order.conversationId,
+          orderNumber: order.number,
           attempt,
-          idempotencyKey: sessionKey(order._id, attempt),
+          idempotencyKey: sessionKey(order.number, attempt),
           amount: order.amount,
           currency: order.currency,
           productName: order.productName,
@@ -191,7 +252,14 @@ export function createPayments(deps: PaymentsDeps) {
       "request",
       at,
     );
-    if (!updated) return undefined;
+    if (!updated) {
+      // Cancelled while the session was being opened (only when two consumers overlap in a
+      // rebalance): the session exists at the provider but not in the order, so close it here.
+      const current = await store.get(order._id);
+      if (current?.state === "cancelled" && current.session?.id !== session.id)
+        await closeSession(current, session.id);
+      return undefined;
+    }
     counted(order.state, updated);
     metrics.linksCreated.inc({ provider: provider.name });
     await relay(updated, [link]);
@@ -210,7 +278,8 @@ export function createPayments(deps: PaymentsDeps) {
     });
     if (!price.ok) {
       // Never charge what the catalog does not say: the shopper is told, the request is kept in
-      // the dead-letter topic for a person to look at, and no order or session exists.
+      // the dead-letter topic for a person to look at, and no order or session exists (so the
+      // event carries no order number).
       metrics.requests.inc({ outcome: "rejected" });
       await publishNow(
         { _id: request.orderId, conversationId: request.conversationId },
@@ -234,6 +303,7 @@ export function createPayments(deps: PaymentsDeps) {
           provider: provider.name,
         },
         now(),
+        drawNumber,
       ));
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
       const plan = planRequest(order.state);
@@ -258,31 +328,92 @@ export function createPayments(deps: PaymentsDeps) {
           await publishNow(order, { $case: "failed", value: { reason: plan.reason } });
           return;
       }
-      const reloaded = await store.get(request.orderId);
-      if (!reloaded) throw new TransientError(`order ${request.orderId} vanished`);
-      order = reloaded;
+      order = await reload(request.orderId);
     }
     throw new TransientError(
       `order ${request.orderId} changed ${MAX_CONFLICTS} times while handling a request`,
     );
   }
 
+  /**
+   * A CancelOrder. Idempotency key: the order id, through the order's state: the first delivery's
+   * claimed write (`cancel`, unique change id in payment_order_changes) moves it to cancelled;
+   * a redelivery, or a concurrent delivery that lost the claim, finds it cancelled and only closes
+   * the session again (the provider's expiry is idempotent by nature). A paid order stays paid.
+   */
+  async function cancel(request: payment.CancelOrder): Promise<CancelOutcome> {
+    if (!request.orderId) throw new PermanentError("cancel order without orderId");
+    const reason = CANCEL_REASONS[request.reason];
+    if (!reason) throw new PermanentError(`cancel order ${request.orderId} without a known reason`);
+    const outcome = await cancelFor(request.orderId, reason);
+    metrics.cancellations.inc({ reason, outcome });
+    return outcome;
+  }
+
+  async function cancelFor(orderId: string, reason: CancelReason): Promise<CancelOutcome> {
+    let order = await store.get(orderId);
+    // No order: its request was rejected (price), so there is nothing to close or pay.
+    if (!order) return "unknown_order";
+    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+      const plan = planCancel(order.state);
+      switch (plan.type) {
+        case "too_late":
+          // The payment landed first: the conversation hears "succeeded" from the outbox as usual.
+          return "already_paid";
+        case "close_again":
+          if (order.cancelledSessionId) await closeSession(order, order.cancelledSessionId);
+          return "already_cancelled";
+        case "cancel": {
+          const at = now();
+          // Only a link_sent order has a session that may still be paid; the others ended.
+          const open = order.state === "link_sent" ? order.session?.id : undefined;
+          const updated = await store.transition(
+            order,
+            "cancel",
+            {
+              cancelReason: reason,
+              cancelledAt: at,
+              openUntil: null,
+              ...(open ? { cancelledSessionId: open } : {}),
+            },
+            [],
+            `cancel:${reason}`,
+            at,
+          );
+          if (updated) {
+            counted(order.state, updated);
+            if (open) await closeSession(updated, open);
+            return "cancelled";
+          }
+          break;
+        }
+      }
+      order = await reload(orderId);
+    }
+    throw new TransientError(`order ${orderId} changed ${MAX_CONFLICTS} times while cancelling`);
+  }
+
   function effectOf(
     order: OrderDoc,
     change: Change,
     event: { sessionId: string; reason?: string; paymentRef?: string },
-  ) {
-    const at = now();
+    at: Date,
+  ): { patch: OrderPatch; outbox: OutboxEntry[] } {
+    const payment = {
+      paidSessionId: event.sessionId,
+      paidAt: at,
+      openUntil: null,
+      ...(event.paymentRef ? { paymentRef: event.paymentRef } : {}),
+    };
     switch (change) {
       case "pay":
+        return { patch: payment, outbox: [entry(order, "succeeded", { $case: "succeeded", value: {} })] };
+      case "pay_cancelled":
+        // The payment is recorded and the refund claimed in one write; its event follows the
+        // provider's refund (finishRefund), so the shopper is told once the money is on its way back.
         return {
-          patch: {
-            paidSessionId: event.sessionId,
-            paidAt: at,
-            openUntil: null,
-            ...(event.paymentRef ? { paymentRef: event.paymentRef } : {}),
-          },
-          outbox: [entry(order, "succeeded", { $case: "succeeded", value: {} })],
+          patch: { ...payment, refundReason: "cancelled_before_payment", refundDueAt: at },
+          outbox: [],
         };
       case "expire":
         return {
@@ -298,9 +429,18 @@ export function createPayments(deps: PaymentsDeps) {
         };
       }
       case "open_session":
+      case "cancel":
       case "refund":
+      case "complete_refund":
         return { patch: {}, outbox: [] };
     }
+  }
+
+  /** The order an event is about: by its session (the authority), else by the order number it names. */
+  async function orderOf(event: { sessionId: string; orderNumber?: string }): Promise<OrderDoc | null> {
+    const orderId = await store.sessionOrder(event.sessionId);
+    if (orderId) return store.get(orderId);
+    return event.orderNumber ? store.byNumber(event.orderNumber) : null;
   }
 
   /**
@@ -319,13 +459,12 @@ export function createPayments(deps: PaymentsDeps) {
         provider: provider.name,
         type: raw.type,
         sessionId: event.sessionId,
-        ...(event.orderId ? { orderId: event.orderId } : {}),
+        ...(event.orderNumber ? { orderNumber: event.orderNumber } : {}),
       },
       at,
     );
     if (claim === "processed") return "duplicate";
-    const orderId = (await store.sessionOrder(event.sessionId)) ?? event.orderId;
-    let order = orderId ? await store.get(orderId) : null;
+    let order = await orderOf(event);
     if (!order) {
       // Another checkout of the same Stripe account, or an order from another deployment.
       await store.markEventProcessed(event.id, "unknown_order", at);
@@ -337,11 +476,12 @@ export function createPayments(deps: PaymentsDeps) {
           state: order.state,
           ...(order.session ? { sessionId: order.session.id } : {}),
           ...(order.paidSessionId ? { paidSessionId: order.paidSessionId } : {}),
+          ...(order.cancelReason ? { cancelReason: order.cancelReason } : {}),
         },
         event,
       );
       if (decision.type === "apply") {
-        const { patch, outbox } = effectOf(order, decision.change, event);
+        const { patch, outbox } = effectOf(order, decision.change, event, at);
         const updated = await store.transition(
           order,
           decision.change,
@@ -352,68 +492,141 @@ export function createPayments(deps: PaymentsDeps) {
         );
         if (updated) {
           counted(order.state, updated);
-          if (updated.state === "paid") {
+          if (updated.paidAt && !order.paidAt) {
             metrics.paid.inc({ provider: provider.name });
             if (order.linkSentAt)
               metrics.linkToPaid.observe((at.getTime() - order.linkSentAt.getTime()) / 1000);
           }
           await relay(updated, outbox);
-          await store.markEventProcessed(event.id, "applied", at);
+          await store.markEventProcessed(event.id, "applied", at, order._id);
+          if (updated.state === "refund_due") await tryRefund(updated);
           return "applied";
         }
-        const reloaded = await store.get(order._id);
-        if (!reloaded) throw new Error(`order ${order._id} vanished`);
-        order = reloaded;
+        order = await reload(order._id);
         continue;
       }
       if (decision.type === "double_charge") {
         // Money taken on a second session of a paid order: only possible if a provider lets an
         // old session complete. A person refunds it (internal refund endpoint or the dashboard).
         logger.error(
-          { orderId: order._id, sessionId: event.sessionId, paidSessionId: order.paidSessionId },
+          { orderNumber: order.number, sessionId: event.sessionId, paidSessionId: order.paidSessionId },
           "order paid twice: refund the second payment",
         );
       }
       // A duplicate's events are the first delivery's to publish (or the sweeper's, after a crash):
       // publishing them here too would emit them twice while that delivery is still at work.
-      await store.markEventProcessed(event.id, decision.type, at);
+      await store.markEventProcessed(event.id, decision.type, at, order._id);
       return decision.type;
     }
     throw new TransientError(`order ${order._id} changed ${MAX_CONFLICTS} times while applying ${event.id}`);
   }
 
-  /** Internal refund: the provider first (idempotent), then the order; both safe to repeat. */
-  async function refund(orderId: string): Promise<OrderDoc | "not_found" | "not_paid"> {
-    let order = await store.get(orderId);
-    if (!order) return "not_found";
-    if (order.state === "refunded") return order;
-    if (order.state !== "paid") return "not_paid";
-    const paid = order;
-    await timed("refund", () =>
-      provider.refund({
-        orderId: paid._id,
-        amount: paid.amount,
-        ...(paid.paymentRef ? { paymentRef: paid.paymentRef } : {}),
-      }),
-    );
+  /**
+   * Gives a refund_due order's money back: the provider's refund under the order's refund key
+   * (so asking twice refunds once), then refund_due → refunded with its `refunded` event. A
+   * crash or provider outage in between leaves the order refund_due for the sweeper
+   * (refundDueRetries); a refusal is recorded for a person and no longer retried.
+   */
+  async function finishRefund(due: OrderDoc): Promise<OrderDoc> {
+    try {
+      await timed("refund", () =>
+        provider.refund({
+          orderNumber: due.number,
+          amount: due.amount,
+          idempotencyKey: refundKey(due.number),
+          ...(due.paymentRef ? { paymentRef: due.paymentRef } : {}),
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ProviderRefusal) {
+        logger.error(
+          { orderNumber: due.number, err: error },
+          "the provider refused a refund: a person must refund this order",
+        );
+        await store.note(due, { refundRefused: error.message, refundDueAt: null }, now());
+      }
+      throw error;
+    }
+    const reason = due.refundReason ?? "by_shop";
+    let order = due;
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
-      const updated = await store.transition(order, "refund", {}, [], "refund", now());
+      if (order.state === "refunded") return order;
+      if (order.state !== "refund_due")
+        throw new Error(`order ${order.number} is ${order.state}, not refund_due, after its refund`);
+      const at = now();
+      const refunded = entry(order, "refunded", {
+        $case: "refunded",
+        value: { reason: REFUND_REASONS[reason], amount: order.amount, currency: order.currency },
+      });
+      const updated = await store.transition(
+        order,
+        "complete_refund",
+        { refundedAt: at, refundDueAt: null },
+        [refunded],
+        "refund",
+        at,
+      );
       if (updated) {
         counted(order.state, updated);
+        metrics.refunds.inc({ reason });
+        await relay(updated, [refunded]);
         return updated;
       }
-      const reloaded: OrderDoc | null = await store.get(orderId);
-      if (!reloaded) return "not_found";
-      if (reloaded.state === "refunded") return reloaded;
-      order = reloaded;
+      order = await reload(order._id);
     }
-    throw new Error(`order ${orderId} changed ${MAX_CONFLICTS} times while refunding`);
+    throw new TransientError(`order ${due._id} changed ${MAX_CONFLICTS} times while refunding`);
+  }
+
+  /** finishRefund where a failure must not undo what was done: the sweeper takes over. */
+  async function tryRefund(due: OrderDoc): Promise<void> {
+    try {
+      await finishRefund(due);
+    } catch (error) {
+      logger.warn({ orderNumber: due.number, err: error }, "refund not finished; the sweeper retries it");
+    }
+  }
+
+  /** An order by its id or its number (in any form parseOrderNumber reads). */
+  async function findOrder(idOrNumber: string): Promise<OrderDoc | null> {
+    const number = readOrderNumber(idOrNumber);
+    return (number ? await store.byNumber(number) : null) ?? (await store.get(idOrNumber));
+  }
+
+  /**
+   * Internal refund, by the shop: paid → refund_due (claimed), then finishRefund. Repeating it is
+   * fine at every step; it also finishes a refund that is due for any other reason.
+   */
+  async function refund(idOrNumber: string): Promise<OrderDoc | "not_found" | "not_paid"> {
+    let order = await findOrder(idOrNumber);
+    if (!order) return "not_found";
+    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+      if (order.state === "refunded") return order;
+      if (order.state === "refund_due") return finishRefund(order);
+      if (order.state !== "paid") return "not_paid";
+      const at = now();
+      const updated = await store.transition(
+        order,
+        "refund",
+        { refundReason: "by_shop", refundDueAt: at },
+        [],
+        "refund",
+        at,
+      );
+      if (updated) {
+        counted(order.state, updated);
+        return finishRefund(updated);
+      }
+      order = await reload(order._id);
+    }
+    throw new TransientError(`order ${order._id} changed ${MAX_CONFLICTS} times while refunding`);
   }
 
   return {
     handleRequest,
+    cancel,
     applyProviderEvent,
     refund,
+    findOrder,
 
     /** Publishes the outboxes a crashed writer left behind. Returns how many orders it relayed. */
     async relayStale(graceMs: number, limit = 100): Promise<number> {
@@ -422,10 +635,20 @@ export function createPayments(deps: PaymentsDeps) {
       return stale.length;
     },
 
+    /**
+     * Finishes the refunds a crashed writer (or a provider outage) left due for longer than
+     * `graceMs`. Returns how many it tried.
+     */
+    async refundDueRetries(graceMs: number, limit = 100): Promise<number> {
+      const due = await store.dueForRefund(new Date(now().getTime() - graceMs), limit);
+      for (const order of due) await tryRefund(order);
+      return due.length;
+    },
+
     /** Orders of this provider whose open session is past its expiry. */
     dueForExpiry: (limit = 100) => store.dueForExpiry(provider.name, now(), limit),
 
-    /** Whether the checkout page may still take a payment on this session. */
+    /** Whether the checkout page may still take a payment on this session (never for a cancelled order). */
     payable: (order: OrderDoc, sessionId: string) =>
       order.state === "link_sent" &&
       order.session?.id === sessionId &&

@@ -24,7 +24,8 @@ export interface PaymentOptions {
 /**
  * Builds and starts the payment service: the payment-requests consumer, the HTTP server (provider
  * webhooks, the local checkout page, the internal API, ops routes) and the sweeper, which ends
- * local sessions past their expiry and publishes events a crash left in an order's outbox.
+ * local sessions past their expiry, publishes events a crash left in an order's outbox and
+ * finishes refunds a crash or a provider outage left due.
  * Endpoints: `http` (the public base), `webhook`, `ops`.
  */
 export async function startPaymentService(
@@ -100,18 +101,21 @@ export async function startPaymentService(
   });
 
   // Any replica may sweep: expiring a session is a signed event through the webhook path (the
-  // event index and the version claim make a second replica's copy a no-op).
+  // event index and the version claim make a second replica's copy a no-op), and a refund is
+  // asked for under the order's refund key and completed by one claimed write.
   const sweep = async () => {
     await payments.relayStale(config.PAYMENT_OUTBOX_GRACE_MS);
+    // Due for longer than the outbox grace: the writer that claimed it has probably died.
+    await payments.refundDueRetries(config.PAYMENT_OUTBOX_GRACE_MS);
     if (!local) return;
     for (const order of await payments.dueForExpiry()) {
       if (!order.session) continue;
       const status = await deliverLocalEvent(app, local, "checkout.session.expired", {
         id: order.session.id,
-        orderId: order._id,
+        orderNumber: order.number,
       });
       if (status !== 200)
-        logger.warn({ orderId: order._id, status }, "expiring a checkout session failed; will retry");
+        logger.warn({ orderNumber: order.number, status }, "expiring a checkout session failed; will retry");
     }
   };
   let sweeping: Promise<unknown> = Promise.resolve();

@@ -18,9 +18,10 @@ export type LocalEventType = "checkout.session.completed" | "checkout.session.ex
  * and what happens on it comes back as signed, Stripe-shaped webhook events through the same
  * handler a real provider's events take. Nothing is charged anywhere.
  *
- * Session and event ids are derived with an HMAC of the secret: deterministic (a retried
- * create gives the same session; a second click on "Pay" gives the same event, which the event
- * index drops) and unguessable (a session id in a link does not lead to anyone else's).
+ * Session and event ids are derived with an HMAC of the secret over the attempt's idempotency key
+ * (built from the order number): deterministic (a retried create gives the same session; a second
+ * click on "Pay" gives the same event, which the event index drops) and unguessable (a session id
+ * in a link does not lead to anyone else's).
  */
 export class LocalProvider implements PaymentProvider {
   readonly name = "local";
@@ -41,10 +42,21 @@ export class LocalProvider implements PaymentProvider {
     return { id, url: `${this.#publicUrl()}/checkout/${id}` };
   }
 
-  /** The signed event the checkout page (or the expiry sweep) delivers to the webhook. */
+  /**
+   * Nothing to call: the checkout page is ours, and its payable check refuses a session whose
+   * order is no longer link_sent (cancelled included).
+   */
+  async expireSession(): Promise<"expired"> {
+    return "expired";
+  }
+
+  /**
+   * The signed event the checkout page (or the expiry sweep) delivers to the webhook. Like
+   * Stripe's, it knows the order by its number only.
+   */
   signedEvent(
     type: LocalEventType,
-    session: { id: string; orderId: string },
+    session: { id: string; orderNumber: string },
     nowSeconds = Math.floor(Date.now() / 1000),
   ): { body: string; signature: string } {
     const event: CheckoutEventLike & { object: string; created: number } = {
@@ -55,8 +67,8 @@ export class LocalProvider implements PaymentProvider {
       data: {
         object: {
           id: session.id,
-          client_reference_id: session.orderId,
-          metadata: { order_id: session.orderId },
+          client_reference_id: session.orderNumber,
+          metadata: { order_number: session.orderNumber },
           payment_status: type === "checkout.session.completed" ? "paid" : "unpaid",
           payment_intent:
             type === "checkout.session.completed" ? `lpi_${this.#mac(`intent:${session.id}`)}` : null,

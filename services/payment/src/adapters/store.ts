@@ -1,6 +1,13 @@
 import { type CollectionIndexes, isDuplicateKey } from "@taituri/mongo";
 import type { Binary, Collection, Db } from "mongodb";
-import { type Change, type OrderState, TRANSITIONS } from "../domain/order.ts";
+import {
+  type CancelReason,
+  type Change,
+  canChange,
+  type OrderState,
+  type RefundReason,
+  TRANSITIONS,
+} from "../domain/order.ts";
 
 /** An event to publish, written in the same single-document update as the change that caused it. */
 export interface OutboxEntry {
@@ -23,8 +30,13 @@ export interface SessionInfo {
 }
 
 export interface OrderDoc {
-  /** The order id from the conversation: conversation + round + design. */
+  /**
+   * The order id from the conversation (`<conversation>/o<n>`). It holds the shopper's phone number
+   * or BSUID: internal only, never shown to people nor sent to a provider.
+   */
   _id: string;
+  /** The order number people and the provider see ("7KQ2-M9XD"); unique index `number`. */
+  number: string;
   conversationId: string;
   shopId: string;
   productId: string;
@@ -46,6 +58,16 @@ export interface OrderDoc {
   paidAt?: Date;
   linkSentAt?: Date;
   failureReason?: string;
+  cancelReason?: CancelReason;
+  cancelledAt?: Date;
+  /** The session that was open when the order was cancelled: closed at the provider. */
+  cancelledSessionId?: string;
+  refundReason?: RefundReason;
+  /** For the sweeper: since when a refund_due order waits for its provider refund (null: not waiting). */
+  refundDueAt?: Date | null;
+  /** Why the provider refused the refund: a person takes over (the sweeper no longer retries it). */
+  refundRefused?: string;
+  refundedAt?: Date;
   /** Bumped by every write; a write that expects another version lost a race and is redone. */
   version: number;
   outbox: StoredOutboxEntry[];
@@ -58,6 +80,7 @@ export interface OrderDoc {
 
 export type NewOrder = Omit<
   OrderDoc,
+  | "number"
   | "state"
   | "attempt"
   | "openUntil"
@@ -92,6 +115,31 @@ interface SessionDoc {
   createdAt: Date;
 }
 
+/** The fields a transition may set beside the state (see PaymentStore.transition). */
+export type OrderPatch = Partial<
+  Pick<
+    OrderDoc,
+    | "session"
+    | "attempt"
+    | "paidSessionId"
+    | "paymentRef"
+    | "paidAt"
+    | "linkSentAt"
+    | "failureReason"
+    | "openUntil"
+    | "cancelReason"
+    | "cancelledAt"
+    | "cancelledSessionId"
+    | "refundReason"
+    | "refundDueAt"
+    | "refundRefused"
+    | "refundedAt"
+  >
+>;
+
+/** Draws of an order number in a row that may meet a number already taken before giving up. */
+const NUMBER_DRAWS = 5;
+
 /**
  * One provider event as received. Idempotency key of the webhooks: the provider's event id, unique
  * as `_id`. `processedAt` is set once its effect (if any) is in the order, so a redelivery after
@@ -103,6 +151,9 @@ interface ProviderEventDoc {
   provider: string;
   type: string;
   sessionId: string;
+  /** The order number the event names (its metadata), if any. */
+  orderNumber?: string;
+  /** The order it was applied to, once known. */
   orderId?: string;
   receivedAt: Date;
   processedAt?: Date;
@@ -115,14 +166,16 @@ export const SESSIONS = "payment_sessions";
 export const PROVIDER_EVENTS = "payment_provider_events";
 
 /**
- * Unique indexes: order id (`_id` of payment_orders), provider session id (`_id` of
- * payment_sessions), provider event id (`_id` of payment_provider_events). The others serve the
- * sweeper and the lookups.
+ * Unique indexes: order id (`_id` of payment_orders), order number (`number` of payment_orders),
+ * provider session id (`_id` of payment_sessions), provider event id (`_id` of
+ * payment_provider_events). The others serve the sweeper and the lookups.
  */
 export const paymentIndexes: CollectionIndexes[] = [
   {
     collection: ORDERS,
     indexes: [
+      // Sparse: an order written before order numbers existed has none, and must not collide.
+      { key: { number: 1 }, name: "number", unique: true, sparse: true },
       { key: { openUntil: 1 }, name: "open_until" },
       { key: { outboxSince: 1 }, name: "outbox_since" },
       { key: { state: 1 }, name: "state" },
@@ -160,29 +213,44 @@ export class PaymentStore {
     throw new Error(`order ${orderId} did not settle`);
   }
 
-  /** Creates the order in state "created", or returns the one a previous request created. */
-  async create(order: NewOrder, at: Date): Promise<OrderDoc> {
-    const doc: OrderDoc = {
-      ...order,
-      state: "created",
-      attempt: 0,
-      openUntil: null,
-      version: 1,
-      outbox: [],
-      outboxSince: null,
-      history: [{ state: "created", at, by: "request" }],
-      createdAt: at,
-      updatedAt: at,
-    };
-    try {
-      await this.orders.insertOne(doc);
-      return doc;
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-      const existing = await this.get(order._id);
-      if (!existing) throw error;
-      return existing;
+  /** The order with this number (canonical form, see domain/order-number.ts), settled as get() does. */
+  async byNumber(number: string): Promise<OrderDoc | null> {
+    const found = await this.orders.findOne({ number }, { projection: { _id: 1 } });
+    return found ? this.get(found._id) : null;
+  }
+
+  /**
+   * Creates the order in state "created" with a new number, or returns the one a previous request
+   * created. The insert is the claim: a redelivered or concurrent request finds the first order
+   * (and its number) by `_id`. A refusal whose order does not exist was the number's unique index:
+   * that number is taken by another order, so another is drawn. (FerretDB does not say which index
+   * refused, so the lookup by `_id` tells them apart.)
+   */
+  async create(order: NewOrder, at: Date, drawNumber: () => string): Promise<OrderDoc> {
+    for (let draw = 0; draw < NUMBER_DRAWS; draw++) {
+      const doc: OrderDoc = {
+        ...order,
+        number: drawNumber(),
+        state: "created",
+        attempt: 0,
+        openUntil: null,
+        version: 1,
+        outbox: [],
+        outboxSince: null,
+        history: [{ state: "created", at, by: "request" }],
+        createdAt: at,
+        updatedAt: at,
+      };
+      try {
+        await this.orders.insertOne(doc);
+        return doc;
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+        const existing = await this.get(order._id);
+        if (existing) return existing;
+      }
     }
+    throw new Error(`order ${order._id}: ${NUMBER_DRAWS} order numbers in a row were taken`);
   }
 
   /**
@@ -193,37 +261,30 @@ export class PaymentStore {
   async transition(
     order: OrderDoc,
     change: Change,
-    patch: Partial<
-      Pick<
-        OrderDoc,
-        | "session"
-        | "attempt"
-        | "paidSessionId"
-        | "paymentRef"
-        | "paidAt"
-        | "linkSentAt"
-        | "failureReason"
-        | "openUntil"
-      >
-    >,
+    patch: OrderPatch,
     outbox: OutboxEntry[],
     by: string,
     at: Date,
   ): Promise<OrderDoc | undefined> {
-    const rule = TRANSITIONS[change];
-    if (!rule.from.includes(order.state)) return undefined;
+    if (!canChange(order.state, change, order.cancelReason)) return undefined;
+    const to = TRANSITIONS[change].to;
     const pending = [...order.outbox, ...outbox];
     return this.#commit(
       order,
       {
         ...patch,
-        state: rule.to,
+        state: to,
         outbox: pending,
         outboxSince: pending.length > 0 ? (order.outboxSince ?? at) : null,
-        history: [...order.history, { state: rule.to, at, by }],
+        history: [...order.history, { state: to, at, by }],
       },
       at,
     );
+  }
+
+  /** Records a fact about the order that changes no state; undefined when another writer got there first. */
+  note(order: OrderDoc, patch: OrderPatch, at: Date): Promise<OrderDoc | undefined> {
+    return this.#commit(order, patch, at);
   }
 
   /** Forgets the published entries, whatever else happened to the order meanwhile. */
@@ -308,10 +369,10 @@ export class PaymentStore {
     }
   }
 
-  async markEventProcessed(id: string, outcome: string, at: Date): Promise<void> {
+  async markEventProcessed(id: string, outcome: string, at: Date, orderId?: string): Promise<void> {
     await this.#events.updateOne(
       { _id: id, processedAt: { $exists: false } },
-      { $set: { processedAt: at, outcome } },
+      { $set: { processedAt: at, outcome, ...(orderId ? { orderId } : {}) } },
     );
   }
 
@@ -327,6 +388,14 @@ export class PaymentStore {
   dueForExpiry(provider: string, at: Date, limit: number): Promise<OrderDoc[]> {
     return this.orders
       .find({ provider, state: "link_sent", openUntil: { $ne: null, $lte: at } })
+      .limit(limit)
+      .toArray();
+  }
+
+  /** Orders whose provider refund has waited since before `olderThan` (their writer has probably died). */
+  dueForRefund(olderThan: Date, limit: number): Promise<OrderDoc[]> {
+    return this.orders
+      .find({ state: "refund_due", refundDueAt: { $ne: null, $lte: olderThan } })
       .limit(limit)
       .toArray();
   }

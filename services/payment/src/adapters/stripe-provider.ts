@@ -4,6 +4,7 @@ import {
   type CreatedSession,
   type PaymentProvider,
   ProviderRefusal,
+  type RefundRequest,
   type SessionRequest,
   WebhookSignatureError,
 } from "./provider.ts";
@@ -20,9 +21,11 @@ export interface StripeProviderOptions {
 }
 
 /**
- * Stripe Checkout. Sessions are created with the attempt's idempotency key (the order id for the
- * first), so a retried create returns the same session instead of opening a second one; the
- * order id travels in the metadata and client_reference_id, and comes back in every webhook.
+ * Stripe Checkout. Sessions are created with the attempt's idempotency key (the order number for
+ * the first), so a retried create returns the same session instead of opening a second one. Stripe
+ * knows an order by its number only: client_reference_id, the metadata, the payment's metadata,
+ * the idempotency keys and the return URLs carry the order number and nothing that names the
+ * shopper (no order id, conversation id, phone number or BSUID).
  */
 export class StripeProvider implements PaymentProvider {
   readonly name = "stripe";
@@ -48,7 +51,7 @@ export class StripeProvider implements PaymentProvider {
 
   async createSession(request: SessionRequest): Promise<CreatedSession> {
     const base = this.#options.publicUrl;
-    const back = `${typeof base === "string" ? base : base()}/checkout/return?order=${encodeURIComponent(request.orderId)}`;
+    const back = `${typeof base === "string" ? base : base()}/checkout/return?order=${encodeURIComponent(request.orderNumber)}`;
     try {
       const session = await this.stripe.checkout.sessions.create(
         {
@@ -63,13 +66,9 @@ export class StripeProvider implements PaymentProvider {
               },
             },
           ],
-          client_reference_id: request.orderId,
-          metadata: {
-            order_id: request.orderId,
-            conversation_id: request.conversationId,
-            attempt: String(request.attempt),
-          },
-          payment_intent_data: { metadata: { order_id: request.orderId } },
+          client_reference_id: request.orderNumber,
+          metadata: { order_number: request.orderNumber, attempt: String(request.attempt) },
+          payment_intent_data: { metadata: { order_number: request.orderNumber } },
           expires_at: Math.floor(request.expiresAt.getTime() / 1000),
           success_url: `${back}&result=paid`,
           cancel_url: `${back}&result=cancelled`,
@@ -79,6 +78,24 @@ export class StripeProvider implements PaymentProvider {
       if (!session.url) throw new ProviderRefusal(`Stripe returned session ${session.id} without a url`);
       return { id: session.id, url: session.url };
     } catch (error) {
+      throw classifyStripeError(error);
+    }
+  }
+
+  /**
+   * Stripe expires only an open session and answers anything else (completed, expired, unknown)
+   * with a 400 or 404: the session is closed either way, and if it completed, its webhook says so.
+   */
+  async expireSession(sessionId: string): Promise<"expired" | "not_open"> {
+    try {
+      await this.stripe.checkout.sessions.expire(sessionId);
+      return "expired";
+    } catch (error) {
+      if (
+        error instanceof Stripe.errors.StripeInvalidRequestError &&
+        (error.statusCode === 400 || error.statusCode === 404)
+      )
+        return "not_open";
       throw classifyStripeError(error);
     }
   }
@@ -99,13 +116,17 @@ export class StripeProvider implements PaymentProvider {
     }
   }
 
-  async refund(order: { orderId: string; paymentRef?: string; amount: number }): Promise<void> {
-    if (!order.paymentRef)
-      throw new ProviderRefusal(`order ${order.orderId} has no payment intent to refund`);
+  async refund(request: RefundRequest): Promise<void> {
+    if (!request.paymentRef)
+      throw new ProviderRefusal(`order ${request.orderNumber} has no payment intent to refund`);
     try {
       await this.stripe.refunds.create(
-        { payment_intent: order.paymentRef, amount: order.amount },
-        { idempotencyKey: `refund:${order.orderId}` },
+        {
+          payment_intent: request.paymentRef,
+          amount: request.amount,
+          metadata: { order_number: request.orderNumber },
+        },
+        { idempotencyKey: request.idempotencyKey },
       );
     } catch (error) {
       throw classifyStripeError(error);

@@ -1,11 +1,21 @@
 /**
  * An order's life as a pure transition table. An order is created by the first payment request for
- * its id, gets a checkout session (link_sent), and ends paid, expired, failed or refunded. Expired
- * and failed are not final for the shopper: a new "buy" opens a new session for the same order, so
- * the order can still be paid once, and only once. Every change is applied by the store as one
- * conditional update whose filter is `from` (and the version read): two writers cannot both win.
+ * its id, gets a checkout session (link_sent), and ends paid, expired, failed, cancelled or
+ * refunded. Expired and failed are not final for the shopper: a new "buy" opens a new session for
+ * the same order, so the order can still be paid once, and only once. A cancelled order takes no
+ * new session, but a payment that lands on it all the same is never ignored: kept if the order was
+ * replaced by another, refunded (through refund_due) if the shopper cancelled it. Every change is
+ * applied by the store as one claimed write (store.ts): two writers cannot both win.
  */
-export type OrderState = "created" | "link_sent" | "paid" | "expired" | "failed" | "refunded";
+export type OrderState =
+  | "created"
+  | "link_sent"
+  | "paid"
+  | "expired"
+  | "failed"
+  | "cancelled"
+  | "refund_due"
+  | "refunded";
 
 export const ORDER_STATES: readonly OrderState[] = [
   "created",
@@ -13,32 +23,76 @@ export const ORDER_STATES: readonly OrderState[] = [
   "paid",
   "expired",
   "failed",
+  "cancelled",
+  "refund_due",
   "refunded",
 ];
 
-export type Change = "open_session" | "pay" | "expire" | "fail" | "refund";
+/** Why the conversation cancelled an order (payment.v1.CancelReason). */
+export type CancelReason = "shopper" | "replaced";
+
+/** Why money went back (payment.v1.RefundReason). */
+export type RefundReason = "cancelled_before_payment" | "by_shop";
+
+export type Change =
+  | "open_session"
+  | "pay"
+  | "pay_cancelled"
+  | "expire"
+  | "fail"
+  | "cancel"
+  | "refund"
+  | "complete_refund";
 
 interface Rule {
   from: readonly OrderState[];
   to: OrderState;
   /** Only an event about the order's current session may make this change. */
   currentSessionOnly: boolean;
+  /** From `cancelled`, only for an order cancelled for this reason. */
+  cancelledFor?: CancelReason;
 }
 
 export const TRANSITIONS: Record<Change, Rule> = {
   // A new session only when none is open: one open session per order is what keeps a second
-  // charge impossible.
+  // charge impossible. A cancelled order gets none: the shopper no longer wants it.
   open_session: { from: ["created", "expired", "failed"], to: "link_sent", currentSessionOnly: false },
-  // Money taken on any other session of the order pays it, even one we thought over: the shopper paid.
-  pay: { from: ["link_sent", "expired", "failed"], to: "paid", currentSessionOnly: false },
+  // Money taken on any session of the order pays it, even one we thought over: the shopper paid.
+  // A replaced order is still a gift the shopper chose, so it is kept and confirmed.
+  pay: {
+    from: ["link_sent", "expired", "failed", "cancelled"],
+    to: "paid",
+    currentSessionOnly: false,
+    cancelledFor: "replaced",
+  },
+  // The shopper said "cancel" and the money landed anyway (the link was paid before it closed):
+  // it goes back. refund_due is the claim; the provider refund follows, then refunded.
+  pay_cancelled: {
+    from: ["cancelled"],
+    to: "refund_due",
+    currentSessionOnly: false,
+    cancelledFor: "shopper",
+  },
   // An old session's expiry says nothing about the session that replaced it.
   expire: { from: ["link_sent"], to: "expired", currentSessionOnly: true },
   fail: { from: ["link_sent"], to: "failed", currentSessionOnly: true },
-  refund: { from: ["paid"], to: "refunded", currentSessionOnly: false },
+  // Anything not paid can be cancelled; a paid order stays paid (the payment landed first).
+  cancel: { from: ["created", "link_sent", "expired", "failed"], to: "cancelled", currentSessionOnly: false },
+  // The shop gives the money back (internal API).
+  refund: { from: ["paid"], to: "refund_due", currentSessionOnly: false },
+  // The provider confirmed the refund.
+  complete_refund: { from: ["refund_due"], to: "refunded", currentSessionOnly: false },
 };
 
-export function canChange(state: OrderState, change: Change): boolean {
-  return TRANSITIONS[change].from.includes(state);
+/**
+ * Whether `change` may be made from `state`. A cancellation without a recorded reason counts as the
+ * shopper's: keeping money needs a reason, giving it back does not.
+ */
+export function canChange(state: OrderState, change: Change, cancelReason?: CancelReason): boolean {
+  const rule = TRANSITIONS[change];
+  if (!rule.from.includes(state)) return false;
+  if (state !== "cancelled" || rule.cancelledFor === undefined) return true;
+  return rule.cancelledFor === (cancelReason ?? "shopper");
 }
 
 /** What the service does with a payment request for an order in each state. */
@@ -49,7 +103,7 @@ export type RequestPlan =
   | { type: "resend_link" }
   /** Already paid: say so again; nothing is charged. */
   | { type: "resend_succeeded" }
-  /** Refunded: the order is over; the conversation is told it failed. */
+  /** Cancelled or refunded: the order is over; the conversation is told it failed. */
   | { type: "refuse"; reason: string };
 
 export function planRequest(state: OrderState): RequestPlan {
@@ -62,8 +116,37 @@ export function planRequest(state: OrderState): RequestPlan {
       return { type: "resend_link" };
     case "paid":
       return { type: "resend_succeeded" };
+    // The conversation asks again only for the order it has open, and it cancelled this one.
+    case "cancelled":
+      return { type: "refuse", reason: "order cancelled" };
+    case "refund_due":
     case "refunded":
       return { type: "refuse", reason: "order refunded" };
+  }
+}
+
+/** What the service does with a CancelOrder for an order in each state. */
+export type CancelPlan =
+  /** Not paid: cancel it and close its session at the provider. */
+  | { type: "cancel" }
+  /** Cancelled before (a redelivery): close the session again, in case that failed last time. */
+  | { type: "close_again" }
+  /** The payment landed first: nothing changes; the conversation hears "succeeded" as usual. */
+  | { type: "too_late" };
+
+export function planCancel(state: OrderState): CancelPlan {
+  switch (state) {
+    case "created":
+    case "link_sent":
+    case "expired":
+    case "failed":
+      return { type: "cancel" };
+    case "cancelled":
+      return { type: "close_again" };
+    case "paid":
+    case "refund_due":
+    case "refunded":
+      return { type: "too_late" };
   }
 }
 
@@ -74,7 +157,7 @@ export interface ProviderEvent {
   kind: "paid" | "expired" | "failed";
   sessionId: string;
   /** From the session's metadata; the session record is the authority when both exist. */
-  orderId?: string;
+  orderNumber?: string;
   reason?: string;
   /** The provider's payment reference (Stripe: the PaymentIntent id), needed to refund. */
   paymentRef?: string;
@@ -84,6 +167,7 @@ export interface OrderView {
   state: OrderState;
   sessionId?: string;
   paidSessionId?: string;
+  cancelReason?: CancelReason;
 }
 
 export type EventDecision =
@@ -95,23 +179,37 @@ export type EventDecision =
   /** About a session that is no longer current, or an order past caring (e.g. expired after paid). */
   | { type: "stale" };
 
+const PAID: readonly OrderState[] = ["paid", "refund_due", "refunded"];
+
 export function decideEvent(order: OrderView, event: ProviderEvent): EventDecision {
-  const change: Change = event.kind === "paid" ? "pay" : event.kind === "expired" ? "expire" : "fail";
-  const rule = TRANSITIONS[change];
-  if (change === "pay" && (order.state === "paid" || order.state === "refunded")) {
-    return order.paidSessionId === event.sessionId ? { type: "duplicate" } : { type: "double_charge" };
+  if (event.kind === "paid") {
+    if (PAID.includes(order.state))
+      return order.paidSessionId === event.sessionId ? { type: "duplicate" } : { type: "double_charge" };
+    // Money taken after the order was cancelled (on the session we were closing, or an older one):
+    // a successful payment is never ignored. Refunded unless the order was only replaced.
+    if (order.state === "cancelled")
+      return {
+        type: "apply",
+        change: canChange("cancelled", "pay", order.cancelReason) ? "pay" : "pay_cancelled",
+      };
+    // A session that expired or failed cannot also be paid: a provider never does both, and the
+    // local checkout's "Pay" racing its "Cancel" (or the sweeper) must lose, having charged nothing.
+    if (order.state !== "link_sent" && order.sessionId === event.sessionId) return { type: "stale" };
+    return canChange(order.state, "pay") ? { type: "apply", change: "pay" } : { type: "stale" };
   }
+  const change: Change = event.kind === "expired" ? "expire" : "fail";
+  const rule = TRANSITIONS[change];
   if (rule.currentSessionOnly && order.sessionId !== event.sessionId) return { type: "stale" };
-  // A session that expired or failed cannot also be paid: a provider never does both, and the
-  // local checkout's "Pay" racing its "Cancel" (or the sweeper) must lose, having charged nothing.
-  if (change === "pay" && order.state !== "link_sent" && order.sessionId === event.sessionId)
-    return { type: "stale" };
   if (order.state === rule.to) return { type: "duplicate" };
-  if (!canChange(order.state, change)) return { type: "stale" };
-  return { type: "apply", change };
+  return canChange(order.state, change) ? { type: "apply", change } : { type: "stale" };
 }
 
-/** The session attempt's idempotency key at the provider: the order id itself for the first. */
-export function sessionKey(orderId: string, attempt: number): string {
-  return attempt <= 1 ? orderId : `${orderId}#${attempt}`;
+/** The session attempt's idempotency key at the provider: the order number itself for the first. */
+export function sessionKey(orderNumber: string, attempt: number): string {
+  return attempt <= 1 ? orderNumber : `${orderNumber}#${attempt}`;
+}
+
+/** The refund's idempotency key at the provider: one refund per order, whoever asks for it. */
+export function refundKey(orderNumber: string): string {
+  return `refund:${orderNumber}`;
 }

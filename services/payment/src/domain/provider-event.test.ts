@@ -5,7 +5,7 @@ import { type CheckoutEventLike, mapCheckoutEvent } from "./provider-event.ts";
 const ev = (type: string, object: CheckoutEventLike["data"]["object"] = {}): CheckoutEventLike => ({
   id: "evt_1",
   type,
-  data: { object: { id: "cs_1", metadata: { order_id: "o1" }, ...object } },
+  data: { object: { id: "cs_1", metadata: { order_number: "7KQ2-M9XD" }, ...object } },
 });
 
 describe("provider events", () => {
@@ -14,7 +14,7 @@ describe("provider events", () => {
       mapCheckoutEvent(ev("checkout.session.completed", { payment_status: "paid", payment_intent: "pi_1" })),
       {
         type: "event",
-        event: { id: "evt_1", sessionId: "cs_1", orderId: "o1", kind: "paid", paymentRef: "pi_1" },
+        event: { id: "evt_1", sessionId: "cs_1", orderNumber: "7KQ2-M9XD", kind: "paid", paymentRef: "pi_1" },
       },
     );
   });
@@ -34,13 +34,23 @@ describe("provider events", () => {
     assert.equal(failed.type === "event" && failed.event.kind, "failed");
   });
 
-  test("the order id falls back to client_reference_id; other event types are ignored", () => {
+  test("the order number falls back to client_reference_id, read as people type it", () => {
     const mapped = mapCheckoutEvent({
       id: "e",
       type: "checkout.session.expired",
-      data: { object: { id: "cs", client_reference_id: "o9" } },
+      data: { object: { id: "cs", client_reference_id: "7kq2m9xd" } },
     });
-    assert.equal(mapped.type === "event" && mapped.event.orderId, "o9");
+    assert.equal(mapped.type === "event" && mapped.event.orderNumber, "7KQ2-M9XD");
+  });
+
+  test("a reference that is not an order number (another checkout of the account) names no order", () => {
+    const mapped = mapCheckoutEvent({
+      id: "e",
+      type: "checkout.session.expired",
+      data: { object: { id: "cs", client_reference_id: "cart-42", metadata: { order_id: "x/o1" } } },
+    });
+    assert.equal(mapped.type, "event");
+    assert.equal(mapped.type === "event" && mapped.event.orderNumber, undefined);
     assert.equal(mapCheckoutEvent(ev("charge.refunded")).type, "ignored");
   });
 });

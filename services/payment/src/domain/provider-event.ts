@@ -1,4 +1,5 @@
 import type { ProviderEvent } from "./order.ts";
+import { readOrderNumber } from "./order-number.ts";
 
 /**
  * The part of a Stripe event this service reads. The local provider emits the same shape, so
@@ -29,8 +30,10 @@ export type Mapped = { type: "event"; event: ProviderEvent } | { type: "ignored"
 export function mapCheckoutEvent(event: CheckoutEventLike): Mapped {
   const session = event.data?.object ?? {};
   if (!session.id) return { type: "ignored", why: "no session id" };
-  const orderId = session.metadata?.order_id ?? session.client_reference_id ?? undefined;
-  const base = { id: event.id, sessionId: session.id, ...(orderId ? { orderId } : {}) };
+  // The order number we sent (metadata, client_reference_id); anything else there is not ours.
+  const orderNumber =
+    readOrderNumber(session.metadata?.order_number) ?? readOrderNumber(session.client_reference_id);
+  const base = { id: event.id, sessionId: session.id, ...(orderNumber ? { orderNumber } : {}) };
   const intent = session.payment_intent;
   const paymentRef = typeof intent === "string" ? intent : (intent?.id ?? undefined);
   switch (event.type) {
