@@ -4,8 +4,11 @@
  *
  *   npm run -s sign-webhook -- "I want a gift" | sh
  *   npm run -s sign-webhook -- --from 447700900123 --name Ana "Rosa"
+ *   npm run -s sign-webhook -- --user-id US.13491208655302741918 "I want a gift"     (no phone number)
+ *   npm run -s sign-webhook -- --from 447700900123 --user-id US.13491208655302741918 "hi"   (both)
  *
- * Options: --from WA_ID, --name PROFILE_NAME, --phone-number-id ID, --url WEBHOOK_URL, --secret SECRET.
+ * Options: --from WA_ID, --user-id BSUID, --name PROFILE_NAME, --phone-number-id ID,
+ * --url WEBHOOK_URL, --secret SECRET. Without --from or --user-id, a default phone number.
  */
 import { parseArgs } from "node:util";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
@@ -15,7 +18,8 @@ loadDotEnv();
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    from: { type: "string", default: "15550001111" },
+    from: { type: "string" },
+    "user-id": { type: "string" },
     name: { type: "string", default: "Ana" },
     "phone-number-id": { type: "string", default: "106540352242922" },
     url: { type: "string", default: `http://127.0.0.1:${process.env.INGRESS_PORT ?? 3000}/webhook` },
@@ -25,7 +29,8 @@ const { values, positionals } = parseArgs({
 const text = positionals.join(" ") || "I want a gift";
 const body = JSON.stringify(
   textWebhook(text, {
-    waId: values.from,
+    ...(values.from ? { waId: values.from } : {}),
+    ...(values["user-id"] ? { userId: values["user-id"] } : {}),
     profileName: values.name,
     phoneNumberId: values["phone-number-id"],
   }),

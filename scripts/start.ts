@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { startLocalIssuer } from "@taituri/oidc";
 import { type Jaeger, startInfra, startJaeger } from "@taituri/testing";
-import { startFakeGraphApi } from "@taituri/testing/harness";
+import { recipientOf, startFakeGraphApi } from "@taituri/testing/harness";
 import { generate, loadDotEnv, root, step } from "./lib.ts";
 
 loadDotEnv();
@@ -50,9 +50,9 @@ if (!process.env.WHATSAPP_API_URL) {
   simulator = await startFakeGraphApi({
     port: Number(process.env.WHATSAPP_SIMULATOR_PORT ?? 3900),
     onSend: (phoneNumberId, body) => {
-      const message = body as { to?: string; type?: string; text?: { body?: string } };
+      const message = body as { type?: string; text?: { body?: string } };
       const text = message.type === "text" ? message.text?.body : `(${message.type})`;
-      process.stdout.write(`[whatsapp] ${phoneNumberId} -> ${message.to}: ${text}\n`);
+      process.stdout.write(`[whatsapp] ${phoneNumberId} -> ${recipientOf(body)}: ${text}\n`);
     },
   });
   env.WHATSAPP_API_URL = simulator.url;

@@ -10,7 +10,13 @@ import { inbound, outbound } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
 import { at, webhookFixtures } from "@taituri/testing/fixtures";
-import { eventually, type FakeGraphApi, readTopic, startFakeGraphApi } from "@taituri/testing/harness";
+import {
+  eventually,
+  type FakeGraphApi,
+  readTopic,
+  recipientOf,
+  startFakeGraphApi,
+} from "@taituri/testing/harness";
 import { signWebhook, statusWebhook, textWebhook } from "@taituri/testing/whatsapp";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
@@ -102,6 +108,7 @@ function outboundMessage(
     conversationId: `PN9:${to}`,
     phoneNumberId: "PN9",
     to,
+    recipientUserId: "",
     replyToMessageId: "",
     lastInboundAt: new Date(Date.now() - 60_000),
     content,
@@ -118,7 +125,8 @@ const publish = (...messages: outbound.OutboundMessage[]) =>
     messages.map((m) => ({ key: m.conversationId, value: outbound.OutboundMessage.encode(m).finish() })),
   );
 const metrics = async () => (await fetch(`${ingress.endpoints.ops}/metrics`)).text();
-const sendsTo = (to: string) => graph.sends().filter((r) => (r.body as { to?: string }).to === to);
+/** Sends addressed to this phone number (`to`) or BSUID (`recipient`). */
+const sendsTo = (id: string) => graph.sends().filter((r) => recipientOf(r.body) === id);
 const failuresFor = async (outboundId: string) =>
   (
     await inboundEvents((events) => events.some((e) => e.eventId === `delivery-failure:${outboundId}`))
@@ -136,6 +144,7 @@ describe("webhook", () => {
       const event = events.find((e) => e.eventId === fixture.eventIds[0]);
       assert.ok(event, fixture.name);
       assert.equal(event.payload?.$case, fixture.payload, fixture.name);
+      if (fixture.conversationId) assert.equal(event.conversationId, fixture.conversationId, fixture.name);
       const value = event.payload?.value as unknown;
       if (fixture.content)
         assert.equal((value as inbound.Message).content?.$case, fixture.content, fixture.name);
@@ -453,6 +462,85 @@ describe("outbound dispatcher", () => {
     assert.equal(sendsTo(unsent.to).length, 1);
   });
 
+  test("a shopper with a BSUID is sent to with `recipient` and no `to`, phone number known or not", async () => {
+    const userId = `US.${run}01`;
+    const bsuidOnly = outboundMessage(text("by BSUID"), {
+      to: "",
+      recipientUserId: userId,
+      conversationId: `PN9:${userId}`,
+    });
+    const both = outboundMessage(text("by BSUID, number known"), {
+      recipientUserId: `US.${run}02`,
+      conversationId: `PN9:US.${run}02`,
+    });
+    await publish(bsuidOnly, both);
+    await eventually("both sends", () => sendsTo(userId).length === 1 && sendsTo(`US.${run}02`).length === 1);
+    for (const [send] of [sendsTo(userId), sendsTo(`US.${run}02`)]) {
+      assert.equal(send?.status, 200);
+      assert.equal(at(send?.body, "to"), undefined);
+      assert.match(String(at(send?.body, "recipient")), /^US\./);
+    }
+    assert.equal(sendsTo(both.to).length, 0);
+    await eventually("the sends recorded", () =>
+      db.collection("ingress_outbound_sent").findOne({ _id: both.id as never }),
+    );
+  });
+
+  test("Meta's 131062 for a BSUID: sent again to the phone number when there is one, once", async () => {
+    const userId = `US.${run}03`;
+    graph.refuseUserIds([userId]);
+    const message = outboundMessage(text("BSUID refused"), {
+      recipientUserId: userId,
+      conversationId: `PN9:${userId}`,
+    });
+    await publish(message);
+    const sent = await eventually("the send recorded", () =>
+      db.collection("ingress_outbound_sent").findOne({ _id: message.id as never }),
+    );
+    const attempts = [...sendsTo(userId), ...sendsTo(message.to)].sort((a, b) => a.at - b.at);
+    assert.deepEqual(
+      attempts.map((r) => [r.status, at(r.body, "to"), at(r.body, "recipient")]),
+      [
+        [400, undefined, userId],
+        [200, message.to, undefined],
+      ],
+    );
+    assert.match(String(sent.wamid), /^wamid\.fake\./);
+    // A redelivery sends nothing more: the claim and the record hold.
+    await publish(message);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(sendsTo(message.to).length, 1);
+    assert.equal(sendsTo(userId).length, 1);
+  });
+
+  test("Meta's 131062 for a BSUID and no phone number: a delivery failure, and the message dead-lettered", async () => {
+    const userId = `US.${run}04`;
+    graph.refuseUserIds([userId]);
+    const message = outboundMessage(text("nowhere to go"), {
+      to: "",
+      recipientUserId: userId,
+      conversationId: `PN9:${userId}`,
+    });
+    await publish(message);
+    const [failure] = await failuresFor(message.id);
+    assert.equal(failure?.conversationId, message.conversationId);
+    assert.equal(
+      at(failure?.payload?.value, "reason"),
+      inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_REJECTED,
+    );
+    assert.equal(at(failure?.payload?.value, "code"), 131062);
+    assert.match(String(at(failure?.payload?.value, "detail")), /BSUID\) recipient is not supported here/);
+    const dead = await readTopic(kafka, deadLetterTopic(topics.outbound), (r) =>
+      r.some((x) => outbound.OutboundMessage.decode(x.value).id === message.id),
+    );
+    assert.match(
+      dead.find((x) => outbound.OutboundMessage.decode(x.value).id === message.id)?.headers["dlq-error"] ??
+        "",
+      /131062/,
+    );
+    assert.equal(sendsTo(userId).length, 1, "not retried");
+  });
+
   test("a failed status for a message recorded by an earlier version (wamid on the claim) still tells the conversation", async () => {
     const old = outboundMessage(text("recorded the old way"));
     const wamid = `wamid.old-style.${run}`;
@@ -490,6 +578,9 @@ describe("metrics", () => {
       /outbound_sends_total\{[^}]*type="text",outcome="retry",code="130429"[^}]*\} 1/,
       /outbound_sends_total\{[^}]*type="text",outcome="rejected",code="131026"[^}]*\} 1/,
       /outbound_sends_total\{[^}]*type="text",outcome="outside_window"[^}]*\} 1/,
+      /outbound_sends_total\{[^}]*type="text",outcome="bsuid_refused",code="131062",recipient="bsuid"[^}]*\} 1/,
+      /outbound_sends_total\{[^}]*type="text",outcome="rejected",code="131062",recipient="bsuid"[^}]*\} 1/,
+      /outbound_sends_total\{[^}]*type="text",outcome="sent",code="",recipient="bsuid"[^}]*\} [1-9]/,
       /outbound_send_seconds_count\{[^}]*\} [1-9]/,
       /outbound_statuses_total\{(?=[^}]*status="delivered")(?=[^}]*outcome="stale")[^}]*\} 1/,
       /kafka_consumer_lag\{[^}]*topic="edge-[^"]+\.outbound\.v1"[^}]*\} \d+/,

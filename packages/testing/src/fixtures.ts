@@ -16,9 +16,15 @@ export interface WebhookFixture {
   content?: string;
   /** Dotted paths into the first event's payload value and their expected values. */
   fields: Record<string, unknown>;
+  /** The first event's conversation id (the Kafka key), where the fixture is about whose it is. */
+  conversationId?: string;
 }
 
 const shopper = { waId: "447700900001", phoneNumberId: "PN9", profileName: "Ana" };
+/** A shopper Meta names by phone number and business-scoped user id (BSUID) both. */
+const both = { ...shopper, waId: "447700900003", userId: "GB.1842930175512", profileName: "Cy" };
+/** The BSUID Meta gives that shopper after a change of number. */
+const NEW_BSUID = "GB.9920417736025";
 const ts = 1700000000;
 const message = (id: string, part: Record<string, unknown>) =>
   messageWebhook(part, { ...shopper, wamid: id, timestamp: ts });
@@ -30,7 +36,13 @@ export const webhookFixtures: WebhookFixture[] = [
     eventIds: ["wamid.text"],
     payload: "message",
     content: "text",
-    fields: { "content.value.body": "I want a gift", "from.waId": "447700900001", "from.profileName": "Ana" },
+    fields: {
+      "content.value.body": "I want a gift",
+      "from.waId": "447700900001",
+      "from.userId": "",
+      "from.profileName": "Ana",
+    },
+    conversationId: "PN9:447700900001",
   },
   {
     name: "interactive button reply, answering a prompt",
@@ -188,7 +200,8 @@ export const webhookFixtures: WebhookFixture[] = [
     },
   },
   {
-    name: "system: customer changed number",
+    // The older shape: the new number in new_wa_id, and no BSUID anywhere.
+    name: "system: customer changed number (legacy, no BSUID)",
     body: message("wamid.system", {
       type: "system",
       system: {
@@ -200,7 +213,12 @@ export const webhookFixtures: WebhookFixture[] = [
     eventIds: ["wamid.system"],
     payload: "message",
     content: "system",
-    fields: { "content.value.type": "user_changed_number", "content.value.newWaId": "447700900002" },
+    fields: {
+      "content.value.type": "user_changed_number",
+      "content.value.newWaId": "447700900002",
+      "content.value.newUserId": "",
+    },
+    conversationId: "PN9:447700900001",
   },
   {
     name: "unsupported, legacy error fields",
@@ -243,6 +261,106 @@ export const webhookFixtures: WebhookFixture[] = [
     payload: "message",
     content: "text",
     fields: { "from.userId": "US.77", "from.waId": "", "from.profileName": "Bo" },
+    conversationId: "PN9:US.77",
+  },
+  {
+    name: "text from a shopper with a phone number and a BSUID: keyed by the BSUID",
+    body: messageWebhook(
+      { type: "text", text: { body: "hello" } },
+      { ...both, wamid: "wamid.both", timestamp: ts },
+    ),
+    eventIds: ["wamid.both"],
+    payload: "message",
+    content: "text",
+    fields: { "from.waId": "447700900003", "from.userId": "GB.1842930175512", "from.profileName": "Cy" },
+    conversationId: "PN9:GB.1842930175512",
+  },
+  {
+    // Meta's current shape: the new number in system.wa_id, no contacts, sent from the old identity.
+    name: "system: customer changed number, with a new BSUID",
+    body: envelope(
+      {
+        messages: [
+          {
+            from: both.waId,
+            from_user_id: both.userId,
+            id: "wamid.changed",
+            timestamp: String(ts),
+            type: "system",
+            system: {
+              body: "User Cy changed from 447700900003 to 447700900004",
+              wa_id: "447700900004",
+              user_id: NEW_BSUID,
+              type: "user_changed_number",
+            },
+          },
+        ],
+      },
+      shopper,
+    ),
+    eventIds: ["wamid.changed"],
+    payload: "message",
+    content: "system",
+    fields: {
+      "from.waId": "447700900003",
+      "from.userId": "GB.1842930175512",
+      "content.value.type": "user_changed_number",
+      "content.value.newWaId": "447700900004",
+      "content.value.newUserId": NEW_BSUID,
+    },
+    conversationId: "PN9:GB.1842930175512",
+  },
+  {
+    name: "system: BSUID changed, no phone number (new_user_id)",
+    body: envelope(
+      {
+        messages: [
+          {
+            from_user_id: "US.77",
+            id: "wamid.newid",
+            timestamp: String(ts),
+            type: "system",
+            system: { body: "User Bo's id changed", new_user_id: "US.78", type: "user_changed_user_id" },
+          },
+        ],
+      },
+      shopper,
+    ),
+    eventIds: ["wamid.newid"],
+    payload: "message",
+    content: "system",
+    fields: {
+      "from.waId": "",
+      "from.userId": "US.77",
+      "content.value.type": "user_changed_user_id",
+      "content.value.newWaId": "",
+      "content.value.newUserId": "US.78",
+    },
+    conversationId: "PN9:US.77",
+  },
+  {
+    // Newer payloads name the replaced BSUID (previous_user_id): the notice may then come from the
+    // new one, and still belongs to the old conversation.
+    name: "system: BSUID changed, sent from the new BSUID with previous_user_id",
+    body: envelope(
+      {
+        messages: [
+          {
+            from_user_id: "US.79",
+            id: "wamid.previous",
+            timestamp: String(ts),
+            type: "system",
+            system: { body: "User Bo's id changed", previous_user_id: "US.77", type: "user_changed_user_id" },
+          },
+        ],
+      },
+      shopper,
+    ),
+    eventIds: ["wamid.previous"],
+    payload: "message",
+    content: "system",
+    fields: { "from.userId": "US.77", "content.value.newUserId": "US.79" },
+    conversationId: "PN9:US.77",
   },
   ...(["sent", "delivered", "read"] as const).map(
     (status, i): WebhookFixture => ({
@@ -251,6 +369,7 @@ export const webhookFixtures: WebhookFixture[] = [
       eventIds: [`wamid.out1:${status}`],
       payload: "status",
       fields: { messageId: "wamid.out1", kind: i + 1, recipientId: "447700900001" },
+      conversationId: "PN9:447700900001",
     }),
   ),
   {
@@ -268,6 +387,29 @@ export const webhookFixtures: WebhookFixture[] = [
     eventIds: ["wamid.out2:failed"],
     payload: "status",
     fields: { kind: 4, "errors.0.code": 131047, pricingCategory: "marketing", billable: false },
+  },
+  {
+    name: "status of a send to a shopper known only by BSUID (recipient_user_id)",
+    body: statusWebhook("wamid.out3", "delivered", { phoneNumberId: "PN9", userId: "US.77", timestamp: ts }),
+    eventIds: ["wamid.out3:delivered"],
+    payload: "status",
+    fields: { messageId: "wamid.out3", kind: 2, recipientId: "US.77" },
+    conversationId: "PN9:US.77",
+  },
+  {
+    // The shape of Meta's first BSUID statuses: the phone number as recipient_id, the BSUID only in
+    // contacts. Keyed by the BSUID all the same, like the shopper's messages.
+    name: "status of a send by phone number, the BSUID in contacts",
+    body: (() => {
+      const body = statusWebhook("wamid.out4", "read", { ...both, timestamp: ts });
+      const status = body.entry[0]?.changes[0]?.value.statuses[0] as Record<string, unknown>;
+      delete status.recipient_user_id;
+      return body;
+    })(),
+    eventIds: ["wamid.out4:read"],
+    payload: "status",
+    fields: { kind: 3, recipientId: "447700900003" },
+    conversationId: "PN9:GB.1842930175512",
   },
   {
     name: "value-level error",

@@ -24,13 +24,40 @@ export interface FakeGraphApi {
   uploads(): RecordedRequest[];
   /** Makes the next `count` sends fail with this status and Meta error body. */
   failNext(count: number, status: number, error: { code: number; message: string }): void;
+  /**
+   * Makes every send addressed to one of these business-scoped user ids (`recipient`) fail as Meta
+   * fails where a BSUID recipient is not supported: HTTP 400, error code 131062. A send that also
+   * has `to` goes to the phone number, as at Meta.
+   */
+  refuseUserIds(userIds: Iterable<string>): void;
   close(): Promise<void>;
 }
+
+/** Who a Graph API send-message body is addressed to: `to` (a phone number), else `recipient` (a BSUID). */
+export function recipientOf(body: unknown): string | undefined {
+  const { to, recipient } = (body ?? {}) as { to?: unknown; recipient?: unknown };
+  if (typeof to === "string" && to !== "") return to;
+  if (typeof recipient === "string" && recipient !== "") return recipient;
+  return undefined;
+}
+
+/** Meta's error body (`{error:{message, type, code, error_data, fbtrace_id}}`). */
+const metaError = (code: number, message: string, details?: string) =>
+  JSON.stringify({
+    error: {
+      message,
+      type: "OAuthException",
+      code,
+      ...(details ? { error_data: { messaging_product: "whatsapp", details } } : {}),
+      fbtrace_id: `fake.${randomUUID().slice(0, 8)}`,
+    },
+  });
 
 /**
  * A local HTTP server answering the Cloud API's send-message endpoint the way Meta does
  * ({"messaging_product":"whatsapp","contacts":[…],"messages":[{"id":"wamid…"}]}) and recording every
- * request, so a test can assert what would have reached a shopper.
+ * request, so a test can assert what would have reached a shopper. A send names the shopper by
+ * phone number (`to`) or business-scoped user id (`recipient`); with both, `to` wins, as at Meta.
  */
 export async function startFakeGraphApi(
   options: {
@@ -47,6 +74,7 @@ export async function startFakeGraphApi(
 ): Promise<FakeGraphApi> {
   const requests: RecordedRequest[] = [];
   const failures: { status: number; error: { code: number; message: string } }[] = [];
+  const refusedUserIds = new Set<string>();
   let sequence = 0;
   const server: Server = createServer(async (request, response) => {
     const chunks: Buffer[] = [];
@@ -71,22 +99,36 @@ export async function startFakeGraphApi(
     if (options.record !== false) requests.push(recorded);
     response.setHeader("content-type", "application/json");
     if (request.method === "POST" && /^\/[^/]+\/messages$/.test(path)) {
+      const refuse = (status: number, error: string) => {
+        recorded.status = status;
+        response.statusCode = status;
+        response.end(error);
+      };
       const failure = failures.shift();
-      if (failure) {
-        recorded.status = failure.status;
-        response.statusCode = failure.status;
-        response.end(
-          JSON.stringify({ error: { ...failure.error, type: "OAuthException", fbtrace_id: "fake" } }),
+      if (failure) return refuse(failure.status, metaError(failure.error.code, failure.error.message));
+      const { to, recipient } = (body ?? {}) as { to?: unknown; recipient?: unknown };
+      const byPhone = typeof to === "string" && to !== "";
+      const input = recipientOf(body);
+      if (input === undefined)
+        return refuse(
+          400,
+          metaError(100, "(#100) Invalid parameter", "Neither 'to' nor 'recipient' was given."),
         );
-        return;
-      }
+      if (!byPhone && typeof recipient === "string" && refusedUserIds.has(recipient))
+        return refuse(
+          400,
+          metaError(
+            131062,
+            "(#131062) Business-scoped User ID recipients are not supported for this message",
+            "Send this message to the user's phone number instead.",
+          ),
+        );
       options.onSend?.(path.split("/")[1] ?? "", body);
-      const to = (body as { to?: string } | undefined)?.to ?? "";
       sequence += 1;
       response.end(
         JSON.stringify({
           messaging_product: "whatsapp",
-          contacts: [{ input: to, wa_id: to }],
+          contacts: [byPhone ? { input, wa_id: input } : { input, user_id: input }],
           messages: [{ id: `wamid.fake.${sequence}` }],
         }),
       );
@@ -99,7 +141,7 @@ export async function startFakeGraphApi(
     }
     recorded.status = 404;
     response.statusCode = 404;
-    response.end(JSON.stringify({ error: { code: 100, message: `unknown path ${path}` } }));
+    response.end(metaError(100, `Unknown path ${path}`));
   });
   server.listen(options.port ?? 0, options.host ?? "127.0.0.1");
   await once(server, "listening");
@@ -111,6 +153,9 @@ export async function startFakeGraphApi(
     uploads: () => requests.filter((r) => r.method === "POST" && r.path.endsWith("/media")),
     failNext(count, status, error) {
       for (let i = 0; i < count; i++) failures.push({ status, error });
+    },
+    refuseUserIds(userIds) {
+      for (const id of userIds) refusedUserIds.add(id);
     },
     close: () =>
       new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve()))),

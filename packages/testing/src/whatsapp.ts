@@ -9,11 +9,27 @@ export interface WebhookMessageOptions {
   phoneNumberId?: string;
   displayPhoneNumber?: string;
   wabaId?: string;
+  /**
+   * The shopper's phone number. With neither waId nor userId, a default phone number: the shape
+   * of webhooks before business-scoped user ids.
+   */
   waId?: string;
+  /** The shopper's business-scoped user id (BSUID); alone, the shopper shows no phone number. */
   userId?: string;
   profileName?: string;
   wamid?: string;
   timestamp?: number;
+}
+
+const DEFAULT_WA_ID = "15550001111";
+
+/** The shopper's ids as Meta puts them in a webhook: a phone number, a BSUID, or both. */
+function identity(options: WebhookMessageOptions): { waId?: string; userId?: string } {
+  if (options.waId === undefined && options.userId === undefined) return { waId: DEFAULT_WA_ID };
+  return {
+    ...(options.waId !== undefined ? { waId: options.waId } : {}),
+    ...(options.userId !== undefined ? { userId: options.userId } : {}),
+  };
 }
 
 /** The envelope Meta wraps every change in: one entry, one "messages" change, with `value` inside. */
@@ -47,22 +63,25 @@ const timestamp = (options: WebhookMessageOptions) =>
 /**
  * A Cloud API webhook body carrying one message, in the shape Meta sends (see shared
  * whatsapp-samples for real ones). `message` holds the type-specific part, e.g.
- * `{ type: "text", text: { body: "hi" } }`.
+ * `{ type: "text", text: { body: "hi" } }`. The sender is named as Meta names them: a phone number
+ * in `from` and `contacts[].wa_id`, a BSUID in `from_user_id` and `contacts[].user_id`, each when
+ * the shopper has it.
  */
 export function messageWebhook(message: Record<string, unknown>, options: WebhookMessageOptions = {}) {
-  const waId = options.waId ?? "15550001111";
+  const { waId, userId } = identity(options);
   return envelope(
     {
       contacts: [
         {
           profile: { name: options.profileName ?? "Ana" },
-          wa_id: waId,
-          ...(options.userId ? { user_id: options.userId } : {}),
+          ...(waId !== undefined ? { wa_id: waId } : {}),
+          ...(userId !== undefined ? { user_id: userId } : {}),
         },
       ],
       messages: [
         {
-          from: waId,
+          ...(waId !== undefined ? { from: waId } : {}),
+          ...(userId !== undefined ? { from_user_id: userId } : {}),
           id: options.wamid ?? `wamid.${Math.random().toString(36).slice(2)}`,
           timestamp: timestamp(options),
           ...message,
@@ -76,20 +95,29 @@ export function messageWebhook(message: Record<string, unknown>, options: Webhoo
 export const textWebhook = (text: string, options: WebhookMessageOptions = {}) =>
   messageWebhook({ type: "text", text: { body: text } }, options);
 
-/** A webhook body carrying one delivery status of a message we sent. */
+/**
+ * A webhook body carrying one delivery status of a message we sent: `recipient_id` the phone
+ * number, `recipient_user_id` the BSUID, each when the shopper has it. Beside a BSUID, Meta also
+ * lists the recipient in `contacts`, except on failed statuses.
+ */
 export function statusWebhook(
   wamid: string,
   status: "sent" | "delivered" | "read" | "failed",
   options: WebhookMessageOptions & { errors?: { code: number; title: string }[] } = {},
 ) {
+  const { waId, userId } = identity(options);
   return envelope(
     {
+      ...(userId !== undefined && status !== "failed"
+        ? { contacts: [{ ...(waId !== undefined ? { wa_id: waId } : {}), user_id: userId }] }
+        : {}),
       statuses: [
         {
           id: wamid,
           status,
           timestamp: timestamp(options),
-          recipient_id: options.waId ?? "15550001111",
+          ...(waId !== undefined ? { recipient_id: waId } : {}),
+          ...(userId !== undefined ? { recipient_user_id: userId } : {}),
           ...(options.errors ? { errors: options.errors } : {}),
         },
       ],

@@ -49,3 +49,15 @@ test("the dispatcher's claims and sent records have spacings of their own; a neg
     /OUTBOUND_CLAIM_INTERVAL_MS/,
   );
 });
+
+test("a claim's lease shorter than a send and its resend is refused", () => {
+  assert.throws(
+    () => loadIngressConfig({ ...required, GRAPH_API_TIMEOUT_MS: "30000" }),
+    /OUTBOUND_CLAIM_LEASE_MS: must be more than twice GRAPH_API_TIMEOUT_MS/,
+  );
+  assert.equal(
+    loadIngressConfig({ ...required, GRAPH_API_TIMEOUT_MS: "20000", OUTBOUND_CLAIM_LEASE_MS: "45000" })
+      .OUTBOUND_CLAIM_LEASE_MS,
+    45_000,
+  );
+});

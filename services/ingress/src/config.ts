@@ -1,56 +1,66 @@
 import { baseSchema, csv, flag, loadConfig, port, positiveInt, z } from "@taituri/config";
 
-export const schema = baseSchema.extend({
-  // Port of the public webhook (GET/POST /webhook) and of /healthz, /readyz, /metrics.
-  INGRESS_PORT: port(3000),
-  // Interface to listen on; 0.0.0.0 in a container, loopback on a laptop.
-  INGRESS_HOST: z.string().default("127.0.0.1"),
-  // App secret(s) that sign Meta's webhooks, comma-separated: during a rotation both the old and the
-  // new secret are accepted, so no webhook is refused while Meta switches over.
-  WHATSAPP_APP_SECRET: csv().pipe(z.array(z.string()).min(1, "WHATSAPP_APP_SECRET is required")),
-  // The token Meta echoes on the GET /webhook subscription handshake.
-  WHATSAPP_VERIFY_TOKEN: z.string({ error: "WHATSAPP_VERIFY_TOKEN is required" }),
-  // System-user access token for the Graph API (outbound messages).
-  WHATSAPP_ACCESS_TOKEN: z.string({ error: "WHATSAPP_ACCESS_TOKEN is required" }),
-  // Graph API base URL, with version. Locally the WhatsApp simulator or a test's fake server.
-  WHATSAPP_API_URL: z
-    .string()
-    .url()
-    .default("https://graph.facebook.com/v23.0")
-    .transform((url) => url.replace(/\/+$/, "")),
-  // Meta refuses bodies over 3 MB; so do we, before reading further.
-  WEBHOOK_BODY_LIMIT_BYTES: positiveInt(3 * 1024 * 1024),
-  // Longest wait for Kafka's acknowledgement before answering 503: well inside Meta's own timeout,
-  // so Meta sees a clear "retry later" rather than a hung request.
-  WEBHOOK_PUBLISH_TIMEOUT_MS: positiveInt(2000),
-  // Recently stored event ids kept in memory to drop Meta's retries before Kafka (0 disables).
-  // About 100 bytes each; correctness never depends on it.
-  WEBHOOK_RECENT_IDS: z.coerce.number().int().min(0).default(100_000),
-  // Run the outbound dispatcher in this process (consumes the outbound topic, calls the Graph API).
-  OUTBOUND_DISPATCHER: flag(true),
-  // Messages per second per business phone number (Meta's default throughput is 80/s). Per
-  // dispatcher process: with N replicas, set it to the number's rate divided by N.
-  OUTBOUND_RATE_PER_NUMBER: positiveInt(80),
-  // A Graph API call that has not answered in this time is abandoned and retried.
-  GRAPH_API_TIMEOUT_MS: positiveInt(10_000),
-  // How long a dispatcher's claim on a message protects it from a second sender: longer than the
-  // Graph API timeout, so a live sender is never overtaken; short enough that a crashed sender's
-  // message goes out within a minute.
-  OUTBOUND_CLAIM_LEASE_MS: positiveInt(60_000),
-  // Conversations of one partition whose messages are sent at once (one conversation's go out in
-  // order). A send waits ~10 ms on the claim, the Graph API and the record; one at a time capped a
-  // partition at about 100 messages/s with the CPU half idle.
-  OUTBOUND_KEY_CONCURRENCY: positiveInt(16),
-  // Least time between two grouped inserts of the dispatcher's, in ms, under load (GroupInserter;
-  // MONGO_INSERT_INTERVAL_MS is the services' general one). The claim comes before the send, so its
-  // wait is on every reply's path: 5 against 10, A/B at 300 and 500 messages/s, p99 112-128 ms
-  // against 153-220 at 300/s with no more CPU per message. The sent record comes after the send and
-  // only the conversation's next message waits for it: 25 saved no CPU that showed against 10, and
-  // from 48 messages/s on (where its spacing starts) made that next message wait 6-7 ms longer at
-  // the median (bench/README.md).
-  OUTBOUND_CLAIM_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(5),
-  OUTBOUND_RECORD_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
-});
+export const schema = baseSchema
+  .extend({
+    // Port of the public webhook (GET/POST /webhook) and of /healthz, /readyz, /metrics.
+    INGRESS_PORT: port(3000),
+    // Interface to listen on; 0.0.0.0 in a container, loopback on a laptop.
+    INGRESS_HOST: z.string().default("127.0.0.1"),
+    // App secret(s) that sign Meta's webhooks, comma-separated: during a rotation both the old and the
+    // new secret are accepted, so no webhook is refused while Meta switches over.
+    WHATSAPP_APP_SECRET: csv().pipe(z.array(z.string()).min(1, "WHATSAPP_APP_SECRET is required")),
+    // The token Meta echoes on the GET /webhook subscription handshake.
+    WHATSAPP_VERIFY_TOKEN: z.string({ error: "WHATSAPP_VERIFY_TOKEN is required" }),
+    // System-user access token for the Graph API (outbound messages).
+    WHATSAPP_ACCESS_TOKEN: z.string({ error: "WHATSAPP_ACCESS_TOKEN is required" }),
+    // Graph API base URL, with version. Locally the WhatsApp simulator or a test's fake server.
+    WHATSAPP_API_URL: z
+      .string()
+      .url()
+      .default("https://graph.facebook.com/v23.0")
+      .transform((url) => url.replace(/\/+$/, "")),
+    // Meta refuses bodies over 3 MB; so do we, before reading further.
+    WEBHOOK_BODY_LIMIT_BYTES: positiveInt(3 * 1024 * 1024),
+    // Longest wait for Kafka's acknowledgement before answering 503: well inside Meta's own timeout,
+    // so Meta sees a clear "retry later" rather than a hung request.
+    WEBHOOK_PUBLISH_TIMEOUT_MS: positiveInt(2000),
+    // Recently stored event ids kept in memory to drop Meta's retries before Kafka (0 disables).
+    // About 100 bytes each; correctness never depends on it.
+    WEBHOOK_RECENT_IDS: z.coerce.number().int().min(0).default(100_000),
+    // Run the outbound dispatcher in this process (consumes the outbound topic, calls the Graph API).
+    OUTBOUND_DISPATCHER: flag(true),
+    // Messages per second per business phone number (Meta's default throughput is 80/s). Per
+    // dispatcher process: with N replicas, set it to the number's rate divided by N.
+    OUTBOUND_RATE_PER_NUMBER: positiveInt(80),
+    // A Graph API call that has not answered in this time is abandoned and retried.
+    GRAPH_API_TIMEOUT_MS: positiveInt(10_000),
+    // How long a dispatcher's claim on a message protects it from a second sender: longer than two
+    // Graph API timeouts (a send Meta refuses for its BSUID recipient goes again to the phone number
+    // under the same claim), so a live sender is never overtaken; short enough that a crashed
+    // sender's message goes out within a minute.
+    OUTBOUND_CLAIM_LEASE_MS: positiveInt(60_000),
+    // Conversations of one partition whose messages are sent at once (one conversation's go out in
+    // order). A send waits ~10 ms on the claim, the Graph API and the record; one at a time capped a
+    // partition at about 100 messages/s with the CPU half idle.
+    OUTBOUND_KEY_CONCURRENCY: positiveInt(16),
+    // Least time between two grouped inserts of the dispatcher's, in ms, under load (GroupInserter;
+    // MONGO_INSERT_INTERVAL_MS is the services' general one). The claim comes before the send, so its
+    // wait is on every reply's path: 5 against 10, A/B at 300 and 500 messages/s, p99 112-128 ms
+    // against 153-220 at 300/s with no more CPU per message. The sent record comes after the send and
+    // only the conversation's next message waits for it: 25 saved no CPU that showed against 10, and
+    // from 48 messages/s on (where its spacing starts) made that next message wait 6-7 ms longer at
+    // the median (bench/README.md).
+    OUTBOUND_CLAIM_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(5),
+    OUTBOUND_RECORD_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
+  })
+  .superRefine((config, ctx) => {
+    if (config.OUTBOUND_CLAIM_LEASE_MS <= 2 * config.GRAPH_API_TIMEOUT_MS)
+      ctx.addIssue({
+        code: "custom",
+        path: ["OUTBOUND_CLAIM_LEASE_MS"],
+        message: `must be more than twice GRAPH_API_TIMEOUT_MS (${config.GRAPH_API_TIMEOUT_MS}): a claim covers a send and its resend to the phone number`,
+      });
+  });
 
 export type IngressConfig = z.infer<typeof schema>;
 

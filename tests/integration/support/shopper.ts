@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { eventually, type FakeGraphApi, type RecordedRequest } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, type RecordedRequest, recipientOf } from "@taituri/testing/harness";
 import { messageWebhook, signWebhook } from "@taituri/testing/whatsapp";
 
 /** What the shopper reads of one message the bot sent. */
@@ -44,13 +44,19 @@ export function readMessage(r: RecordedRequest): Read {
 }
 
 export interface ShopperOptions {
-  waId: string;
+  /** The shopper's phone number (wa_id). */
+  waId?: string;
+  /**
+   * The shopper's business-scoped user id (BSUID, e.g. "US.13491208655302741918"). With no waId,
+   * a shopper who shows Meta no phone number. At least one of the two.
+   */
+  userId?: string;
   phoneNumberId: string;
   /** The ingress webhook's URL (asked at each send: the service may start after the shopper). */
   webhook: () => string;
   secret: string;
   graph: FakeGraphApi;
-  /** Makes message ids unique across runs: `wamid.<prefix>.<waId>.<n>`. */
+  /** Makes message ids unique across runs: `wamid.<prefix>.<shopper key>.<n>`. */
   wamidPrefix: string;
   /** How long `next` waits for the bot. */
   timeoutMs?: number;
@@ -60,39 +66,83 @@ export interface ShopperOptions {
 
 /**
  * One shopper on WhatsApp: sends signed webhooks to ingress as Meta would, and reads what the bot
- * sent back at the fake Graph API, in order.
+ * sent back at the fake Graph API, in order. A shopper has a phone number, a BSUID or both, and
+ * the webhooks name them as Meta does; `hidePhone` sends the next ones without the phone number,
+ * as Meta does for a shopper who adopted a username.
  */
 export class Shopper {
-  readonly waId: string;
-  readonly conversationId: string;
+  /** Leave the phone number out of the next webhooks (only for a shopper who also has a BSUID). */
+  hidePhone = false;
   /** The `timestamp` of the next message (seconds); move it to play a shopper back hours later. */
   clock = Math.floor(Date.now() / 1000);
   readonly #options: ShopperOptions;
+  #waId: string;
+  #userId: string;
+  /** Every id the shopper has had: what the bot sent to any of them is theirs. */
+  readonly #ids = new Set<string>();
+  /** Names the shopper in message ids, fixed at the start so wamid(n) stays the same. */
+  readonly #wamidKey: string;
   #seq = 0;
   #seen = 0;
 
   constructor(options: ShopperOptions) {
+    if (!options.waId && !options.userId) throw new Error("a shopper needs a waId, a userId or both");
     this.#options = options;
-    this.waId = options.waId;
-    this.conversationId = `${options.phoneNumberId}:${options.waId}`;
+    this.#waId = options.waId ?? "";
+    this.#userId = options.userId ?? "";
+    this.#wamidKey = this.#userId || this.#waId;
+    for (const id of [this.#waId, this.#userId]) if (id) this.#ids.add(id);
+  }
+
+  /** The phone number; "" for a shopper known only by BSUID. */
+  get waId(): string {
+    return this.#waId;
+  }
+
+  /** The BSUID; "" for a shopper from before BSUIDs. */
+  get userId(): string {
+    return this.#userId;
+  }
+
+  /**
+   * "<phone_number_id>:<shopper key>", the key rule of ingress: the BSUID when the shopper has
+   * one (it is in every webhook, with or without the phone number), else the phone number. After
+   * changeNumber, the key of the new identity: the one its webhooks arrive under.
+   */
+  get conversationId(): string {
+    return `${this.#options.phoneNumberId}:${this.userId || this.waId}`;
   }
 
   /** The id the shopper's n-th message gets (1-based). */
   wamid(n: number): string {
-    return `wamid.${this.#options.wamidPrefix}.${this.waId}.${n}`;
+    return `wamid.${this.#options.wamidPrefix}.${this.#wamidKey}.${n}`;
+  }
+
+  /** The ids the next webhook names the shopper by, as Meta would. */
+  #identity(): { waId?: string; userId?: string } {
+    if (this.hidePhone && !this.userId)
+      throw new Error("only a shopper with a BSUID can hide the phone number");
+    return {
+      ...(this.waId && !this.hidePhone ? { waId: this.waId } : {}),
+      ...(this.userId ? { userId: this.userId } : {}),
+    };
   }
 
   async send(part: Record<string, unknown>): Promise<string> {
     this.#seq += 1;
-    const body = JSON.stringify(
+    return this.#post(
       messageWebhook(part, {
-        waId: this.waId,
+        ...this.#identity(),
         phoneNumberId: this.#options.phoneNumberId,
         wamid: this.wamid(this.#seq),
         timestamp: this.clock,
         profileName: this.#options.profileName ?? "Ana",
       }),
     );
+  }
+
+  async #post(json: unknown): Promise<string> {
+    const body = JSON.stringify(json);
     const response = await fetch(this.#options.webhook(), {
       method: "POST",
       headers: {
@@ -114,17 +164,56 @@ export class Shopper {
   voice = () =>
     this.send({ type: "audio", audio: { id: "VOICE1", mime_type: "audio/ogg; codecs=opus", voice: true } });
 
+  /**
+   * The shopper changes phone number, as Meta reports it: a `user_changed_number` system message
+   * from the old identity (no contacts), with the new number in `system.wa_id` and, for a shopper
+   * with a BSUID, the new BSUID in `system.user_id` (a number change gives a new one). The
+   * shopper's later webhooks come from the new identity; what the bot sends to the old ids still
+   * counts as theirs.
+   */
+  async changeNumber(waId: string, userId = ""): Promise<string> {
+    this.#seq += 1;
+    const json = messageWebhook(
+      {
+        type: "system",
+        system: {
+          body: `User ${this.#options.profileName ?? "Ana"} changed from ${this.waId} to ${waId}`,
+          wa_id: waId,
+          ...(userId ? { user_id: userId } : {}),
+          type: "user_changed_number",
+        },
+      },
+      {
+        ...this.#identity(),
+        phoneNumberId: this.#options.phoneNumberId,
+        wamid: this.wamid(this.#seq),
+        timestamp: this.clock,
+      },
+    );
+    // Unlike other message webhooks, Meta's system messages carry no contacts.
+    const value: { contacts?: unknown } | undefined = json.entry[0]?.changes[0]?.value;
+    delete value?.contacts;
+    const body = await this.#post(json);
+    this.#waId = waId;
+    this.#userId = userId;
+    for (const id of [waId, userId]) if (id) this.#ids.add(id);
+    return body;
+  }
+
+  /** Every send-message request to this shopper (by `to` or `recipient`), refused ones included. */
+  requests = (): RecordedRequest[] =>
+    this.#options.graph.sends().filter((r) => this.#ids.has(recipientOf(r.body) ?? ""));
+
   all = (): Read[] =>
-    this.#options.graph
-      .sends()
-      .filter((r) => (r.body as { to?: string }).to === this.waId && r.status === 200)
+    this.requests()
+      .filter((r) => r.status === 200)
       .map(readMessage);
 
   /** Waits for the bot's next `n` messages and returns them. */
   async next(n = 1): Promise<Read[]> {
     const from = this.#seen;
     const got = await eventually(
-      `${n} more message(s) to ${this.waId}`,
+      `${n} more message(s) to ${this.userId || this.waId}`,
       () => this.all().length >= from + n && this.all(),
       this.#options.timeoutMs ?? 20_000,
     );

@@ -8,6 +8,13 @@ import { Agent, request } from "undici";
  */
 const TRANSIENT_META_CODES = new Set([4, 130429, 131000, 131016, 131056, 80007, 133016]);
 
+/**
+ * Meta's answer to a send addressed to a business-scoped user id (`recipient`) where that is not
+ * supported, e.g. some authentication templates. Permanent for that address: the message was not
+ * taken, and the same request would be refused again.
+ */
+export const BSUID_RECIPIENT_UNSUPPORTED = 131062;
+
 export class GraphApiError extends Error {
   override readonly name = "GraphApiError";
   readonly status: number;

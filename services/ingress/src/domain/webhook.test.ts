@@ -15,6 +15,10 @@ const messageOf = (event: inbound.InboundEvent) => {
   assert.equal(event.payload?.$case, "message");
   return event.payload.value as inbound.Message;
 };
+const statusOf = (event: inbound.InboundEvent) => {
+  assert.equal(event.payload?.$case, "status");
+  return event.payload.value as inbound.Status;
+};
 
 test("a text message becomes one event keyed by business number and shopper", () => {
   const event = one(
@@ -36,21 +40,94 @@ test("a text message becomes one event keyed by business number and shopper", ()
   assert.equal(message.sentAt?.getTime(), 1700000000_000);
 });
 
-test("a shopper known only by the business-scoped user id is keyed by it", () => {
-  const json = messageWebhook(
-    { type: "text", text: { body: "hola" }, from_user_id: "US.99" },
-    { wamid: "wamid.B" },
-  );
-  const value = json.entry[0]?.changes[0]?.value as {
-    messages: Record<string, unknown>[];
-    contacts: Record<string, unknown>[];
-  };
-  delete value.messages[0]?.from;
-  value.contacts = [{ profile: { name: "Bo" }, user_id: "US.99" }];
-  const event = one(json);
+test("a shopper known only by the business-scoped user id (no from, no wa_id) is keyed by it", () => {
+  const event = one(textWebhook("hola", { userId: "US.99", profileName: "Bo", wamid: "wamid.B" }));
   assert.equal(event.conversationId, "106540352242922:US.99");
-  assert.equal(messageOf(event).from?.userId, "US.99");
-  assert.equal(messageOf(event).from?.profileName, "Bo");
+  assert.deepEqual(messageOf(event).from, { waId: "", userId: "US.99", profileName: "Bo" });
+});
+
+test("a shopper with a phone number and a BSUID is keyed by the BSUID and carries both", () => {
+  const event = one(textWebhook("hi", { waId: "447700900123", userId: "GB.5501", phoneNumberId: "PN1" }));
+  assert.equal(event.conversationId, "PN1:GB.5501");
+  assert.deepEqual(messageOf(event).from, { waId: "447700900123", userId: "GB.5501", profileName: "Ana" });
+});
+
+test("without from_user_id, the BSUID contacts gives for the sender's number is the key", () => {
+  const json = textWebhook("hi", { waId: "447700900123", userId: "GB.5501", phoneNumberId: "PN1" });
+  const value = json.entry[0]?.changes[0]?.value as { messages: Record<string, unknown>[] };
+  delete value.messages[0]?.from_user_id;
+  const event = one(json);
+  assert.equal(event.conversationId, "PN1:GB.5501");
+  assert.equal(messageOf(event).from?.userId, "GB.5501");
+});
+
+test("a shopper whose phone number comes and goes in alternate webhooks stays one conversation", () => {
+  const ids = [true, false, true, false].map((withPhone, i) => {
+    const event = one(
+      textWebhook(`message ${i}`, {
+        ...(withPhone ? { waId: "447700900123" } : {}),
+        userId: "GB.5501",
+        phoneNumberId: "PN1",
+      }),
+    );
+    assert.equal(messageOf(event).from?.waId, withPhone ? "447700900123" : "");
+    return event.conversationId;
+  });
+  assert.deepEqual(new Set(ids), new Set(["PN1:GB.5501"]));
+});
+
+test("a shopper with a phone number only (webhooks before BSUIDs) is keyed by the number", () => {
+  const event = one(textWebhook("hi", { waId: "447700900123", phoneNumberId: "PN1" }));
+  assert.equal(event.conversationId, "PN1:447700900123");
+  assert.deepEqual(messageOf(event).from, { waId: "447700900123", userId: "", profileName: "Ana" });
+});
+
+test("a number change is a system message from the old identity, with the new number and BSUID", () => {
+  const changed = (system: Record<string, unknown>, sender: { from?: string; from_user_id?: string }) =>
+    messageOf(
+      one({
+        object: "whatsapp_business_account",
+        entry: [
+          {
+            id: "WABA",
+            changes: [
+              {
+                field: "messages",
+                value: {
+                  metadata: { phone_number_id: "PN1" },
+                  messages: [{ ...sender, id: "wamid.S", timestamp: "1700000000", type: "system", system }],
+                },
+              },
+            ],
+          },
+        ],
+      }),
+    );
+  const withBsuid = changed(
+    { type: "user_changed_number", body: "changed", wa_id: "447700900999", user_id: "GB.NEW1" },
+    { from: "447700900123", from_user_id: "GB.OLD1" },
+  );
+  assert.deepEqual(withBsuid.from, { waId: "447700900123", userId: "GB.OLD1", profileName: "" });
+  assert.deepEqual(withBsuid.content, {
+    $case: "system",
+    value: { type: "user_changed_number", body: "changed", newWaId: "447700900999", newUserId: "GB.NEW1" },
+  });
+  const withoutBsuid = changed(
+    { type: "user_changed_number", body: "changed", wa_id: "447700900999" },
+    { from: "447700900123" },
+  );
+  assert.deepEqual(withoutBsuid.content, {
+    $case: "system",
+    value: { type: "user_changed_number", body: "changed", newWaId: "447700900999", newUserId: "" },
+  });
+  const userIdOnly = changed(
+    { type: "user_changed_user_id", body: "changed", new_user_id: "GB.NEW2" },
+    { from_user_id: "GB.OLD2" },
+  );
+  assert.deepEqual(userIdOnly.content, {
+    $case: "system",
+    value: { type: "user_changed_user_id", body: "changed", newWaId: "", newUserId: "GB.NEW2" },
+  });
 });
 
 test("button and list replies keep the id we set on the option", () => {
@@ -135,6 +212,21 @@ test("a status event is keyed by the recipient and identified by message and sta
   assert.equal(status.errors[0]?.code, 131047);
 });
 
+test("a status is keyed by recipient_user_id when it has one, like the shopper's messages", () => {
+  const bsuidOnly = one(statusWebhook("wamid.OUT", "delivered", { userId: "US.99", phoneNumberId: "PN1" }));
+  assert.equal(bsuidOnly.conversationId, "PN1:US.99");
+  assert.equal(statusOf(bsuidOnly).recipientId, "US.99");
+  const both = one(
+    statusWebhook("wamid.OUT", "read", { waId: "555", userId: "US.99", phoneNumberId: "PN1" }),
+  );
+  assert.equal(both.conversationId, "PN1:US.99");
+  assert.equal(statusOf(both).recipientId, "555");
+  const failed = one(
+    statusWebhook("wamid.OUT", "failed", { waId: "555", userId: "US.99", phoneNumberId: "PN1" }),
+  );
+  assert.equal(failed.conversationId, "PN1:US.99", "failed statuses carry no contacts");
+});
+
 test("several messages in one body each become an event, in order", () => {
   const json = textWebhook("one", { wamid: "wamid.1" });
   const value = json.entry[0]?.changes[0]?.value as { messages: Record<string, unknown>[] };
@@ -179,6 +271,7 @@ test("every kind of webhook Meta sends is normalised (project fixtures)", async 
       }
       const event = events[0];
       assert.equal(event?.payload?.$case, fixture.payload);
+      if (fixture.conversationId) assert.equal(event?.conversationId, fixture.conversationId);
       const value = event?.payload?.value as unknown;
       if (fixture.content) assert.equal((value as inbound.Message).content?.$case, fixture.content);
       for (const [path, expected] of Object.entries(fixture.fields)) {

@@ -95,6 +95,11 @@ const message = z.looseObject({
       body: z.string().optional(),
       wa_id: z.string().optional(),
       new_wa_id: z.string().optional(),
+      // Where a number or BSUID change puts the new BSUID is not documented: both names are read.
+      user_id: z.string().optional(),
+      new_user_id: z.string().optional(),
+      // The BSUID the change replaces (newer payloads).
+      previous_user_id: z.string().optional(),
     })
     .optional(),
   errors: z.array(errorDetail).optional(),
@@ -136,6 +141,7 @@ const body = z.looseObject({
 });
 
 type WireMessage = z.infer<typeof message>;
+type WireContact = z.infer<typeof contact>;
 type WireError = z.infer<typeof errorDetail>;
 
 /** The content-type header of inbound topic records. */
@@ -174,8 +180,33 @@ export interface ParsedWebhook {
   unreadable: Unreadable[];
 }
 
-/** "<phone_number_id>:<shopper id>": the Kafka key that keeps one shopper's events in order. */
-export const conversationId = (phoneNumberId: string, shopperId: string) => `${phoneNumberId}:${shopperId}`;
+/** "<phone_number_id>:<shopper key>": the Kafka key that keeps one shopper's events in order. */
+export const conversationId = (phoneNumberId: string, key: string) => `${phoneNumberId}:${key}`;
+
+/**
+ * The shopper's key in conversation ids: the business-scoped user id (BSUID) when the webhook has
+ * one, else the phone number. BSUID first because Meta puts it in every message webhook, with or
+ * without the phone number: a shopper whose number appears in one webhook and not in the next keeps
+ * one key, one conversation, one partition. A phone number change gives a new BSUID; Meta announces
+ * it with a system message (user_changed_number) that the conversation follows.
+ */
+const shopperKey = (ids: { waId: string; userId: string }) => ids.userId || ids.waId;
+
+/** The BSUID Meta gives beside a phone number in `contacts`, when it names the same user. */
+const userIdOf = (contacts: WireContact[], waId: string | undefined) =>
+  waId ? contacts.find((c) => c.wa_id === waId)?.user_id : undefined;
+
+/**
+ * Who wrote a message: the phone number (`from`) and the BSUID (`from_user_id`, else the one
+ * `contacts` gives for that number), each when the webhook has it. A notice that a number or BSUID
+ * changed comes from the old identity; when it also names the identity it replaces
+ * (`system.previous_user_id`), that one is the sender, so the notice reaches the conversation it
+ * is about whichever identity Meta sends it from.
+ */
+function senderOf(m: WireMessage, contacts: WireContact[]): { waId: string; userId: string } {
+  const replaced = m.type === "system" ? m.system?.previous_user_id : undefined;
+  return { waId: m.from ?? "", userId: replaced ?? m.from_user_id ?? userIdOf(contacts, m.from) ?? "" };
+}
 
 /**
  * Normalises every entry and change of a webhook body into inbound events. What cannot be read is
@@ -204,29 +235,31 @@ export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
         displayPhoneNumber: v.metadata.display_phone_number ?? "",
         wabaId: entry.id,
       };
+      const contacts = v.contacts ?? [];
       const names = new Map<string, string>();
-      for (const c of v.contacts ?? []) {
+      for (const c of contacts) {
         const name = c.profile?.name;
         if (name && c.wa_id) names.set(c.wa_id, name);
         if (name && c.user_id) names.set(c.user_id, name);
       }
       for (const m of v.messages ?? []) {
-        const shopper = m.from ?? m.from_user_id;
-        if (!shopper) {
+        const sender = senderOf(m, contacts);
+        const key = shopperKey(sender);
+        if (!key) {
           unreadable.push({ reason: `message ${m.id}: neither from nor from_user_id` });
           continue;
         }
-        const userId = m.from_user_id ?? v.contacts?.find((c) => c.wa_id === m.from)?.user_id ?? "";
+        const profileName = names.get(sender.userId) ?? names.get(sender.waId) ?? "";
         events.push({
           eventId: m.id,
-          conversationId: conversationId(business.phoneNumberId, shopper),
+          conversationId: conversationId(business.phoneNumberId, key),
           business,
           receivedAt,
           payload: {
             $case: "message",
             value: {
               id: m.id,
-              from: { waId: m.from ?? "", userId, profileName: names.get(shopper) ?? "" },
+              from: { ...sender, profileName },
               sentAt: new Date(m.timestamp * 1000),
               contextMessageId: m.context?.id ?? "",
               forwarded: m.context?.forwarded ?? false,
@@ -241,9 +274,14 @@ export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
           unreadable.push({ reason: `status ${s.id}: no recipient` });
           continue;
         }
+        // Keyed like the shopper's messages, so a status lands in the same conversation.
+        const key = shopperKey({
+          waId: s.recipient_id ?? "",
+          userId: s.recipient_user_id ?? userIdOf(contacts, s.recipient_id) ?? "",
+        });
         events.push({
           eventId: `${s.id}:${s.status}`,
-          conversationId: conversationId(business.phoneNumberId, recipient),
+          conversationId: conversationId(business.phoneNumberId, key),
           business,
           receivedAt,
           payload: {
@@ -387,13 +425,18 @@ function content(m: WireMessage): inbound.Message["content"] {
     };
   }
   if (m.type === "system" && m.system) {
+    const s = m.system;
+    // A notice sent from the new identity names the old one in previous_user_id: then the sender's
+    // own BSUID is the new one.
+    const sentFromNew = s.previous_user_id !== undefined && m.from_user_id !== s.previous_user_id;
     return {
       $case: "system",
       value: {
-        type: m.system.type ?? "",
-        body: m.system.body ?? "",
-        // Older payloads call the new number wa_id, newer ones new_wa_id.
-        newWaId: m.system.new_wa_id ?? m.system.wa_id ?? "",
+        type: s.type ?? "",
+        body: s.body ?? "",
+        // The new number is system.wa_id; older payloads called it new_wa_id.
+        newWaId: s.new_wa_id ?? s.wa_id ?? "",
+        newUserId: s.new_user_id ?? s.user_id ?? (sentFromNew ? m.from_user_id : undefined) ?? "",
       },
     };
   }

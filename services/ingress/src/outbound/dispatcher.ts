@@ -19,10 +19,10 @@ import { encodeMessage, inbound, outbound } from "@taituri/proto";
 import { trace } from "@taituri/telemetry";
 import type { Collection, Db } from "mongodb";
 import { Counter, Histogram, type Registry } from "prom-client";
-import { type GraphApiClient, GraphApiError } from "../adapters/graph-api.ts";
+import { BSUID_RECIPIENT_UNSUPPORTED, type GraphApiClient, GraphApiError } from "../adapters/graph-api.ts";
 import { deliveryFailureEvent, INBOUND_EVENT_TYPE } from "../domain/webhook.ts";
 import type { Pacer } from "./pacer.ts";
-import { InvalidOutboundMessage, isFreeForm, toGraphPayload } from "./payload.ts";
+import { addressing, InvalidOutboundMessage, isFreeForm, toGraphPayload } from "./payload.ts";
 
 /**
  * One document per outbound message id: the dispatcher's claim on sending it.
@@ -31,7 +31,9 @@ import { InvalidOutboundMessage, isFreeForm, toGraphPayload } from "./payload.ts
  * A redelivered event finds the claim and sends nothing. A claim whose sender died is taken over
  * once its lease has expired; the one case that can still send twice is a sender that crashed
  * after Meta accepted the message and before it recorded so (Meta's send API takes no idempotency
- * key), which costs at most one duplicate per crash.
+ * key), which costs at most one duplicate per crash. A send to a BSUID that Meta refuses (131062)
+ * is sent again to the phone number under the same claim: Meta took nothing the first time, so
+ * the second call is still the only one that can deliver.
  */
 interface SendClaim {
   _id: string;
@@ -43,6 +45,8 @@ interface SendClaim {
   wamid?: string;
   /** Meta's id for the uploaded image, kept so a retry does not upload it again. */
   mediaId?: string;
+  /** Meta refused the BSUID as recipient (131062): a retry sends to the phone number at once. */
+  bsuidRefused?: boolean;
   error?: { status: number; code?: number; message: string };
   createdAt: Date;
   updatedAt: Date;
@@ -112,10 +116,22 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
   const now = deps.now ?? (() => new Date());
   const sent = new Counter({
     name: "outbound_sends_total",
-    help: "Outbound messages by type and outcome (sent, duplicate, invalid, outside_window, rejected, retry) and Meta error code",
-    labelNames: ["type", "outcome", "code"],
+    help: "Outbound messages by type, outcome (sent, duplicate, invalid, outside_window, rejected, retry, bsuid_refused), Meta error code and recipient (bsuid, phone, none)",
+    labelNames: ["type", "outcome", "code", "recipient"],
     registers: [deps.registry],
   });
+  const count = (
+    message: outbound.OutboundMessage,
+    outcome: string,
+    code: number | undefined,
+    address = addressing(message),
+  ) =>
+    sent.inc({
+      type: message.content?.$case ?? "none",
+      outcome,
+      code: code === undefined ? "" : String(code),
+      recipient: address ?? "none",
+    });
   const latency = new Histogram({
     name: "outbound_send_seconds",
     help: "Graph API send-message latency",
@@ -129,10 +145,13 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     registers: [deps.registry],
   });
 
-  /** Takes the claim, or says why not: "done" (already sent or failed) or "busy" (a live lease). */
+  /**
+   * Takes the claim, or says why not: "done" (already sent or failed) or "busy" (a live lease). A
+   * claim taken over comes with what the earlier attempts left in it.
+   */
   async function claim(
     message: outbound.OutboundMessage,
-  ): Promise<{ state: "claimed" | "busy" } | { state: "done"; doc: SendClaim }> {
+  ): Promise<{ state: "claimed"; doc?: SendClaim } | { state: "busy" } | { state: "done"; doc: SendClaim }> {
     const at = now();
     const leaseUntil = new Date(at.getTime() + deps.leaseMs);
     const first = await claimInserts.insert({
@@ -159,7 +178,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       throw error;
     }
     await sends.updateOne({ _id: message.id }, { $set: { leaseUntil, attempts: attempt, updatedAt: at } });
-    return { state: "claimed" };
+    return { state: "claimed", doc: existing };
   }
 
   /** Tells the conversation this message will not be delivered (see deliveryFailureEvent). */
@@ -200,12 +219,9 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     reason: inbound.DeliveryFailureReason,
     detail: string,
     code?: number,
+    address = addressing(message),
   ): Promise<PermanentError> {
-    sent.inc({
-      type: message.content?.$case ?? "none",
-      outcome,
-      code: code === undefined ? "" : String(code),
-    });
+    count(message, outcome, code, address);
     await reportFailure(message, reason, detail, code ?? 0);
     return new PermanentError(detail);
   }
@@ -245,7 +261,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
 
     const claimed = await claim(message);
     if (claimed.state === "done") {
-      sent.inc({ type, outcome: "duplicate", code: "" });
+      count(message, "duplicate", undefined);
       span?.addEvent("duplicate");
       if (claimed.doc.status === "failed") {
         // The failure may not have reached the conversation before the crash that caused this
@@ -262,14 +278,28 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     if (claimed.state === "busy")
       throw new TransientError(`outbound ${message.id} is being sent by another dispatcher`);
 
+    let phoneOnly = claimed.doc?.bsuidRefused === true;
     try {
       const image = message.content?.$case === "image" ? message.content.value.source : undefined;
       const mediaId = image?.$case === "storedImageId" ? await mediaIdFor(message, image.value) : undefined;
-      const payload = toGraphPayload(message, mediaId ? { mediaId } : {});
-      const waitedMs = await deps.pacer.acquire(message.phoneNumberId);
-      paced.observe(waitedMs / 1000);
-      const stopTimer = latency.startTimer();
-      const result = await deps.graph.sendMessage(message.phoneNumberId, payload).finally(stopTimer);
+      const send = async () => {
+        const payload = toGraphPayload(message, { ...(mediaId ? { mediaId } : {}), phoneOnly });
+        const waitedMs = await deps.pacer.acquire(message.phoneNumberId);
+        paced.observe(waitedMs / 1000);
+        const stopTimer = latency.startTimer();
+        return deps.graph.sendMessage(message.phoneNumberId, payload).finally(stopTimer);
+      };
+      const result = await send().catch(async (error: unknown) => {
+        if (!(isBsuidRefusal(error) && addressing(message, phoneOnly) === "bsuid" && message.to !== ""))
+          throw error;
+        // Meta took nothing, and the phone number reaches the same shopper: send again, to it. The
+        // claim remembers the refusal, so a retry of this message does not try the BSUID again.
+        count(message, "bsuid_refused", BSUID_RECIPIENT_UNSUPPORTED);
+        span?.addEvent("bsuid_refused");
+        await sends.updateOne({ _id: message.id }, { $set: { bsuidRefused: true, updatedAt: now() } });
+        phoneOnly = true;
+        return send();
+      });
       // Meta has the message now. Failing to record that would make a retry send it again once
       // the lease expires, so the write is retried here, in place, before giving up.
       // A duplicate is a record an earlier try wrote before its answer was lost: the same message.
@@ -281,26 +311,38 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
           at: now(),
         }),
       );
-      sent.inc({ type, outcome: "sent", code: "" });
+      count(message, "sent", undefined, addressing(message, phoneOnly));
     } catch (error) {
+      const address = addressing(message, phoneOnly);
       if (error instanceof InvalidOutboundMessage) {
         await sends.updateOne(
           { _id: message.id },
           { $set: { status: "failed", error: { status: 0, message: error.message }, updatedAt: now() } },
         );
-        throw await refuse(message, "invalid", Reason.DELIVERY_FAILURE_REASON_INVALID_CONTENT, error.message);
+        throw await refuse(
+          message,
+          "invalid",
+          Reason.DELIVERY_FAILURE_REASON_INVALID_CONTENT,
+          error.message,
+          undefined,
+          address,
+        );
       }
       if (!(error instanceof GraphApiError)) throw error;
-      const code = error.code === undefined ? "" : String(error.code);
       if (error.transient) {
         // Give the claim back at once: the retry (this consumer, in order) must not wait out a lease.
         await sends.updateOne(
           { _id: message.id, status: "sending" },
           { $set: { leaseUntil: new Date(0), updatedAt: now() } },
         );
-        sent.inc({ type, outcome: "retry", code });
+        count(message, "retry", error.code, address);
         throw new TransientError(error.message);
       }
+      // A BSUID Meta will not send to, and no phone number: nothing else reaches this shopper.
+      const detail =
+        address === "bsuid" && isBsuidRefusal(error)
+          ? `outbound ${message.id}: a business-scoped user id (BSUID) recipient is not supported here, and no phone number is known: ${error.message}`
+          : error.message;
       await sends.updateOne(
         { _id: message.id },
         {
@@ -309,7 +351,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
             error: {
               status: error.status,
               ...(error.code !== undefined ? { code: error.code } : {}),
-              message: error.message,
+              message: detail,
             },
             updatedAt: now(),
           },
@@ -319,8 +361,9 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
         message,
         "rejected",
         Reason.DELIVERY_FAILURE_REASON_REJECTED,
-        error.message,
+        detail,
         error.code,
+        address,
       );
     }
   }
@@ -343,6 +386,9 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     }
   };
 }
+
+const isBsuidRefusal = (error: unknown) =>
+  error instanceof GraphApiError && error.code === BSUID_RECIPIENT_UNSUPPORTED;
 
 /** Attempts a store write up to 8 times over about 20 s, for writes that must not be lost. */
 async function persistently<T>(write: () => Promise<T>): Promise<T> {

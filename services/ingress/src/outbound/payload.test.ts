@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { outbound } from "@taituri/proto";
-import { InvalidOutboundMessage, isFreeForm, toGraphPayload } from "./payload.ts";
+import { addressing, InvalidOutboundMessage, isFreeForm, toGraphPayload } from "./payload.ts";
 
 const message = (
   content: outbound.OutboundMessage["content"],
@@ -11,6 +11,7 @@ const message = (
   conversationId: "PN:555",
   phoneNumberId: "PN",
   to: "555",
+  recipientUserId: "",
   replyToMessageId: "",
   lastInboundAt: undefined,
   content,
@@ -37,6 +38,39 @@ test("a text becomes Meta's send-message body; a reply quotes what it answers", 
   assert.deepEqual(toGraphPayload(message(text("Hi"), { replyToMessageId: "wamid.IN" })).context, {
     message_id: "wamid.IN",
   });
+});
+
+test("a shopper with a BSUID is sent to by `recipient`, with no `to`, whether or not the number is known", () => {
+  const bsuidOnly = toGraphPayload(
+    message(text("Hi"), { to: "", recipientUserId: "US.13491208655302741918" }),
+  );
+  assert.deepEqual(bsuidOnly, {
+    messaging_product: "whatsapp",
+    recipient_type: "individual",
+    recipient: "US.13491208655302741918",
+    type: "text",
+    text: { body: "Hi", preview_url: false },
+  });
+  const both = toGraphPayload(message(text("Hi"), { recipientUserId: "US.1349" }));
+  assert.equal(both.recipient, "US.1349");
+  assert.equal("to" in both, false, "with both, Meta would use `to`");
+  assert.equal(addressing(message(text("Hi"), { recipientUserId: "US.1349" })), "bsuid");
+});
+
+test("after Meta refused the BSUID, the phone number is the recipient; without one, nobody is", () => {
+  const both = message(text("Hi"), { recipientUserId: "US.1349" });
+  const byPhone = toGraphPayload(both, { phoneOnly: true });
+  assert.equal(byPhone.to, "555");
+  assert.equal("recipient" in byPhone, false);
+  assert.equal(addressing(both, true), "phone");
+  const bsuidOnly = message(text("Hi"), { to: "", recipientUserId: "US.1349" });
+  assert.equal(addressing(bsuidOnly, true), undefined);
+  assert.throws(() => toGraphPayload(bsuidOnly, { phoneOnly: true }), /no recipient/);
+});
+
+test("a phone number and a BSUID in each other's fields are refused", () => {
+  refused(message(text("x"), { to: "US.1349" }), /to holds a business-scoped user id/);
+  refused(message(text("x"), { recipientUserId: "447700900123" }), /recipient_user_id holds a phone number/);
 });
 
 test("text WhatsApp would refuse is refused with the reason, never cut", () => {

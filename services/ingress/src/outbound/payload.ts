@@ -31,13 +31,34 @@ export const LIMITS = {
 /** The kinds that may only be sent inside the 24-hour customer service window. */
 export const isFreeForm = (message: outbound.OutboundMessage) => message.content?.$case !== "template";
 
+/** How a send names the shopper: Meta's `recipient` (a BSUID) or `to` (a phone number). */
+export type Addressing = "bsuid" | "phone";
+
+/**
+ * The BSUID when the message has one (the id the conversation is keyed by, the one every webhook
+ * carries, and for a shopper who hides their number the only one), else the phone number.
+ * `phoneOnly`: Meta refused the BSUID for this message (131062), so only the phone number is left.
+ * The body names one of the two, never both: with both, Meta would use `to` and ignore `recipient`.
+ */
+export function addressing(message: outbound.OutboundMessage, phoneOnly = false): Addressing | undefined {
+  if (message.recipientUserId !== "" && !phoneOnly) return "bsuid";
+  return message.to !== "" ? "phone" : undefined;
+}
+
+// A BSUID is a country code, a dot and letters and digits (US.13491208655302741918; a parent BSUID
+// has ENT. after the country); a phone number (wa_id) is digits. One in the other's field is a bug
+// upstream that Meta would answer with a confusing error, or with a message to the wrong person.
+const LOOKS_LIKE_BSUID = /^[A-Z]{2}\./;
+const LOOKS_LIKE_PHONE = /^\+?\d+$/;
+
 /**
  * The Cloud API send-message body for an outbound message. `mediaId` is the id of the image
- * already uploaded to /{phone_number_id}/media, for an image from our store.
+ * already uploaded to /{phone_number_id}/media, for an image from our store; `phoneOnly` sends to
+ * the phone number even when the message has a BSUID (see addressing).
  */
 export function toGraphPayload(
   message: outbound.OutboundMessage,
-  resolved: { mediaId?: string } = {},
+  resolved: { mediaId?: string; phoneOnly?: boolean } = {},
 ): Record<string, unknown> {
   const problems: string[] = [];
   const check = (ok: boolean, problem: string) => {
@@ -47,13 +68,19 @@ export function toGraphPayload(
     if (required) check(value.trim() !== "", `${what} is empty`);
     check(value.length <= max, `${what} has ${value.length} characters, over ${max}`);
   };
-  check(message.to !== "", "no recipient");
+  const address = addressing(message, resolved.phoneOnly);
+  check(address !== undefined, "no recipient");
+  check(!LOOKS_LIKE_BSUID.test(message.to), "to holds a business-scoped user id, not a phone number");
+  check(
+    !LOOKS_LIKE_PHONE.test(message.recipientUserId),
+    "recipient_user_id holds a phone number, not a business-scoped user id",
+  );
   check(message.phoneNumberId !== "", "no sending phone number id");
 
   const base: Record<string, unknown> = {
     messaging_product: "whatsapp",
     recipient_type: "individual",
-    to: message.to,
+    ...(address === "bsuid" ? { recipient: message.recipientUserId } : { to: message.to }),
     ...(message.replyToMessageId ? { context: { message_id: message.replyToMessageId } } : {}),
   };
   const decorations = (c: { header: string; footer: string }) => {

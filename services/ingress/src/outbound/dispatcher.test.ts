@@ -1,0 +1,272 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { PermanentError, type Publisher, TransientError, topicNames } from "@taituri/kafka";
+import { createLogger } from "@taituri/logging";
+import type { ImageStore } from "@taituri/mongo";
+import { inbound, outbound } from "@taituri/proto";
+import { type BulkWriteResult, type Db, type Document, MongoBulkWriteError, MongoServerError } from "mongodb";
+import { Registry } from "prom-client";
+import { type GraphApiClient, GraphApiError } from "../adapters/graph-api.ts";
+import { createOutboundHandler, SENDS_COLLECTION } from "./dispatcher.ts";
+import { Pacer } from "./pacer.ts";
+
+/**
+ * The dispatcher's choice of recipient and its answer to Meta's 131062, on an in-memory store: the
+ * claim, the record and the take-over are those of the real handler; only the store, the Graph API
+ * and Kafka are fakes. tests/integration/whatsapp-edge.test.ts runs the same on the real servers.
+ */
+
+/** Collections keyed by `_id`, answering the few operations the dispatcher uses, as MongoDB would. */
+function memoryDb() {
+  const collections = new Map<string, Map<string, Document>>();
+  const docsOf = (name: string) => {
+    const docs = collections.get(name) ?? new Map<string, Document>();
+    collections.set(name, docs);
+    return docs;
+  };
+  const matches = (doc: Document, filter: Document) =>
+    Object.entries(filter).every(([key, value]) => doc[key] === value);
+  const duplicate = (id: unknown) =>
+    new MongoServerError({ message: `E11000 duplicate key ${id}`, code: 11000 });
+  const db = {
+    collection(name: string) {
+      const docs = docsOf(name);
+      return {
+        async insertOne(doc: Document) {
+          if (docs.has(doc._id)) throw duplicate(doc._id);
+          docs.set(doc._id, structuredClone(doc));
+          return { insertedId: doc._id };
+        },
+        async insertMany(batch: Document[]) {
+          const writeErrors = batch.flatMap((doc, index) => {
+            if (docs.has(doc._id)) return [{ index, code: 11000, errmsg: duplicate(doc._id).message }];
+            docs.set(doc._id, structuredClone(doc));
+            return [];
+          });
+          if (writeErrors.length > 0)
+            throw new MongoBulkWriteError(
+              { message: "duplicate key", code: 11000, writeErrors } as never,
+              {} as BulkWriteResult,
+            );
+          return { insertedCount: batch.length };
+        },
+        async findOne(filter: Document) {
+          const doc = [...docs.values()].find((d) => matches(d, filter));
+          return doc ? structuredClone(doc) : null;
+        },
+        async updateOne(filter: Document, update: { $set: Document }) {
+          const doc = [...docs.values()].find((d) => matches(d, filter));
+          if (doc) Object.assign(doc, update.$set);
+          return { matchedCount: doc ? 1 : 0 };
+        },
+      };
+    },
+  };
+  return { db: db as unknown as Db, docsOf };
+}
+
+type Answer = (body: Record<string, unknown>) => string | GraphApiError;
+
+/** A Graph API that answers each send by `answer` and keeps the bodies it was sent. */
+function fakeGraph(answer: Answer) {
+  const bodies: Record<string, unknown>[] = [];
+  const graph = {
+    async sendMessage(_phoneNumberId: string, payload: Record<string, unknown>) {
+      bodies.push(payload);
+      const result = answer(payload);
+      if (result instanceof GraphApiError) throw result;
+      return { messageId: result };
+    },
+  };
+  return { graph: graph as unknown as GraphApiClient, bodies };
+}
+
+const refusedBsuid = () =>
+  new GraphApiError(
+    "Graph API 400 (code 131062): Business-scoped User ID recipients are not supported for this message",
+    400,
+    131062,
+  );
+
+function dispatcher(answer: Answer) {
+  const { db, docsOf } = memoryDb();
+  const { graph, bodies } = fakeGraph(answer);
+  const published: { topic: string; value: Uint8Array; key: string }[] = [];
+  const publisher: Publisher = {
+    async send(topic, messages) {
+      for (const m of messages) published.push({ topic, key: m.key, value: m.value });
+    },
+  };
+  const registry = new Registry();
+  const topics = topicNames("unit.");
+  const handle = createOutboundHandler({
+    db,
+    graph,
+    images: {} as ImageStore,
+    pacer: new Pacer(1000),
+    publisher,
+    topics,
+    logger: createLogger({ service: "unit", level: "silent" }),
+    registry,
+    leaseMs: 60_000,
+  });
+  const deliver = (message: outbound.OutboundMessage) =>
+    handle({
+      topic: topics.outbound,
+      partition: 0,
+      offset: "0",
+      key: message.conversationId,
+      value: Buffer.from(outbound.OutboundMessage.encode(message).finish()),
+      headers: {},
+    });
+  const failures = () =>
+    published
+      .filter((p) => p.topic === topics.inbound)
+      .map((p) => inbound.InboundEvent.decode(p.value))
+      .flatMap((e) =>
+        e.payload?.$case === "deliveryFailure" ? [{ event: e, failure: e.payload.value }] : [],
+      );
+  const metrics = () => registry.getSingleMetricAsString("outbound_sends_total");
+  return {
+    deliver,
+    bodies,
+    failures,
+    metrics,
+    claims: docsOf(SENDS_COLLECTION),
+    sent: docsOf("ingress_outbound_sent"),
+  };
+}
+
+let seq = 0;
+function message(ids: { to?: string; recipientUserId?: string }): outbound.OutboundMessage {
+  seq += 1;
+  return {
+    id: `out-${seq}`,
+    conversationId: `PN:${ids.recipientUserId || ids.to}`,
+    phoneNumberId: "PN",
+    to: ids.to ?? "",
+    recipientUserId: ids.recipientUserId ?? "",
+    replyToMessageId: "",
+    lastInboundAt: new Date(Date.now() - 60_000),
+    content: { $case: "text", value: { body: "Hello", previewUrl: false } },
+  };
+}
+
+const permanent = (error: unknown) => error instanceof PermanentError;
+
+test("a shopper with a BSUID is sent to by `recipient` and no `to`, phone number known or not", async () => {
+  const d = dispatcher(() => "wamid.1");
+  await d.deliver(message({ recipientUserId: "US.1" }));
+  await d.deliver(message({ to: "447700900001", recipientUserId: "US.2" }));
+  await d.deliver(message({ to: "447700900002" }));
+  assert.deepEqual(
+    d.bodies.map((b) => [b.to, b.recipient]),
+    [
+      [undefined, "US.1"],
+      [undefined, "US.2"],
+      ["447700900002", undefined],
+    ],
+  );
+  assert.match(await d.metrics(), /outcome="sent",code="",recipient="bsuid"\} 2/);
+  assert.match(await d.metrics(), /outcome="sent",code="",recipient="phone"\} 1/);
+});
+
+test("131062 on a BSUID with a phone number known: sent again to the number, once, and recorded sent", async () => {
+  const d = dispatcher((body) => (body.recipient ? refusedBsuid() : "wamid.by-phone"));
+  const m = message({ to: "447700900003", recipientUserId: "US.3" });
+  await d.deliver(m);
+  assert.deepEqual(
+    d.bodies.map((b) => [b.to, b.recipient]),
+    [
+      [undefined, "US.3"],
+      ["447700900003", undefined],
+    ],
+  );
+  assert.equal(d.sent.get(m.id)?.wamid, "wamid.by-phone");
+  assert.equal(d.claims.get(m.id)?.bsuidRefused, true);
+  assert.deepEqual(d.failures(), []);
+  // Delivered again (a redelivery): the claim and the record say it is done; nothing is sent.
+  await d.deliver(m);
+  assert.equal(d.bodies.length, 2);
+  const metrics = await d.metrics();
+  assert.match(metrics, /outcome="bsuid_refused",code="131062",recipient="bsuid"\} 1/);
+  assert.match(metrics, /outcome="sent",code="",recipient="phone"\} 1/);
+});
+
+test("a retry after the number's send failed goes to the number at once: the claim remembers the refusal", async () => {
+  let throttled = false;
+  const d = dispatcher((body) => {
+    if (body.recipient) return refusedBsuid();
+    if (!throttled) {
+      throttled = true;
+      return new GraphApiError("Graph API 400 (code 130429): Rate limit hit", 400, 130429);
+    }
+    return "wamid.after-retry";
+  });
+  const m = message({ to: "447700900004", recipientUserId: "US.4" });
+  await assert.rejects(d.deliver(m), (error) => error instanceof TransientError);
+  await d.deliver(m);
+  assert.deepEqual(
+    d.bodies.map((b) => b.to ?? b.recipient),
+    ["US.4", "447700900004", "447700900004"],
+  );
+  assert.equal(d.sent.get(m.id)?.wamid, "wamid.after-retry");
+});
+
+test("131062 on a BSUID with no phone number: a permanent failure told to the conversation", async () => {
+  const d = dispatcher(() => refusedBsuid());
+  const m = message({ recipientUserId: "US.5" });
+  await assert.rejects(d.deliver(m), permanent);
+  assert.equal(d.bodies.length, 1, "never retried, nothing else to send to");
+  const [told] = d.failures();
+  assert.equal(told?.event.eventId, `delivery-failure:${m.id}`);
+  assert.equal(told?.event.conversationId, m.conversationId);
+  assert.equal(told?.failure.reason, inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_REJECTED);
+  assert.equal(told?.failure.code, 131062);
+  assert.match(
+    told?.failure.detail ?? "",
+    /BSUID\) recipient is not supported here, and no phone number is known/,
+  );
+  assert.equal(d.claims.get(m.id)?.status, "failed");
+  assert.equal(d.claims.get(m.id)?.error?.code, 131062);
+  // A redelivery finds the failed claim and says it again, the same way, without a send.
+  await d.deliver(m);
+  assert.equal(d.bodies.length, 1);
+  assert.equal(d.failures()[1]?.failure.code, 131062);
+  assert.equal(d.failures()[1]?.failure.detail, told?.failure.detail);
+  assert.match(await d.metrics(), /outcome="rejected",code="131062",recipient="bsuid"\} 1/);
+});
+
+test("131062 on a send by phone number is a plain permanent rejection, not a reason to try again", async () => {
+  const d = dispatcher(() => refusedBsuid());
+  const m = message({ to: "447700900006" });
+  await assert.rejects(d.deliver(m), permanent);
+  assert.equal(d.bodies.length, 1);
+  const [told] = d.failures();
+  assert.equal(told?.failure.code, 131062);
+  assert.doesNotMatch(told?.failure.detail ?? "", /no phone number is known/);
+  assert.match(await d.metrics(), /outcome="rejected",code="131062",recipient="phone"\} 1/);
+});
+
+test("the number's own refusal after a BSUID refusal is the failure the conversation hears", async () => {
+  const d = dispatcher((body) =>
+    body.recipient
+      ? refusedBsuid()
+      : new GraphApiError("Graph API 400 (code 131026): Message undeliverable", 400, 131026),
+  );
+  const m = message({ to: "447700900007", recipientUserId: "US.7" });
+  await assert.rejects(d.deliver(m), permanent);
+  assert.equal(d.bodies.length, 2);
+  assert.equal(d.failures()[0]?.failure.code, 131026);
+});
+
+test("a message with no phone number and no BSUID never reaches Meta", async () => {
+  const d = dispatcher(() => "wamid.never");
+  await assert.rejects(d.deliver(message({})), permanent);
+  assert.equal(d.bodies.length, 0);
+  assert.equal(
+    d.failures()[0]?.failure.reason,
+    inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_INVALID_CONTENT,
+  );
+  assert.match(d.failures()[0]?.failure.detail ?? "", /no recipient/);
+});
