@@ -1,10 +1,13 @@
 import { fileURLToPath } from "node:url";
 import { baseSchema, loadConfig, port, positiveInt, z } from "@taituri/config";
+// The contracts alone, not @taituri/proto's index: config loads before telemetry starts, and the
+// index loads @grpc/grpc-js, which would then escape its instrumentation (no limiter spans).
+import * as contracts from "@taituri/proto/contracts";
 
 const data = (file: string) => fileURLToPath(new URL(`../data/${file}`, import.meta.url));
 
 /** Time kept free at the end of a lease to store the images and record the result. */
-export const ATTEMPT_MARGIN_MS = 5_000;
+export const ATTEMPT_MARGIN_MS = contracts.ROUND_TIMING.attemptMarginMs;
 
 export const schema = baseSchema
   .extend({
@@ -18,8 +21,10 @@ export const schema = baseSchema
     GENERATION_MAX_DESIGNS: z.coerce.number().int().min(1).max(10).default(4),
     // How long a claimed round belongs to its worker. A worker starts no call that could outlast
     // it (see ATTEMPT_MARGIN_MS), so a live worker is never taken over; a crashed one's round
-    // waits this long for another delivery to finish it.
-    GENERATION_LEASE_MS: positiveInt(120_000),
+    // waits this long for another delivery to finish it. With OPENAI_TIMEOUT_MS, within the
+    // conversation's GENERATION_DEADLINE_MS (contracts.ROUND_TIMING), so a take-over's designs
+    // still reach the shopper.
+    GENERATION_LEASE_MS: positiveInt(contracts.ROUND_TIMING.leaseMs),
     // Claims a round may have: the first plus take-overs after a crash. Each claim makes at most
     // one call the provider may bill, so this is the most paid calls a round can cost.
     GENERATION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(5).default(2),
@@ -43,7 +48,7 @@ export const schema = baseSchema
     // low, medium, high or auto: the main driver of price and latency.
     OPENAI_IMAGE_QUALITY: z.string().default("medium"),
     // One images request; gpt-image-1 at high quality takes up to about a minute.
-    OPENAI_TIMEOUT_MS: positiveInt(75_000),
+    OPENAI_TIMEOUT_MS: positiveInt(contracts.ROUND_TIMING.providerTimeoutMs),
     // Retries of a call OpenAI did not bill (429 rate limit, connection refused), never of others.
     OPENAI_MAX_RETRIES: z.coerce.number().int().min(0).max(5).default(2),
     // First wait before such a retry (doubling, with jitter; a 429's retry-after wins).

@@ -26,6 +26,7 @@ import {
   isRetryable,
   mayHaveCharged,
   type RoundState,
+  requestProblem,
 } from "../domain/round.ts";
 import type { Metrics } from "../metrics.ts";
 
@@ -373,6 +374,20 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
       }
       if (!request.roundId || !request.conversationId || !request.shopId || !request.shopperId)
         throw new PermanentError("generation request without round, conversation, shop or shopper");
+      const problem = requestProblem(request);
+      if (problem) {
+        metrics.rounds.inc({ outcome: "invalid" });
+        await publish(
+          request.conversationId,
+          request.roundId,
+          generation.GenerationResult.encode({
+            roundId: request.roundId,
+            conversationId: request.conversationId,
+            outcome: { $case: "failed", value: { reason: FailureReason.invalidRequest } },
+          }).finish(),
+        );
+        throw new PermanentError(`generation request ${request.roundId}: ${problem}`);
+      }
       try {
         await handleRequest(request);
       } catch (error) {

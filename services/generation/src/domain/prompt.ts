@@ -32,13 +32,11 @@ export function parsePromptTemplates(raw: unknown): PromptTemplates {
   return templates;
 }
 
-/** Longest name we draw or send to a model. */
-export const MAX_NAME_LENGTH = 40;
-
 /**
  * The shopper's name made safe to quote inside a prompt: control characters, quotes, braces and
- * backslashes removed (they could close our quotes and smuggle instructions), whitespace collapsed,
- * cut to MAX_NAME_LENGTH characters.
+ * backslashes removed (they could close our quotes and smuggle instructions), whitespace collapsed.
+ * Its length is the contract's (contracts.RECIPIENT_NAME_MAX_LENGTH), checked when a request
+ * arrives: a longer name is refused there, never cut here.
  */
 export function cleanName(name: string): string {
   const cleaned = name
@@ -47,7 +45,7 @@ export function cleanName(name: string): string {
     .replace(/[\u0000-\u001f\u007f"“”„`\\{}<>]/g, " ")
     .replace(/\s+/g, " ")
     .trim();
-  return Array.from(cleaned).slice(0, MAX_NAME_LENGTH).join("").trim();
+  return cleaned;
 }
 
 const humanise = (id: string) => id.replace(/[-_]+/g, " ").trim();

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { contracts } from "@taituri/proto";
 import {
   type CallOutcome,
   failureReasonFor,
@@ -7,6 +8,7 @@ import {
   mayHaveCharged,
   nextStep,
   type RoundView,
+  requestProblem,
 } from "./round.ts";
 
 const now = new Date("2026-12-01T10:00:00Z");
@@ -66,4 +68,10 @@ test("only no-charge outcomes are retried, and none of them counts as paid", () 
 test("a content refusal tells the shopper what to change; the rest say try later", () => {
   assert.match(failureReasonFor("content_policy"), /^content_policy: .*different name, theme or style/);
   assert.match(failureReasonFor("timeout"), /^provider_unavailable: .*try again/);
+});
+
+test("a name longer than the contract's limit is refused, counted in characters", () => {
+  const limit = contracts.RECIPIENT_NAME_MAX_LENGTH;
+  assert.equal(requestProblem({ recipient: "🎁".repeat(limit) }), undefined);
+  assert.match(requestProblem({ recipient: "x".repeat(limit + 1) }) ?? "", /41 characters, over 40/);
 });

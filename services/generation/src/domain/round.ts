@@ -1,3 +1,5 @@
+import { contracts } from "@taituri/proto";
+
 /**
  * A round's life in the `generation_rounds` collection (one document per round, `_id` = round id, so
  * the unique `_id` index is what makes a second claim fail):
@@ -78,7 +80,20 @@ export const FailureReason = {
   limiterUnavailable:
     "limiter_unavailable: We cannot start new designs right now. Nothing was charged; please try again in a few minutes.",
   interrupted: "interrupted: Creating your designs was interrupted. Nothing was charged; please try again.",
+  invalidRequest: "invalid_request: This request cannot be made into designs. Nothing was charged.",
 } as const;
+
+/**
+ * What makes a request one no worker may start: a name longer than the contract allows (the
+ * conversation never sends one; an older or foreign producer might). Refused before anything is
+ * claimed or paid, and the conversation is told at once instead of at its deadline.
+ */
+export function requestProblem(request: { recipient: string }): string | undefined {
+  const length = [...request.recipient].length;
+  if (length > contracts.RECIPIENT_NAME_MAX_LENGTH)
+    return `recipient name has ${length} characters, over ${contracts.RECIPIENT_NAME_MAX_LENGTH}`;
+  return undefined;
+}
 
 export function failureReasonFor(outcome: Exclude<CallOutcome, "ok">): string {
   return outcome === "content_policy" ? FailureReason.contentPolicy : FailureReason.providerUnavailable;
