@@ -1,6 +1,6 @@
 /**
  * The pseudonyms an operator searches logs and Jaeger for (docs/operations.md):
- *   PSEUDONYM_KEY=… node scripts/pseudonym.ts <wa_id> [<phone_number_id>]
+ *   PSEUDONYM_KEY=… node scripts/pseudonym.ts <wa_id or BSUID> [<phone_number_id>]
  * prints the shopper's `shopper.id` and, with the business number id, the `conversation.id`;
  *   PSEUDONYM_KEY=… node scripts/pseudonym.ts wamid.…
  * prints a message's `messaging.message.id` (the Kafka spans of its hops carry it).
@@ -14,7 +14,7 @@ const config = exitOnConfigError(() =>
 );
 const [waId, phoneNumberId] = process.argv.slice(2);
 if (!waId) {
-  process.stderr.write("usage: node scripts/pseudonym.ts <wa_id> [<phone_number_id>] | <wamid>\n");
+  process.stderr.write("usage: node scripts/pseudonym.ts <wa_id or BSUID> [<phone_number_id>] | <wamid>\n");
   process.exit(64);
 }
 if (config.PSEUDONYM_KEY === DEV_PSEUDONYM_KEY)

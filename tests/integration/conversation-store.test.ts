@@ -41,6 +41,7 @@ function next(id: string, state: string) {
     conversationId: id,
     phoneNumberId: "PNJ",
     shopperId: "s1",
+    contact: { waId: "s1" },
     conversation: { state } as unknown as ConversationDoc["conversation"],
     timers: [],
   };

@@ -58,11 +58,18 @@ after(async () => {
 });
 
 let shoppers = 0;
+/** A phone number of this run, new each time. */
+const phone = () => {
+  shoppers += 1;
+  return `3460${run.replace(/\D/g, "0").slice(0, 4)}${String(shoppers).padStart(3, "0")}`;
+};
+/** A BSUID of this run, new each time (a country code, a dot, digits). */
+const bsuid = () => `US.${BigInt(`0x${randomUUID().replaceAll("-", "").slice(0, 15)}`)}`;
+
 class Shopper extends BaseShopper {
-  constructor() {
-    shoppers += 1;
+  constructor(ids: { waId?: string; userId?: string } = { waId: phone() }) {
     super({
-      waId: `3460${run.replace(/\D/g, "0").slice(0, 4)}${String(shoppers).padStart(3, "0")}`,
+      ...ids,
       phoneNumberId: "PNJ",
       webhook: () => stack.ingress.endpoints.webhook ?? "",
       secret: SECRET,
@@ -116,7 +123,10 @@ describe("gift journeys", () => {
     assert.equal(order?.currency, "EUR");
     await world.paymentEvent(order?.orderId ?? "", ana.conversationId, { $case: "succeeded", value: {} });
     const [confirmation] = await ana.next();
-    assert.match(confirmation?.text ?? "", new RegExp(`Your order number is ${order?.orderId}`));
+    assert.match(
+      confirmation?.text ?? "",
+      new RegExp(`Your order number is ${world.orderNumber(order?.orderId ?? "")}\\.`),
+    );
   });
 
   test("a voice note where text is expected re-prompts and does not advance", async () => {
@@ -240,5 +250,86 @@ describe("gift journeys", () => {
     assert.match((await iv.next())[0]?.text ?? "", /Who is this gift for/);
     await iv.say("cancel");
     assert.match((await iv.next())[0]?.text ?? "", /Cancelled/);
+  });
+});
+
+describe("shoppers known by a business-scoped user id (BSUID)", () => {
+  const conversations = () => db.collection<{ _id: string }>("conversation_conversations");
+  /** The ids the fake Graph API was asked to deliver to: `to` and `recipient` of each send. */
+  const addressing = (s: Shopper) =>
+    s.requests().map((r) => {
+      const body = r.body as { to?: string; recipient?: string };
+      return `${body.to ?? "-"}|${body.recipient ?? "-"}`;
+    });
+
+  test("with and without a phone number in alternate webhooks: one conversation, replies to the BSUID", async () => {
+    const jo = new Shopper({ waId: phone(), userId: bsuid() });
+    const say = async (text: string) => {
+      jo.hidePhone = !jo.hidePhone;
+      await jo.say(text);
+    };
+    const tap = async (id: string) => {
+      jo.hidePhone = !jo.hidePhone;
+      await jo.tap(id);
+    };
+    await say("I want a gift");
+    await jo.next();
+    await say("Rosa");
+    const [themes] = await jo.next();
+    await tap(themes?.ids.find((id) => id.endsWith(":birthday")) ?? "");
+    const [styles] = await jo.next();
+    await tap(styles?.ids.find((id) => id.endsWith(":watercolor")) ?? "");
+    const [confirm] = await jo.next();
+    await tap(confirm?.ids[0] ?? "");
+    await jo.next();
+    const [, , , list] = await jo.next(4);
+    await tap(list?.ids[0] ?? "");
+    await jo.next(2);
+    const [order] = ordersOf(jo);
+    assert.ok(order, "one order, under the BSUID's conversation");
+    await world.paymentEvent(order.orderId, jo.conversationId, { $case: "succeeded", value: {} });
+    assert.match((await jo.next())[0]?.text ?? "", /Payment received/);
+
+    assert.equal(jo.conversationId, `PNJ:${jo.userId}`);
+    assert.equal(await conversations().countDocuments({ _id: jo.conversationId }), 1);
+    assert.equal(await conversations().countDocuments({ _id: `PNJ:${jo.waId}` }), 0);
+    assert.equal(requestsOf(jo).length, 1);
+    // Every reply names the shopper by BSUID alone, phone number known or not.
+    assert.deepEqual([...new Set(addressing(jo))], [`-|${jo.userId}`]);
+    assert.equal(addressing(jo).length, 12);
+  });
+
+  test("a number change is followed: the new identity's messages continue the same conversation", async () => {
+    const ka = new Shopper({ waId: phone(), userId: bsuid() });
+    const first = ka.conversationId;
+    await ka.say("hello");
+    await ka.next();
+    await ka.say("Kai");
+    const [themes] = await ka.next();
+    // Meta: a system message from the old identity, with the new number and (here) the new BSUID.
+    const [newPhone, newUser] = [phone(), bsuid()];
+    await ka.changeNumber(newPhone, newUser);
+    await ka.quiet(800);
+    assert.notEqual(ka.conversationId, first, "the new identity's webhooks come under another key");
+    await ka.tap(themes?.ids.find((id) => id.endsWith(":love")) ?? "");
+    const [styles] = await ka.next();
+    assert.match(styles?.text ?? "", /Now pick a style/);
+    assert.equal(addressing(ka).at(-1), `-|${newUser}`, "replies go to the new BSUID");
+    assert.equal(await conversations().countDocuments({ _id: ka.conversationId }), 0, "no second one");
+
+    // The notice without the new BSUID: the shopper's next webhooks bring one nobody announced,
+    // with the new number, which the notice did name.
+    const lu = new Shopper({ waId: phone(), userId: bsuid() });
+    await lu.say("hello");
+    await lu.next();
+    await lu.say("Lu");
+    const [luThemes] = await lu.next();
+    const luPhone = phone();
+    await lu.changeNumber(luPhone);
+    const moved = new Shopper({ waId: luPhone, userId: bsuid() });
+    await moved.tap(luThemes?.ids.find((id) => id.endsWith(":love")) ?? "");
+    const [luStyles] = await moved.next();
+    assert.match(luStyles?.text ?? "", /Now pick a style/);
+    assert.equal(addressing(moved).at(-1), `-|${moved.userId}`);
   });
 });

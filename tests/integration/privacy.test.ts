@@ -43,10 +43,22 @@ const SECRET = "privacy-secret";
 // Distinctive enough that a match anywhere can only be a leak: a 13-digit number, a profile name, a
 // first message and a recipient name no service could have made up.
 const WA_ID = `4479${String(randomInt(1e8, 1e9))}`;
+// And a business-scoped user id beside it, as Meta sends since April 2026: the conversation's key.
+const USER_ID = `GB.${String(randomInt(1e9, 1e10))}${String(randomInt(1e9, 1e10))}`;
 const PROFILE = `Xanthippe Q${run}`;
 const FIRST_MESSAGE = `Quixotic marmalade ${run} for my aunt`;
 const RECIPIENT = "Zenobia";
-const secrets = [WA_ID, `+${WA_ID}`, PROFILE, "Xanthippe", FIRST_MESSAGE, "Quixotic marmalade", RECIPIENT];
+const secrets = [
+  WA_ID,
+  `+${WA_ID}`,
+  USER_ID,
+  USER_ID.slice(3),
+  PROFILE,
+  "Xanthippe",
+  FIRST_MESSAGE,
+  "Quixotic marmalade",
+  RECIPIENT,
+];
 
 let infra: Infra;
 let graph: FakeGraphApi;
@@ -94,9 +106,10 @@ function leaksIn(text: string): string[] {
 }
 
 describe("privacy of telemetry", { timeout: 5 * 60_000 }, () => {
-  test("a whole journey leaves no phone number, name or message text in spans, logs or metrics", async () => {
+  test("a whole journey leaves no phone number, BSUID, name or message text in spans, logs or metrics", async () => {
     const shopper = new Shopper({
       waId: WA_ID,
+      userId: USER_ID,
       phoneNumberId: "PNPRIV",
       webhook: () => stack.ingress.endpoints.webhook ?? "",
       secret: SECRET,
@@ -131,7 +144,7 @@ describe("privacy of telemetry", { timeout: 5 * 60_000 }, () => {
     const scopes = new Set(spans.map((s) => s.instrumentationScope.name));
     for (const scope of ["@taituri/ingress", "@taituri/kafka", "@taituri/generation", "@taituri/payment"])
       assert.ok(scopes.has(scope), `spans from ${scope} (got ${[...scopes].join(", ")})`);
-    const shopperTag = pseudonym(WA_ID);
+    const shopperTag = pseudonym(USER_ID);
     assert.ok(
       spans.some((s) => s.attributes["shopper.id"] === shopperTag),
       "the shopper's spans are findable by their pseudonym",
@@ -139,7 +152,7 @@ describe("privacy of telemetry", { timeout: 5 * 60_000 }, () => {
     assert.ok(
       spans.some(
         (s) =>
-          s.attributes["conversation.id"] === conversationAttributes(`PNPRIV:${WA_ID}`)["conversation.id"],
+          s.attributes["conversation.id"] === conversationAttributes(`PNPRIV:${USER_ID}`)["conversation.id"],
       ),
     );
     assert.ok(logLines.length > 5, `log lines captured (${logLines.length})`);

@@ -1,5 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { baseSchema, loadConfig, port, positiveInt, z } from "@taituri/config";
+// The contracts alone, not @taituri/proto's index: config loads before telemetry starts, and the
+// index loads @grpc/grpc-js, which would then escape its instrumentation (no limiter spans).
+import * as contracts from "@taituri/proto/contracts";
 
 const data = (file: string) => fileURLToPath(new URL(`../data/${file}`, import.meta.url));
 
@@ -13,9 +16,10 @@ export const schema = baseSchema.extend({
   MESSAGES_FILE: z.string().default(data("messages.json")),
   // A shopper silent for longer than this is asked "continue or start over?" on return.
   SESSION_TTL_MS: positiveInt(2 * 3600 * 1000),
-  // A round with no result after this long is abandoned with an apology and a retry button.
-  // Longer than a slow image model's worst case (about a minute), short enough not to lose the shopper.
-  GENERATION_DEADLINE_MS: positiveInt(90_000),
+  // A round with no result after this long is abandoned with an apology and a retry button. Longer
+  // than a round whose worker died mid-call and was taken over (generation's lease plus a whole
+  // provider call, contracts.ROUND_TIMING), so designs someone paid for are not thrown away.
+  GENERATION_DEADLINE_MS: positiveInt(contracts.ROUND_TIMING.deadlineMs),
   // How often due watchdogs are looked for.
   TIMER_POLL_MS: positiveInt(1000),
   // Partitions handled at once; order within each is kept.

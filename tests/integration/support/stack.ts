@@ -43,6 +43,9 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/** What the stack's local payment provider signs its events with: a test can sign one too. */
+export const PAYMENT_LOCAL_SECRET = "payment-journey-local-secret";
+
 /**
  * The services a journey test needs, in this process, on the test's servers: ingress (webhook and
  * dispatcher, to the fake Graph API) and the conversation always; the limiter and generation, and
@@ -106,6 +109,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         PAYMENT_PORT: String(port),
         PAYMENT_PUBLIC_URL: `http://127.0.0.1:${port}`,
         PAYMENT_SWEEP_MS: "200",
+        PAYMENT_LOCAL_WEBHOOK_SECRET: PAYMENT_LOCAL_SECRET,
       }),
       logger,
     );

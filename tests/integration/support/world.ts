@@ -1,6 +1,6 @@
-import { EventProducer, type TopicNames } from "@taituri/kafka";
+import { EventProducer, Header, type TopicNames } from "@taituri/kafka";
 import type { ImageStore } from "@taituri/mongo";
-import { generation, payment } from "@taituri/proto";
+import { contracts, generation, payment } from "@taituri/proto";
 import type { Consumer, Kafka } from "kafkajs";
 
 export type GenerationMode = "complete" | "fail" | "reject" | "silent";
@@ -13,6 +13,7 @@ export type GenerationMode = "complete" | "fail" | "reject" | "silent";
 export class FakeWorld {
   readonly generationRequests: generation.GenerationRequest[] = [];
   readonly paymentRequests: payment.PaymentRequest[] = [];
+  readonly cancellations: payment.CancelOrder[] = [];
   generationMode: GenerationMode = "complete";
   readonly #kafka: Kafka;
   readonly #topics: TopicNames;
@@ -43,7 +44,11 @@ export class FakeWorld {
       );
     });
     if (!this.#payment) return;
-    await this.#listen(`${group}-payment`, this.#topics.paymentRequests, async (value) => {
+    await this.#listen(`${group}-payment`, this.#topics.paymentRequests, async (value, type) => {
+      if (type === contracts.CANCEL_ORDER_TYPE) {
+        this.cancellations.push(payment.CancelOrder.decode(value));
+        return;
+      }
       const request = payment.PaymentRequest.decode(value);
       this.paymentRequests.push(request);
       await this.paymentEvent(request.orderId, request.conversationId, {
@@ -86,15 +91,22 @@ export class FakeWorld {
     ]);
   }
 
+  /** The order number the fake payment service gives an order: its position, as "FAKE-000n". */
+  orderNumber(orderId: string): string {
+    const index = this.paymentRequests.findIndex((r) => r.orderId === orderId);
+    return `FAKE-${String(index + 1).padStart(4, "0")}`;
+  }
+
   async paymentEvent(
     orderId: string,
     conversationId: string,
     outcome: payment.PaymentEvent["outcome"],
   ): Promise<void> {
+    const orderNumber = this.orderNumber(orderId);
     await this.#producer.send(this.#topics.paymentEvents, [
       {
         key: conversationId,
-        value: payment.PaymentEvent.encode({ orderId, conversationId, outcome }).finish(),
+        value: payment.PaymentEvent.encode({ orderId, conversationId, orderNumber, outcome }).finish(),
       },
     ]);
   }
@@ -104,11 +116,18 @@ export class FakeWorld {
     await this.#producer.disconnect();
   }
 
-  async #listen(groupId: string, topic: string, handle: (value: Buffer) => Promise<void>): Promise<void> {
+  async #listen(
+    groupId: string,
+    topic: string,
+    handle: (value: Buffer, type: string | undefined) => Promise<void>,
+  ): Promise<void> {
     const consumer = this.#kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => handle(message.value ?? Buffer.alloc(0)) });
+    await consumer.run({
+      eachMessage: async ({ message }) =>
+        handle(message.value ?? Buffer.alloc(0), message.headers?.[Header.type]?.toString()),
+    });
     this.#consumers.push(consumer);
   }
 }

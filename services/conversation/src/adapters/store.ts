@@ -22,11 +22,20 @@ export interface StoredOutboxEntry extends Omit<OutboxEntry, "value"> {
  * timers on a head are always the latest.
  */
 export interface ConversationDoc {
-  /** The conversation id, "<phone_number_id>:<shopper id>". */
+  /**
+   * The conversation id: the Kafka key of the shopper's first message, "<phone_number_id>:<BSUID,
+   * or phone number>", kept for good; later ids of the same shopper lead here (IdentityDoc).
+   */
   _id: string;
   conversation: Conversation;
   phoneNumberId: string;
+  /** The shopper's id at the first message: stable, for the limiter's per-shopper subject. */
   shopperId: string;
+  /**
+   * Where replies go: the shopper's phone number and BSUID as last seen. Either may be absent (a
+   * shopper who hides their number has only the BSUID); a number change replaces both.
+   */
+  contact?: Contact;
   /** Bumped by every write (see VersionDoc); a write built on an older one loses and is redone. */
   version: number;
   /**
@@ -67,6 +76,36 @@ export interface ConversationDoc {
   updatedAt: Date;
 }
 
+export interface Contact {
+  waId?: string;
+  userId?: string;
+}
+
+/**
+ * One of a shopper's ids, claimed by the conversation it belongs to. `_id`
+ * "<phone_number_id>:wa:<phone number>" or "<phone_number_id>:u:<BSUID>", unique: the first
+ * conversation to claim an id keeps it, and claims are never changed, so a process may remember
+ * them. A message whose Kafka key is not a conversation of its own (a BSUID new after a number
+ * change, the phone number of a shopper first seen without it) is led by them to the shopper's
+ * conversation. A conversation's own key needs no claim: its `_id` is it.
+ */
+interface IdentityDoc {
+  _id: string;
+  conversationId: string;
+  at: Date;
+}
+
+export const identityKey = (phoneNumberId: string, kind: "wa" | "u", id: string) =>
+  `${phoneNumberId}:${kind}:${id}`;
+
+/** The claims a shopper's ids make, BSUID first (the id every message webhook carries). */
+export function identityKeys(phoneNumberId: string, contact: Contact): string[] {
+  return [
+    ...(contact.userId ? [identityKey(phoneNumberId, "u", contact.userId)] : []),
+    ...(contact.waId ? [identityKey(phoneNumberId, "wa", contact.waId)] : []),
+  ];
+}
+
 export interface Timer {
   id: string;
   roundId: string;
@@ -75,6 +114,7 @@ export interface Timer {
 
 export const CONVERSATIONS = "conversation_conversations";
 export const VERSIONS = "conversation_versions";
+export const IDENTITIES = "conversation_identities";
 
 /** How many applied event ids a conversation remembers; older ones are found by their VersionDoc. */
 const APPLIED_MEMORY = 50;
@@ -164,6 +204,10 @@ export class ConversationStore {
   readonly #conversationInserts: GroupInserter<ConversationDoc>;
   readonly #versionInserts: GroupInserter<VersionDoc>;
   readonly #versions: Collection<VersionDoc>;
+  readonly #identities: Collection<IdentityDoc>;
+  readonly #identityInserts: GroupInserter<IdentityDoc>;
+  /** Kafka keys already resolved to their conversation (claims never change; see IdentityDoc). */
+  readonly #routes = new Map<string, string>();
   /**
    * The latest version of each conversation this store read or wrote, most recent last, at most
    * `cacheSize`. A guess, not a truth: another replica may have written since, and then the commit
@@ -181,7 +225,9 @@ export class ConversationStore {
     this.#cacheSize = options.cacheSize ?? 10_000;
     this.#conversations = db.collection<ConversationDoc>(CONVERSATIONS);
     this.#versions = db.collection<VersionDoc>(VERSIONS);
+    this.#identities = db.collection<IdentityDoc>(IDENTITIES);
     const grouped = { minIntervalMs: options.insertIntervalMs ?? 0 };
+    this.#identityInserts = new GroupInserter(this.#identities, grouped);
     this.#conversationInserts = new GroupInserter(this.#conversations, grouped);
     this.#versionInserts = new GroupInserter(this.#versions, grouped);
   }
@@ -233,6 +279,25 @@ export class ConversationStore {
   }
 
   /**
+   * The conversation a shopper's message belongs to: the one its ids were claimed by (the BSUID's
+   * claim first), else the message's own key. One read per key this process has not resolved yet.
+   */
+  async route(key: string, ids: string[]): Promise<string> {
+    const known = this.#routes.get(key);
+    if (known) return known;
+    const claims = ids.length > 0 ? await this.#identities.find({ _id: { $in: ids } }).toArray() : [];
+    const target = ids.map((id) => claims.find((c) => c._id === id)?.conversationId).find(Boolean) ?? key;
+    this.#routes.set(key, target);
+    if (this.#routes.size > this.#cacheSize) this.#routes.delete(this.#routes.keys().next().value ?? "");
+    return target;
+  }
+
+  /** Claims ids for a conversation; an id another conversation claimed first stays theirs. */
+  async claim(ids: string[], conversationId: string, at: Date): Promise<void> {
+    await Promise.all(ids.map((id) => this.#identityInserts.insert({ _id: id, conversationId, at })));
+  }
+
+  /**
    * The version this store last read or wrote, if it remembers one: possibly stale (see #cache), so
    * only for deciding what to write, never for deciding whether an event was already applied.
    */
@@ -260,6 +325,7 @@ export class ConversationStore {
       conversationId: string;
       phoneNumberId: string;
       shopperId: string;
+      contact: Contact;
       conversation: Conversation;
       timers: Timer[];
       lastInboundAt?: Date;
@@ -279,6 +345,7 @@ export class ConversationStore {
       null,
     );
     const timing = {
+      contact: next.contact,
       timers: next.timers,
       nextTimerAt,
       timersPending: next.timers.length > 0,

@@ -9,13 +9,15 @@ import {
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
-import { generation, inbound, outbound, payment } from "@taituri/proto";
+import { contracts, generation, inbound, outbound, payment } from "@taituri/proto";
 import { conversationAttributes, extractContext, injectContext, redact, trace } from "@taituri/telemetry";
 import { Counter, type Registry } from "prom-client";
 import {
+  type Contact,
   type ConversationDoc,
   type ConversationStore,
   hasApplied,
+  identityKeys,
   type OutboxEntry,
   outboxValue,
   type Timer,
@@ -35,7 +37,6 @@ import type { MessageCatalog } from "../domain/messages.ts";
 
 export const OUTBOUND_MESSAGE_TYPE = "application/x-protobuf; messageType=outbound.v1.OutboundMessage";
 const GENERATION_REQUEST_TYPE = "application/x-protobuf; messageType=generation.v1.GenerationRequest";
-const PAYMENT_REQUEST_TYPE = "application/x-protobuf; messageType=payment.v1.PaymentRequest";
 
 export interface ConversationHandlerDeps {
   store: ConversationStore;
@@ -67,6 +68,10 @@ interface Arrival {
   /** Only messages carry these: who wrote, from which business number, and when. */
   phoneNumberId?: string;
   shopperId?: string;
+  /** The shopper's ids as this message gave them (either may be missing). */
+  contact?: Contact;
+  /** A notice that the shopper's ids changed (user_changed_number, user_changed_user_id). */
+  identityChange?: { type: string; waId: string; userId: string };
   sentAt?: Date;
   /** A watchdog firing: removed from the conversation in the same write. */
   firedTimerId?: string;
@@ -167,7 +172,21 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     if (relayed.get(doc._id) !== doc.version) await relay(doc._id, doc.version, doc.outbox);
   }
 
-  async function apply(arrival: Arrival): Promise<void> {
+  /**
+   * The conversation a shopper's message belongs to. Its Kafka key names the shopper by the BSUID
+   * when the webhook has one, else by phone number (ingress); a shopper whose key is not yet a
+   * conversation of its own (a new BSUID after a number change; a phone number first seen alone)
+   * is led to theirs by the ids it claimed (store.route).
+   */
+  async function route(arrival: Arrival): Promise<Arrival> {
+    if (arrival.event.type !== "message" || deps.store.cached(arrival.conversationId)) return arrival;
+    const ids = identityKeys(arrival.phoneNumberId ?? "", arrival.contact ?? {});
+    const conversationId = await deps.store.route(arrival.conversationId, ids);
+    return conversationId === arrival.conversationId ? arrival : { ...arrival, conversationId };
+  }
+
+  async function apply(routed: Arrival): Promise<void> {
+    const arrival = await route(routed);
     const at = now();
     const kind =
       arrival.event.type === "message" ? `message.${arrival.event.input.kind}` : arrival.event.type;
@@ -187,6 +206,9 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       // grow. One that does not may be stale, or the event older than its memory: the commit's
       // claim on the event (VersionDoc) decides.
       if (doc && hasApplied(doc, arrival.eventId)) {
+        // A redelivery after a crash may find the event applied but its ids' claims not made.
+        if (arrival.event.type === "message")
+          await deps.store.claim(identityKeys(doc.phoneNumberId, contactOf(doc)), doc._id, at);
         await duplicate(doc, kind, arrival.eventId);
         return;
       }
@@ -197,6 +219,8 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       }
       const phoneNumberId = doc?.phoneNumberId ?? arrival.phoneNumberId;
       const shopperId = doc?.shopperId || arrival.shopperId;
+      const known = doc ? contactOf(doc) : {};
+      const contact = nextContact(known, arrival);
       const shop = shopFor(deps.catalog, phoneNumberId ?? "");
       if (!shop || !phoneNumberId || !shopperId) {
         throw new PermanentError(`no shop serves phone number id ${phoneNumberId ?? "(none)"}`);
@@ -226,6 +250,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
           conversationId: arrival.conversationId,
           phoneNumberId,
           shopperId,
+          contact,
           shopId: shop.id,
           lastInboundAt,
           at,
@@ -243,22 +268,32 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       if (doc?.designsTrace && arrival.event.type === "message") linkTo(doc.designsTrace);
       if (doc) await publishSettled(doc._id);
       const carried = doc && relayed.get(doc._id) !== doc.version ? doc.outbox : [];
-      const committed = await deps.store.commit(
-        doc,
-        {
-          conversationId: arrival.conversationId,
-          phoneNumberId,
-          shopperId,
-          conversation: result.conversation,
-          timers,
-          ...(lastInboundAt ? { lastInboundAt } : {}),
-          ...(designsTrace ? { designsTrace } : {}),
-        },
-        arrival.eventId,
-        [...carried, ...outbox],
-        at,
-        arrival.event.type === "message" ? () => deps.onStep?.("after_claim") : undefined,
+      // Ids this conversation has not claimed yet (all of them for a new one), so that later
+      // messages under them find it. Beside the commit, not after it: the conversation id is
+      // settled (route), and a claim is idempotent, so a redelivery after a crash claims again.
+      const fresh = identityKeys(phoneNumberId, contact).filter(
+        (id) => !doc || !identityKeys(phoneNumberId, known).includes(id),
       );
+      const [committed] = await Promise.all([
+        deps.store.commit(
+          doc,
+          {
+            conversationId: arrival.conversationId,
+            phoneNumberId,
+            shopperId,
+            contact,
+            conversation: result.conversation,
+            timers,
+            ...(lastInboundAt ? { lastInboundAt } : {}),
+            ...(designsTrace ? { designsTrace } : {}),
+          },
+          arrival.eventId,
+          [...carried, ...outbox],
+          at,
+          arrival.event.type === "message" ? () => deps.onStep?.("after_claim") : undefined,
+        ),
+        fresh.length > 0 ? deps.store.claim(fresh, arrival.conversationId, at) : undefined,
+      ]);
       if (committed === "conflict") continue;
       if (committed === "duplicate") {
         // Applied by an earlier delivery; its write is finished now if it was not.
@@ -339,12 +374,22 @@ function decode(incoming: IncomingMessage, topics: TopicNames): Arrival | undefi
     if (payload?.$case === "message") {
       const message = payload.value;
       const sentAt = message.sentAt ?? event.receivedAt ?? new Date();
+      const content = message.content;
+      const system = content?.$case === "system" ? content.value : undefined;
       return {
         eventId: event.eventId,
         conversationId: event.conversationId,
         phoneNumberId: event.business?.phoneNumberId ?? "",
-        shopperId: message.from?.waId || message.from?.userId || "",
-        sentAt,
+        shopperId: message.from?.userId || message.from?.waId || "",
+        contact: {
+          ...(message.from?.waId ? { waId: message.from.waId } : {}),
+          ...(message.from?.userId ? { userId: message.from.userId } : {}),
+        },
+        ...(system && IDENTITY_CHANGES.has(system.type)
+          ? { identityChange: { type: system.type, waId: system.newWaId, userId: system.newUserId } }
+          : {}),
+        // A notice from WhatsApp is not the shopper writing: it does not open the 24-hour window.
+        ...(system ? {} : { sentAt }),
         event: {
           type: "message",
           messageId: message.id,
@@ -409,31 +454,48 @@ function decode(incoming: IncomingMessage, topics: TopicNames): Arrival | undefi
     if (!event.orderId || !event.conversationId || !outcome)
       throw new PermanentError("payment event without order, conversation or outcome");
     const base = { conversationId: event.conversationId };
+    const order = { orderId: event.orderId, orderNumber: event.orderNumber };
     switch (outcome.$case) {
       case "linkCreated":
         // Each new link (an expired session replaced) is an event of its own.
         return {
           ...base,
           eventId: `payment:${event.orderId}:link:${outcome.value.url}`,
-          event: { type: "payment_link", orderId: event.orderId, url: outcome.value.url },
+          event: { type: "payment_link", ...order, url: outcome.value.url },
         };
       case "succeeded":
         return {
           ...base,
           eventId: `payment:${event.orderId}:succeeded`,
-          event: { type: "payment_succeeded", orderId: event.orderId },
+          event: { type: "payment_succeeded", ...order },
         };
       case "failed":
         return {
           ...base,
           eventId: `payment:${event.orderId}:failed:${outcome.value.reason}`,
-          event: { type: "payment_failed", orderId: event.orderId, reason: outcome.value.reason },
+          event: { type: "payment_failed", ...order, reason: outcome.value.reason },
         };
       case "expired":
         return {
           ...base,
           eventId: `payment:${event.orderId}:expired:${incoming.offset}`,
-          event: { type: "payment_expired", orderId: event.orderId },
+          event: { type: "payment_expired", ...order },
+        };
+      case "refunded":
+        // An order is refunded once (the payment service's state machine), so once per order.
+        return {
+          ...base,
+          eventId: `payment:${event.orderId}:refunded`,
+          event: {
+            type: "payment_refunded",
+            ...order,
+            reason:
+              outcome.value.reason === payment.RefundReason.REFUND_REASON_CANCELLED_BEFORE_PAYMENT
+                ? "cancelled_before_payment"
+                : "by_shop",
+            amount: outcome.value.amount,
+            currency: outcome.value.currency,
+          },
         };
     }
   }
@@ -448,6 +510,7 @@ function toOutbox(
     conversationId: string;
     phoneNumberId: string;
     shopperId: string;
+    contact: Contact;
     shopId: string;
     lastInboundAt: Date | undefined;
     at: Date;
@@ -464,7 +527,8 @@ function toOutbox(
             id,
             conversationId: c.conversationId,
             phoneNumberId: c.phoneNumberId,
-            to: c.shopperId,
+            to: c.contact.waId ?? "",
+            recipientUserId: c.contact.userId ?? "",
             replyToMessageId: "",
             lastInboundAt: c.lastInboundAt,
             content: toContent(effect.message),
@@ -511,12 +575,54 @@ function toOutbox(
             currency: effect.currency,
           }).finish(),
         ),
-        headers: { [Header.type]: PAYMENT_REQUEST_TYPE },
+        headers: { [Header.type]: contracts.PAYMENT_REQUEST_TYPE },
+      };
+    case "cancel_order":
+      return {
+        id,
+        topic: topics.paymentRequests,
+        key: c.conversationId,
+        value: Buffer.from(
+          payment.CancelOrder.encode({
+            orderId: effect.orderId,
+            conversationId: c.conversationId,
+            reason:
+              effect.reason === "shopper"
+                ? payment.CancelReason.CANCEL_REASON_SHOPPER
+                : payment.CancelReason.CANCEL_REASON_REPLACED,
+          }).finish(),
+        ),
+        headers: { [Header.type]: contracts.CANCEL_ORDER_TYPE },
       };
     case "schedule_timer":
     case "cancel_timer":
       return undefined;
   }
+}
+
+/** System notices that change a shopper's ids. */
+const IDENTITY_CHANGES = new Set(["user_changed_number", "user_changed_user_id"]);
+
+/**
+ * Where a conversation's replies went so far. Conversations stored before `contact` existed have
+ * only their first id: a BSUID has a dot after its country code, a phone number is digits.
+ */
+function contactOf(doc: ConversationDoc): Contact {
+  if (doc.contact) return doc.contact;
+  return doc.shopperId.includes(".") ? { userId: doc.shopperId } : { waId: doc.shopperId };
+}
+
+/**
+ * The ids replies go to after this event. A message's ids add to what is known: a phone number
+ * missing from a later webhook is still the shopper's. A number change replaces the phone number,
+ * and the BSUID with it (Meta gives a new one), unless the notice names the new BSUID too.
+ */
+function nextContact(known: Contact, arrival: Arrival): Contact {
+  const change = arrival.identityChange;
+  if (change?.type === "user_changed_number" && change.waId)
+    return { waId: change.waId, ...(change.userId ? { userId: change.userId } : {}) };
+  if (change?.type === "user_changed_user_id" && change.userId) return { ...known, userId: change.userId };
+  return { ...known, ...arrival.contact };
 }
 
 function toContent(message: Outgoing): outbound.OutboundMessage["content"] {

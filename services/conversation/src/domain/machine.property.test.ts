@@ -17,7 +17,8 @@ import { context, offered, shop } from "./testing.ts";
  * button ever shown — stale ones included — voice notes), downstream results for any round or order
  * ever requested, duplicated and out of order, and long silences. Whatever happens:
  *  - at most one generation request is open per conversation;
- *  - never two payment requests for one order, unless the first was failed or expired;
+ *  - every payment request is a new order, and only the open order is ever cancelled;
+ *  - a successful payment is never ignored, unless it restates the payment of the paid order;
  *  - the machine never throws, and every state has a way forward (help and restart answer).
  */
 type Step =
@@ -91,7 +92,6 @@ test("no sequence of events opens two generations or pays one order twice, or le
       const rounds: string[] = [];
       const orders: string[] = [];
       let openGeneration: string | undefined;
-      const openOrders = new Set<string>();
 
       for (const s of steps) {
         let event: Event;
@@ -149,14 +149,15 @@ test("no sequence of events opens two generations or pays one order twice, or le
           case "payment": {
             const orderId =
               orders.length > 0 ? (orders[orders.length - 1 - (s.pick % orders.length)] as string) : "none";
+            const orderNumber = `N${orders.indexOf(orderId)}`;
             event =
               s.outcome === "link"
-                ? { type: "payment_link", orderId, url: `https://pay/${orderId}` }
+                ? { type: "payment_link", orderId, orderNumber, url: `https://pay/${orderId}` }
                 : s.outcome === "succeeded"
-                  ? { type: "payment_succeeded", orderId }
+                  ? { type: "payment_succeeded", orderId, orderNumber }
                   : s.outcome === "failed"
-                    ? { type: "payment_failed", orderId, reason: "x" }
-                    : { type: "payment_expired", orderId };
+                    ? { type: "payment_failed", orderId, orderNumber, reason: "x" }
+                    : { type: "payment_expired", orderId, orderNumber };
             break;
           }
         }
@@ -180,18 +181,19 @@ test("no sequence of events opens two generations or pays one order twice, or le
         openGeneration = c.state === "generating" ? roundIdOf(ctx, c) : undefined;
         if (generations[0]) assert.equal(openGeneration, generations[0].roundId);
 
-        if (
-          (event.type === "payment_failed" || event.type === "payment_expired") &&
-          result.outcome === "advanced"
-        ) {
-          openOrders.delete(event.orderId);
+        for (const cancel of result.effects.filter((e) => e.type === "cancel_order")) {
+          assert.equal(cancel.orderId, before.order?.id, "only the open order is cancelled");
+          assert.equal(before.state, "awaiting_payment");
         }
-        if (event.type === "message" && result.outcome === "command") openOrders.clear();
         for (const p of result.effects.filter((e) => e.type === "request_payment")) {
-          assert.ok(!openOrders.has(p.orderId), `a second payment request for ${p.orderId}`);
-          openOrders.add(p.orderId);
+          assert.ok(!orders.includes(p.orderId), `a second payment request for ${p.orderId}`);
           orders.push(p.orderId);
           assert.equal(p.amount, shop.product.price, "the catalog's price");
+        }
+        if (event.type === "payment_succeeded" && orders.includes(event.orderId)) {
+          const restated = before.state === "paid" && before.order?.id === event.orderId;
+          assert.ok(restated || result.outcome !== "ignored", `payment of ${event.orderId} ignored`);
+          assert.ok(result.effects.some((e) => e.type === "send") || restated);
         }
 
         const shown = offered(result.effects);

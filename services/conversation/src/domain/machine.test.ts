@@ -6,7 +6,9 @@ import {
   type Event,
   funnelStep,
   initialConversation,
-  orderIdOf,
+  nextOrderIdOf,
+  PAYMENT_TABLE,
+  type PaymentEvent,
   parseReplyId,
   replyId,
   roundIdOf,
@@ -49,12 +51,17 @@ function at(state: State): Conversation {
   const paying = run(choosing, tap(replyId("pick", choosing, "d2", 1))).conversation;
   const linked = transition(
     paying,
-    { type: "payment_link", orderId: paying.order?.id ?? "", url: "https://pay.local/o/1" },
+    {
+      type: "payment_link",
+      orderId: paying.order?.id ?? "",
+      orderNumber: "7KQ2-M9XD",
+      url: "https://pay.local/o/1",
+    },
     ctx,
   ).conversation;
   const paid = transition(
     linked,
-    { type: "payment_succeeded", orderId: linked.order?.id ?? "" },
+    { type: "payment_succeeded", orderId: linked.order?.id ?? "", orderNumber: "7KQ2-M9XD" },
     ctx,
   ).conversation;
   const table: Record<State, Conversation> = {
@@ -144,7 +151,7 @@ describe("the happy path", () => {
       chosen.effects.find((e) => e.type === "request_payment"),
       {
         type: "request_payment",
-        orderId: "PN:555/j1/r1/d2",
+        orderId: "PN:555/o1",
         designId: "d2",
         imageId: "img2",
         productId: "mug-11oz",
@@ -154,7 +161,7 @@ describe("the happy path", () => {
     );
     const linked = transition(
       chosen.conversation,
-      { type: "payment_link", orderId: "PN:555/j1/r1/d2", url: "https://pay.local/o/1" },
+      { type: "payment_link", orderId: "PN:555/o1", orderNumber: "7KQ2-M9XD", url: "https://pay.local/o/1" },
       ctx,
     );
     assert.match(
@@ -163,11 +170,11 @@ describe("the happy path", () => {
     );
     const paid = transition(
       linked.conversation,
-      { type: "payment_succeeded", orderId: "PN:555/j1/r1/d2" },
+      { type: "payment_succeeded", orderId: "PN:555/o1", orderNumber: "7KQ2-M9XD" },
       ctx,
     );
     assert.equal(paid.conversation.state, "paid");
-    assert.match(said(paid.effects), /Your order number is PN:555\/j1\/r1\/d2/);
+    assert.match(said(paid.effects), /Your order number is 7KQ2-M9XD\./);
   });
 
   test("a Spanish shop speaks Spanish and understands Spanish options", () => {
@@ -311,7 +318,12 @@ describe("buying", () => {
     assert.match(said(again.effects), /Pay https:\/\/pay\.local\/o\/1/);
     const sameLink = transition(
       linked,
-      { type: "payment_link", orderId: linked.order?.id ?? "", url: "https://pay.local/o/1" },
+      {
+        type: "payment_link",
+        orderId: linked.order?.id ?? "",
+        orderNumber: "7KQ2-M9XD",
+        url: "https://pay.local/o/1",
+      },
       ctx,
     );
     assert.equal(sameLink.outcome, "ignored");
@@ -319,32 +331,41 @@ describe("buying", () => {
 
   test("paid twice: one confirmation", () => {
     const paid = at("paid");
-    const twice = transition(paid, { type: "payment_succeeded", orderId: paid.order?.id ?? "" }, ctx);
+    const twice = transition(
+      paid,
+      { type: "payment_succeeded", orderId: paid.order?.id ?? "", orderNumber: "7KQ2-M9XD" },
+      ctx,
+    );
     assert.equal(twice.outcome, "ignored");
     assert.deepEqual(twice.effects, []);
   });
 
-  test("an expired or failed payment goes back to choosing; choosing again asks for the same order", () => {
+  test("an expired or failed payment goes back to choosing; choosing again is a new order", () => {
     for (const type of ["payment_expired", "payment_failed"] as const) {
       const linked = at("awaiting_payment");
       const back = transition(
         linked,
-        { type, orderId: linked.order?.id ?? "", reason: "declined" } as Event,
+        { type, orderId: linked.order?.id ?? "", orderNumber: "7KQ2-M9XD", reason: "declined" } as Event,
         ctx,
       );
       assert.equal(back.conversation.state, "choosing");
       const again = transition(back.conversation, tap("pick:j1.r1:d2"), ctx);
       assert.equal(
         (again.effects.find((e) => e.type === "request_payment") as { orderId: string }).orderId,
-        linked.order?.id,
+        "PN:555/o2",
       );
     }
   });
 
-  test("a payment event for another order is ignored", () => {
-    const r = transition(at("awaiting_payment"), { type: "payment_succeeded", orderId: "someone-else" }, ctx);
-    assert.equal(r.outcome, "ignored");
+  test("a payment for another order is confirmed, never ignored; the journey stays where it is", () => {
+    const r = transition(
+      at("awaiting_payment"),
+      { type: "payment_succeeded", orderId: "PN:555/o9", orderNumber: "ZZZZ-0001" },
+      ctx,
+    );
+    assert.equal(r.outcome, "notified");
     assert.equal(r.conversation.state, "awaiting_payment");
+    assert.match(said(r.effects), /Payment received for order ZZZZ-0001/);
   });
 });
 
@@ -392,7 +413,9 @@ describe("stale taps, the session TTL and global commands", () => {
       assert.equal(restart.conversation.journey, from.journey + 1);
       if (from.state === "generating") assert.ok(restart.effects.some((e) => e.type === "cancel_timer"));
       const cancel = transition(from, text("cancel"), ctx);
-      if (state !== "new" && state !== "cancelled")
+      // A paid order has nothing open to cancel: the shopper is reminded it is paid.
+      if (state === "paid") assert.match(said(cancel.effects), /Your order 7KQ2-M9XD is paid/);
+      else if (state !== "new" && state !== "cancelled")
         assert.equal(cancel.conversation.state, "cancelled", state);
     }
   });
@@ -414,11 +437,22 @@ describe("every state answers every class of event", () => {
     { type: "generation_failed", roundId: "x", reason: "r" },
     { type: "generation_rejected", roundId: "x", retryAfterMs: 1 },
     { type: "generation_deadline", roundId: "x" },
-    { type: "payment_link", orderId: "x", url: "https://p" },
-    { type: "payment_succeeded", orderId: "x" },
-    { type: "payment_failed", orderId: "x", reason: "r" },
-    { type: "payment_expired", orderId: "x" },
+    { type: "payment_link", orderId: "x", orderNumber: "N", url: "https://p" },
+    { type: "payment_failed", orderId: "x", orderNumber: "N", reason: "r" },
+    { type: "payment_expired", orderId: "x", orderNumber: "N" },
     { type: "delivery_failed", outboundId: "x", reason: "r" },
+  ];
+  // Money moved on another order: the shopper is told, in every state.
+  const money: Event[] = [
+    { type: "payment_succeeded", orderId: "x", orderNumber: "N" },
+    {
+      type: "payment_refunded",
+      orderId: "x",
+      orderNumber: "N",
+      reason: "cancelled_before_payment",
+      amount: 1990,
+      currency: "EUR",
+    },
   ];
   const inputs: Event[] = [
     text("hello"),
@@ -437,6 +471,12 @@ describe("every state answers every class of event", () => {
             `${state} answers ${event.input.kind}`,
           );
         else assert.equal(r.outcome, "ignored", `${state} ignores a foreign ${event.type}`);
+      }
+      for (const event of money) {
+        const r = transition(from, event, ctx);
+        assert.equal(r.outcome, "notified", `${state} tells of ${event.type}`);
+        assert.equal(r.conversation.state, from.state);
+        assert.match(said(r.effects), / N\b/);
       }
     });
   }
@@ -465,7 +505,7 @@ describe("catalog and messages", () => {
     assert.deepEqual(parseReplyId("pick:j3.r2:d1"), { step: "pick", journey: 3, round: 2, value: "d1" });
     assert.deepEqual(parseReplyId("theme:j1:birthday"), { step: "theme", journey: 1, value: "birthday" });
     assert.equal(parseReplyId("nonsense"), undefined);
-    assert.equal(orderIdOf(ctx, c, "d1"), "PN:555/j3/r2/d1");
+    assert.equal(nextOrderIdOf(ctx, { ...c, orderCount: 4 }), "PN:555/o5");
   });
 
   test("the funnel counts each step once, in order", () => {
@@ -473,5 +513,185 @@ describe("catalog and messages", () => {
     assert.equal(funnelStep("generating", "choosing"), "generated");
     assert.equal(funnelStep("awaiting_payment", "choosing"), undefined);
     assert.equal(funnelStep("awaiting_payment", "paid"), "paid");
+  });
+});
+
+describe("orders: cancel, replace, restart and every payment event", () => {
+  const order = (c: Conversation) => ({ orderId: c.order?.id ?? "", orderNumber: "7KQ2-M9XD" });
+
+  test('"cancel" with an order open cancels that order, and its later events are not the journey\'s', () => {
+    const linked = at("awaiting_payment");
+    const cancelled = transition(linked, text("cancel"), ctx);
+    assert.equal(cancelled.conversation.state, "cancelled");
+    assert.equal(cancelled.conversation.order, undefined);
+    assert.deepEqual(
+      cancelled.effects.filter((e) => e.type === "cancel_order"),
+      [{ type: "cancel_order", orderId: linked.order?.id, reason: "shopper" }],
+    );
+    assert.match(said(cancelled.effects), /order is cancelled and its payment link no longer works/);
+    // The payment service refunds a payment that still lands; the shopper is told so.
+    const refunded = transition(
+      cancelled.conversation,
+      {
+        type: "payment_refunded",
+        ...order(linked),
+        reason: "cancelled_before_payment",
+        amount: 1990,
+        currency: "EUR",
+      },
+      ctx,
+    );
+    assert.equal(refunded.outcome, "notified");
+    assert.match(
+      said(refunded.effects),
+      /You cancelled order 7KQ2-M9XD before paying, so your payment of €19\.90 has been refunded/,
+    );
+    // Paid before the cancel reached the payment service: kept, and confirmed.
+    const paidFirst = transition(
+      cancelled.conversation,
+      { type: "payment_succeeded", ...order(linked) },
+      ctx,
+    );
+    assert.equal(paidFirst.outcome, "notified");
+    assert.match(said(paidFirst.effects), /Payment received for order 7KQ2-M9XD/);
+  });
+
+  test("another design while an order is open replaces it: the old one cancelled, a new order asked for", () => {
+    const linked = at("awaiting_payment");
+    const other = transition(linked, tap("pick:j1.r1:d3"), ctx);
+    assert.equal(other.outcome, "advanced");
+    assert.deepEqual(
+      other.effects
+        .filter((e) => e.type === "cancel_order" || e.type === "request_payment")
+        .map((e) => e.type),
+      ["cancel_order", "request_payment"],
+    );
+    assert.deepEqual(
+      other.effects.find((e) => e.type === "cancel_order"),
+      {
+        type: "cancel_order",
+        orderId: "PN:555/o1",
+        reason: "replaced",
+      },
+    );
+    const request = other.effects.find((e) => e.type === "request_payment");
+    assert.equal(request?.type === "request_payment" && request.orderId, "PN:555/o2");
+    assert.equal(other.conversation.order?.designId, "d3");
+    // Typed by number too; the same design again is the same order and link.
+    assert.ok(transition(linked, text("1"), ctx).effects.some((e) => e.type === "cancel_order"));
+    assert.ok(!transition(linked, text("2"), ctx).effects.some((e) => e.type === "cancel_order"));
+    // The replaced order paid all the same: kept and confirmed, the new one still open.
+    const late = transition(other.conversation, { type: "payment_succeeded", ...order(linked) }, ctx);
+    assert.equal(late.conversation.state, "awaiting_payment");
+    assert.equal(late.conversation.order?.id, "PN:555/o2");
+    assert.match(said(late.effects), /Payment received for order 7KQ2-M9XD/);
+  });
+
+  test('"restart" leaves an open order payable, and its payment is confirmed in the new journey', () => {
+    const linked = at("awaiting_payment");
+    const restarted = transition(linked, text("restart"), ctx);
+    assert.ok(!restarted.effects.some((e) => e.type === "cancel_order"));
+    assert.equal(restarted.conversation.orderCount, 1, "the next order is a new one");
+    const named = transition(restarted.conversation, text("Leo"), ctx).conversation;
+    const paid = transition(named, { type: "payment_succeeded", ...order(linked) }, ctx);
+    assert.equal(paid.outcome, "notified");
+    assert.equal(paid.conversation.state, "awaiting_theme");
+    assert.match(said(paid.effects), /Payment received for order 7KQ2-M9XD/);
+  });
+
+  // The table walked state by state with the current order's events: a conversation in each state
+  // holding an order, as awaiting_payment and paid do (and the others could only by a bug).
+  for (const state of STATES) {
+    test(`the current order's payment events in ${state}`, () => {
+      const base = at("awaiting_payment");
+      const from: Conversation = { ...at(state), order: base.order ?? { id: "PN:555/o1", designId: "d2" } };
+      const events: PaymentEvent[] = [
+        { type: "payment_link", ...order(from), url: "https://pay.local/o/2" },
+        { type: "payment_succeeded", ...order(from) },
+        { type: "payment_failed", ...order(from), reason: "declined (checkout 1)" },
+        { type: "payment_expired", ...order(from) },
+        {
+          type: "payment_refunded",
+          ...order(from),
+          reason: "by_shop",
+          amount: 1990,
+          currency: "EUR",
+        },
+      ];
+      for (const event of events) {
+        const r = transition(from, event, ctx);
+        const row = PAYMENT_TABLE[event.type];
+        const action = row.current[state] ?? row.otherwise;
+        const text = said(r.effects);
+        switch (action) {
+          case "show_link":
+            assert.equal(r.conversation.order?.link, "https://pay.local/o/2");
+            assert.match(text, /Tap to pay securely/);
+            break;
+          case "paid":
+            assert.equal(r.conversation.state, "paid");
+            assert.match(text, /Your order number is 7KQ2-M9XD/);
+            break;
+          case "confirm_paid":
+            assert.equal(r.conversation.state, state);
+            assert.match(text, /Payment received for order 7KQ2-M9XD/);
+            break;
+          case "choose_again":
+            assert.equal(r.conversation.state, "choosing");
+            assert.equal(r.conversation.order, undefined);
+            break;
+          case "tell_refund":
+            assert.equal(r.conversation.state, state);
+            assert.match(text, /Order 7KQ2-M9XD has been refunded/);
+            break;
+          case "ignore":
+            assert.equal(r.outcome, "ignored");
+            assert.deepEqual(r.effects, []);
+            break;
+        }
+        // Only a paid order's restated success goes unsaid.
+        if (event.type === "payment_succeeded" && state !== "paid") assert.notEqual(r.outcome, "ignored");
+      }
+    });
+  }
+});
+
+describe("stale Start over, names and notices from WhatsApp", () => {
+  test("an old Start over button is stale outside the resuming prompt", () => {
+    const resuming = at("resuming");
+    const offeredRestart = offered(
+      transition(at("awaiting_theme"), text("back", 1_000_000 + ctx.sessionTtlMs + 1), ctx).effects,
+    ).find((id) => id.includes(":restart"));
+    assert.ok(offeredRestart);
+    assert.equal(transition(resuming, tap(offeredRestart), ctx).outcome, "command");
+    for (const state of ["generating", "awaiting_payment", "choosing"] as const) {
+      const r = transition(at(state), tap(offeredRestart), ctx);
+      assert.equal(r.outcome, "stale", state);
+      assert.equal(r.conversation.journey, 1);
+      assert.equal(r.conversation.state, state);
+    }
+  });
+
+  test("a recipient's name is at most the contract's length, counted in characters, never cut", () => {
+    const asking = at("awaiting_recipient");
+    const forty = "Ñ".repeat(20) + "🎁".repeat(20);
+    assert.equal(transition(asking, text(forty), ctx).conversation.recipient, forty);
+    const r = transition(asking, text(`${forty}x`), ctx);
+    assert.equal(r.outcome, "reprompted");
+    assert.equal(r.conversation.recipient, undefined);
+  });
+
+  test("a number-change notice is no message from the shopper: no reply, no activity", () => {
+    for (const state of STATES) {
+      const from = at(state);
+      const r = transition(
+        from,
+        message({ kind: "other", type: "system.user_changed_number" }, 5_000_000),
+        ctx,
+      );
+      assert.equal(r.outcome, "ignored", state);
+      assert.deepEqual(r.effects, []);
+      assert.equal(r.conversation, from);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { contracts } from "@taituri/proto";
 import { matchOption, type Option, type Shop } from "./catalog.ts";
 import { commandOf, type MessageCatalog, type MessageKey, render } from "./messages.ts";
 
@@ -56,7 +57,14 @@ export interface Conversation {
   /** Rounds that produced designs. */
   completedRounds: number;
   designs: Design[];
-  order?: { id: string; designId: string; link?: string };
+  /** The order of this journey awaiting payment or paid; `number` is the one people read. */
+  order?: { id: string; designId: string; number?: string; link?: string };
+  /**
+   * Orders this conversation has asked for, over all its journeys: each order id counts one more,
+   * so a new order is never an earlier one (which may still be open: "restart" leaves it payable).
+   * Absent on conversations stored before it existed: 0.
+   */
+  orderCount?: number;
   /** When the shopper last wrote (ms since epoch). */
   lastActivityAt?: number;
   /** Where "continue" returns to from "resuming". */
@@ -76,11 +84,22 @@ export type Event =
   | { type: "generation_failed"; roundId: string; reason: string }
   | { type: "generation_rejected"; roundId: string; retryAfterMs: number }
   | { type: "generation_deadline"; roundId: string }
-  | { type: "payment_link"; orderId: string; url: string }
-  | { type: "payment_succeeded"; orderId: string }
-  | { type: "payment_failed"; orderId: string; reason: string }
-  | { type: "payment_expired"; orderId: string }
+  | { type: "payment_link"; orderId: string; orderNumber: string; url: string }
+  | { type: "payment_succeeded"; orderId: string; orderNumber: string }
+  | { type: "payment_failed"; orderId: string; orderNumber: string; reason: string }
+  | { type: "payment_expired"; orderId: string; orderNumber: string }
+  | {
+      type: "payment_refunded";
+      orderId: string;
+      orderNumber: string;
+      reason: RefundReason;
+      amount: number;
+      currency: string;
+    }
   | { type: "delivery_failed"; outboundId: string; reason: string };
+
+export type PaymentEvent = Extract<Event, { orderId: string }>;
+export type RefundReason = "cancelled_before_payment" | "by_shop";
 
 export type Outgoing =
   | { kind: "text"; text: string }
@@ -114,16 +133,19 @@ export type Effect =
       amount: number;
       currency: string;
     }
+  /** Close an open order's checkout: the shopper cancelled it, or chose another design instead. */
+  | { type: "cancel_order"; orderId: string; reason: "shopper" | "replaced" }
   | { type: "schedule_timer"; timerId: string; roundId: string; at: number }
   | { type: "cancel_timer"; timerId: string };
 
 /**
  * advanced: the journey moved. reprompted: no transition; the shopper is asked again. stale: a tap
  * on a button of an earlier step or round, recognised and not applied. ignored: a late or foreign
- * downstream event (a result for an abandoned round, a second confirmation), counted. command:
- * help, restart or cancel.
+ * downstream event (a result for an abandoned round, a second confirmation), or a notice from
+ * WhatsApp itself, counted. notified: the shopper is told of something that leaves the journey
+ * where it is (an earlier order paid, a refund). command: help, restart or cancel.
  */
-export type Outcome = "advanced" | "reprompted" | "stale" | "ignored" | "command";
+export type Outcome = "advanced" | "reprompted" | "stale" | "ignored" | "notified" | "command";
 
 export interface Result {
   conversation: Conversation;
@@ -152,14 +174,15 @@ export const initialConversation = (shop: Shop): Conversation => ({
   designs: [],
 });
 
-/** Longest recipient name we accept: long enough for any real name, short enough to print on a gift. */
-const MAX_NAME_LENGTH = 60;
-
-/** Ids of the current round and order: derived, so a replay of the same step yields the same ids. */
+/**
+ * Ids of the current round and of the next order: derived from the conversation, so a replay of the
+ * same step yields the same ids. Internal ids (they hold the conversation id, so the shopper's phone
+ * number or BSUID): the shopper and the payment provider see the order number instead.
+ */
 export const roundIdOf = (ctx: Context, c: Conversation, round = c.round) =>
   `${ctx.conversationId}/j${c.journey}/r${round}`;
-export const orderIdOf = (ctx: Context, c: Conversation, designId: string) =>
-  `${roundIdOf(ctx, c)}/${designId}`;
+export const nextOrderIdOf = (ctx: Context, c: Conversation) =>
+  `${ctx.conversationId}/o${(c.orderCount ?? 0) + 1}`;
 const timerIdOf = (roundId: string) => `deadline:${roundId}`;
 
 /**
@@ -260,7 +283,7 @@ class Turn {
         else this.say("preparingCheckout");
         return;
       case "paid":
-        this.say("alreadyPaid", { orderId: c.order?.id ?? "" });
+        this.say("alreadyPaid", { orderNumber: c.order?.number ?? "" });
         return;
       case "resuming":
         this.send({
@@ -319,9 +342,13 @@ class Turn {
     this.prompt();
   }
 
+  /**
+   * A new journey. An order awaiting payment stays open: the shopper may want both gifts, and a
+   * payment of its link is confirmed like any other (see PAYMENT_TABLE).
+   */
   restart(): void {
     this.cancelRoundTimer();
-    const { language, shopId, lastActivityAt } = this.c;
+    const { language, shopId, lastActivityAt, orderCount } = this.c;
     this.c = {
       state: "awaiting_recipient",
       language,
@@ -331,6 +358,7 @@ class Turn {
       completedRounds: 0,
       designs: [],
       ...(lastActivityAt === undefined ? {} : { lastActivityAt }),
+      ...(orderCount === undefined ? {} : { orderCount }),
     };
     this.say("greetingAnonymous");
   }
@@ -376,7 +404,7 @@ class Turn {
       this.prompt();
       return "reprompted";
     }
-    const orderId = orderIdOf(this.ctx, c, design.id);
+    const orderId = nextOrderIdOf(this.ctx, c);
     this.effects.push({
       type: "request_payment",
       orderId,
@@ -387,14 +415,44 @@ class Turn {
       amount: this.ctx.shop.product.price,
       currency: this.ctx.shop.currency,
     });
-    this.c = { ...c, state: "awaiting_payment", order: { id: orderId, designId: design.id } };
+    this.c = {
+      ...c,
+      state: "awaiting_payment",
+      order: { id: orderId, designId: design.id },
+      orderCount: (c.orderCount ?? 0) + 1,
+    };
     this.say("preparingCheckout");
     return "advanced";
+  }
+
+  /**
+   * Another design while an order awaits payment: that order is cancelled (its checkout closed, so
+   * its link cannot be paid; should a payment land all the same, it is kept and confirmed) and a new
+   * one replaces it. The same design again: the same order and link, never a second one.
+   */
+  rechoose(designId: string | undefined): Outcome {
+    const open = this.c.order;
+    if (
+      !open ||
+      designId === undefined ||
+      designId === open.designId ||
+      !this.c.designs.some((d) => d.id === designId)
+    ) {
+      this.prompt();
+      return "reprompted";
+    }
+    this.effects.push({ type: "cancel_order", orderId: open.id, reason: "replaced" });
+    const { order: _replaced, ...rest } = this.c;
+    this.c = { ...rest, state: "choosing" };
+    return this.choose(designId);
   }
 
   // --- events ------------------------------------------------------------------------------
 
   message(event: Extract<Event, { type: "message" }>): Result {
+    // A notice from WhatsApp (a number change, a new identity key): nothing the shopper said, so
+    // no reply and no activity. The consumer follows a number change (the shopper's identity).
+    if (event.input.kind === "other" && event.input.type.startsWith("system.")) return this.done("ignored");
     const before = this.c;
     const idle = before.lastActivityAt === undefined ? 0 : event.at - before.lastActivityAt;
     this.c = { ...before, lastActivityAt: Math.max(event.at, before.lastActivityAt ?? 0) };
@@ -408,17 +466,26 @@ class Turn {
       this.prompt();
       return this.done("command");
     }
+    // "Start over" is a button of the resuming prompt only: an old one, tapped later, is stale.
     if (
       command === "restart" ||
-      (reply?.step === "resume" && reply.value === "restart" && reply.journey === this.c.journey)
+      (reply?.step === "resume" && reply.value === "restart" && this.answersCurrentPrompt(reply))
     ) {
       this.restart();
       return this.done("command");
     }
+    if (command === "cancel" && this.c.state === "paid") {
+      // Nothing open to cancel: the order is paid (a refund is the shop's to give).
+      this.prompt();
+      return this.done("command");
+    }
     if (command === "cancel" && this.c.state !== "new" && this.c.state !== "cancelled") {
       this.cancelRoundTimer();
-      this.c = { ...this.c, state: "cancelled" };
-      this.say("cancelled");
+      const open = this.c.state === "awaiting_payment" ? this.c.order : undefined;
+      if (open) this.effects.push({ type: "cancel_order", orderId: open.id, reason: "shopper" });
+      const { order: _cancelled, ...rest } = this.c;
+      this.c = { ...rest, state: "cancelled" };
+      this.say(open ? "orderCancelled" : "cancelled");
       return this.done("command");
     }
 
@@ -429,6 +496,7 @@ class Turn {
           ...initialConversation(this.ctx.shop),
           journey: this.c.journey + 1,
           lastActivityAt: event.at,
+          ...(this.c.orderCount === undefined ? {} : { orderCount: this.c.orderCount }),
         };
       this.c = { ...this.c, state: "awaiting_recipient" };
       this.say(event.shopperName ? "greeting" : "greetingAnonymous", { shopper: event.shopperName });
@@ -482,10 +550,11 @@ class Turn {
         if (designId === undefined) return this.reprompt(input);
         return this.done(this.choose(designId));
       }
-      case "awaiting_payment":
-        // "Buy" again: the same order and the same link, never a second one.
-        this.prompt();
-        return this.done("reprompted");
+      case "awaiting_payment": {
+        const n = text === undefined ? Number.NaN : Number(text.trim());
+        const byNumber = Number.isInteger(n) ? this.c.designs[n - 1] : undefined;
+        return this.done(this.rechoose(reply?.step === "pick" ? reply.value : byNumber?.id));
+      }
       case "paid":
         this.prompt();
         return this.done("reprompted");
@@ -536,7 +605,6 @@ class Turn {
     const c = this.c;
     const currentRound =
       c.state === "generating" && "roundId" in event && event.roundId === roundIdOf(this.ctx, c);
-    const currentOrder = c.order !== undefined && "orderId" in event && event.orderId === c.order.id;
     switch (event.type) {
       case "generation_completed": {
         if (!currentRound || event.designs.length === 0) return this.done("ignored");
@@ -575,43 +643,103 @@ class Turn {
         }
         return this.done("advanced");
       }
-      case "payment_link": {
-        if (!currentOrder || c.state !== "awaiting_payment" || c.order?.link === event.url)
-          return this.done("ignored");
-        this.c = { ...c, order: { ...(c.order as NonNullable<Conversation["order"]>), link: event.url } };
-        this.payButton();
-        return this.done("advanced");
-      }
-      case "payment_succeeded": {
-        if (!currentOrder || c.state !== "awaiting_payment") return this.done("ignored");
-        this.c = { ...c, state: "paid" };
-        this.say("paid", { orderId: c.order?.id ?? "" });
-        return this.done("advanced");
-      }
+      case "payment_link":
+      case "payment_succeeded":
       case "payment_failed":
-      case "payment_expired": {
-        if (!currentOrder || c.state !== "awaiting_payment") return this.done("ignored");
-        const { order: _dropped, ...rest } = c;
-        this.c = { ...rest, state: "choosing" };
-        this.say(event.type === "payment_failed" ? "paymentFailed" : "paymentExpired");
-        this.chooseList();
-        return this.done("advanced");
-      }
+      case "payment_expired":
+      case "payment_refunded":
+        return this.payment(event);
       case "delivery_failed":
         // WhatsApp refused one of our messages (e.g. the 24-hour window closed). Nothing to send
         // that would fare better; the next message from the shopper reopens the window.
         return this.done("ignored");
     }
   }
+
+  /** A payment event, as PAYMENT_TABLE says for this state and whether it is about the current order. */
+  payment(event: PaymentEvent): Result {
+    const c = this.c;
+    const current = c.order !== undefined && event.orderId === c.order.id;
+    switch (paymentAction(c.state, event.type, current)) {
+      case "ignore":
+        return this.done("ignored");
+      case "show_link": {
+        if (event.type !== "payment_link" || !c.order || c.order.link === event.url)
+          return this.done("ignored");
+        this.c = { ...c, order: { ...c.order, number: event.orderNumber, link: event.url } };
+        this.payButton();
+        return this.done("advanced");
+      }
+      case "paid":
+        this.c = {
+          ...c,
+          state: "paid",
+          ...(c.order ? { order: { ...c.order, number: event.orderNumber } } : {}),
+        };
+        this.say("paid", { orderNumber: event.orderNumber });
+        return this.done("advanced");
+      case "confirm_paid":
+        this.say("paidOther", { orderNumber: event.orderNumber });
+        return this.done("notified");
+      case "choose_again": {
+        const { order: _dropped, ...rest } = c;
+        this.c = { ...rest, state: "choosing" };
+        this.say(event.type === "payment_failed" ? "paymentFailed" : "paymentExpired");
+        this.chooseList();
+        return this.done("advanced");
+      }
+      case "tell_refund": {
+        if (event.type !== "payment_refunded") return this.done("ignored");
+        this.say(event.reason === "cancelled_before_payment" ? "refundedCancelled" : "refundedByShop", {
+          orderNumber: event.orderNumber,
+          price: formatPrice(event.amount, event.currency, c.language),
+        });
+        return this.done("notified");
+      }
+    }
+  }
 }
 
+/**
+ * A recipient's name, whitespace collapsed, if it fits the limit generation works with (counted in
+ * characters as a person counts them, not UTF-16 units); a longer answer is asked again, never cut.
+ */
 function cleanName(text: string): string | undefined {
   const name = text.replace(/\s+/g, " ").trim();
-  return name.length > 0 && name.length <= MAX_NAME_LENGTH ? name : undefined;
+  const length = [...name].length;
+  return length > 0 && length <= contracts.RECIPIENT_NAME_MAX_LENGTH ? name : undefined;
 }
 
 function formatPrice(minor: number, currency: string, language: string): string {
   return new Intl.NumberFormat(language, { style: "currency", currency }).format(minor / 100);
+}
+
+/**
+ * What a payment event does. `current`: for an event about the conversation's current order, by
+ * state; anything not listed there, and every event about another order (replaced, cancelled, or
+ * left open by a restart), does `otherwise`. A successful payment is never ignored: the shopper
+ * paid, so they are told, whatever the state (the payment service refunds an order the shopper
+ * cancelled before paying, and says so with `payment_refunded`).
+ */
+export type PaymentAction = "show_link" | "paid" | "confirm_paid" | "choose_again" | "tell_refund" | "ignore";
+
+export const PAYMENT_TABLE: Record<
+  PaymentEvent["type"],
+  { current: Partial<Record<State, PaymentAction>>; otherwise: PaymentAction }
+> = {
+  // A link is only worth sending while its order awaits payment; others are late or replaced.
+  payment_link: { current: { awaiting_payment: "show_link" }, otherwise: "ignore" },
+  // Paid twice is one confirmation: the event id deduplicates redeliveries, `paid` a restatement.
+  payment_succeeded: { current: { awaiting_payment: "paid", paid: "ignore" }, otherwise: "confirm_paid" },
+  // The shopper chooses again; a closed checkout of another order changes nothing.
+  payment_failed: { current: { awaiting_payment: "choose_again" }, otherwise: "ignore" },
+  payment_expired: { current: { awaiting_payment: "choose_again" }, otherwise: "ignore" },
+  payment_refunded: { current: {}, otherwise: "tell_refund" },
+};
+
+export function paymentAction(state: State, type: PaymentEvent["type"], current: boolean): PaymentAction {
+  const row = PAYMENT_TABLE[type];
+  return (current ? row.current[state] : undefined) ?? row.otherwise;
 }
 
 /** The journey funnel step a transition completes, for the funnel metric. */

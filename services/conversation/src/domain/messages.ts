@@ -34,12 +34,16 @@ export const MESSAGE_KEYS = [
   "paymentFailed",
   "paymentExpired",
   "alreadyPaid",
+  "paidOther",
+  "refundedCancelled",
+  "refundedByShop",
   "welcomeBack",
   "continueButton",
   "restartButton",
   "stale",
   "help",
   "cancelled",
+  "orderCancelled",
   "textOnly",
 ] as const;
 export type MessageKey = (typeof MESSAGE_KEYS)[number];
