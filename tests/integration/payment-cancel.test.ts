@@ -8,7 +8,6 @@ import {
   type PaymentInstance,
   type PaymentWorld,
   paymentRequest,
-  STRIPE_WEBHOOK_SECRET,
   sessionIdOf,
   startPaymentWorld,
   startRecordingProxy,
@@ -33,12 +32,7 @@ before(async () => {
   world = await startPaymentWorld("cancel");
   proxy = await startRecordingProxy(world.stripeMockUrl);
   local = await world.start("cancel-local");
-  stripe = await world.start("cancel-stripe", {
-    PAYMENT_PROVIDER: "stripe",
-    STRIPE_SECRET_KEY: "sk_test_123",
-    STRIPE_WEBHOOK_SECRET,
-    STRIPE_API_URL: proxy.url,
-  });
+  stripe = await world.startStripe("cancel-stripe", proxy.url);
 });
 
 after(async () => {

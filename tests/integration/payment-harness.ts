@@ -133,6 +133,8 @@ export interface PaymentWorld {
   producer: EventProducer;
   stripeMockUrl: string;
   start(name: string, env?: Record<string, string>): Promise<PaymentInstance>;
+  /** A payment service on the Stripe provider, talking to `apiUrl` (stripe-mock by default). */
+  startStripe(name: string, apiUrl?: string): Promise<PaymentInstance>;
   stop(): Promise<void>;
 }
 
@@ -147,7 +149,7 @@ export async function startPaymentWorld(id: string): Promise<PaymentWorld> {
   await producer.connect();
   const stripeMock = await startStripeMock();
   const instances: PaymentInstance[] = [];
-  return {
+  const world: PaymentWorld = {
     infra,
     issuer,
     mongo,
@@ -193,6 +195,14 @@ export async function startPaymentWorld(id: string): Promise<PaymentWorld> {
       instances.push(instance);
       return instance;
     },
+    startStripe(name, apiUrl = stripeMock.url) {
+      return world.start(name, {
+        PAYMENT_PROVIDER: "stripe",
+        STRIPE_SECRET_KEY: "sk_test_123",
+        STRIPE_WEBHOOK_SECRET,
+        STRIPE_API_URL: apiUrl,
+      });
+    },
     async stop() {
       for (const i of instances) {
         await i.consumer?.disconnect();
@@ -205,6 +215,7 @@ export async function startPaymentWorld(id: string): Promise<PaymentWorld> {
       await infra.stop();
     },
   };
+  return world;
 }
 
 async function startStripeMock(): Promise<{ url: string; process: ChildProcess }> {

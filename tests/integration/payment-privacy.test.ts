@@ -7,7 +7,6 @@ import {
   type PaymentInstance,
   type PaymentWorld,
   paymentRequest,
-  STRIPE_WEBHOOK_SECRET,
   sessionIdOf,
   startPaymentWorld,
   startRecordingProxy,
@@ -63,12 +62,7 @@ before(async () => {
   world = await startPaymentWorld("privacy");
   proxy = await startRecordingProxy(world.stripeMockUrl);
   local = await world.start("privacy-local");
-  stripe = await world.start("privacy-stripe", {
-    PAYMENT_PROVIDER: "stripe",
-    STRIPE_SECRET_KEY: "sk_test_123",
-    STRIPE_WEBHOOK_SECRET,
-    STRIPE_API_URL: proxy.url,
-  });
+  stripe = await world.startStripe("privacy-stripe", proxy.url);
 });
 
 after(async () => {

@@ -34,12 +34,7 @@ before(async () => {
   // One after another: services creating the same broker's topics at once trip over each other.
   local = await world.start("local");
   shortLived = await world.start("short", { PAYMENT_SESSION_TTL_MS: "1500" });
-  stripe = await world.start("stripe", {
-    PAYMENT_PROVIDER: "stripe",
-    STRIPE_SECRET_KEY: "sk_test_123",
-    STRIPE_WEBHOOK_SECRET,
-    STRIPE_API_URL: world.stripeMockUrl,
-  });
+  stripe = await world.startStripe("stripe");
 });
 
 after(async () => {
