@@ -84,10 +84,9 @@ export interface Contact {
 /**
  * One of a shopper's ids, claimed by the conversation it belongs to. `_id`
  * "<phone_number_id>:wa:<phone number>" or "<phone_number_id>:u:<BSUID>", unique: the first
- * conversation to claim an id keeps it, and claims are never changed, so a process may remember
- * them. A message whose Kafka key is not a conversation of its own (a BSUID new after a number
- * change, the phone number of a shopper first seen without it) is led by them to the shopper's
- * conversation. A conversation's own key needs no claim: its `_id` is it.
+ * conversation to claim an id keeps it. A message whose Kafka key is not a conversation of its own
+ * (a BSUID new after a number change, whose notice named the new phone number) is led by them to
+ * the shopper's conversation (ConversationStore.route).
  */
 interface IdentityDoc {
   _id: string;
@@ -206,7 +205,7 @@ export class ConversationStore {
   readonly #versions: Collection<VersionDoc>;
   readonly #identities: Collection<IdentityDoc>;
   readonly #identityInserts: GroupInserter<IdentityDoc>;
-  /** Kafka keys already resolved to their conversation (claims never change; see IdentityDoc). */
+  /** Kafka keys already resolved to their conversation (see route). */
   readonly #routes = new Map<string, string>();
   /**
    * The latest version of each conversation this store read or wrote, most recent last, at most
@@ -279,14 +278,32 @@ export class ConversationStore {
   }
 
   /**
-   * The conversation a shopper's message belongs to: the one its ids were claimed by (the BSUID's
-   * claim first), else the message's own key. One read per key this process has not resolved yet.
+   * The conversation a shopper's message belongs to, for a Kafka key this process has not resolved
+   * yet: every id of the message is claimed for the key, and an id another conversation holds
+   * leads there (the BSUID's claim first, `ids` order). The claims go first, as grouped inserts:
+   * a new shopper's all go in, and nothing is read. Only a held id is read, by its `_id` alone
+   * (FerretDB reads a whole collection for `$in`, docs/infrastructure.md). Claims this call made
+   * for the key are then pointed at the conversation it leads to, so that a later message under
+   * only those ids finds it too; until then (a moment, and only for this shopper's first message
+   * under a new key) another process could read them as the key's own.
    */
-  async route(key: string, ids: string[]): Promise<string> {
+  async route(key: string, ids: string[], at: Date): Promise<string> {
     const known = this.#routes.get(key);
     if (known) return known;
-    const claims = ids.length > 0 ? await this.#identities.find({ _id: { $in: ids } }).toArray() : [];
-    const target = ids.map((id) => claims.find((c) => c._id === id)?.conversationId).find(Boolean) ?? key;
+    const outcomes = await Promise.all(
+      ids.map((id) => this.#identityInserts.insert({ _id: id, conversationId: key, at })),
+    );
+    const held = ids.filter((_, i) => outcomes[i] === "duplicate");
+    const owners = await Promise.all(held.map((id) => this.#identities.findOne({ _id: id })));
+    const target = owners.find((owner) => owner && owner.conversationId !== key)?.conversationId ?? key;
+    if (target !== key) {
+      const claimedHere = ids.filter((_, i) => outcomes[i] === "inserted");
+      await Promise.all(
+        claimedHere.map((id) =>
+          this.#identities.updateOne({ _id: id, conversationId: key }, { $set: { conversationId: target } }),
+        ),
+      );
+    }
     this.#routes.set(key, target);
     if (this.#routes.size > this.#cacheSize) this.#routes.delete(this.#routes.keys().next().value ?? "");
     return target;

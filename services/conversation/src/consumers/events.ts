@@ -75,6 +75,8 @@ interface Arrival {
   sentAt?: Date;
   /** A watchdog firing: removed from the conversation in the same write. */
   firedTimerId?: string;
+  /** Whether the message's own ids were claimed on its way here (route). */
+  idsClaimed?: boolean;
 }
 
 /**
@@ -178,16 +180,16 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
    * conversation of its own (a new BSUID after a number change; a phone number first seen alone)
    * is led to theirs by the ids it claimed (store.route).
    */
-  async function route(arrival: Arrival): Promise<Arrival> {
+  async function route(arrival: Arrival, at: Date): Promise<Arrival> {
     if (arrival.event.type !== "message" || deps.store.cached(arrival.conversationId)) return arrival;
     const ids = identityKeys(arrival.phoneNumberId ?? "", arrival.contact ?? {});
-    const conversationId = await deps.store.route(arrival.conversationId, ids);
-    return conversationId === arrival.conversationId ? arrival : { ...arrival, conversationId };
+    const conversationId = await deps.store.route(arrival.conversationId, ids, at);
+    return { ...arrival, conversationId, idsClaimed: true };
   }
 
-  async function apply(routed: Arrival): Promise<void> {
-    const arrival = await route(routed);
+  async function apply(received: Arrival): Promise<void> {
     const at = now();
+    const arrival = await route(received, at);
     const kind =
       arrival.event.type === "message" ? `message.${arrival.event.input.kind}` : arrival.event.type;
     const active = trace.getActiveSpan();
@@ -206,9 +208,13 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       // grow. One that does not may be stale, or the event older than its memory: the commit's
       // claim on the event (VersionDoc) decides.
       if (doc && hasApplied(doc, arrival.eventId)) {
-        // A redelivery after a crash may find the event applied but its ids' claims not made.
-        if (arrival.event.type === "message")
-          await deps.store.claim(identityKeys(doc.phoneNumberId, contactOf(doc)), doc._id, at);
+        // A redelivery after a crash may find the event applied but its ids' claims not made
+        // (those route made on the way here excepted).
+        if (arrival.event.type === "message") {
+          const made = arrival.idsClaimed ? identityKeys(doc.phoneNumberId, arrival.contact ?? {}) : [];
+          const missing = identityKeys(doc.phoneNumberId, contactOf(doc)).filter((id) => !made.includes(id));
+          if (missing.length > 0) await deps.store.claim(missing, doc._id, at);
+        }
         await duplicate(doc, kind, arrival.eventId);
         return;
       }
@@ -268,12 +274,15 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       if (doc?.designsTrace && arrival.event.type === "message") linkTo(doc.designsTrace);
       if (doc) await publishSettled(doc._id);
       const carried = doc && relayed.get(doc._id) !== doc.version ? doc.outbox : [];
-      // Ids this conversation has not claimed yet (all of them for a new one), so that later
-      // messages under them find it. Beside the commit, not after it: the conversation id is
-      // settled (route), and a claim is idempotent, so a redelivery after a crash claims again.
-      const fresh = identityKeys(phoneNumberId, contact).filter(
-        (id) => !doc || !identityKeys(phoneNumberId, known).includes(id),
-      );
+      // Ids this conversation has not claimed yet (a phone number seen for the first time, the
+      // new ones a number change names), so that later messages under them find it. Beside the
+      // commit, not after it: the conversation id is settled (route), and a claim is idempotent, so
+      // a redelivery after a crash claims again.
+      const claimed = [
+        ...identityKeys(phoneNumberId, known),
+        ...(arrival.idsClaimed ? identityKeys(phoneNumberId, arrival.contact ?? {}) : []),
+      ];
+      const fresh = identityKeys(phoneNumberId, contact).filter((id) => !claimed.includes(id));
       const [committed] = await Promise.all([
         deps.store.commit(
           doc,
