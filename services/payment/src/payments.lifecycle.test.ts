@@ -11,9 +11,17 @@ import {
   type RefundRequest,
   type SessionRequest,
 } from "./adapters/provider.ts";
-import type { NewOrder, OrderDoc, OrderPatch, OutboxEntry, PaymentStore } from "./adapters/store.ts";
+import {
+  type NewOrder,
+  newOrderDoc,
+  type OrderDoc,
+  type OrderPatch,
+  type OutboxEntry,
+  type PaymentStore,
+  transitionWrite,
+} from "./adapters/store.ts";
 import { parsePriceCatalog } from "./domain/catalog.ts";
-import { type Change, canChange, TRANSITIONS } from "./domain/order.ts";
+import { type Change, canChange } from "./domain/order.ts";
 import type { CheckoutEventLike } from "./domain/provider-event.ts";
 import { createMetrics } from "./metrics.ts";
 import { createPayments } from "./payments.ts";
@@ -49,19 +57,7 @@ class MemoryStore {
       const number = draw();
       if (this.orders.has(order._id)) return copy(this.orders.get(order._id) as OrderDoc);
       if ([...this.orders.values()].some((o) => o.number === number)) continue;
-      const doc: OrderDoc = {
-        ...order,
-        number,
-        state: "created",
-        attempt: 0,
-        openUntil: null,
-        version: 1,
-        outbox: [],
-        outboxSince: null,
-        history: [{ state: "created", at, by: "request" }],
-        createdAt: at,
-        updatedAt: at,
-      };
+      const doc = newOrderDoc(order, number, at);
       this.orders.set(order._id, doc);
       return copy(doc);
     }
@@ -76,14 +72,7 @@ class MemoryStore {
     at: Date,
   ) {
     if (!canChange(order.state, change, order.cancelReason)) return undefined;
-    const to = TRANSITIONS[change].to;
-    return this.#commit(order, {
-      ...patch,
-      state: to,
-      outbox: [...order.outbox, ...outbox],
-      outboxSince: order.outboxSince ?? at,
-      history: [...order.history, { state: to, at, by }],
-    });
+    return this.#commit(order, transitionWrite(order, change, patch, outbox, by, at));
   }
   async note(order: OrderDoc, patch: OrderPatch) {
     return this.#commit(order, patch);

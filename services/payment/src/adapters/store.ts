@@ -228,19 +228,7 @@ export class PaymentStore {
    */
   async create(order: NewOrder, at: Date, drawNumber: () => string): Promise<OrderDoc> {
     for (let draw = 0; draw < NUMBER_DRAWS; draw++) {
-      const doc: OrderDoc = {
-        ...order,
-        number: drawNumber(),
-        state: "created",
-        attempt: 0,
-        openUntil: null,
-        version: 1,
-        outbox: [],
-        outboxSince: null,
-        history: [{ state: "created", at, by: "request" }],
-        createdAt: at,
-        updatedAt: at,
-      };
+      const doc = newOrderDoc(order, drawNumber(), at);
       try {
         await this.orders.insertOne(doc);
         return doc;
@@ -267,19 +255,7 @@ export class PaymentStore {
     at: Date,
   ): Promise<OrderDoc | undefined> {
     if (!canChange(order.state, change, order.cancelReason)) return undefined;
-    const to = TRANSITIONS[change].to;
-    const pending = [...order.outbox, ...outbox];
-    return this.#commit(
-      order,
-      {
-        ...patch,
-        state: to,
-        outbox: pending,
-        outboxSince: pending.length > 0 ? (order.outboxSince ?? at) : null,
-        history: [...order.history, { state: to, at, by }],
-      },
-      at,
-    );
+    return this.#commit(order, transitionWrite(order, change, patch, outbox, by, at), at);
   }
 
   /** Records a fact about the order that changes no state; undefined when another writer got there first. */
@@ -406,6 +382,43 @@ export class PaymentStore {
       .toArray();
     return Object.fromEntries(rows.map((r) => [r._id, r.n]));
   }
+}
+
+/** A new order as first stored: `created`, version 1, with its number. */
+export function newOrderDoc(order: NewOrder, number: string, at: Date): OrderDoc {
+  return {
+    ...order,
+    number,
+    state: "created",
+    attempt: 0,
+    openUntil: null,
+    version: 1,
+    outbox: [],
+    outboxSince: null,
+    history: [{ state: "created", at, by: "request" }],
+    createdAt: at,
+    updatedAt: at,
+  };
+}
+
+/** What a change writes to an order: its patch, the new state, the outbox grown, the history. */
+export function transitionWrite(
+  order: OrderDoc,
+  change: Change,
+  patch: OrderPatch,
+  outbox: OutboxEntry[],
+  by: string,
+  at: Date,
+): Partial<OrderDoc> {
+  const to = TRANSITIONS[change].to;
+  const pending = [...order.outbox, ...outbox];
+  return {
+    ...patch,
+    state: to,
+    outbox: pending,
+    outboxSince: pending.length > 0 ? (order.outboxSince ?? at) : null,
+    history: [...order.history, { state: to, at, by }],
+  };
 }
 
 /** Outbox entries come back from MongoDB as BSON Binary; the producer wants bytes. */
