@@ -540,29 +540,6 @@ describe("outbound dispatcher", () => {
     );
     assert.equal(sendsTo(userId).length, 1, "not retried");
   });
-
-  test("a failed status for a message recorded by an earlier version (wamid on the claim) still tells the conversation", async () => {
-    const old = outboundMessage(text("recorded the old way"));
-    const wamid = `wamid.old-style.${run}`;
-    await db.collection("ingress_outbound_sends").insertOne({
-      _id: old.id as never,
-      conversationId: old.conversationId,
-      status: "sent",
-      wamid,
-      leaseUntil: new Date(),
-      attempts: 1,
-      createdAt: new Date(),
-      updatedAt: new Date(),
-    });
-    const failed = statusWebhook(wamid, "failed", {
-      phoneNumberId: "PN9",
-      waId: old.to,
-      errors: [{ code: 131026, title: "Message undeliverable" }],
-    });
-    assert.equal((await post(JSON.stringify(failed))).status, 200);
-    const [failure] = await failuresFor(old.id);
-    assert.equal(at(failure?.payload?.value, "code"), 131026);
-  });
 });
 
 describe("metrics", () => {

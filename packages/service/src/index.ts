@@ -101,7 +101,8 @@ export async function connectBackbone(name: string, config: BaseConfig, logger: 
 
 /**
  * A service whose only HTTP surface is its ops endpoints (/healthz, /readyz, /metrics): listens on
- * `port`, and on stop closes the server first, then `stopWork` (consumers), then the backbone.
+ * `port`, and on stop ends `stopWork` (consumers) first, so that /readyz answers while work
+ * drains, then closes the server, then the backbone.
  */
 export async function serveOps(
   backbone: Backbone,

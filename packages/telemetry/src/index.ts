@@ -102,12 +102,6 @@ export function conversationAttributes(conversationId: string): Attributes {
   return { "conversation.id": redact(conversationId), "shopper.id": pseudonym(shopper) };
 }
 
-/** The trace id of the active span, or undefined outside a sampled trace. */
-export function activeTraceId(): string | undefined {
-  const span = trace.getActiveSpan();
-  return span?.spanContext().traceId;
-}
-
 const redactValue = (value: AttributeValue | undefined): AttributeValue | undefined => {
   if (typeof value === "string") return redact(value);
   if (Array.isArray(value))

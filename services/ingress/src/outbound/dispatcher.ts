@@ -38,10 +38,11 @@ import { addressing, InvalidOutboundMessage, isFreeForm, toGraphPayload } from "
 interface SendClaim {
   _id: string;
   conversationId: string;
-  /** "sent" only on claims written before SENT_COLLECTION: a sent message is recorded there now. */
+  /** "sent" is never stored: a sent message is recorded in SENT_COLLECTION (see claim). */
   status: "sending" | "sent" | "failed";
   leaseUntil: Date;
   attempts: number;
+  /** Filled in from the sent record, never stored on the claim. */
   wamid?: string;
   /** Meta's id for the uploaded image, kept so a retry does not upload it again. */
   mediaId?: string;
@@ -76,10 +77,8 @@ interface SentRecord {
 export const SENT_COLLECTION = "ingress_outbound_sent";
 
 export const dispatcherIndexes: CollectionIndexes[] = [
-  // Statuses arrive with the wamid: they find the send by it (claims marked sent by earlier versions
-  // carry it too).
+  // Statuses arrive with the wamid: they find the send by it.
   { collection: SENT_COLLECTION, indexes: [{ key: { wamid: 1 }, name: "wamid" }] },
-  { collection: SENDS_COLLECTION, indexes: [{ key: { wamid: 1 }, name: "wamid", sparse: true }] },
 ];
 
 /** WhatsApp's customer service window: free-form messages only this long after the shopper last wrote. */

@@ -11,7 +11,7 @@ import { encodeMessage, inbound } from "@taituri/proto";
 import type { Collection, Db } from "mongodb";
 import { Counter, type Registry } from "prom-client";
 import { deliveryFailureEvent, INBOUND_EVENT_TYPE } from "../domain/webhook.ts";
-import { SENDS_COLLECTION, SENT_COLLECTION } from "../outbound/dispatcher.ts";
+import { SENT_COLLECTION } from "../outbound/dispatcher.ts";
 
 /**
  * The delivery state of one message we sent, keyed by Meta's wamid. Statuses can arrive late and
@@ -58,7 +58,6 @@ export function createStatusHandler(deps: {
 }): (message: IncomingMessage) => Promise<void> {
   const states: Collection<DeliveryState> = deps.db.collection<DeliveryState>(STATUSES_COLLECTION);
   const sent = deps.db.collection<{ _id: string; wamid: string; conversationId: string }>(SENT_COLLECTION);
-  const sends = deps.db.collection<{ _id: string; wamid?: string; conversationId: string }>(SENDS_COLLECTION);
   const now = deps.now ?? (() => new Date());
   const counted = new Counter({
     name: "outbound_statuses_total",
@@ -98,9 +97,7 @@ export function createStatusHandler(deps: {
     }
     counted.inc({ ...labels, outcome: "applied" });
     if (kind.name !== "failed") return;
-    // Claims marked sent by versions before SENT_COLLECTION hold the wamid themselves.
-    const send =
-      (await sent.findOne({ wamid: status.messageId })) ?? (await sends.findOne({ wamid: status.messageId }));
+    const send = await sent.findOne({ wamid: status.messageId });
     if (!send) return;
     const failure = deliveryFailureEvent(
       {
