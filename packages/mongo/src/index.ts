@@ -66,3 +66,4 @@ export function isTransientMongoError(error: unknown): boolean {
 
 export { ImageStore, type StoredImage } from "./images.ts";
 export { GroupInserter, type InsertOutcome } from "./inserts.ts";
+export { type OutboxEntry, outboxValue, type StoredOutboxEntry } from "./outbox.ts";

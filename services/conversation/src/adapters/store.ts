@@ -1,19 +1,14 @@
-import { type CollectionIndexes, GroupInserter } from "@taituri/mongo";
-import type { Binary, Collection, Db } from "mongodb";
+import {
+  type CollectionIndexes,
+  GroupInserter,
+  type OutboxEntry,
+  outboxValue,
+  type StoredOutboxEntry,
+} from "@taituri/mongo";
+import type { Collection, Db } from "mongodb";
 import type { Conversation } from "../domain/machine.ts";
 
-/** An event to publish, made durable in the same document write as the state change that caused it. */
-export interface OutboxEntry {
-  id: string;
-  topic: string;
-  key: string;
-  value: Buffer;
-  headers: Record<string, string>;
-}
-
-export interface StoredOutboxEntry extends Omit<OutboxEntry, "value"> {
-  value: Binary | Buffer;
-}
+export { type OutboxEntry, outboxValue, type StoredOutboxEntry };
 
 /**
  * A conversation as the service works with it. Stored as its head document in
@@ -451,10 +446,4 @@ export class ConversationStore {
       (d) => d.conversation?.state === "generating" && d.nextTimerAt !== null && d.nextTimerAt < before,
     ).length;
   }
-}
-
-/** Outbox entries as stored come back as BSON Binary; the producer wants bytes. */
-export function outboxValue(entry: StoredOutboxEntry): Buffer {
-  const value = entry.value;
-  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer);
 }

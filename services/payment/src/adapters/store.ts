@@ -1,5 +1,11 @@
-import { type CollectionIndexes, isDuplicateKey } from "@taituri/mongo";
-import type { Binary, Collection, Db } from "mongodb";
+import {
+  type CollectionIndexes,
+  isDuplicateKey,
+  type OutboxEntry,
+  outboxValue,
+  type StoredOutboxEntry,
+} from "@taituri/mongo";
+import type { Collection, Db } from "mongodb";
 import {
   type CancelReason,
   type Change,
@@ -9,18 +15,7 @@ import {
   TRANSITIONS,
 } from "../domain/order.ts";
 
-/** An event to publish, written in the same single-document update as the change that caused it. */
-export interface OutboxEntry {
-  id: string;
-  topic: string;
-  key: string;
-  value: Buffer;
-  headers: Record<string, string>;
-}
-
-interface StoredOutboxEntry extends Omit<OutboxEntry, "value"> {
-  value: Binary | Buffer;
-}
+export { type OutboxEntry, outboxValue };
 
 export interface SessionInfo {
   id: string;
@@ -419,10 +414,4 @@ export function transitionWrite(
     outboxSince: pending.length > 0 ? (order.outboxSince ?? at) : null,
     history: [...order.history, { state: to, at, by }],
   };
-}
-
-/** Outbox entries come back from MongoDB as BSON Binary; the producer wants bytes. */
-export function outboxValue(entry: StoredOutboxEntry): Buffer {
-  const value = entry.value as Binary | Buffer;
-  return Buffer.isBuffer(value) ? value : Buffer.from((value as Binary).buffer);
 }
