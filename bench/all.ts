@@ -1,15 +1,15 @@
 /**
  * `npm run bench`: every benchmark, one after the other so none shares the machine with another:
- * the ingress webhook (bench/run.ts), the conversation service (bench/conversation/run.ts) and the
- * limiter next to envoyproxy/ratelimit (bench/limiter/run.ts) and the generation service
- * (bench/generation/run.ts). Each records its results under
- * bench/results/. Arguments are passed to each (e.g. --dry).
+ * the ingress webhook (bench/ingress/run.ts), the conversation service (bench/conversation/run.ts),
+ * the limiter next to envoyproxy/ratelimit (bench/limiter/run.ts) and the generation service
+ * (bench/generation/run.ts). Each records its results under bench/results/. Arguments are passed
+ * to each (e.g. --dry).
  */
 import { spawn } from "node:child_process";
 
 const root = new URL("..", import.meta.url).pathname;
 const benches = [
-  "bench/run.ts",
+  "bench/ingress/run.ts",
   "bench/conversation/run.ts",
   "bench/limiter/run.ts",
   "bench/generation/run.ts",

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { cpuByProcess, cpuSince, cpuSnapshot, machineCpuMs, systemPart } from "./cpu.ts";
+import { coresSince, cpuByProcess, cpuSince, cpuSnapshot, machineCpuMs, systemPart } from "./cpu.ts";
 
 test("processes are named by the part of the system they run", () => {
   assert.equal(
@@ -30,4 +30,15 @@ test("CPU read from /proc grows with work done, for this process and the machine
   const since = cpuSince(before, 10);
   assert.ok((since.msPerMessageByPart["load generator + Graph API stand-in"] ?? 0) >= 10);
   assert.ok(since.busyShare > 0 && since.busyShare <= 1);
+});
+
+test("cores used since a reading: a part spinning through the window, at most one core", () => {
+  const before = cpuSnapshot((pid) => (pid === process.pid ? "me" : undefined));
+  const until = performance.now() + 500;
+  let spin = 0;
+  while (performance.now() < until) spin += Math.sqrt(spin + 1);
+  const { machine, byPart } = coresSince(before);
+  // 10 ms ticks over 500 ms on a shared machine: a good part of one core, never much more.
+  assert.ok((byPart.me ?? 0) >= 0.3 && (byPart.me ?? 0) <= 1.1, `this process used ${byPart.me} cores`);
+  assert.ok(machine >= (byPart.me ?? 0) - 0.1, `machine ${machine} cores`);
 });

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
 
 /**
  * CPU time by process, read from /proc (Linux): what a benchmark step cost the machine, per part.
@@ -85,4 +86,17 @@ export function cpuSince(
     machineMsPerMessage: Number((busy / Math.max(1, messages)).toFixed(2)),
     msPerMessageByPart: perMessage,
   };
+}
+
+/**
+ * Cores each part kept busy since `before` (1: one core all the time), and the whole machine's: a
+ * load run's CPU split, which reads the same whatever its length.
+ */
+export function coresSince(before: ReturnType<typeof cpuSnapshot>, after = cpuSnapshot(before.partOf)) {
+  // The machine's total is every core's time, so this is the wall time between the two readings.
+  const wallMs = Math.max(1, (after.machine.total - before.machine.total) / cpus().length);
+  const cores = (ms: number) => Number((ms / wallMs).toFixed(2));
+  const byPart: Record<string, number> = {};
+  for (const [name, ms] of after.parts) byPart[name] = cores(ms - (before.parts.get(name) ?? 0));
+  return { machine: cores(after.machine.busy - before.machine.busy), byPart };
 }

@@ -31,7 +31,7 @@ export interface TelemetryOptions {
   /**
    * Routes (Fastify route URLs) the Fastify instrumentation leaves alone, for a hot route that
    * makes its own span anyway: its spans per hook cost the webhook 13 points of throughput at 10 %
-   * sampling (bench/run.ts: 0.71 of untraced without them, 0.58 with), for nothing the HTTP server
+   * sampling (bench/ingress/run.ts: 0.71 of untraced without them, 0.58 with), for nothing the HTTP server
    * span and the route's own span do not already show.
    */
   fastifyIgnoreRoutes?: string[];

@@ -1,4 +1,4 @@
--- Replays pre-signed WhatsApp webhooks for wrk (bench/wrk.ts writes the file and starts wrk).
+-- Replays pre-signed WhatsApp webhooks for wrk (wrk.ts beside it writes the file and starts wrk).
 -- Each line of the file is "<X-Hub-Signature-256>\t<JSON body>"; requests cycle through them in
 -- order. Signing happens before the run, in Node, so wrk spends its time on HTTP alone.
 local signatures, bodies, count, at = {}, {}, 0, 0
@@ -20,7 +20,7 @@ function request()
   }, bodies[at])
 end
 
--- One JSON line for bench/wrk.ts; latencies in microseconds.
+-- One JSON line for wrk.ts; latencies in microseconds.
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

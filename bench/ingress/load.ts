@@ -1,7 +1,7 @@
 /**
  * The load generator, in its own process so that its CPU is not the server's event loop. Forked by
- * run.ts: receives one LoadSpec over IPC, runs wrk (bench/wrk.ts) or autocannon with it, sends back
- * one LoadResult, exits.
+ * run.ts: receives one LoadSpec over IPC, runs wrk (wrk.ts) or autocannon with it, sends back one
+ * LoadResult, exits.
  */
 import type { EventEmitter } from "node:events";
 import autocannon from "autocannon";

@@ -1,6 +1,6 @@
 /**
  * The load generator run through wrk (C, from Debian's `wrk` package): the same signed webhooks
- * as autocannon's run (bench/load.ts), signed beforehand and replayed by bench/webhooks.lua.
+ * as autocannon's run (load.ts), signed beforehand and replayed by webhooks.lua beside this file.
  *
  * Why: the load generator shares the machine with the broker. autocannon needed 0.45 of a core
  * for 8,000 requests/s, and its own event loop's delays counted in the latency it measured.

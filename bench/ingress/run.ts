@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: the ingress webhook against its targets, next to a bare Fastify hello-world
- * measured in the same run on the same machine.
+ * The ingress benchmark (`node bench/ingress/run.ts`; `npm run bench` runs it first): the ingress
+ * webhook against its targets, next to a bare Fastify hello-world measured in the same run on the
+ * same machine.
  *
  * Starts Kafka (and the MongoDB-wire server ingress needs at start-up) with startInfra, the real
  * ingress service as a child process, and the load generator (wrk, driven from another child
@@ -35,12 +36,13 @@ import { connectMongo } from "@taituri/mongo";
 import { type Infra, KAFKA_VERSION, startInfra } from "@taituri/testing";
 import { freePort } from "@taituri/testing/harness";
 import { ensureDebianTool } from "@taituri/testing/tools";
+import { coresSince, cpuSnapshot } from "../cpu.ts";
 import type { BodyOptions } from "./bodies.ts";
 import type { LoadResult, LoadSpec } from "./load.ts";
 
 const TARGETS = { acksPerSec: 8000, p99Ms: 10 } as const;
 
-const root = new URL("..", import.meta.url).pathname;
+const root = new URL("../..", import.meta.url).pathname;
 const { values: args } = parseArgs({
   options: {
     duration: { type: "string", default: "20" },
@@ -176,12 +178,12 @@ async function main(): Promise<void> {
   log("ingress: warm-up");
   const ingressWarmup = await load(webhook, warmupSec, bodyOptions("w"));
   log("ingress: measured run");
-  const watched = { ingress: ingress.child.pid, kafka: kafkaProcess };
+  const watched = byPid({ ingress: ingress.child.pid, kafka: kafkaProcess });
   let cpu0: CpuSnapshot | undefined;
   const ingressRun = await load(webhook, durationSec, bodyOptions("m"), () => {
-    cpu0 = cpuSnapshot(watched);
+    cpu0 = snapshot(watched);
   });
-  const cpu = cpuUsed(cpu0, cpuSnapshot(watched), ingressRun);
+  const cpu = cpuUsed(cpu0, ingressRun);
   await stopChild(ingress.child);
 
   const inKafka = await countRecords(
@@ -199,7 +201,7 @@ async function main(): Promise<void> {
 
   log("starting bare Fastify");
   const barePort = await freePort();
-  const bare = startChild("bare-fastify", ["bench/hello.ts"], { BENCH_PORT: String(barePort) });
+  const bare = startChild("bare-fastify", ["bench/ingress/hello.ts"], { BENCH_PORT: String(barePort) });
   const bareUrl = `http://127.0.0.1:${barePort}/webhook`;
   await waitUntil("bare Fastify", bare, async () => {
     const response = await fetch(bareUrl, {
@@ -214,9 +216,9 @@ async function main(): Promise<void> {
   log("bare Fastify: measured run");
   let bareCpu0: CpuSnapshot | undefined;
   const bareRun = await load(bareUrl, durationSec, bodyOptions("bm"), () => {
-    bareCpu0 = cpuSnapshot({ bareFastify: bare.child.pid });
+    bareCpu0 = snapshot(byPid({ bareFastify: bare.child.pid }));
   });
-  const bareCpu = cpuUsed(bareCpu0, cpuSnapshot({ bareFastify: bare.child.pid }), bareRun);
+  const bareCpu = cpuUsed(bareCpu0, bareRun);
   await stopChild(bare.child);
   clearTimeout(watchdog);
 
@@ -259,7 +261,7 @@ async function main(): Promise<void> {
       commit: git(["rev-parse", "--short", "HEAD"]) ?? "unknown",
       uncommittedChanges: gitStatus === undefined ? ("unknown" as const) : gitStatus !== "",
       loadGenerator: {
-        tool: wrk ? `wrk ${wrkVersion(wrk)}, 1 thread, bench/webhooks.lua` : "autocannon",
+        tool: wrk ? `wrk ${wrkVersion(wrk)}, 1 thread, bench/ingress/webhooks.lua` : "autocannon",
         connections,
         pipelining: 1,
         warmupSec,
@@ -472,10 +474,6 @@ function renderMarkdown(r: Report): string {
           "",
         ]
       : []),
-    (cpu?.other ?? 0) > 0.2
-      ? `**Other processes took ${cpu?.other} cores during the measured ingress run: the machine was shared, ` +
-        "so these figures understate what it can do.**\n"
-      : "",
     cpu
       ? `CPU during the measured ingress run, in cores of ${r.machine.cpus}: ingress ${cpu.ingress}, ` +
         `Kafka ${cpu.kafka ?? "?"}, load generator ${cpu.loadGenerator}, everything else ${cpu.other} ` +
@@ -503,7 +501,7 @@ function renderMarkdown(r: Report): string {
 function load(url: string, seconds: number, bodies: BodyOptions, onStart?: () => void): Promise<LoadResult> {
   const spec: LoadSpec = { url, connections, durationSec: seconds, bodies, ...(wrk ? { wrk } : {}) };
   return new Promise((resolve, reject) => {
-    const child = fork(`${root}bench/load.ts`, { stdio: "inherit" });
+    const child = fork(`${root}bench/ingress/load.ts`, { stdio: "inherit" });
     children.add(child);
     if (pinning && child.pid !== undefined) pin(child.pid, OTHER_CPUS);
     let answered = false;
@@ -629,49 +627,27 @@ async function dropDatabase(url: string, dbName: string): Promise<void> {
   }
 }
 
-interface CpuSnapshot {
-  /** Whole machine: busy and total jiffies (all cores). */
-  busy: number;
-  total: number;
-  /** User + system jiffies of each watched process. */
-  processes: Record<string, number>;
+type CpuSnapshot = ReturnType<typeof cpuSnapshot>;
+
+/** Names each watched process by its pid alone (a pid undefined: not watched). */
+function byPid(pids: Record<string, number | undefined>) {
+  return (pid: number) => Object.keys(pids).find((name) => pids[name] === pid);
 }
 
-/** Linux /proc figures; undefined elsewhere (the report then leaves the CPU split out). */
-function cpuSnapshot(pids: Record<string, number | undefined>): CpuSnapshot | undefined {
-  try {
-    const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
-    const fields = line.trim().split(/\s+/).slice(1).map(Number);
-    const total = fields.reduce((a, b) => a + b, 0);
-    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-    const processes: Record<string, number> = {};
-    for (const [name, pid] of Object.entries(pids)) {
-      if (pid === undefined) continue;
-      // utime and stime are the 12th and 13th fields after the parenthesised command name.
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      processes[name] = Number(rest[11]) + Number(rest[12]);
-    }
-    return { busy: total - idle, total, processes };
-  } catch {
-    return undefined;
-  }
+/** A reading from /proc (Linux); undefined elsewhere, and the report then leaves the CPU split out. */
+function snapshot(partOf: (pid: number) => string | undefined): CpuSnapshot | undefined {
+  return process.platform === "linux" ? cpuSnapshot(partOf) : undefined;
 }
 
-/** Cores used by each watched process, the load generator, and everything else, between two snapshots. */
-function cpuUsed(before: CpuSnapshot | undefined, after: CpuSnapshot | undefined, result: LoadResult) {
-  if (!before || !after) return undefined;
-  const cores = cpus().length;
-  const totalJiffies = after.total - before.total;
-  const share = (jiffies: number) => round((jiffies / totalJiffies) * cores);
-  const used: Record<string, number> = { machine: share(after.busy - before.busy) };
+/** Cores used by each watched process, the load generator, and everything else, since `before`. */
+function cpuUsed(before: CpuSnapshot | undefined, result: LoadResult) {
+  if (!before) return undefined;
+  const { machine, byPart } = coresSince(before);
+  const used: Record<string, number> = { machine, ...byPart };
   let accounted = result.cpuCores;
-  for (const [name, value] of Object.entries(after.processes)) {
-    used[name] = share(value - (before.processes[name] ?? value));
-    accounted += used[name];
-  }
+  for (const cores of Object.values(byPart)) accounted += cores;
   used.loadGenerator = result.cpuCores;
-  used.other = round(Math.max(0, (used.machine ?? 0) - accounted));
+  used.other = round(Math.max(0, machine - accounted));
   return used;
 }
 
