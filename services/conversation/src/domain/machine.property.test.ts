@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import { context, offered, shop } from "../testing/fixtures.ts";
 import {
   type Conversation,
   type Event,
@@ -10,7 +11,6 @@ import {
   roundIdOf,
   transition,
 } from "./machine.ts";
-import { context, offered, shop } from "./testing.ts";
 
 /**
  * Random shoppers and a random, unreliable world: any sequence of messages (typed, tapped on any

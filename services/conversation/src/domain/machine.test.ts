@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { catalog, context, message, messages, offered, said, shop, tap, text } from "../testing/fixtures.ts";
 import { matchOption, normalize, shopFor } from "./catalog.ts";
 import {
   type Conversation,
@@ -17,7 +18,6 @@ import {
   transition,
 } from "./machine.ts";
 import { commandOf, render } from "./messages.ts";
-import { catalog, context, message, messages, offered, said, shop, tap, text } from "./testing.ts";
 
 const ctx = context();
 const start = initialConversation(shop);

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { parseCatalog } from "./catalog.ts";
-import type { Context, Conversation, Effect, Event, Input, Outgoing } from "./machine.ts";
-import { parseMessageCatalog } from "./messages.ts";
+import { parseCatalog } from "../domain/catalog.ts";
+import type { Context, Conversation, Effect, Event, Input, Outgoing } from "../domain/machine.ts";
+import { parseMessageCatalog } from "../domain/messages.ts";
 
 /** The shipped catalogs, loaded once for the domain's tests. */
 export const catalog = parseCatalog(
