@@ -2,13 +2,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createKafka, EventProducer, Header, type TopicNames, topicNames } from "@taituri/kafka";
+import { createKafka, EventProducer, Header, Records, type TopicNames, topicNames } from "@taituri/kafka";
 import { createLogger, type Logger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { loadPaymentConfig } from "@taituri/payment-service/config";
 import { LocalProvider } from "@taituri/payment-service/local-provider";
 import { startPaymentService } from "@taituri/payment-service/service";
-import { contracts, payment } from "@taituri/proto";
+import { payment } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
 import { type Infra, startInfra } from "@taituri/testing";
 import { eventually, freePort } from "@taituri/testing/harness";
@@ -59,7 +59,7 @@ export class PaymentInstance {
       {
         key: r.conversationId,
         value: Buffer.from(payment.PaymentRequest.encode(r).finish()),
-        ...(typed ? { headers: { [Header.type]: contracts.PAYMENT_REQUEST_TYPE } } : {}),
+        ...(typed ? { headers: { [Header.type]: Records.paymentRequest.contentType } } : {}),
       },
     ]);
   }
@@ -75,7 +75,7 @@ export class PaymentInstance {
             reason,
           }).finish(),
         ),
-        headers: { [Header.type]: contracts.CANCEL_ORDER_TYPE },
+        headers: { [Header.type]: Records.cancelOrder.contentType },
       },
     ]);
   }

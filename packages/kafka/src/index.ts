@@ -24,6 +24,15 @@ export {
   type TracedMessage,
 } from "./producer.ts";
 export {
+  contentType,
+  decodeRecord,
+  encodeRecord,
+  kindOf,
+  type RecordKind,
+  Records,
+  TOPIC_RECORDS,
+} from "./records.ts";
+export {
   deadLetterTopic,
   ensureTopics,
   type TopicNames,

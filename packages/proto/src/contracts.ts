@@ -1,15 +1,8 @@
 /**
- * What the services agree on beside the message shapes: the content type that tells records of one
- * topic apart, and limits both sides of a topic must apply alike. Imported by producer and consumer,
- * so a change here changes both.
+ * What the services agree on beside the message shapes (protos/) and the topics that carry them
+ * (the record registry of @taituri/kafka): limits both sides of a topic must apply alike.
+ * Imported by producer and consumer, so a change here changes both.
  */
-
-/** `content-type` header of a protobuf record: "application/x-protobuf; messageType=<full name>". */
-export const contentType = (messageType: string) => `application/x-protobuf; messageType=${messageType}`;
-
-/** taituri.payment.requests.v1 carries both: a "buy" and the cancellation of an open order. */
-export const PAYMENT_REQUEST_TYPE = contentType("payment.v1.PaymentRequest");
-export const CANCEL_ORDER_TYPE = contentType("payment.v1.CancelOrder");
 
 /**
  * A paid round's timing, here because two services keep its two ends: generation's provider call

@@ -1,14 +1,21 @@
 import { timingSafeEqual } from "node:crypto";
-import { deadLetterTopic, Header, type Publisher, type TopicNames } from "@taituri/kafka";
+import {
+  deadLetterTopic,
+  encodeRecord,
+  Header,
+  type Publisher,
+  Records,
+  type TopicNames,
+} from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
-import { encodeMessage, inbound } from "@taituri/proto";
+import type { inbound } from "@taituri/proto";
 import { conversationAttributes, SpanKind, withSpan } from "@taituri/telemetry";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Counter, Histogram } from "prom-client";
 import { RecentIds } from "./domain/recent-ids.ts";
 import { checkSignature } from "./domain/signature.ts";
-import { INBOUND_EVENT_TYPE, parseWebhook } from "./domain/webhook.ts";
+import { parseWebhook } from "./domain/webhook.ts";
 
 export interface IngressAppDeps {
   appSecrets: readonly string[];
@@ -80,8 +87,7 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
       parsed.map((event) => ({
         key: event.conversationId,
         id: event.eventId,
-        value: encodeMessage(inbound.InboundEvent, event),
-        headers: { [Header.type]: INBOUND_EVENT_TYPE },
+        ...encodeRecord(Records.inboundEvent, event),
       })),
     );
     if (unreadable.length === 0) return;

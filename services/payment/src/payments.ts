@@ -1,14 +1,15 @@
 import {
-  Header,
+  encodeRecord,
   PermanentError,
   type Publisher,
+  Records,
   sendInWritersTraces,
   type TopicNames,
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
-import { contracts, payment } from "@taituri/proto";
+import { payment } from "@taituri/proto";
 import { injectContext, redact, SpanKind, trace, traceContextOf, withSpan } from "@taituri/telemetry";
 import type { PaymentProvider } from "./adapters/provider.ts";
 import { ProviderRefusal } from "./adapters/provider.ts";
@@ -33,8 +34,6 @@ import {
 import { generateOrderNumber, readOrderNumber } from "./domain/order-number.ts";
 import { type CheckoutEventLike, mapCheckoutEvent } from "./domain/provider-event.ts";
 import type { Metrics } from "./metrics.ts";
-
-export const PAYMENT_EVENT_TYPE = contracts.contentType("payment.v1.PaymentEvent");
 
 export interface PaymentsDeps {
   store: PaymentStore;
@@ -92,36 +91,33 @@ export function createPayments(deps: PaymentsDeps) {
   type Addressed = Pick<OrderDoc, "_id" | "conversationId"> & { number?: string };
 
   const encode = (order: Addressed, outcome: Outcome) =>
-    Buffer.from(
-      payment.PaymentEvent.encode({
-        orderId: order._id,
-        conversationId: order.conversationId,
-        orderNumber: order.number ?? "",
-        outcome,
-      }).finish(),
-    );
+    encodeRecord(Records.paymentEvent, {
+      orderId: order._id,
+      conversationId: order.conversationId,
+      orderNumber: order.number ?? "",
+      outcome,
+    });
 
   /**
    * An outbox entry carries the trace of the request or webhook that wrote it (W3C traceparent and
    * tracestate), so that whoever publishes it (the writer, or the sweeper after a crash) publishes
    * it as a child of that trace (see relay).
    */
-  const entry = (order: OrderDoc, name: string, outcome: Outcome): OutboxEntry => ({
-    id: `${order._id}:${name}:${order.attempt}`,
-    topic: deps.topics.paymentEvents,
-    key: order.conversationId,
-    value: encode(order, outcome),
-    headers: { [Header.type]: PAYMENT_EVENT_TYPE, ...traceContextOf(injectContext()) },
-  });
+  const entry = (order: OrderDoc, name: string, outcome: Outcome): OutboxEntry => {
+    const { value, headers } = encode(order, outcome);
+    return {
+      id: `${order._id}:${name}:${order.attempt}`,
+      topic: deps.topics.paymentEvents,
+      key: order.conversationId,
+      value,
+      headers: { ...headers, ...traceContextOf(injectContext()) },
+    };
+  };
 
   /** An event that restates what the order already says (no state change, so no outbox). */
   async function publishNow(order: Addressed, outcome: Outcome): Promise<void> {
     await deps.publisher.send(deps.topics.paymentEvents, [
-      {
-        key: order.conversationId,
-        value: encode(order, outcome),
-        headers: { [Header.type]: PAYMENT_EVENT_TYPE },
-      },
+      { key: order.conversationId, ...encode(order, outcome) },
     ]);
   }
 

@@ -1,6 +1,6 @@
-import { EventProducer, Header, type TopicNames } from "@taituri/kafka";
+import { EventProducer, Header, Records, type TopicNames } from "@taituri/kafka";
 import type { ImageStore } from "@taituri/mongo";
-import { contracts, generation, payment } from "@taituri/proto";
+import { generation, payment } from "@taituri/proto";
 import type { Consumer, Kafka } from "kafkajs";
 
 export type GenerationMode = "complete" | "fail" | "reject" | "silent";
@@ -45,7 +45,7 @@ export class FakeWorld {
     });
     if (!this.#payment) return;
     await this.#listen(`${group}-payment`, this.#topics.paymentRequests, async (value, type) => {
-      if (type === contracts.CANCEL_ORDER_TYPE) {
+      if (type === Records.cancelOrder.contentType) {
         this.cancellations.push(payment.CancelOrder.decode(value));
         return;
       }

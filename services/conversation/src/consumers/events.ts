@@ -1,15 +1,17 @@
 import {
-  Header,
+  decodeRecord,
+  encodeRecord,
   type IncomingMessage,
   PermanentError,
   type Publisher,
+  Records,
   sendInWritersTraces,
   type TopicNames,
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { isTransientMongoError } from "@taituri/mongo";
-import { contracts, generation, inbound, outbound, payment } from "@taituri/proto";
+import { inbound, type outbound, payment } from "@taituri/proto";
 import { conversationAttributes, extractContext, injectContext, redact, trace } from "@taituri/telemetry";
 import { Counter, type Registry } from "prom-client";
 import {
@@ -34,9 +36,6 @@ import {
   transition,
 } from "../domain/machine.ts";
 import type { MessageCatalog } from "../domain/messages.ts";
-
-export const OUTBOUND_MESSAGE_TYPE = "application/x-protobuf; messageType=outbound.v1.OutboundMessage";
-const GENERATION_REQUEST_TYPE = "application/x-protobuf; messageType=generation.v1.GenerationRequest";
 
 export interface ConversationHandlerDeps {
   store: ConversationStore;
@@ -376,7 +375,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
 
 function decode(incoming: IncomingMessage, topics: TopicNames): Arrival | undefined {
   if (incoming.topic === topics.inbound) {
-    const event = inbound.InboundEvent.decode(incoming.value);
+    const event = decodeRecord(Records.inboundEvent, incoming);
     if (!event.eventId || !event.conversationId)
       throw new PermanentError("inbound event without event id or conversation id");
     const payload = event.payload;
@@ -423,7 +422,7 @@ function decode(incoming: IncomingMessage, topics: TopicNames): Arrival | undefi
     return undefined;
   }
   if (incoming.topic === topics.generationResults) {
-    const result = generation.GenerationResult.decode(incoming.value);
+    const result = decodeRecord(Records.generationResult, incoming);
     const outcome = result.outcome;
     if (!result.roundId || !result.conversationId || !outcome)
       throw new PermanentError("generation result without round, conversation or outcome");
@@ -458,7 +457,7 @@ function decode(incoming: IncomingMessage, topics: TopicNames): Arrival | undefi
     }
   }
   if (incoming.topic === topics.paymentEvents) {
-    const event = payment.PaymentEvent.decode(incoming.value);
+    const event = decodeRecord(Records.paymentEvent, incoming);
     const outcome = event.outcome;
     if (!event.orderId || !event.conversationId || !outcome)
       throw new PermanentError("payment event without order, conversation or outcome");
@@ -531,77 +530,65 @@ function toOutbox(
         id,
         topic: topics.outbound,
         key: c.conversationId,
-        value: Buffer.from(
-          outbound.OutboundMessage.encode({
-            id,
-            conversationId: c.conversationId,
-            phoneNumberId: c.phoneNumberId,
-            to: c.contact.waId ?? "",
-            recipientUserId: c.contact.userId ?? "",
-            replyToMessageId: "",
-            lastInboundAt: c.lastInboundAt,
-            content: toContent(effect.message),
-          }).finish(),
-        ),
-        headers: { [Header.type]: OUTBOUND_MESSAGE_TYPE },
+        ...encodeRecord(Records.outboundMessage, {
+          id,
+          conversationId: c.conversationId,
+          phoneNumberId: c.phoneNumberId,
+          to: c.contact.waId ?? "",
+          recipientUserId: c.contact.userId ?? "",
+          replyToMessageId: "",
+          lastInboundAt: c.lastInboundAt,
+          content: toContent(effect.message),
+        }),
       };
     case "request_generation":
       return {
         id,
         topic: topics.generationRequests,
         key: c.conversationId,
-        value: Buffer.from(
-          generation.GenerationRequest.encode({
-            roundId: effect.roundId,
-            conversationId: c.conversationId,
-            shopId: c.shopId,
-            phoneNumberId: c.phoneNumberId,
-            shopperId: c.shopperId,
-            recipient: effect.recipient,
-            theme: effect.theme,
-            style: effect.style,
-            productId: effect.productId,
-            count: effect.count,
-            requestedAt: c.at,
-          }).finish(),
-        ),
-        headers: { [Header.type]: GENERATION_REQUEST_TYPE },
+        ...encodeRecord(Records.generationRequest, {
+          roundId: effect.roundId,
+          conversationId: c.conversationId,
+          shopId: c.shopId,
+          phoneNumberId: c.phoneNumberId,
+          shopperId: c.shopperId,
+          recipient: effect.recipient,
+          theme: effect.theme,
+          style: effect.style,
+          productId: effect.productId,
+          count: effect.count,
+          requestedAt: c.at,
+        }),
       };
     case "request_payment":
       return {
         id,
         topic: topics.paymentRequests,
         key: c.conversationId,
-        value: Buffer.from(
-          payment.PaymentRequest.encode({
-            orderId: effect.orderId,
-            conversationId: c.conversationId,
-            shopId: c.shopId,
-            designId: effect.designId,
-            imageId: effect.imageId,
-            productId: effect.productId,
-            amount: effect.amount,
-            currency: effect.currency,
-          }).finish(),
-        ),
-        headers: { [Header.type]: contracts.PAYMENT_REQUEST_TYPE },
+        ...encodeRecord(Records.paymentRequest, {
+          orderId: effect.orderId,
+          conversationId: c.conversationId,
+          shopId: c.shopId,
+          designId: effect.designId,
+          imageId: effect.imageId,
+          productId: effect.productId,
+          amount: effect.amount,
+          currency: effect.currency,
+        }),
       };
     case "cancel_order":
       return {
         id,
         topic: topics.paymentRequests,
         key: c.conversationId,
-        value: Buffer.from(
-          payment.CancelOrder.encode({
-            orderId: effect.orderId,
-            conversationId: c.conversationId,
-            reason:
-              effect.reason === "shopper"
-                ? payment.CancelReason.CANCEL_REASON_SHOPPER
-                : payment.CancelReason.CANCEL_REASON_REPLACED,
-          }).finish(),
-        ),
-        headers: { [Header.type]: contracts.CANCEL_ORDER_TYPE },
+        ...encodeRecord(Records.cancelOrder, {
+          orderId: effect.orderId,
+          conversationId: c.conversationId,
+          reason:
+            effect.reason === "shopper"
+              ? payment.CancelReason.CANCEL_REASON_SHOPPER
+              : payment.CancelReason.CANCEL_REASON_REPLACED,
+        }),
       };
     case "schedule_timer":
     case "cancel_timer":

@@ -2,17 +2,20 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   backoffMs,
+  decodeRecord,
+  encodeRecord,
   Header,
   type IncomingMessage,
   isTransientKafkaError,
   PermanentError,
   type Publisher,
+  Records,
   type TopicNames,
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { type ImageStore, isTransientMongoError } from "@taituri/mongo";
-import { generation } from "@taituri/proto";
+import type { generation } from "@taituri/proto";
 import { redact, SpanKind, trace, withSpan } from "@taituri/telemetry";
 import { LimiterUnavailableError, type RoundLimiter } from "../adapters/limiter.ts";
 import type { CallResult, ImageProvider } from "../adapters/provider.ts";
@@ -29,8 +32,6 @@ import {
   requestProblem,
 } from "../domain/round.ts";
 import type { Metrics } from "../metrics.ts";
-
-export const RESULT_TYPE = "application/x-protobuf; messageType=generation.v1.GenerationResult";
 
 export interface RoundHandlerDeps {
   store: RoundStore;
@@ -84,9 +85,15 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
     }
   }
 
+  /** Publishes a result as recorded (its encoded bytes: the winner's, or one read back to relay it). */
   async function publish(conversationId: string, roundId: string, result: Uint8Array): Promise<void> {
     await deps.publisher.send(deps.topics.generationResults, [
-      { key: conversationId, id: roundId, value: result, headers: { [Header.type]: RESULT_TYPE } },
+      {
+        key: conversationId,
+        id: roundId,
+        value: result,
+        headers: { [Header.type]: Records.generationResult.contentType },
+      },
     ]);
   }
 
@@ -97,11 +104,11 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
     outcome: Outcome,
     leaseUntil: Date,
   ): Promise<void> {
-    const result = generation.GenerationResult.encode({
+    const { value: result } = encodeRecord(Records.generationResult, {
       roundId: request.roundId,
       conversationId: request.conversationId,
       outcome,
-    }).finish();
+    });
     const won = await persist(leaseUntil, () => store.finish(request.roundId, state, result, now()));
     if (!won) {
       metrics.rounds.inc({ outcome: "superseded" });
@@ -364,14 +371,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
     handleRequest,
     /** The Kafka handler for the generation-requests topic. */
     async handle(message: IncomingMessage): Promise<void> {
-      let request: generation.GenerationRequest;
-      try {
-        request = generation.GenerationRequest.decode(message.value);
-      } catch (error) {
-        throw new PermanentError(
-          `not a GenerationRequest: ${error instanceof Error ? error.message : error}`,
-        );
-      }
+      const request = decodeRecord(Records.generationRequest, message);
       if (!request.roundId || !request.conversationId || !request.shopId || !request.shopperId)
         throw new PermanentError("generation request without round, conversation, shop or shopper");
       const problem = requestProblem(request);
@@ -380,11 +380,11 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
         await publish(
           request.conversationId,
           request.roundId,
-          generation.GenerationResult.encode({
+          encodeRecord(Records.generationResult, {
             roundId: request.roundId,
             conversationId: request.conversationId,
             outcome: { $case: "failed", value: { reason: FailureReason.invalidRequest } },
-          }).finish(),
+          }).value,
         );
         throw new PermanentError(`generation request ${request.roundId}: ${problem}`);
       }

@@ -144,9 +144,6 @@ type WireMessage = z.infer<typeof message>;
 type WireContact = z.infer<typeof contact>;
 type WireError = z.infer<typeof errorDetail>;
 
-/** The content-type header of inbound topic records. */
-export const INBOUND_EVENT_TYPE = "application/x-protobuf; messageType=inbound.v1.InboundEvent";
-
 /**
  * The event that tells the conversation an outbound message will not be delivered. Its id is
  * derived from the outbound id, so saying it twice (after a redelivery) is deduplicated downstream.

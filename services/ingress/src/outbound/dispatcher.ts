@@ -1,9 +1,11 @@
 import {
   backoffMs,
-  Header,
+  decodeRecord,
+  encodeRecord,
   type IncomingMessage,
   PermanentError,
   type Publisher,
+  Records,
   type TopicNames,
   TransientError,
 } from "@taituri/kafka";
@@ -15,12 +17,12 @@ import {
   isDuplicateKey,
   isTransientMongoError,
 } from "@taituri/mongo";
-import { encodeMessage, inbound, outbound } from "@taituri/proto";
+import { inbound, type outbound } from "@taituri/proto";
 import { trace } from "@taituri/telemetry";
 import type { Collection, Db } from "mongodb";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { BSUID_RECIPIENT_UNSUPPORTED, type GraphApiClient, GraphApiError } from "../adapters/graph-api.ts";
-import { deliveryFailureEvent, INBOUND_EVENT_TYPE } from "../domain/webhook.ts";
+import { deliveryFailureEvent } from "../domain/webhook.ts";
 import type { Pacer } from "./pacer.ts";
 import { addressing, InvalidOutboundMessage, isFreeForm, toGraphPayload } from "./payload.ts";
 
@@ -202,8 +204,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       {
         key: message.conversationId,
         id: event.eventId,
-        value: encodeMessage(inbound.InboundEvent, event),
-        headers: { [Header.type]: INBOUND_EVENT_TYPE },
+        ...encodeRecord(Records.inboundEvent, event),
       },
     ]);
   }
@@ -368,14 +369,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
   }
 
   return async (incoming) => {
-    let message: outbound.OutboundMessage;
-    try {
-      message = outbound.OutboundMessage.decode(incoming.value);
-    } catch (error) {
-      throw new PermanentError(
-        `undecodable outbound message: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
+    const message = decodeRecord(Records.outboundMessage, incoming);
     try {
       await dispatch(message);
     } catch (error) {

@@ -1,16 +1,17 @@
 import {
-  Header,
+  decodeRecord,
+  encodeRecord,
   type IncomingMessage,
-  PermanentError,
   type Publisher,
+  Records,
   type TopicNames,
   TransientError,
 } from "@taituri/kafka";
 import { type CollectionIndexes, isDuplicateKey, isTransientMongoError } from "@taituri/mongo";
-import { encodeMessage, inbound } from "@taituri/proto";
+import { inbound } from "@taituri/proto";
 import type { Collection, Db } from "mongodb";
 import { Counter, type Registry } from "prom-client";
-import { deliveryFailureEvent, INBOUND_EVENT_TYPE } from "../domain/webhook.ts";
+import { deliveryFailureEvent } from "../domain/webhook.ts";
 import { SENT_COLLECTION } from "../outbound/dispatcher.ts";
 
 /**
@@ -114,21 +115,13 @@ export function createStatusHandler(deps: {
       {
         key: send.conversationId,
         id: failure.eventId,
-        value: encodeMessage(inbound.InboundEvent, failure),
-        headers: { [Header.type]: INBOUND_EVENT_TYPE },
+        ...encodeRecord(Records.inboundEvent, failure),
       },
     ]);
   }
 
   return async (incoming) => {
-    let event: inbound.InboundEvent;
-    try {
-      event = inbound.InboundEvent.decode(incoming.value);
-    } catch (error) {
-      throw new PermanentError(
-        `undecodable inbound event: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
+    const event = decodeRecord(Records.inboundEvent, incoming);
     if (event.payload?.$case !== "status") return;
     try {
       await apply(event, event.payload.value);

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Header, type IncomingMessage, PermanentError, topicNames } from "@taituri/kafka";
-import { contracts, payment } from "@taituri/proto";
+import {
+  contentType,
+  Header,
+  type IncomingMessage,
+  PermanentError,
+  Records,
+  topicNames,
+} from "@taituri/kafka";
+import { payment } from "@taituri/proto";
 import type { Payments } from "../payments.ts";
 import { createRequestHandler } from "./requests.ts";
 
@@ -48,8 +55,8 @@ const cancel = payment.CancelOrder.encode({
 
 test("records are told apart by their content type; none means a PaymentRequest", async () => {
   const { handle, seen } = handler();
-  await handle(record(request, contracts.PAYMENT_REQUEST_TYPE));
-  await handle(record(cancel, contracts.CANCEL_ORDER_TYPE));
+  await handle(record(request, Records.paymentRequest.contentType));
+  await handle(record(cancel, Records.cancelOrder.contentType));
   await handle(record(request));
   assert.deepEqual(seen, ["request c/o1", "cancel c/o1 1", "request c/o1"]);
 });
@@ -57,12 +64,12 @@ test("records are told apart by their content type; none means a PaymentRequest"
 test("an unknown content type or an undecodable record is dead-lettered", async () => {
   const { handle, seen } = handler();
   await assert.rejects(
-    handle(record(cancel, contracts.contentType("payment.v1.Refund"))),
-    (e: unknown) => e instanceof PermanentError && /unknown content type/.test(e.message),
+    handle(record(cancel, contentType("payment.v1.Refund"))),
+    (e: unknown) => e instanceof PermanentError && /payment\.v1\.Refund.*which carries/.test(e.message),
   );
   await assert.rejects(
-    handle(record(Buffer.from([0xff, 0xff, 0xff]), contracts.CANCEL_ORDER_TYPE)),
-    (e: unknown) => e instanceof PermanentError && /undecodable cancel order/.test(e.message),
+    handle(record(Buffer.from([0xff, 0xff, 0xff]), Records.cancelOrder.contentType)),
+    (e: unknown) => e instanceof PermanentError && /undecodable payment\.v1\.CancelOrder/.test(e.message),
   );
   assert.deepEqual(seen, []);
 });

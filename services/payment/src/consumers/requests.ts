@@ -1,5 +1,11 @@
-import { Header, type IncomingMessage, PermanentError, type TopicNames } from "@taituri/kafka";
-import { contracts, payment } from "@taituri/proto";
+import {
+  decodeRecord,
+  type IncomingMessage,
+  kindOf,
+  Records,
+  TOPIC_RECORDS,
+  type TopicNames,
+} from "@taituri/kafka";
 import { asTransient, type Payments } from "../payments.ts";
 
 /**
@@ -17,32 +23,14 @@ import { asTransient, type Payments } from "../payments.ts";
 export function createRequestHandler(deps: { payments: Payments; topics: TopicNames }) {
   return async (incoming: IncomingMessage): Promise<void> => {
     if (incoming.topic !== deps.topics.paymentRequests) return;
-    const type = incoming.headers[Header.type] || contracts.PAYMENT_REQUEST_TYPE;
-    switch (type) {
-      case contracts.PAYMENT_REQUEST_TYPE: {
-        const request = decode("payment request", () => payment.PaymentRequest.decode(incoming.value));
-        await transient(() => deps.payments.handleRequest(request));
-        return;
-      }
-      case contracts.CANCEL_ORDER_TYPE: {
-        const cancel = decode("cancel order", () => payment.CancelOrder.decode(incoming.value));
-        await transient(() => deps.payments.cancel(cancel));
-        return;
-      }
-      default:
-        throw new PermanentError(
-          `unknown content type ${JSON.stringify(type)} on the payment requests topic`,
-        );
+    if (kindOf(TOPIC_RECORDS.paymentRequests, incoming) === Records.cancelOrder) {
+      const cancel = decodeRecord(Records.cancelOrder, incoming);
+      await transient(() => deps.payments.cancel(cancel));
+      return;
     }
+    const request = decodeRecord(Records.paymentRequest, incoming);
+    await transient(() => deps.payments.handleRequest(request));
   };
-}
-
-function decode<T>(what: string, read: () => T): T {
-  try {
-    return read();
-  } catch (error) {
-    throw new PermanentError(`undecodable ${what}: ${(error as Error).message}`);
-  }
 }
 
 async function transient(work: () => Promise<unknown>): Promise<void> {
