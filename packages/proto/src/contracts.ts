@@ -32,3 +32,13 @@ export const worstRoundMs = (t: { leaseMs: number; providerTimeoutMs: number; at
  * asks again; generation draws and prompts with the name as it is, never a cut version.
  */
 export const RECIPIENT_NAME_MAX_LENGTH = 40;
+
+/**
+ * An amount in minor units (every `amount` in the protos, every catalog price) as a person reads
+ * it in `language`. The currency says how many minor units make one (JPY none, EUR two, KWD three).
+ */
+export function formatPrice(minor: number, currency: string, language: string): string {
+  const format = new Intl.NumberFormat(language, { style: "currency", currency });
+  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
+  return format.format(minor / 10 ** digits);
+}

@@ -2,6 +2,7 @@ import type { Logger } from "@taituri/logging";
 import type { ImageStore } from "@taituri/mongo";
 import { AuthError, type Verifier } from "@taituri/oidc";
 import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
+import { contracts } from "@taituri/proto";
 import { SpanKind, withSpan } from "@taituri/telemetry";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import {
@@ -214,7 +215,7 @@ function registerCheckout(app: FastifyInstance, deps: PaymentAppDeps & { local: 
       `<h1>${esc(order.productName)}</h1>
       <img src="${action("image")}" alt="Your design" width="320">
       <p>Order <code>${esc(order.number)}</code></p>
-      <p class="total">Total: <b>${esc(formatPrice(order.amount, order.currency))}</b></p>
+      <p class="total">Total: <b>${esc(contracts.formatPrice(order.amount, order.currency, "en"))}</b></p>
       <p>Link valid until ${esc(order.session?.expiresAt.toISOString() ?? "")}</p>
       <form method="post" action="${action("pay")}"><button type="submit" id="pay">Pay</button></form>
       <form method="post" action="${action("cancel")}"><button type="submit" id="cancel">Cancel</button></form>`,
@@ -287,8 +288,4 @@ function esc(text: string): string {
     /[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
   );
-}
-
-function formatPrice(minor: number, currency: string): string {
-  return new Intl.NumberFormat("en", { style: "currency", currency }).format(minor / 100);
 }

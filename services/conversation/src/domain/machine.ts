@@ -328,7 +328,7 @@ class Turn {
       body: this.t("pay", {
         product: this.ctx.shop.product.name[c.language] ?? this.ctx.shop.product.id,
         n: String(index + 1),
-        price: formatPrice(price, currency, c.language),
+        price: contracts.formatPrice(price, currency, c.language),
       }),
       displayText: this.t("payButton"),
       url: c.order?.link ?? "",
@@ -692,7 +692,7 @@ class Turn {
         if (event.type !== "payment_refunded") return this.done("ignored");
         this.say(event.reason === "cancelled_before_payment" ? "refundedCancelled" : "refundedByShop", {
           orderNumber: event.orderNumber,
-          price: formatPrice(event.amount, event.currency, c.language),
+          price: contracts.formatPrice(event.amount, event.currency, c.language),
         });
         return this.done("notified");
       }
@@ -708,10 +708,6 @@ function cleanName(text: string): string | undefined {
   const name = text.replace(/\s+/g, " ").trim();
   const length = [...name].length;
   return length > 0 && length <= contracts.RECIPIENT_NAME_MAX_LENGTH ? name : undefined;
-}
-
-function formatPrice(minor: number, currency: string, language: string): string {
-  return new Intl.NumberFormat(language, { style: "currency", currency }).format(minor / 100);
 }
 
 /**
