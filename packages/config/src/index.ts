@@ -73,16 +73,13 @@ export const baseSchema = z.object({
   // One database holds every service's collections, each prefixed by its owner.
   MONGO_DB: z.string().default("taituri"),
   // Most connections (so operations in flight) one process opens to the database. FerretDB hands
-  // each operation one of its PostgreSQL connections (50 unless its URL says otherwise) and stalled
-  // for good when the conversation service's 99 connections met that pool (measured: the
-  // conversation benchmark at 400 messages/s, every PostgreSQL session idle). Keep the sum over
-  // the processes sharing one FerretDB under its pool.
+  // each operation one of its PostgreSQL connections and stalls for good when they run out
+  // (docs/infrastructure.md): keep the sum over the processes sharing one FerretDB under its pool.
   MONGO_POOL_SIZE: positiveInt(24),
   // Least time between two grouped inserts into one collection (GroupInserter), in ms: under load
-  // each statement carries more documents. FerretDB + PostgreSQL spend ~1 ms of CPU per statement
-  // whatever it holds, so at 500 messages/s on 2 cores 10 ms cut the machine's CPU per message by
-  // ~9 % and 20 ms by ~23 %, at the price of up to that long per insert on a message's path
-  // (bench/README.md). 0: each insert goes as soon as the one before it returns.
+  // each statement carries more documents, and FerretDB spends about as much CPU on a statement as
+  // on its rows; the price is up to that long per insert on a message's path (bench/README.md has
+  // the trade measured). 0: each insert goes as soon as the one before it returns.
   MONGO_INSERT_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
   // Redis connection string.
   REDIS_URL: z.string().url().default("redis://127.0.0.1:16379"),

@@ -64,10 +64,7 @@ export interface ConsumerOptions {
   /**
    * "Under load": the recent rate of fetched messages (RecentRate) brings at least this many per
    * `fetchSpacingMs`. Below it, a wait would gather about one message and only delay it, so the
-   * next fetch goes at once. Measured in the conversation benchmark with this and the grouped
-   * inserts' like rule (bench/README.md): at 100 messages/s the median webhook-to-reply time fell
-   * from 22–24 ms to 7–9 ms; at 150–200/s the CPU per message did not rise; above, every fetch is
-   * spaced as before. A threshold of 1.5 left 150–200/s in between and p99 there worse.
+   * next fetch goes at once (the threshold's choice, measured, is in bench/README.md).
    */
   fetchSpacingFromExpected?: number;
   /**

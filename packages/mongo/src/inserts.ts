@@ -32,9 +32,8 @@ interface Waiting<T> {
  * once; under load, batches grow to a statement per interval.
  *
  * Why only under load: the wait buys CPU only if it gathers documents. At a document per interval
- * or fewer it gathered one at most, and cost each insert up to the whole interval: several such
- * waits lay on each message's path in the conversation benchmark at 100 messages/s, whose median
- * fell from 22–24 ms to 7–9 ms with this rule and the consumers' like one (bench/README.md).
+ * or fewer it gathers one at most and costs each insert up to the whole interval, and several such
+ * waits lie on each message's path (bench/README.md has the measurement).
  */
 export class GroupInserter<T extends Document> {
   readonly #collection: Collection<T>;

@@ -43,13 +43,10 @@ export const schema = baseSchema
     // order). A send waits ~10 ms on the claim, the Graph API and the record; one at a time capped a
     // partition at about 100 messages/s with the CPU half idle.
     OUTBOUND_KEY_CONCURRENCY: positiveInt(16),
-    // Least time between two grouped inserts of the dispatcher's, in ms, under load (GroupInserter;
-    // MONGO_INSERT_INTERVAL_MS is the services' general one). The claim comes before the send, so its
-    // wait is on every reply's path: 5 against 10, A/B at 300 and 500 messages/s, p99 112-128 ms
-    // against 153-220 at 300/s with no more CPU per message. The sent record comes after the send and
-    // only the conversation's next message waits for it: 25 saved no CPU that showed against 10, and
-    // from 48 messages/s on (where its spacing starts) made that next message wait 6-7 ms longer at
-    // the median (bench/README.md).
+    // Least time between two grouped inserts of the dispatcher's claims / sent records, in ms, under
+    // load (GroupInserter; MONGO_INSERT_INTERVAL_MS is the services' general one). The claim is on
+    // every reply's path, so it waits less than the record, which only the conversation's next
+    // message waits for (the A/B is in bench/README.md).
     OUTBOUND_CLAIM_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(5),
     OUTBOUND_RECORD_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
   })

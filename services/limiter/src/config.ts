@@ -14,12 +14,10 @@ export const schema = baseSchema.extend({
   // the workers' metrics summed.
   LIMITER_WORKERS: positiveInt(1),
   // Young-generation semi-space of the processes that serve calls, in MB (V8's --max-semi-space-size;
-  // Node's default lets it grow to 32). Every call's objects die young, but a scavenge of a large
-  // young generation under load took 11-19 ms, the limiter's p99. With 4 its p99 against Envoy's went
-  // from 1.05-1.23x to 0.83-1.11x over four runs, decisions/s unchanged (bench/README.md). V8 reads it
-  // only at start: the primary passes it to the workers it forks; a single process takes it from its
-  // launch (the Helm chart sets NODE_OPTIONS from the same value). A --max-semi-space-size already
-  // given in the launch wins.
+  // Node's default lets it grow to 32). Every call's objects die young, and a scavenge of a large
+  // young generation under load set the limiter's p99 (bench/README.md). V8 reads it only at start:
+  // the primary passes it to the workers it forks; a single process takes it from its launch (the
+  // Helm chart sets NODE_OPTIONS from the same value). A --max-semi-space-size already given wins.
   LIMITER_SEMI_SPACE_MB: positiveInt(4),
   // How often the rules file is checked for changes.
   LIMITER_RULES_POLL_MS: positiveInt(2000),

@@ -7,11 +7,9 @@ import { loadLimiterConfig } from "./config.ts";
 
 // Every call allocates the same short-lived objects (grpc-js's call and stream, http2's, ioredis's
 // command and reply). Enough of them outlive a scavenge under load that V8 starts allocating them
-// straight in the old generation, where they pile up as garbage for mark-compacts of 30-70 ms every
-// ~4 s (a sampled heap profile of objects that died in major GCs: ~0.5 GB of them in a bench run).
-// Without that pretenuring the p99 against Envoy's went from 1.40-1.48x (three runs) to 1.09-1.23x
-// (five), at the same throughput (bench/README.md). The flag is read at collection time, so setting it here
-// works; each cluster worker runs this file too.
+// straight in the old generation, where they pile up as garbage for long mark-compacts that set the
+// p99 (bench/README.md). The flag is read at collection time, so setting it here works; each
+// cluster worker runs this file too.
 setFlagsFromString("--no-allocation-site-pretenuring");
 
 const config = exitOnConfigError(() => loadLimiterConfig());
