@@ -3,7 +3,7 @@
 //   node scripts/infra.ts provision
 //   node scripts/infra.ts mongo-features [--ttl-wait SECONDS]
 import { parseArgs } from "node:util";
-import { probeMongoFeatures, provisionInfra, startInfra } from "@taituri/testing";
+import { probeMongoFeatures, provisionInfra, startInfra } from "@taituri/devenv";
 
 const USAGE = `usage:
   node scripts/infra.ts up [--persist] [--mode auto|docker|local]

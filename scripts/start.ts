@@ -6,8 +6,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { type Jaeger, startInfra, startJaeger } from "@taituri/devenv";
 import { startLocalIssuer } from "@taituri/oidc";
-import { type Jaeger, startInfra, startJaeger } from "@taituri/testing";
 import { recipientOf, startFakeGraphApi } from "@taituri/testing/harness";
 import { generate, loadDotEnv, root, step } from "./lib.ts";
 

@@ -4,7 +4,7 @@
  * what it started. A run that executed no test, or skipped one, fails.
  */
 import { mkdirSync, readFileSync } from "node:fs";
-import { startInfra } from "@taituri/testing";
+import { startInfra } from "@taituri/devenv";
 import { bin, generate, root, run, step } from "./lib.ts";
 
 await step("generating protobuf code", generate);

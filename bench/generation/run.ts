@@ -14,6 +14,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { startInfra } from "@taituri/devenv";
 import { loadGenerationConfig } from "@taituri/generation-service/config";
 import type { ImageProvider } from "@taituri/generation-service/provider";
 import { startGenerationService } from "@taituri/generation-service/service";
@@ -23,7 +24,6 @@ import { startLimiterService } from "@taituri/limiter-service/service";
 import { createLogger } from "@taituri/logging";
 import { startLocalIssuer } from "@taituri/oidc";
 import { generation } from "@taituri/proto";
-import { startInfra } from "@taituri/testing";
 
 const { values: args } = parseArgs({
   strict: false,

@@ -5,7 +5,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { after, test } from "node:test";
-import { ensureDebianTool } from "@taituri/testing/tools";
+import { ensureDebianTool } from "@taituri/devenv/tools";
 import { prepareWrk } from "./wrk.ts";
 
 const SECRET = "wrk-test-secret";

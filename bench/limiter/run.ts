@@ -19,10 +19,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { freePort, startInfra } from "@taituri/devenv";
+import { ensureGoTool } from "@taituri/devenv/tools";
 import { startLocalIssuer } from "@taituri/oidc";
-import { startInfra } from "@taituri/testing";
-import { freePort } from "@taituri/testing/harness";
-import { ensureGoTool } from "@taituri/testing/tools";
 import { cpuSince, cpuSnapshot } from "../cpu.ts";
 
 const TARGET_DECISIONS_PER_SEC = 15_000;

@@ -4,12 +4,12 @@ import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ConversationStore } from "@taituri/conversation-service/store";
+import { freePort, type Infra, startInfra } from "@taituri/devenv";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
 import { startIngressService } from "@taituri/ingress-service/service";
 import { createLogger } from "@taituri/logging";
 import type { RunningService } from "@taituri/service";
-import { type Infra, startInfra } from "@taituri/testing";
-import { eventually, type FakeGraphApi, freePort, startFakeGraphApi } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
 import { type Db, MongoClient } from "mongodb";
 

@@ -8,8 +8,8 @@ import {
   conversationIndexes,
   VERSIONS,
 } from "@taituri/conversation-service/store";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { ensureIndexes } from "@taituri/mongo";
-import { type Infra, startInfra } from "@taituri/testing";
 import { type Db, MongoClient } from "mongodb";
 
 /**

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { createLogger } from "@taituri/logging";
-import { type Infra, startInfra } from "@taituri/testing";
 import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import { Shopper as BaseShopper } from "./support/shopper.ts";
 import { type Stack, startStack } from "./support/stack.ts";

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { ensureGoTool, ensurePythonTool } from "@taituri/testing/tools";
+import { ensureGoTool, ensurePythonTool } from "@taituri/devenv/tools";
 
 /**
  * The Helm chart rendered by the real helm and checked against the Kubernetes API schemas

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { startJaeger } from "@taituri/testing";
+import { startJaeger } from "@taituri/devenv";
 
 // The Jaeger built from the Go module proxy embeds a placeholder page; given a jaeger-ui build it
 // serves that instead, through its own index handler (which fills in its version).

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { type Infra, startInfra } from "@taituri/devenv";
 import {
   connectKafka,
   deadLetterTopic,
@@ -13,7 +14,6 @@ import {
   TransientError,
 } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
-import { type Infra, startInfra } from "@taituri/testing";
 import { eventually } from "@taituri/testing/harness";
 
 /** The shared consumer on a real broker: order per key, dead letters, retries. */

@@ -8,13 +8,13 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { loadLimiterConfig } from "@taituri/limiter-service/config";
 import { startLimiterService } from "@taituri/limiter-service/service";
 import { createLogger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { limiter } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
-import { type Infra, startInfra } from "@taituri/testing";
 
 /**
  * ResetUsage is admin-only, and the operator CLI (services/limiter/src/cli.ts) run as a real process

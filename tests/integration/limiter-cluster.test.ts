@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { type RedisCluster, startRedisCluster } from "@taituri/devenv";
 import { loadLimiterConfig } from "@taituri/limiter-service/config";
 import { compileRules } from "@taituri/limiter-service/rules";
 import { startLimiterService } from "@taituri/limiter-service/service";
@@ -13,7 +14,6 @@ import { createLogger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { limiter } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
-import { type RedisCluster, startRedisCluster } from "@taituri/testing";
 import { Cluster } from "ioredis";
 
 /** The limiter on a real 3-master Redis Cluster of local redis-server processes. */

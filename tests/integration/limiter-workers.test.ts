@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { freePort, type Infra, startInfra } from "@taituri/devenv";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { limiter } from "@taituri/proto";
-import { type Infra, startInfra } from "@taituri/testing";
-import { eventually, freePort } from "@taituri/testing/harness";
+import { eventually } from "@taituri/testing/harness";
 
 /**
  * The limiter as deployed with LIMITER_WORKERS=2: one primary process serving the ops port, two

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { credentials, Metadata, type ServiceError, status } from "@grpc/grpc-js";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { loadLimiterConfig } from "@taituri/limiter-service/config";
 import { decide } from "@taituri/limiter-service/gcra";
 import { compileRules } from "@taituri/limiter-service/rules";
@@ -14,7 +15,6 @@ import { createLogger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { limiter } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
-import { type Infra, startInfra } from "@taituri/testing";
 import fc from "fast-check";
 import { Redis } from "ioredis";
 

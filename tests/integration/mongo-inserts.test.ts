@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { GroupInserter } from "@taituri/mongo";
-import { type Infra, startInfra } from "@taituri/testing";
 import { type Db, MongoClient } from "mongodb";
 
 /**

@@ -3,8 +3,8 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { type Infra, startInfra } from "@taituri/testing";
-import { eventually, freePort } from "@taituri/testing/harness";
+import { freePort, type Infra, startInfra } from "@taituri/devenv";
+import { eventually } from "@taituri/testing/harness";
 
 /**
  * What the README promises a newcomer: `npm start` reaches "ready", and the README's signed curl

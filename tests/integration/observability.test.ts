@@ -9,8 +9,8 @@ import {
   ConversationStore,
   conversationIndexes,
 } from "@taituri/conversation-service/store";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { ensureIndexes } from "@taituri/mongo";
-import { type Infra, startInfra } from "@taituri/testing";
 import { type Db, MongoClient } from "mongodb";
 import { parse } from "yaml";
 

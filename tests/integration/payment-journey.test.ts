@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { createKafka, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
 import { LocalProvider } from "@taituri/payment-service/local-provider";
 import type { RunningService } from "@taituri/service";
-import { type Infra, startInfra } from "@taituri/testing";
 import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";

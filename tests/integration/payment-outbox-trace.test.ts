@@ -2,14 +2,14 @@ import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { freePort, type Infra, startInfra } from "@taituri/devenv";
 import { createKafka, EventProducer, Header, type TopicNames, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { payment } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
 import { SpanKind } from "@taituri/telemetry";
 import { startTelemetry } from "@taituri/telemetry/sdk";
-import { type Infra, startInfra } from "@taituri/testing";
-import { eventually, freePort } from "@taituri/testing/harness";
+import { eventually } from "@taituri/testing/harness";
 import type { Consumer, Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
 

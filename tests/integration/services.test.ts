@@ -4,6 +4,7 @@ import { after, before, describe, test } from "node:test";
 import { credentials, Client as GrpcClient } from "@grpc/grpc-js";
 import { loadConversationConfig } from "@taituri/conversation-service/config";
 import { startConversationService } from "@taituri/conversation-service/service";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { loadGenerationConfig } from "@taituri/generation-service/config";
 import { startGenerationService } from "@taituri/generation-service/service";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
@@ -14,7 +15,6 @@ import { createLogger } from "@taituri/logging";
 import { loadPaymentConfig } from "@taituri/payment-service/config";
 import { startPaymentService } from "@taituri/payment-service/service";
 import type { RunningService } from "@taituri/service";
-import { type Infra, startInfra } from "@taituri/testing";
 
 /** Every service starts from its factory on the real servers and serves its ops endpoints. */
 const logger = createLogger({ service: "it", level: "silent" });

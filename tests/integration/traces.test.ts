@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { freePort, type Infra, type Jaeger, startInfra, startJaeger } from "@taituri/devenv";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
-import { type Infra, type Jaeger, startInfra, startJaeger } from "@taituri/testing";
-import { eventually, type FakeGraphApi, freePort, startFakeGraphApi } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import { Shopper } from "./support/shopper.ts";
 
 /**

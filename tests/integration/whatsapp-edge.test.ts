@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
 import { startIngressService } from "@taituri/ingress-service/service";
 import { createKafka, deadLetterTopic, EventProducer, topicNames } from "@taituri/kafka";
@@ -8,7 +9,6 @@ import { createLogger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
 import { inbound, outbound } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
-import { type Infra, startInfra } from "@taituri/testing";
 import { at, webhookFixtures } from "@taituri/testing/fixtures";
 import {
   eventually,

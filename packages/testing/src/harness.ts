@@ -228,6 +228,3 @@ export async function readTopic(
     await consumer.disconnect();
   }
 }
-
-/** A port free on loopback right now, for a server a test or benchmark is about to start. */
-export { freePort } from "./infra/ports.ts";

@@ -2,6 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { loadConversationConfig } from "@taituri/conversation-service/config";
 import { startConversationService } from "@taituri/conversation-service/service";
+import { freePort, type Infra } from "@taituri/devenv";
 import { loadGenerationConfig } from "@taituri/generation-service/config";
 import { startGenerationService } from "@taituri/generation-service/service";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
@@ -13,8 +14,7 @@ import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { loadPaymentConfig } from "@taituri/payment-service/config";
 import { startPaymentService } from "@taituri/payment-service/service";
 import type { RunningService } from "@taituri/service";
-import type { Infra } from "@taituri/testing";
-import { type FakeGraphApi, freePort } from "@taituri/testing/harness";
+import type { FakeGraphApi } from "@taituri/testing/harness";
 import { writeGenerationRules } from "./generation.ts";
 
 export interface StackOptions {

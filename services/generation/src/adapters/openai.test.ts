@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
+import { type FakeOpenAI, startFakeOpenAI, TINY_PNG } from "@taituri/testing/openai";
 import { parsePromptTemplates } from "../domain/prompt.ts";
-import { type FakeOpenAI, startFakeOpenAI, TINY_PNG } from "../testing/fake-openai.ts";
 import { createOpenAIProvider } from "./openai.ts";
 
 const templates = parsePromptTemplates(

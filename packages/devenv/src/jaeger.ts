@@ -1,9 +1,9 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureGoTool } from "../tools.ts";
 import { freePort, LOOPBACK } from "./ports.ts";
 import { retryOnPortClash, spawnServer, waitUntilReady } from "./process.ts";
+import { ensureGoTool } from "./tools.ts";
 import type { LogFn } from "./types.ts";
 import { defaultLog, timed } from "./util.ts";
 

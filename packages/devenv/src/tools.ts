@@ -1,8 +1,8 @@
 import { join } from "node:path";
-import { ensureInstalled, resolveCacheDir } from "./infra/cache.ts";
-import { ensureSystemBinary } from "./infra/system.ts";
-import type { LogFn } from "./infra/types.ts";
-import { defaultLog, findExecutable, run, timed } from "./infra/util.ts";
+import { ensureInstalled, resolveCacheDir } from "./cache.ts";
+import { ensureSystemBinary } from "./system.ts";
+import type { LogFn } from "./types.ts";
+import { defaultLog, findExecutable, run, timed } from "./util.ts";
 
 export interface ToolOptions {
   cacheDir?: string;

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { acquireLock, ensureInstalled, pruneStale, withLock } from "./cache.ts";
-import { startInfra } from "./index.ts";
+import { startInfra } from "./infra.ts";
 import { newClusterId } from "./kafka.ts";
 import { choosePort, ephemeralPort, freePort, isPortFree } from "./ports.ts";
 import { ServerExitedError, spawnServer, waitUntilReady } from "./process.ts";

@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 import { MongoClient, MongoServerError } from "mongodb";
-import { startInfra } from "./index.ts";
+import { startInfra } from "./infra.ts";
 import type { Infra } from "./types.ts";
 
 const suffix = randomBytes(4).toString("hex");

@@ -1,0 +1,18 @@
+export {
+  DEFAULT_PORTS,
+  FERRETDB_VERSION,
+  type Infra,
+  type InfraMode,
+  KAFKA_VERSION,
+  type LogFn,
+  provisionInfra,
+  type RestartableKafka,
+  type RestartableKafkaOptions,
+  type StartInfraOptions,
+  startInfra,
+  startRestartableKafka,
+} from "./infra.ts";
+export { JAEGER_TOOL, type Jaeger, type JaegerOptions, startJaeger } from "./jaeger.ts";
+export { type FeatureResult, probeMongoFeatures } from "./mongo-features.ts";
+export { freePort } from "./ports.ts";
+export { type RedisCluster, type RedisClusterOptions, startRedisCluster } from "./redis-cluster.ts";
