@@ -1,9 +1,9 @@
 import type { Logger } from "@taituri/logging";
-import { RecentRate } from "@taituri/pacing";
+import { backoffMs, RecentRate } from "@taituri/pacing";
 import { extractContext, pseudonym, SpanKind, withSpan } from "@taituri/telemetry";
 import type { Consumer, Kafka, KafkaMessage } from "kafkajs";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { backoffMs, classify } from "./errors.ts";
+import { classify } from "./errors.ts";
 import { Header, headersToRecord } from "./headers.ts";
 import { PartitionLane } from "./lane.ts";
 import type { EventProducer } from "./producer.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { backoffMs, classify, PermanentError, TransientError } from "./errors.ts";
+import { classify, PermanentError, TransientError } from "./errors.ts";
 
 test("errors are classified by type, anything else is unknown", () => {
   assert.equal(classify(new PermanentError("bad")), "permanent");
@@ -25,27 +25,4 @@ test("kafkajs errors that mean the cluster is not answering are transient; proto
   );
   assert.equal(classify(kafkaError("KafkaJSProtocolError", false)), "unknown");
   assert.equal(classify(Object.assign(new Error("x"), { retriable: true })), "unknown");
-});
-
-test("backoff doubles up to the cap and jitters within the upper half", () => {
-  assert.equal(
-    backoffMs(1, 100, 10_000, () => 0),
-    50,
-  );
-  assert.equal(
-    backoffMs(1, 100, 10_000, () => 1),
-    100,
-  );
-  assert.equal(
-    backoffMs(4, 100, 10_000, () => 1),
-    800,
-  );
-  assert.equal(
-    backoffMs(30, 100, 10_000, () => 1),
-    10_000,
-  );
-  assert.equal(
-    backoffMs(30, 100, 10_000, () => 0),
-    5_000,
-  );
 });

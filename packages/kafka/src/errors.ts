@@ -37,9 +37,3 @@ export function isTransientKafkaError(error: unknown): boolean {
   }
   return false;
 }
-
-/** Exponential backoff with full jitter, so consumers retrying the same outage don't stampede. */
-export function backoffMs(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
-  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}

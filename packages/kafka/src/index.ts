@@ -1,3 +1,5 @@
+// The consumers' backoff, for the services' own retries too (it lives in @taituri/pacing).
+export { backoffMs } from "@taituri/pacing";
 export { createKafka, type KafkaOptions } from "./client.ts";
 export { connectKafka, type KafkaHandle } from "./connect.ts";
 export {
@@ -8,7 +10,6 @@ export {
   startConsumer,
 } from "./consumer.ts";
 export {
-  backoffMs,
   classify,
   type ErrorClass,
   isTransientKafkaError,

@@ -1,4 +1,4 @@
-import { type Db, type IndexDescription, MongoClient, MongoServerError } from "mongodb";
+import { type Db, type IndexDescription, MongoClient } from "mongodb";
 
 export interface MongoHandle {
   client: MongoClient;
@@ -45,25 +45,8 @@ export async function ensureIndexes(db: Db, specs: CollectionIndexes[]): Promise
   }
 }
 
-/** True for E11000: the unique index refused a second claim of the same key. */
-export function isDuplicateKey(error: unknown): boolean {
-  return error instanceof MongoServerError && error.code === 11000;
-}
-
-/** True when the error says the server could not be reached or answered in time (retry, not dead-letter). */
-export function isTransientMongoError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const name = error.name;
-  return (
-    name === "MongoServerSelectionError" ||
-    name === "MongoNetworkError" ||
-    name === "MongoNetworkTimeoutError" ||
-    name === "MongoTopologyClosedError" ||
-    name === "MongoNotConnectedError" ||
-    (error instanceof MongoServerError && error.hasErrorLabel("RetryableWriteError"))
-  );
-}
-
+export { asTransient, isDuplicateKey, isTransientMongoError } from "./errors.ts";
 export { ImageStore, type StoredImage } from "./images.ts";
 export { GroupInserter, type InsertOutcome } from "./inserts.ts";
 export { type OutboxEntry, outboxValue, type StoredOutboxEntry } from "./outbox.ts";
+export { type RetryBound, type RetryWriteOptions, retryWrite } from "./retry.ts";

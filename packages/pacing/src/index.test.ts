@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { RecentRate } from "./index.ts";
+import { backoffMs, RecentRate } from "./index.ts";
 
 test("a steady rate is read back as the events it brings in a span", (t) => {
   let clock = 5_000;
@@ -42,4 +42,27 @@ test("a slow rate expects less than one event per span", (t) => {
 
 test("a window that is not positive is refused", () => {
   assert.throws(() => new RecentRate(0), RangeError);
+});
+
+test("backoff doubles up to the cap and jitters within the upper half", () => {
+  assert.equal(
+    backoffMs(1, 100, 10_000, () => 0),
+    50,
+  );
+  assert.equal(
+    backoffMs(1, 100, 10_000, () => 1),
+    100,
+  );
+  assert.equal(
+    backoffMs(4, 100, 10_000, () => 1),
+    800,
+  );
+  assert.equal(
+    backoffMs(30, 100, 10_000, () => 1),
+    10_000,
+  );
+  assert.equal(
+    backoffMs(30, 100, 10_000, () => 0),
+    5_000,
+  );
 });

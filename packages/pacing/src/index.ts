@@ -35,3 +35,13 @@ export class RecentRate {
     return this.#count;
   }
 }
+
+/**
+ * The wait before retry `attempt` (1 for the first retry): a ceiling that doubles from `initialMs`
+ * up to `maxMs`, jittered within its upper half, so that those retrying the same outage do not
+ * come back in step and yet each waits at least half its ceiling.
+ */
+export function backoffMs(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}

@@ -3,11 +3,12 @@ import type { Logger } from "@taituri/logging";
 import { ensureIndexes, ImageStore } from "@taituri/mongo";
 import { connectBackbone, type RunningService } from "@taituri/service";
 import { GraphApiClient } from "./adapters/graph-api.ts";
+import { IngressStore, ingressIndexes } from "./adapters/store.ts";
 import { buildIngressApp } from "./app.ts";
 import type { IngressConfig } from "./config.ts";
-import { createOutboundHandler, dispatcherIndexes } from "./outbound/dispatcher.ts";
+import { createOutboundHandler } from "./outbound/dispatcher.ts";
 import { Pacer } from "./outbound/pacer.ts";
-import { createStatusHandler, statusIndexes } from "./statuses/tracker.ts";
+import { createStatusHandler } from "./statuses/tracker.ts";
 
 /**
  * Builds and starts the ingress service from its config: the webhook server (with the ops routes
@@ -16,7 +17,7 @@ import { createStatusHandler, statusIndexes } from "./statuses/tracker.ts";
 export async function startIngressService(config: IngressConfig, logger: Logger): Promise<RunningService> {
   const backbone = await connectBackbone("ingress", config, logger);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  await ensureIndexes(backbone.mongo.db, [...dispatcherIndexes, ...statusIndexes]);
+  await ensureIndexes(backbone.mongo.db, ingressIndexes);
   const app = buildIngressApp({
     appSecrets: config.WHATSAPP_APP_SECRET,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
@@ -37,6 +38,10 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
     timeoutMs: config.GRAPH_API_TIMEOUT_MS,
   });
   if (config.OUTBOUND_DISPATCHER) {
+    const store = new IngressStore(backbone.mongo.db, {
+      claimIntervalMs: config.OUTBOUND_CLAIM_INTERVAL_MS,
+      recordIntervalMs: config.OUTBOUND_RECORD_INTERVAL_MS,
+    });
     const dispatcher = await startConsumer({
       kafka: backbone.kafka.kafka,
       groupId: `${config.KAFKA_TOPIC_PREFIX}ingress-dispatcher`,
@@ -46,7 +51,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
       registry: backbone.registry,
       keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
       handle: createOutboundHandler({
-        db: backbone.mongo.db,
+        store,
         images: new ImageStore(backbone.mongo.db),
         pacer: new Pacer(config.OUTBOUND_RATE_PER_NUMBER),
         publisher: backbone.kafka.producer,
@@ -55,8 +60,6 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
         logger,
         registry: backbone.registry,
         leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
-        claimIntervalMs: config.OUTBOUND_CLAIM_INTERVAL_MS,
-        recordIntervalMs: config.OUTBOUND_RECORD_INTERVAL_MS,
       }),
     });
     // Statuses come in through the webhook like messages; this group reads them beside the
@@ -73,7 +76,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
       // batches spares the broker a fetch and an offset commit per shopper message.
       batchFetch: { minBytes: 256 * 1024, maxWaitMs: 500 },
       handle: createStatusHandler({
-        db: backbone.mongo.db,
+        store,
         publisher: backbone.kafka.producer,
         topics,
         registry: backbone.registry,

@@ -1,5 +1,5 @@
 import type { Logger } from "@taituri/logging";
-import type { ImageStore } from "@taituri/mongo";
+import { asTransient, type ImageStore } from "@taituri/mongo";
 import { AuthError, type Verifier } from "@taituri/oidc";
 import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
 import { contracts } from "@taituri/proto";
@@ -13,7 +13,7 @@ import {
 import { type PaymentProvider, ProviderRefusal, WebhookSignatureError } from "./adapters/provider.ts";
 import type { OrderDoc, PaymentStore } from "./adapters/store.ts";
 import type { Metrics } from "./metrics.ts";
-import { asTransient, type Payments } from "./payments.ts";
+import type { Payments } from "./payments.ts";
 
 export interface PaymentAppDeps {
   payments: Payments;
@@ -81,7 +81,7 @@ export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
           span.setAttribute("payment.outcome", outcome);
           return reply.code(200).send({ received: true, outcome });
         } catch (error) {
-          throw asTransient(error);
+          throw asTransient(error, "order store");
         }
       },
     );
@@ -118,7 +118,7 @@ export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
       // The order stays refund_due with the reason recorded: a person refunds it at the provider.
       if (error instanceof ProviderRefusal)
         return reply.code(502).send({ error: `the provider refused the refund: ${error.message}` });
-      throw asTransient(error);
+      throw asTransient(error, "order store");
     }
     if (result === "not_found") return reply.code(404).send({ error: "no such order" });
     if (result === "not_paid") return reply.code(409).send({ error: "only a paid order can be refunded" });

@@ -8,7 +8,6 @@ import {
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { isTransientMongoError } from "@taituri/mongo";
 import { payment } from "@taituri/proto";
 import { injectContext, redact, SpanKind, trace, traceContextOf, withSpan } from "@taituri/telemetry";
 import type { PaymentProvider } from "./adapters/provider.ts";
@@ -653,10 +652,3 @@ export function createPayments(deps: PaymentsDeps) {
 }
 
 export type Payments = ReturnType<typeof createPayments>;
-
-/** Store errors that mean "MongoDB is not answering": retried, never dead-lettered. */
-export function asTransient(error: unknown): unknown {
-  return isTransientMongoError(error)
-    ? new TransientError(`order store unavailable: ${(error as Error).message}`)
-    : error;
-}

@@ -7,7 +7,7 @@ import {
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { isTransientMongoError } from "@taituri/mongo";
+import { asTransient } from "@taituri/mongo";
 import { conversationAttributes, extractContext, injectContext, redact, trace } from "@taituri/telemetry";
 import { Counter, type Registry } from "prom-client";
 import {
@@ -296,9 +296,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     try {
       await apply(arrival);
     } catch (error) {
-      if (isTransientMongoError(error))
-        throw new TransientError(`conversation store unavailable: ${(error as Error).message}`);
-      throw error;
+      throw asTransient(error, "conversation store");
     }
   }
 

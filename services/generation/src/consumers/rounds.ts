@@ -14,7 +14,7 @@ import {
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { type ImageStore, isTransientMongoError } from "@taituri/mongo";
+import { asTransient, type ImageStore, retryWrite } from "@taituri/mongo";
 import type { generation } from "@taituri/proto";
 import { redact, SpanKind, trace, withSpan } from "@taituri/telemetry";
 import { LimiterUnavailableError, type RoundLimiter } from "../adapters/limiter.ts";
@@ -70,19 +70,19 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
   const { store, metrics, logger, provider } = deps;
   const now = deps.now ?? (() => new Date());
 
-  /** Retries a write that must not be lost after money was spent, within the lease. */
-  async function persist<T>(leaseUntil: Date, work: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await work();
-      } catch (error) {
-        const transient = isTransientMongoError(error) || isTransientKafkaError(error);
-        const wait = backoffMs(attempt, 200, 5000);
-        if (!transient || Date.now() + wait > leaseUntil.getTime()) throw error;
-        logger.warn({ err: error, attempt }, "write after a paid call failed; retrying");
-        await sleep(wait);
-      }
-    }
+  /**
+   * Retries a write (or the result's publish) that must not be lost after money was spent, until
+   * the lease ends: past it, another worker may take the round over.
+   */
+  function persist<T>(leaseUntil: Date, work: () => Promise<T>): Promise<T> {
+    return retryWrite(work, {
+      until: leaseUntil,
+      initialMs: 200,
+      maxMs: 5000,
+      alsoRetry: isTransientKafkaError,
+      onRetry: (error, attempt) =>
+        logger.warn({ err: error, attempt }, "write after a paid call failed; retrying"),
+    });
   }
 
   /** Publishes a result as recorded (its encoded bytes: the winner's, or one read back to relay it). */
@@ -391,8 +391,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
       try {
         await handleRequest(request);
       } catch (error) {
-        if (isTransientMongoError(error)) throw new TransientError(`MongoDB: ${(error as Error).message}`);
-        throw error;
+        throw asTransient(error, "generation store");
       }
     },
   };

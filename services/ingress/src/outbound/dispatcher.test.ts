@@ -7,16 +7,18 @@ import { inbound, outbound } from "@taituri/proto";
 import { type BulkWriteResult, type Db, type Document, MongoBulkWriteError, MongoServerError } from "mongodb";
 import { Registry } from "prom-client";
 import { type GraphApiClient, GraphApiError } from "../adapters/graph-api.ts";
-import { createOutboundHandler, SENDS_COLLECTION } from "./dispatcher.ts";
+import { IngressStore, SENDS, SENT } from "../adapters/store.ts";
+import { createOutboundHandler } from "./dispatcher.ts";
 import { Pacer } from "./pacer.ts";
 
 /**
- * The dispatcher's choice of recipient and its answer to Meta's 131062, on an in-memory store: the
- * claim, the record and the take-over are those of the real handler; only the store, the Graph API
- * and Kafka are fakes. tests/integration/whatsapp-edge.test.ts runs the same on the real servers.
+ * The dispatcher's choice of recipient and its answer to Meta's 131062, on an in-memory database:
+ * the claim, the record and the take-over are those of the real handler and store adapter; only
+ * the database, the Graph API and Kafka are fakes. tests/integration/whatsapp-edge.test.ts runs
+ * the same on the real servers.
  */
 
-/** Collections keyed by `_id`, answering the few operations the dispatcher uses, as MongoDB would. */
+/** Collections keyed by `_id`, answering the few operations IngressStore uses, as MongoDB would. */
 function memoryDb() {
   const collections = new Map<string, Map<string, Document>>();
   const docsOf = (name: string) => {
@@ -100,7 +102,7 @@ function dispatcher(answer: Answer) {
   const registry = new Registry();
   const topics = topicNames("unit.");
   const handle = createOutboundHandler({
-    db,
+    store: new IngressStore(db),
     graph,
     images: {} as ImageStore,
     pacer: new Pacer(1000),
@@ -132,8 +134,8 @@ function dispatcher(answer: Answer) {
     bodies,
     failures,
     metrics,
-    claims: docsOf(SENDS_COLLECTION),
-    sent: docsOf("ingress_outbound_sent"),
+    claims: docsOf(SENDS),
+    sent: docsOf(SENT),
   };
 }
 

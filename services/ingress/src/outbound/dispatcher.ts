@@ -1,5 +1,4 @@
 import {
-  backoffMs,
   decodeRecord,
   encodeRecord,
   type IncomingMessage,
@@ -10,86 +9,23 @@ import {
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import {
-  type CollectionIndexes,
-  GroupInserter,
-  type ImageStore,
-  isDuplicateKey,
-  isTransientMongoError,
-} from "@taituri/mongo";
+import { asTransient, type ImageStore, retryWrite } from "@taituri/mongo";
 import { inbound, type outbound } from "@taituri/proto";
 import { trace } from "@taituri/telemetry";
-import type { Collection, Db } from "mongodb";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { BSUID_RECIPIENT_UNSUPPORTED, type GraphApiClient, GraphApiError } from "../adapters/graph-api.ts";
+import type { IngressStore, SendClaim } from "../adapters/store.ts";
 import { deliveryFailureEvent } from "../domain/webhook.ts";
 import type { Pacer } from "./pacer.ts";
 import { addressing, InvalidOutboundMessage, isFreeForm, toGraphPayload } from "./payload.ts";
 
-/**
- * One document per outbound message id: the dispatcher's claim on sending it.
- *
- * Idempotency key: OutboundMessage.id. Enforced by the unique `_id` index of `ingress_outbound_sends`.
- * A redelivered event finds the claim and sends nothing. A claim whose sender died is taken over
- * once its lease has expired; the one case that can still send twice is a sender that crashed
- * after Meta accepted the message and before it recorded so (Meta's send API takes no idempotency
- * key), which costs at most one duplicate per crash. A send to a BSUID that Meta refuses (131062)
- * is sent again to the phone number under the same claim: Meta took nothing the first time, so
- * the second call is still the only one that can deliver.
- */
-interface SendClaim {
-  _id: string;
-  conversationId: string;
-  /** "sent" is never stored: a sent message is recorded in SENT_COLLECTION (see claim). */
-  status: "sending" | "sent" | "failed";
-  leaseUntil: Date;
-  attempts: number;
-  /** Filled in from the sent record, never stored on the claim. */
-  wamid?: string;
-  /** Meta's id for the uploaded image, kept so a retry does not upload it again. */
-  mediaId?: string;
-  /** Meta refused the BSUID as recipient (131062): a retry sends to the phone number at once. */
-  bsuidRefused?: boolean;
-  error?: { status: number; code?: number; message: string };
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-export const SENDS_COLLECTION = "ingress_outbound_sends";
-/**
- * One document per take-over of an expired lease, `_id` "<outbound id>#<attempt>": its unique index
- * lets one dispatcher alone start each attempt. The `{status, leaseUntil}` filter of an update is not
- * enough on FerretDB, which checks it on a read and writes in a second statement, so two dispatchers
- * could both take the lease over and both send.
- */
-export const ATTEMPTS_COLLECTION = "ingress_outbound_attempts";
-
-/**
- * A message Meta accepted: `_id` the outbound id (unique), with Meta's wamid. An insert of its own,
- * not an update of the claim: FerretDB runs each update as a read and a rewrite (~0.8 ms of CPU),
- * while inserts arriving together go as one statement (GroupInserter, docs/infrastructure.md).
- */
-interface SentRecord {
-  _id: string;
-  wamid: string;
-  conversationId: string;
-  at: Date;
-}
-
-export const SENT_COLLECTION = "ingress_outbound_sent";
-
-export const dispatcherIndexes: CollectionIndexes[] = [
-  // Statuses arrive with the wamid: they find the send by it.
-  { collection: SENT_COLLECTION, indexes: [{ key: { wamid: 1 }, name: "wamid" }] },
-];
-
-/** WhatsApp's customer service window: free-form messages only this long after the shopper last wrote. */
 const Reason = inbound.DeliveryFailureReason;
 
+/** WhatsApp's customer service window: free-form messages only this long after the shopper last wrote. */
 export const SERVICE_WINDOW_MS = 24 * 3600 * 1000;
 
 export interface DispatcherDeps {
-  db: Db;
+  store: IngressStore;
   graph: GraphApiClient;
   images: ImageStore;
   pacer: Pacer;
@@ -99,21 +35,22 @@ export interface DispatcherDeps {
   logger: Logger;
   registry: Registry;
   leaseMs: number;
-  /** The spacing of the grouped claims (GroupInserter's minIntervalMs), on each reply's path; 0 by default. */
-  claimIntervalMs?: number;
-  /** The spacing of the grouped sent records, which only the conversation's next message waits for; 0 by default. */
-  recordIntervalMs?: number;
   now?: () => Date;
 }
 
+/**
+ * Consumes the outbound topic and sends each message through the Graph API.
+ *
+ * Idempotency key: OutboundMessage.id. Enforced by the unique `_id` index of `ingress_outbound_sends`
+ * (the claim, IngressStore.insertClaim). A redelivered event finds the claim and sends nothing. A
+ * claim whose sender died is taken over once its lease has expired; the one case that can still
+ * send twice is a sender that crashed after Meta accepted the message and before it recorded so
+ * (Meta's send API takes no idempotency key), which costs at most one duplicate per crash. A send
+ * to a BSUID that Meta refuses (131062) is sent again to the phone number under the same claim:
+ * Meta took nothing the first time, so the second call is still the only one that can deliver.
+ */
 export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingMessage) => Promise<void> {
-  const sends: Collection<SendClaim> = deps.db.collection<SendClaim>(SENDS_COLLECTION);
-  const attempts = deps.db.collection<{ _id: string; at: Date }>(ATTEMPTS_COLLECTION);
-  const sentRecords = deps.db.collection<SentRecord>(SENT_COLLECTION);
-  // Claims and records of messages sent at once (other conversations, other partitions) go in one
-  // insert each.
-  const claimInserts = new GroupInserter(sends, { minIntervalMs: deps.claimIntervalMs ?? 0 });
-  const sentInserts = new GroupInserter(sentRecords, { minIntervalMs: deps.recordIntervalMs ?? 0 });
+  const { store } = deps;
   const now = deps.now ?? (() => new Date());
   const sent = new Counter({
     name: "outbound_sends_total",
@@ -155,7 +92,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
   ): Promise<{ state: "claimed"; doc?: SendClaim } | { state: "busy" } | { state: "done"; doc: SendClaim }> {
     const at = now();
     const leaseUntil = new Date(at.getTime() + deps.leaseMs);
-    const first = await claimInserts.insert({
+    const first = await store.insertClaim({
       _id: message.id,
       conversationId: message.conversationId,
       status: "sending",
@@ -165,20 +102,14 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       updatedAt: at,
     });
     if (first === "inserted") return { state: "claimed" };
-    const existing = await sends.findOne({ _id: message.id });
+    const existing = await store.findClaim(message.id);
     if (!existing) return { state: "busy" };
     if (existing.status !== "sending") return { state: "done", doc: existing };
-    const record = await sentRecords.findOne({ _id: message.id });
-    if (record) return { state: "done", doc: { ...existing, status: "sent", wamid: record.wamid } };
+    if (await store.findSent(message.id)) return { state: "done", doc: existing };
     if (existing.leaseUntil >= at) return { state: "busy" };
     const attempt = existing.attempts + 1;
-    try {
-      await attempts.insertOne({ _id: `${message.id}#${attempt}`, at });
-    } catch (error) {
-      if (isDuplicateKey(error)) return { state: "busy" };
-      throw error;
-    }
-    await sends.updateOne({ _id: message.id }, { $set: { leaseUntil, attempts: attempt, updatedAt: at } });
+    if (!(await store.startAttempt(message.id, attempt, at))) return { state: "busy" };
+    await store.renewLease(message.id, leaseUntil, attempt, at);
     return { state: "claimed", doc: existing };
   }
 
@@ -228,13 +159,13 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
 
   /** The media id for a stored image: uploaded once per outbound message, remembered in the claim. */
   async function mediaIdFor(message: outbound.OutboundMessage, imageId: string): Promise<string> {
-    const doc = await sends.findOne({ _id: message.id });
+    const doc = await store.findClaim(message.id);
     if (doc?.mediaId) return doc.mediaId;
     const image = await deps.images.get(imageId);
     if (!image)
       throw new InvalidOutboundMessage(`outbound ${message.id}: stored image ${imageId} does not exist`);
     const mediaId = await deps.graph.uploadMedia(message.phoneNumberId, image);
-    await sends.updateOne({ _id: message.id }, { $set: { mediaId, updatedAt: now() } });
+    await store.rememberMediaId(message.id, mediaId, now());
     return mediaId;
   }
 
@@ -296,29 +227,28 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
         // claim remembers the refusal, so a retry of this message does not try the BSUID again.
         count(message, "bsuid_refused", BSUID_RECIPIENT_UNSUPPORTED);
         span?.addEvent("bsuid_refused");
-        await sends.updateOne({ _id: message.id }, { $set: { bsuidRefused: true, updatedAt: now() } });
+        await store.rememberBsuidRefused(message.id, now());
         phoneOnly = true;
         return send();
       });
       // Meta has the message now. Failing to record that would make a retry send it again once
       // the lease expires, so the write is retried here, in place, before giving up.
       // A duplicate is a record an earlier try wrote before its answer was lost: the same message.
-      await persistently(() =>
-        sentInserts.insert({
-          _id: message.id,
-          wamid: result.messageId,
-          conversationId: message.conversationId,
-          at: now(),
-        }),
+      await retryWrite(
+        () =>
+          store.recordSent({
+            _id: message.id,
+            wamid: result.messageId,
+            conversationId: message.conversationId,
+            at: now(),
+          }),
+        RECORD_RETRY,
       );
       count(message, "sent", undefined, addressing(message, phoneOnly));
     } catch (error) {
       const address = addressing(message, phoneOnly);
       if (error instanceof InvalidOutboundMessage) {
-        await sends.updateOne(
-          { _id: message.id },
-          { $set: { status: "failed", error: { status: 0, message: error.message }, updatedAt: now() } },
-        );
+        await store.markFailed(message.id, { status: 0, message: error.message }, now());
         throw await refuse(
           message,
           "invalid",
@@ -331,10 +261,7 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       if (!(error instanceof GraphApiError)) throw error;
       if (error.transient) {
         // Give the claim back at once: the retry (this consumer, in order) must not wait out a lease.
-        await sends.updateOne(
-          { _id: message.id, status: "sending" },
-          { $set: { leaseUntil: new Date(0), updatedAt: now() } },
-        );
+        await store.releaseLease(message.id, now());
         count(message, "retry", error.code, address);
         throw new TransientError(error.message);
       }
@@ -343,19 +270,14 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
         address === "bsuid" && isBsuidRefusal(error)
           ? `outbound ${message.id}: a business-scoped user id (BSUID) recipient is not supported here, and no phone number is known: ${error.message}`
           : error.message;
-      await sends.updateOne(
-        { _id: message.id },
+      await store.markFailed(
+        message.id,
         {
-          $set: {
-            status: "failed",
-            error: {
-              status: error.status,
-              ...(error.code !== undefined ? { code: error.code } : {}),
-              message: detail,
-            },
-            updatedAt: now(),
-          },
+          status: error.status,
+          ...(error.code !== undefined ? { code: error.code } : {}),
+          message: detail,
         },
+        now(),
       );
       throw await refuse(
         message,
@@ -373,24 +295,13 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
     try {
       await dispatch(message);
     } catch (error) {
-      if (isTransientMongoError(error))
-        throw new TransientError(`send store unavailable: ${(error as Error).message}`);
-      throw error;
+      throw asTransient(error, "send store");
     }
   };
 }
 
+/** The sent record's retries (see dispatch): 8 attempts, 6 to 11 s of waits in all. */
+const RECORD_RETRY = { attempts: 8, initialMs: 100, maxMs: 5000 };
+
 const isBsuidRefusal = (error: unknown) =>
   error instanceof GraphApiError && error.code === BSUID_RECIPIENT_UNSUPPORTED;
-
-/** Attempts a store write up to 8 times over about 20 s, for writes that must not be lost. */
-async function persistently<T>(write: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (error) {
-      if (attempt >= 8 || !isTransientMongoError(error)) throw error;
-      await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt, 100, 5000)));
-    }
-  }
-}

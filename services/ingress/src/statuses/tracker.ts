@@ -5,34 +5,12 @@ import {
   type Publisher,
   Records,
   type TopicNames,
-  TransientError,
 } from "@taituri/kafka";
-import { type CollectionIndexes, isDuplicateKey, isTransientMongoError } from "@taituri/mongo";
+import { asTransient } from "@taituri/mongo";
 import { inbound } from "@taituri/proto";
-import type { Collection, Db } from "mongodb";
 import { Counter, type Registry } from "prom-client";
+import type { IngressStore } from "../adapters/store.ts";
 import { deliveryFailureEvent } from "../domain/webhook.ts";
-import { SENT_COLLECTION } from "../outbound/dispatcher.ts";
-
-/**
- * The delivery state of one message we sent, keyed by Meta's wamid. Statuses can arrive late and
- * out of order (a delivered after the read); the rank makes every update monotonic: a status only
- * replaces a lower one. Failed is terminal.
- */
-interface DeliveryState {
-  _id: string;
-  status: string;
-  rank: number;
-  at: Date;
-  conversationId: string;
-  errors: { code: number; title: string }[];
-  updatedAt: Date;
-}
-
-export const STATUSES_COLLECTION = "ingress_message_statuses";
-export const statusIndexes: CollectionIndexes[] = [
-  { collection: STATUSES_COLLECTION, indexes: [{ key: { conversationId: 1 }, name: "conversationId" }] },
-];
 
 const RANK: Partial<Record<inbound.StatusKind, { name: string; rank: number }>> = {
   [inbound.StatusKind.STATUS_KIND_SENT]: { name: "sent", rank: 1 },
@@ -47,18 +25,18 @@ const RANK: Partial<Record<inbound.StatusKind, { name: string; rank: number }>> 
  * conversation's) and keeps each sent message's delivery state. A failed status also tells the
  * conversation, like a send Meta refused outright.
  *
- * Idempotency: the update is conditional on a lower rank, so a replayed status changes nothing; the
- * failure event's id is derived from the outbound id and deduplicated by the conversation.
+ * Idempotency: the update (IngressStore.applyStatus) is conditional on a lower rank, so a replayed
+ * status changes nothing; the failure event's id is derived from the outbound id and deduplicated
+ * by the conversation.
  */
 export function createStatusHandler(deps: {
-  db: Db;
+  store: IngressStore;
   publisher: Publisher;
   topics: TopicNames;
   registry: Registry;
   now?: () => Date;
 }): (message: IncomingMessage) => Promise<void> {
-  const states: Collection<DeliveryState> = deps.db.collection<DeliveryState>(STATUSES_COLLECTION);
-  const sent = deps.db.collection<{ _id: string; wamid: string; conversationId: string }>(SENT_COLLECTION);
+  const { store } = deps;
   const now = deps.now ?? (() => new Date());
   const counted = new Counter({
     name: "outbound_statuses_total",
@@ -75,30 +53,18 @@ export function createStatusHandler(deps: {
     }
     const code = status.errors[0]?.code;
     const labels = { status: kind.name, code: code === undefined ? "" : String(code) };
-    try {
-      await states.updateOne(
-        { _id: status.messageId, rank: { $lt: kind.rank } },
-        {
-          $set: {
-            status: kind.name,
-            rank: kind.rank,
-            at: status.at ?? now(),
-            conversationId: event.conversationId,
-            errors: status.errors.map((e) => ({ code: e.code, title: e.title })),
-            updatedAt: now(),
-          },
-        },
-        { upsert: true },
-      );
-    } catch (error) {
-      // The upsert's insert collided with the existing document: it holds an equal or later status.
-      if (!isDuplicateKey(error)) throw error;
-      counted.inc({ ...labels, outcome: "stale" });
-      return;
-    }
-    counted.inc({ ...labels, outcome: "applied" });
-    if (kind.name !== "failed") return;
-    const send = await sent.findOne({ wamid: status.messageId });
+    const outcome = await store.applyStatus({
+      _id: status.messageId,
+      status: kind.name,
+      rank: kind.rank,
+      at: status.at ?? now(),
+      conversationId: event.conversationId,
+      errors: status.errors.map((e) => ({ code: e.code, title: e.title })),
+      updatedAt: now(),
+    });
+    counted.inc({ ...labels, outcome });
+    if (outcome === "stale" || kind.name !== "failed") return;
+    const send = await store.findSentByWamid(status.messageId);
     if (!send) return;
     const failure = deliveryFailureEvent(
       {
@@ -126,9 +92,7 @@ export function createStatusHandler(deps: {
     try {
       await apply(event, event.payload.value);
     } catch (error) {
-      if (isTransientMongoError(error))
-        throw new TransientError(`status store unavailable: ${(error as Error).message}`);
-      throw error;
+      throw asTransient(error, "status store");
     }
   };
 }

@@ -6,7 +6,8 @@ import {
   TOPIC_RECORDS,
   type TopicNames,
 } from "@taituri/kafka";
-import { asTransient, type Payments } from "../payments.ts";
+import { asTransient } from "@taituri/mongo";
+import type { Payments } from "../payments.ts";
 
 /**
  * The payment-requests consumer: PaymentRequest and CancelOrder records, told apart by their
@@ -37,6 +38,6 @@ async function transient(work: () => Promise<unknown>): Promise<void> {
   try {
     await work();
   } catch (error) {
-    throw asTransient(error);
+    throw asTransient(error, "order store");
   }
 }
