@@ -1,5 +1,13 @@
 import { type BaseConfig, exitOnConfigError } from "@taituri/config";
-import { connectKafka, type KafkaHandle, topicNames, topicSpecs } from "@taituri/kafka";
+import {
+  type ConsumerOptions,
+  connectKafka,
+  type KafkaHandle,
+  type RunningConsumer,
+  startConsumer,
+  topicNames,
+  topicSpecs,
+} from "@taituri/kafka";
 import { configurePseudonyms, createLogger, type Logger } from "@taituri/logging";
 import type { MongoHandle } from "@taituri/mongo";
 import {
@@ -57,12 +65,25 @@ export async function runService<C extends BaseConfig>(options: {
   );
 }
 
+/** A consumer of the service's, on its backbone's Kafka connection, producer (dead letters) and metrics. */
+export type BackboneConsumerOptions = Omit<
+  ConsumerOptions,
+  "kafka" | "producer" | "registry" | "groupId" | "logger"
+> & {
+  /** The consumer group after the topic prefix (`<KAFKA_TOPIC_PREFIX><group>`): one per role. */
+  group: string;
+  /** The service's logger unless given (e.g. a child naming the component). */
+  logger?: Logger;
+};
+
 export interface Backbone {
   registry: Registry;
   kafka: KafkaHandle;
   mongo: MongoHandle;
   /** Readiness checks for both. */
   checks: ReadinessChecks;
+  /** Starts a consumer on this backbone. */
+  consume(options: BackboneConsumerOptions): Promise<RunningConsumer>;
   close(): Promise<void>;
 }
 
@@ -92,6 +113,15 @@ export async function connectBackbone(name: string, config: BaseConfig, logger: 
     kafka,
     mongo,
     checks: { kafka: () => kafka.ping(), mongo: () => mongo.db.command({ ping: 1 }) },
+    consume: ({ group, logger: own, ...options }) =>
+      startConsumer({
+        ...options,
+        kafka: kafka.kafka,
+        producer: kafka.producer,
+        registry,
+        groupId: `${config.KAFKA_TOPIC_PREFIX}${group}`,
+        logger: own ?? logger,
+      }),
     async close() {
       await kafka.close();
       await mongo.close();

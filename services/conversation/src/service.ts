@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { startConsumer, topicNames } from "@taituri/kafka";
+import { topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ensureIndexes } from "@taituri/mongo";
 import { connectBackbone, type RunningService, serveOps } from "@taituri/service";
@@ -53,15 +53,11 @@ export async function startConversationService(
         }
       : {}),
   });
-  const consumer = await startConsumer({
-    kafka: backbone.kafka.kafka,
-    groupId: `${config.KAFKA_TOPIC_PREFIX}conversation`,
+  const consumer = await backbone.consume({
+    group: "conversation",
     topics: [topics.inbound, topics.generationResults, topics.paymentEvents],
-    producer: backbone.kafka.producer,
-    logger,
     partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
     keyConcurrency: config.CONSUMER_KEY_CONCURRENCY,
-    registry: backbone.registry,
     handle: (message) => handler.handle(message),
   });
   // Counted at each scrape: a deadline passed by more than a poll and a minute means the watchdog

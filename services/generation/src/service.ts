@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { startConsumer, topicNames } from "@taituri/kafka";
+import { topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ensureIndexes, ImageStore } from "@taituri/mongo";
 import { connectBackbone, type RunningService, serveOps } from "@taituri/service";
@@ -84,14 +84,10 @@ export async function startGenerationService(
     callTimeoutMs:
       config.IMAGE_PROVIDER === "openai" ? config.OPENAI_TIMEOUT_MS : config.LOCAL_PROVIDER_DELAY_MS,
   });
-  const consumer = await startConsumer({
-    kafka: backbone.kafka.kafka,
-    groupId: `${config.KAFKA_TOPIC_PREFIX}generation`,
+  const consumer = await backbone.consume({
+    group: "generation",
     topics: [topics.generationRequests],
-    producer: backbone.kafka.producer,
-    logger,
     partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
-    registry: backbone.registry,
     // A round held by a crashed worker is retried until its lease expires: wait up to 5 s between looks.
     retryMaxMs: 5000,
     handle: (message) => handler.handle(message),

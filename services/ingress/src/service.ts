@@ -1,4 +1,4 @@
-import { type RunningConsumer, startConsumer, topicNames } from "@taituri/kafka";
+import { type RunningConsumer, topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ensureIndexes, ImageStore } from "@taituri/mongo";
 import { connectBackbone, type RunningService } from "@taituri/service";
@@ -42,13 +42,10 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
       claimIntervalMs: config.OUTBOUND_CLAIM_INTERVAL_MS,
       recordIntervalMs: config.OUTBOUND_RECORD_INTERVAL_MS,
     });
-    const dispatcher = await startConsumer({
-      kafka: backbone.kafka.kafka,
-      groupId: `${config.KAFKA_TOPIC_PREFIX}ingress-dispatcher`,
+    const dispatcher = await backbone.consume({
+      group: "ingress-dispatcher",
       topics: [topics.outbound],
-      producer: backbone.kafka.producer,
       logger: logger.child({ component: "dispatcher" }),
-      registry: backbone.registry,
       keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
       handle: createOutboundHandler({
         store,
@@ -64,13 +61,10 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
     });
     // Statuses come in through the webhook like messages; this group reads them beside the
     // conversation's, so the dispatcher that sent a message also tracks what became of it.
-    const statuses = await startConsumer({
-      kafka: backbone.kafka.kafka,
-      groupId: `${config.KAFKA_TOPIC_PREFIX}ingress-statuses`,
+    const statuses = await backbone.consume({
+      group: "ingress-statuses",
       topics: [topics.inbound],
-      producer: backbone.kafka.producer,
       logger: logger.child({ component: "statuses" }),
-      registry: backbone.registry,
       keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
       // Nothing waits on a status but a report: reading the busy inbound topic in half-second
       // batches spares the broker a fetch and an offset commit per shopper message.

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { startConsumer, topicNames } from "@taituri/kafka";
+import { topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ensureIndexes, ImageStore } from "@taituri/mongo";
 import { createVerifier, type Verifier } from "@taituri/oidc";
@@ -89,14 +89,10 @@ export async function startPaymentService(
 
   const url = await app.listen({ port: config.PAYMENT_PORT, host: config.PAYMENT_HOST });
   listening = url;
-  const consumer = await startConsumer({
-    kafka: backbone.kafka.kafka,
-    groupId: `${config.KAFKA_TOPIC_PREFIX}payment`,
+  const consumer = await backbone.consume({
+    group: "payment",
     topics: [topics.paymentRequests],
-    producer: backbone.kafka.producer,
-    logger,
     partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
-    registry: backbone.registry,
     handle: createRequestHandler({ payments, topics }),
   });
 
