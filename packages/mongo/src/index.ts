@@ -50,3 +50,10 @@ export { ImageStore, type StoredImage } from "./images.ts";
 export { GroupInserter, type InsertOutcome } from "./inserts.ts";
 export { type OutboxEntry, outboxValue, type StoredOutboxEntry } from "./outbox.ts";
 export { type RetryBound, type RetryWriteOptions, retryWrite } from "./retry.ts";
+
+/**
+ * Lost version claims in a row (another writer took each version first) before a writer gives the
+ * work back to its caller's retry: a document written by a few at once settles in a handful; only a
+ * storm of writers gets here.
+ */
+export const MAX_VERSION_CONFLICTS = 5;

@@ -8,6 +8,7 @@ import {
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
+import { MAX_VERSION_CONFLICTS } from "@taituri/mongo";
 import { payment } from "@taituri/proto";
 import { injectContext, redact, SpanKind, trace, traceContextOf, withSpan } from "@taituri/telemetry";
 import type { PaymentProvider } from "./adapters/provider.ts";
@@ -58,9 +59,6 @@ export type WebhookOutcome =
 
 /** What a CancelOrder did (payment_order_cancellations_total{outcome}). */
 export type CancelOutcome = "cancelled" | "already_cancelled" | "already_paid" | "unknown_order";
-
-/** Version conflicts in a row before giving up to the caller's retry: only a storm of writers gets here. */
-const MAX_CONFLICTS = 5;
 
 type Outcome = NonNullable<payment.PaymentEvent["outcome"]>;
 
@@ -300,7 +298,7 @@ export function createPayments(deps: PaymentsDeps) {
         now(),
         drawNumber,
       ));
-    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+    for (let conflicts = 0; conflicts < MAX_VERSION_CONFLICTS; conflicts++) {
       const plan = planRequest(order.state);
       switch (plan.type) {
         case "open_session": {
@@ -326,7 +324,7 @@ export function createPayments(deps: PaymentsDeps) {
       order = await reload(request.orderId);
     }
     throw new TransientError(
-      `order ${request.orderId} changed ${MAX_CONFLICTS} times while handling a request`,
+      `order ${request.orderId} changed ${MAX_VERSION_CONFLICTS} times while handling a request`,
     );
   }
 
@@ -349,7 +347,7 @@ export function createPayments(deps: PaymentsDeps) {
     let order = await store.get(orderId);
     // No order: its request was rejected (price), so there is nothing to close or pay.
     if (!order) return "unknown_order";
-    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+    for (let conflicts = 0; conflicts < MAX_VERSION_CONFLICTS; conflicts++) {
       const plan = planCancel(order.state);
       switch (plan.type) {
         case "too_late":
@@ -385,7 +383,7 @@ export function createPayments(deps: PaymentsDeps) {
       }
       order = await reload(orderId);
     }
-    throw new TransientError(`order ${orderId} changed ${MAX_CONFLICTS} times while cancelling`);
+    throw new TransientError(`order ${orderId} changed ${MAX_VERSION_CONFLICTS} times while cancelling`);
   }
 
   function effectOf(
@@ -465,7 +463,7 @@ export function createPayments(deps: PaymentsDeps) {
       await store.markEventProcessed(event.id, "unknown_order", at);
       return "unknown_order";
     }
-    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+    for (let conflicts = 0; conflicts < MAX_VERSION_CONFLICTS; conflicts++) {
       const decision = decideEvent(
         {
           state: order.state,
@@ -513,7 +511,9 @@ export function createPayments(deps: PaymentsDeps) {
       await store.markEventProcessed(event.id, decision.type, at, order._id);
       return decision.type;
     }
-    throw new TransientError(`order ${order._id} changed ${MAX_CONFLICTS} times while applying ${event.id}`);
+    throw new TransientError(
+      `order ${order._id} changed ${MAX_VERSION_CONFLICTS} times while applying ${event.id}`,
+    );
   }
 
   /**
@@ -544,7 +544,7 @@ export function createPayments(deps: PaymentsDeps) {
     }
     const reason = due.refundReason ?? "by_shop";
     let order = due;
-    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+    for (let conflicts = 0; conflicts < MAX_VERSION_CONFLICTS; conflicts++) {
       if (order.state === "refunded") return order;
       if (order.state !== "refund_due")
         throw new Error(`order ${order.number} is ${order.state}, not refund_due, after its refund`);
@@ -569,7 +569,7 @@ export function createPayments(deps: PaymentsDeps) {
       }
       order = await reload(order._id);
     }
-    throw new TransientError(`order ${due._id} changed ${MAX_CONFLICTS} times while refunding`);
+    throw new TransientError(`order ${due._id} changed ${MAX_VERSION_CONFLICTS} times while refunding`);
   }
 
   /** finishRefund where a failure must not undo what was done: the sweeper takes over. */
@@ -594,7 +594,7 @@ export function createPayments(deps: PaymentsDeps) {
   async function refund(idOrNumber: string): Promise<OrderDoc | "not_found" | "not_paid"> {
     let order = await findOrder(idOrNumber);
     if (!order) return "not_found";
-    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+    for (let conflicts = 0; conflicts < MAX_VERSION_CONFLICTS; conflicts++) {
       if (order.state === "refunded") return order;
       if (order.state === "refund_due") return finishRefund(order);
       if (order.state !== "paid") return "not_paid";
@@ -613,7 +613,7 @@ export function createPayments(deps: PaymentsDeps) {
       }
       order = await reload(order._id);
     }
-    throw new TransientError(`order ${order._id} changed ${MAX_CONFLICTS} times while refunding`);
+    throw new TransientError(`order ${order._id} changed ${MAX_VERSION_CONFLICTS} times while refunding`);
   }
 
   return {

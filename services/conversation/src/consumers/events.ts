@@ -7,7 +7,7 @@ import {
   TransientError,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { asTransient } from "@taituri/mongo";
+import { asTransient, MAX_VERSION_CONFLICTS } from "@taituri/mongo";
 import { conversationAttributes, extractContext, injectContext, redact, trace } from "@taituri/telemetry";
 import { Counter, type Registry } from "prom-client";
 import {
@@ -42,9 +42,6 @@ export interface ConversationHandlerDeps {
    */
   onStep?: (step: "after_claim" | "after_commit") => void;
 }
-
-/** Version conflicts in a row before giving up to the consumer's retry: only a storm of writers gets here. */
-const MAX_CONFLICTS = 5;
 
 /**
  * Applies every event of a conversation — the shopper's messages (inbound topic), generation
@@ -169,7 +166,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     const cached = deps.store.cached(arrival.conversationId);
     let doc: ConversationDoc | null =
       cached ?? (arrival.event.type === "message" ? null : await deps.store.load(arrival.conversationId));
-    for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
+    for (let conflicts = 0; conflicts < MAX_VERSION_CONFLICTS; conflicts++) {
       if (conflicts > 0) doc = await deps.store.load(arrival.conversationId);
       // A conversation, stored or remembered, that lists the event has applied it: versions only
       // grow. One that does not may be stale, or the event older than its memory: the commit's
@@ -289,7 +286,9 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
       await relay(arrival.conversationId, committed, [...carried, ...outbox]);
       return;
     }
-    throw new TransientError(`conversation changed ${MAX_CONFLICTS} times while applying ${arrival.eventId}`);
+    throw new TransientError(
+      `conversation changed ${MAX_VERSION_CONFLICTS} times while applying ${arrival.eventId}`,
+    );
   }
 
   async function guarded(arrival: Arrival): Promise<void> {
