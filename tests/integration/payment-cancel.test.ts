@@ -4,13 +4,13 @@ import { contentType, deadLetterTopic, Header } from "@taituri/kafka";
 import { payment } from "@taituri/proto";
 import { eventually, readTopic } from "@taituri/testing/harness";
 import {
+  type LocalAndStripe,
   localProvider,
   type PaymentInstance,
   type PaymentWorld,
   paymentRequest,
   sessionIdOf,
-  startPaymentWorld,
-  startRecordingProxy,
+  startLocalAndStripe,
   stripeEvent,
   type WireRequest,
 } from "./payment-harness.ts";
@@ -23,21 +23,19 @@ import {
  */
 const { CANCEL_REASON_SHOPPER: SHOPPER, CANCEL_REASON_REPLACED: REPLACED } = payment.CancelReason;
 
+let setup: LocalAndStripe | undefined;
 let world: PaymentWorld;
 let local: PaymentInstance;
 let stripe: PaymentInstance;
-let proxy: Awaited<ReturnType<typeof startRecordingProxy>>;
+let proxy: LocalAndStripe["proxy"];
 
 before(async () => {
-  world = await startPaymentWorld("cancel");
-  proxy = await startRecordingProxy(world.stripeMockUrl);
-  local = await world.start("cancel-local");
-  stripe = await world.startStripe("cancel-stripe", proxy.url);
+  setup = await startLocalAndStripe("cancel");
+  ({ world, local, stripe, proxy } = setup);
 });
 
 after(async () => {
-  await world?.stop();
-  await proxy?.close();
+  await setup?.stop();
 });
 
 let conversations = 0;

@@ -290,6 +290,32 @@ export interface WireRequest {
   body: string;
 }
 
+/** A local-provider payment service and a Stripe one whose calls pass a recording proxy. */
+export interface LocalAndStripe {
+  world: PaymentWorld;
+  local: PaymentInstance;
+  stripe: PaymentInstance;
+  proxy: Awaited<ReturnType<typeof startRecordingProxy>>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalAndStripe(id: string): Promise<LocalAndStripe> {
+  const world = await startPaymentWorld(id);
+  const proxy = await startRecordingProxy(world.stripeMockUrl);
+  const local = await world.start(`${id}-local`);
+  const stripe = await world.startStripe(`${id}-stripe`, proxy.url);
+  return {
+    world,
+    local,
+    stripe,
+    proxy,
+    async stop() {
+      await world.stop();
+      await proxy.close();
+    },
+  };
+}
+
 /**
  * An HTTP proxy that records every request before passing it on: put in front of stripe-mock, it
  * shows exactly what this service sends to Stripe (URL, query, headers, body).

@@ -4,12 +4,12 @@ import { LocalProvider } from "@taituri/payment-service/local-provider";
 import { payment } from "@taituri/proto";
 import { eventually } from "@taituri/testing/harness";
 import {
+  type LocalAndStripe,
   type PaymentInstance,
   type PaymentWorld,
   paymentRequest,
   sessionIdOf,
-  startPaymentWorld,
-  startRecordingProxy,
+  startLocalAndStripe,
   stripeEvent,
   type WireRequest,
 } from "./payment-harness.ts";
@@ -53,23 +53,21 @@ LocalProvider.prototype.signedEvent = function (this: LocalProvider, ...args) {
   return signed;
 };
 
+let setup: LocalAndStripe | undefined;
 let world: PaymentWorld;
 let local: PaymentInstance;
 let stripe: PaymentInstance;
-let proxy: Awaited<ReturnType<typeof startRecordingProxy>>;
+let proxy: LocalAndStripe["proxy"];
 
 before(async () => {
-  world = await startPaymentWorld("privacy");
-  proxy = await startRecordingProxy(world.stripeMockUrl);
-  local = await world.start("privacy-local");
-  stripe = await world.startStripe("privacy-stripe", proxy.url);
+  setup = await startLocalAndStripe("privacy");
+  ({ world, local, stripe, proxy } = setup);
 });
 
 after(async () => {
   LocalProvider.prototype.createSession = createSession;
   LocalProvider.prototype.signedEvent = signedEvent;
-  await world?.stop();
-  await proxy?.close();
+  await setup?.stop();
 });
 
 /** The forbidden strings found in `text`, also once percent- and form-decoded. */
