@@ -1,4 +1,12 @@
-import { type Encodable, encodeMessage, generation, inbound, outbound, payment } from "@taituri/proto/events";
+import {
+  type Encodable,
+  encodeMessage,
+  fulfilment,
+  generation,
+  inbound,
+  outbound,
+  payment,
+} from "@taituri/proto/events";
 import { PermanentError } from "./errors.ts";
 import { Header } from "./headers.ts";
 import type { TopicNames } from "./topics.ts";
@@ -33,10 +41,11 @@ export const Records = {
   paymentRequest: kind("payment.v1.PaymentRequest", payment.PaymentRequest),
   cancelOrder: kind("payment.v1.CancelOrder", payment.CancelOrder),
   paymentEvent: kind("payment.v1.PaymentEvent", payment.PaymentEvent),
+  orderPaid: kind("fulfilment.v1.OrderPaid", fulfilment.OrderPaid),
 } as const;
 
 /**
- * What each topic carries, every topic keyed by conversation id (topicNames). The first kind is
+ * What each topic carries, keyed as topicNames says. The first kind is
  * also what a record without a content-type header is read as (records of older producers).
  */
 export const TOPIC_RECORDS = {
@@ -46,6 +55,7 @@ export const TOPIC_RECORDS = {
   generationResults: [Records.generationResult],
   paymentRequests: [Records.paymentRequest, Records.cancelOrder],
   paymentEvents: [Records.paymentEvent],
+  orders: [Records.orderPaid],
 } as const satisfies Record<keyof TopicNames, readonly RecordKind<unknown>[]>;
 
 /** A record's value and content-type header, ready for a send (spread into an OutgoingMessage). */

@@ -1,8 +1,10 @@
 import type { Admin, ITopicConfig } from "kafkajs";
 
 /**
- * Every topic the system uses. All are keyed by conversation id ("<phone_number_id>:<shopper id>"),
- * so one shopper's events stay in order on one partition while different shoppers spread out.
+ * Every topic the system uses. All but `orders` are keyed by conversation id
+ * ("<phone_number_id>:<shopper id>"), so one shopper's events stay in order on one partition while
+ * different shoppers spread out. `orders` is keyed by order number: it leaves for the shop, which
+ * has no business with the shopper's phone number.
  */
 export function topicNames(prefix: string) {
   return {
@@ -18,6 +20,8 @@ export function topicNames(prefix: string) {
     paymentRequests: `${prefix}payment.requests.v1`,
     /** payment -> conversation: links, payments, expiries (payment.v1.PaymentEvent). */
     paymentEvents: `${prefix}payment.events.v1`,
+    /** payment -> fulfilment deliverer: paid orders for the shop (fulfilment.v1.OrderPaid). */
+    orders: `${prefix}orders.v1`,
   };
 }
 export type TopicNames = ReturnType<typeof topicNames>;

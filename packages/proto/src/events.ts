@@ -2,6 +2,7 @@
 // before telemetry starts (the service runner, the Kafka client's record registry) must not load
 // @grpc/grpc-js ahead of its instrumentation, or the limiter calls lose their spans.
 export { type Encodable, encodeMessage } from "./encode.ts";
+export * as fulfilment from "./gen/fulfilment/v1/fulfilment.ts";
 export * as generation from "./gen/generation/v1/generation.ts";
 export * as inbound from "./gen/inbound/v1/inbound.ts";
 export * as outbound from "./gen/outbound/v1/outbound.ts";

@@ -4,6 +4,7 @@
 // Hand-written beside the generated code:
 export * as contracts from "./contracts.ts";
 export { type Encodable, encodeMessage } from "./encode.ts";
+export * as fulfilment from "./gen/fulfilment/v1/fulfilment.ts";
 export * as generation from "./gen/generation/v1/generation.ts";
 export * as inbound from "./gen/inbound/v1/inbound.ts";
 export * as limiter from "./gen/limiter/v1/limiter.ts";

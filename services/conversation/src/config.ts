@@ -14,6 +14,8 @@ export const schema = baseSchema.extend({
   CATALOG_FILE: z.string().default(data("catalog.yaml")),
   // The message catalog (every language, every message), validated at start-up.
   MESSAGES_FILE: z.string().default(data("messages.json")),
+  // Countries shops may ship to (names, postcode shapes; JSON), validated at start-up with the catalog.
+  CONVERSATION_COUNTRIES_FILE: z.string().default(data("countries.json")),
   // A shopper silent for longer than this is asked "continue or start over?" on return.
   SESSION_TTL_MS: positiveInt(2 * 3600 * 1000),
   // A round with no result after this long is abandoned with an apology and a retry button. Longer

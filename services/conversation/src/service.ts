@@ -8,7 +8,8 @@ import { parse } from "yaml";
 import { ConversationStore, conversationIndexes } from "./adapters/store.ts";
 import type { ConversationConfig } from "./config.ts";
 import { createConversationHandler } from "./consumers/events.ts";
-import { parseCatalog } from "./domain/catalog.ts";
+import { catalogProblems, parseCatalog } from "./domain/catalog.ts";
+import { parseCountries } from "./domain/countries.ts";
 import { parseMessageCatalog } from "./domain/messages.ts";
 
 /**
@@ -26,6 +27,12 @@ export async function startConversationService(
     if (!messages[shop.language])
       throw new Error(`shop ${shop.id} speaks "${shop.language}", which ${config.MESSAGES_FILE} lacks`);
   }
+  const countries = parseCountries(JSON.parse(await readFile(config.CONVERSATION_COUNTRIES_FILE, "utf8")));
+  const problems = catalogProblems(catalog, countries);
+  if (problems.length > 0)
+    throw new Error(
+      `${config.CATALOG_FILE} and ${config.CONVERSATION_COUNTRIES_FILE}: ${problems.join("; ")}`,
+    );
   const backbone = await connectBackbone("conversation", config, logger);
   await ensureIndexes(backbone.mongo.db, conversationIndexes);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
@@ -39,6 +46,7 @@ export async function startConversationService(
     topics,
     catalog,
     messages,
+    countries,
     sessionTtlMs: config.SESSION_TTL_MS,
     generationDeadlineMs: config.GENERATION_DEADLINE_MS,
     logger,

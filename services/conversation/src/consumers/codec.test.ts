@@ -10,6 +10,7 @@ import {
 } from "@taituri/kafka";
 import { inbound, outbound, payment } from "@taituri/proto";
 import type { ConversationDoc } from "../adapters/store.ts";
+import type { Effect } from "../domain/machine.ts";
 import { contactOf, decode, nextContact, toOutbox } from "./codec.ts";
 
 const topics = topicNames("t.");
@@ -157,6 +158,20 @@ test("payment events keyed by order and outcome; a refund once per order", () =>
     amount: 1990,
     currency: "EUR",
   });
+  // Shipped once per order; the tracking link only when the shop gave one.
+  const shipped = event({ $case: "shipped", value: { trackingUrl: "https://track.example/7KQ2" } });
+  assert.equal(shipped?.eventId, "payment:PN:US.1/o1:shipped");
+  assert.deepEqual(shipped?.event, {
+    type: "payment_shipped",
+    orderId: "PN:US.1/o1",
+    orderNumber: "7KQ2-M9XD",
+    trackingUrl: "https://track.example/7KQ2",
+  });
+  assert.deepEqual(event({ $case: "shipped", value: { trackingUrl: "" } })?.event, {
+    type: "payment_shipped",
+    orderId: "PN:US.1/o1",
+    orderNumber: "7KQ2-M9XD",
+  });
 });
 
 test("a record of another kind on a topic is permanent", () => {
@@ -195,4 +210,64 @@ test("effects become records: replies to the BSUID and the phone number, cancell
     payment.CancelReason.CANCEL_REASON_REPLACED,
   );
   assert.equal(toOutbox({ type: "cancel_timer", timerId: "x" }, "e:0", topics, c), undefined);
+});
+
+test("a payment request carries where the gift goes and for whom", () => {
+  const c = {
+    conversationId: "PN:US.1",
+    phoneNumberId: "PN",
+    shopperId: "US.1",
+    contact: { waId: "15550001" },
+    shopId: "demo",
+    lastInboundAt: at,
+    at,
+  };
+  const request = (delivery: Extract<Effect, { type: "request_payment" }>["delivery"]) => {
+    const entry = toOutbox(
+      {
+        type: "request_payment",
+        orderId: "PN:US.1/o1",
+        designId: "d2",
+        imageId: "img2",
+        productId: "mug-11oz",
+        amount: 1990,
+        currency: "EUR",
+        recipient: "Grandma Rosa",
+        delivery,
+      },
+      "wamid.3:0",
+      topics,
+      c,
+    );
+    assert.equal(entry?.topic, topics.paymentRequests);
+    assert.equal(entry?.headers[Header.type], Records.paymentRequest.contentType);
+    return payment.PaymentRequest.decode(entry?.value ?? Buffer.alloc(0));
+  };
+  const posted = request({
+    method: "address",
+    name: "Ana López",
+    line1: "Calle Mayor 1",
+    city: "Madrid",
+    postcode: "28013",
+    country: "ES",
+  });
+  assert.equal(posted.recipient, "Grandma Rosa");
+  assert.deepEqual(posted.delivery, {
+    method: {
+      $case: "address",
+      value: {
+        name: "Ana López",
+        line1: "Calle Mayor 1",
+        line2: "",
+        city: "Madrid",
+        postcode: "28013",
+        country: "ES",
+      },
+    },
+  });
+  assert.equal(posted.amount, 1990);
+  const collected = request({ method: "pickup", locationId: "madrid-centro", name: "Leo" });
+  assert.deepEqual(collected.delivery, {
+    method: { $case: "pickup", value: { locationId: "madrid-centro", name: "Leo" } },
+  });
 });

@@ -8,7 +8,7 @@ import {
 } from "@taituri/kafka";
 import { inbound, type outbound, payment } from "@taituri/proto";
 import type { Contact, ConversationDoc, OutboxEntry } from "../adapters/store.ts";
-import type { Effect, Event, Input, Outgoing } from "../domain/machine.ts";
+import type { Delivery, Effect, Event, Input, Outgoing } from "../domain/machine.ts";
 
 /**
  * Between Kafka records and the state machine, with no I/O: what each record on the conversation's
@@ -151,6 +151,17 @@ export function decode(incoming: IncomingMessage, topics: TopicNames): Arrival |
           eventId: `payment:${event.orderId}:expired:${incoming.offset}`,
           event: { type: "payment_expired", ...order },
         };
+      case "shipped":
+        // An order is shipped once (the payment service's order states), so once per order.
+        return {
+          ...base,
+          eventId: `payment:${event.orderId}:shipped`,
+          event: {
+            type: "payment_shipped",
+            ...order,
+            ...(outcome.value.trackingUrl ? { trackingUrl: outcome.value.trackingUrl } : {}),
+          },
+        };
       case "refunded":
         // An order is refunded once (the payment service's state machine), so once per order.
         return {
@@ -236,6 +247,8 @@ export function toOutbox(
           productId: effect.productId,
           amount: effect.amount,
           currency: effect.currency,
+          delivery: toDelivery(effect.delivery),
+          recipient: effect.recipient,
         }),
       };
     case "cancel_order":
@@ -281,6 +294,27 @@ export function nextContact(known: Contact, arrival: Arrival): Contact {
     return { waId: change.waId, ...(change.userId ? { userId: change.userId } : {}) };
   if (change?.type === "user_changed_user_id" && change.userId) return { ...known, userId: change.userId };
   return { ...known, ...arrival.contact };
+}
+
+function toDelivery(delivery: Delivery): payment.Delivery {
+  switch (delivery.method) {
+    case "address":
+      return {
+        method: {
+          $case: "address",
+          value: {
+            name: delivery.name,
+            line1: delivery.line1,
+            line2: delivery.line2 ?? "",
+            city: delivery.city,
+            postcode: delivery.postcode,
+            country: delivery.country,
+          },
+        },
+      };
+    case "pickup":
+      return { method: { $case: "pickup", value: { locationId: delivery.locationId, name: delivery.name } } };
+  }
 }
 
 function toContent(message: Outgoing): outbound.OutboundMessage["content"] {

@@ -20,6 +20,7 @@ import {
   type Timer,
 } from "../adapters/store.ts";
 import { type Catalog, shopFor } from "../domain/catalog.ts";
+import type { Countries } from "../domain/countries.ts";
 import { type Context, funnelStep, initialConversation, transition } from "../domain/machine.ts";
 import type { MessageCatalog } from "../domain/messages.ts";
 import { type Arrival, contactOf, decode, nextContact, toOutbox } from "./codec.ts";
@@ -30,6 +31,7 @@ export interface ConversationHandlerDeps {
   topics: TopicNames;
   catalog: Catalog;
   messages: MessageCatalog;
+  countries: Countries;
   sessionTtlMs: number;
   generationDeadlineMs: number;
   logger: Logger;
@@ -74,7 +76,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
   });
   const funnel = new Counter({
     name: "conversation_funnel_total",
-    help: "Journeys reaching each step: started, named, themed, styled, generated, chosen, paid",
+    help: "Journeys reaching each step: started, named, themed, styled, generated, chosen, addressed, paid",
     labelNames: ["step"],
     registers: [deps.registry],
   });
@@ -199,6 +201,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
         conversationId: arrival.conversationId,
         shop,
         messages: deps.messages,
+        countries: deps.countries,
         now: at.getTime(),
         sessionTtlMs: deps.sessionTtlMs,
         generationDeadlineMs: deps.generationDeadlineMs,

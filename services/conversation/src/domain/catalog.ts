@@ -1,10 +1,33 @@
 import { z } from "zod";
+import type { Countries } from "./countries.ts";
 
 const localized = z.record(z.string().regex(/^[a-z]{2}$/), z.string().min(1));
 const option = z.object({
   id: z.string().regex(/^[a-z0-9-]{1,40}$/, "ids are lowercase letters, digits and -, at most 40"),
   name: localized,
   aliases: z.record(z.string(), z.array(z.string().min(1))).default({}),
+});
+
+const delivery = z.object({
+  // ISO 3166-1 alpha-2 codes, each in the countries file (catalogProblems). Offered as a list: at
+  // most 10 rows.
+  countries: z
+    .array(z.string().regex(/^[A-Z]{2}$/, "ISO 3166-1 alpha-2 codes"))
+    .min(1)
+    .max(10),
+  // Where a shopper may collect the gift instead. Offered as a list: at most 10 rows, each titled
+  // by its name (at most 24 characters) and described by its address (at most 72).
+  pickup: z
+    .array(
+      z.object({
+        id: z.string().regex(/^[a-z0-9-]{1,40}$/, "ids are lowercase letters, digits and -, at most 40"),
+        name: z.record(z.string().regex(/^[a-z]{2}$/), z.string().min(1).max(24)),
+        address: z.string().min(1).max(72),
+      }),
+    )
+    .min(1)
+    .max(10)
+    .optional(),
 });
 
 const shop = z
@@ -19,6 +42,9 @@ const shop = z
     // WhatsApp lists show at most 10 rows: more options could not be offered.
     themes: z.array(option).min(1).max(10),
     styles: z.array(option).min(1).max(10),
+    delivery,
+    // Where the payment service sends the shop its paid orders; the conversation does not use it.
+    fulfilment: z.object({ url: z.url({ protocol: /^https?$/ }) }).optional(),
   })
   .superRefine((s, ctx) => {
     for (const kind of ["themes", "styles"] as const) {
@@ -32,6 +58,19 @@ const shop = z
     }
     if (!s.product.name[s.language])
       ctx.addIssue({ code: "custom", path: ["product", "name"], message: `no ${s.language} name` });
+    if (new Set(s.delivery.countries).size !== s.delivery.countries.length)
+      ctx.addIssue({ code: "custom", path: ["delivery", "countries"], message: "countries repeat" });
+    const pickup = s.delivery.pickup ?? [];
+    if (new Set(pickup.map((p) => p.id)).size !== pickup.length)
+      ctx.addIssue({ code: "custom", path: ["delivery", "pickup"], message: "ids repeat" });
+    for (const [i, p] of pickup.entries()) {
+      if (!p.name[s.language])
+        ctx.addIssue({
+          code: "custom",
+          path: ["delivery", "pickup", i, "name"],
+          message: `no ${s.language} name`,
+        });
+    }
   });
 
 export const catalogSchema = z.object({ shops: z.array(shop).min(1) }).superRefine((c, ctx) => {
@@ -48,9 +87,25 @@ export const catalogSchema = z.object({ shops: z.array(shop).min(1) }).superRefi
 export type Catalog = z.infer<typeof catalogSchema>;
 export type Shop = Catalog["shops"][number];
 export type Option = Shop["themes"][number];
+export type PickupLocation = NonNullable<Shop["delivery"]["pickup"]>[number];
 
 export function parseCatalog(data: unknown): Catalog {
   return catalogSchema.parse(data);
+}
+
+/**
+ * What the catalog asks of the countries file, which it is read beside (start-up): every country a
+ * shop ships to is in it, named in the shop's language. Empty when all is well.
+ */
+export function catalogProblems(catalog: Catalog, countries: Countries): string[] {
+  return catalog.shops.flatMap((s) =>
+    s.delivery.countries.flatMap((code) => {
+      const country = countries[code];
+      if (!country) return [`shop ${s.id} ships to ${code}, which the countries file lacks`];
+      if (!country.name[s.language]) return [`country ${code} has no ${s.language} name for shop ${s.id}`];
+      return [];
+    }),
+  );
 }
 
 /** The shop that serves a business number: the one listing it, else the one listing "*". */

@@ -1,9 +1,23 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { catalog, context, message, messages, offered, said, shop, tap, text } from "../testing/fixtures.ts";
+import {
+  catalog,
+  context,
+  message,
+  messages,
+  offered,
+  pickupShop,
+  said,
+  shop,
+  spainShop,
+  tap,
+  text,
+} from "../testing/fixtures.ts";
 import { matchOption, normalize, shopFor } from "./catalog.ts";
 import {
+  type Context,
   type Conversation,
+  DELIVERY_STATES,
   type Event,
   funnelStep,
   initialConversation,
@@ -20,20 +34,36 @@ import {
 import { commandOf, render } from "./messages.ts";
 
 const ctx = context();
+/** The shipped shop with two pickup points: its journeys ask how the gift should travel. */
+const pctx = context({ shop: pickupShop });
 const start = initialConversation(shop);
 
 /** Runs events in order from a conversation, returning the last result and every effect. */
-function run(from: Conversation, ...events: Event[]) {
+function runIn(c: Context, from: Conversation, ...events: Event[]) {
   let conversation = from;
   const all = [];
-  let last = transition(conversation, events[0] as Event, ctx);
+  let last = transition(conversation, events[0] as Event, c);
   for (const event of events) {
-    last = transition(conversation, event, ctx);
+    last = transition(conversation, event, c);
     conversation = last.conversation;
     all.push(...last.effects);
   }
   return { ...last, all };
 }
+const run = (from: Conversation, ...events: Event[]) => runIn(ctx, from, ...events);
+
+/** An address in Spain, answered field by field from the country question on. */
+const SPAIN = [
+  tap("country:j1:ES"),
+  text("Ana López"),
+  text("Calle Mayor 1\n3º B"),
+  text("Madrid"),
+  text("28013"),
+];
+
+/** States only a shop with pickup points reaches: their conversations are the pickup shop's. */
+const ctxFor = (state: State) =>
+  state === "awaiting_delivery_method" || state === "awaiting_pickup" ? pctx : ctx;
 
 /** A conversation walked to `state` the way a shopper would get there. */
 function at(state: State): Conversation {
@@ -48,7 +78,10 @@ function at(state: State): Conversation {
     { type: "generation_completed", roundId, designs },
     ctx,
   ).conversation;
-  const paying = run(choosing, tap(replyId("pick", choosing, "d2", 1))).conversation;
+  const addressing = run(choosing, tap(replyId("pick", choosing, "d2", 1))).conversation;
+  const confirming = run(addressing, ...SPAIN).conversation;
+  const paying = run(confirming, tap("addr:j1:ok")).conversation;
+  const method = runIn(pctx, choosing, tap("pick:j1.r1:d2")).conversation;
   const linked = transition(
     paying,
     {
@@ -72,6 +105,11 @@ function at(state: State): Conversation {
     ready,
     generating,
     choosing,
+    awaiting_delivery_method: method,
+    awaiting_address: addressing,
+    awaiting_pickup: runIn(pctx, method, tap("delivery:j1:pickup")).conversation,
+    confirming_delivery: confirming,
+    changing_delivery: run(confirming, tap("addr:j1:change")).conversation,
     awaiting_payment: linked,
     paid,
     resuming: run(named, text("back", 1_000_000 + ctx.sessionTtlMs + 1)).conversation,
@@ -146,7 +184,15 @@ describe("the happy path", () => {
     ]);
     assert.ok(shown.effects.some((e) => e.type === "cancel_timer" && e.timerId === "deadline:PN:555/j1/r1"));
 
-    const chosen = transition(shown.conversation, text("2"), ctx);
+    const picked = transition(shown.conversation, text("2"), ctx);
+    assert.equal(picked.conversation.state, "awaiting_address");
+    assert.ok(
+      !picked.effects.some((e) => e.type === "request_payment"),
+      "not before the delivery is confirmed",
+    );
+    const addressed = run(picked.conversation, ...SPAIN);
+    assert.equal(addressed.conversation.state, "confirming_delivery");
+    const chosen = transition(addressed.conversation, tap("addr:j1:ok"), ctx);
     assert.deepEqual(
       chosen.effects.find((e) => e.type === "request_payment"),
       {
@@ -157,8 +203,19 @@ describe("the happy path", () => {
         productId: "mug-11oz",
         amount: 1990,
         currency: "EUR",
+        recipient: "Grandma Rosa",
+        delivery: {
+          method: "address",
+          name: "Ana López",
+          line1: "Calle Mayor 1",
+          line2: "3º B",
+          city: "Madrid",
+          postcode: "28013",
+          country: "ES",
+        },
       },
     );
+    assert.match(said(chosen.effects), /Preparing your checkout/);
     const linked = transition(
       chosen.conversation,
       { type: "payment_link", orderId: "PN:555/o1", orderNumber: "7KQ2-M9XD", url: "https://pay.local/o/1" },
@@ -200,13 +257,25 @@ describe("off-script input re-prompts and does not advance", () => {
     ["choosing", text("the blue one")],
     ["choosing", text("7")],
     ["resuming", message({ kind: "media", media: "voice" })],
+    ["awaiting_delivery_method", text("by pigeon")],
+    ["awaiting_delivery_method", message({ kind: "media", media: "voice" })],
+    ["awaiting_address", text("Atlantis")],
+    ["awaiting_address", message({ kind: "media", media: "voice" })],
+    ["awaiting_address", message({ kind: "other", type: "location" })],
+    ["awaiting_pickup", text("the one by the sea")],
+    ["awaiting_pickup", message({ kind: "media", media: "sticker" })],
+    ["confirming_delivery", text("hmm")],
+    ["confirming_delivery", message({ kind: "media", media: "image" })],
+    ["changing_delivery", text("everything")],
+    ["changing_delivery", message({ kind: "other", type: "location" })],
   ];
   for (const [state, event] of cases) {
     test(`${state} + ${event.type === "message" ? event.input.kind : event.type}`, () => {
       const from = at(state);
-      const result = transition(from, event, ctx);
+      const result = transition(from, event, ctxFor(state));
       assert.equal(result.outcome, "reprompted");
       assert.equal(result.conversation.state, state);
+      assert.equal(result.conversation.asking, from.asking);
       assert.ok(
         result.effects.some((e) => e.type === "send"),
         "the shopper is asked again",
@@ -349,7 +418,11 @@ describe("buying", () => {
         ctx,
       );
       assert.equal(back.conversation.state, "choosing");
-      const again = transition(back.conversation, tap("pick:j1.r1:d2"), ctx);
+      // Where the gift goes is known: shown for confirmation, not asked again.
+      const picked = transition(back.conversation, tap("pick:j1.r1:d2"), ctx);
+      assert.equal(picked.conversation.state, "confirming_delivery");
+      assert.match(said(picked.effects), /Ana López\nCalle Mayor 1\n3º B\n28013 Madrid\nSpain/);
+      const again = transition(picked.conversation, tap("addr:j1:ok"), ctx);
       assert.equal(
         (again.effects.find((e) => e.type === "request_payment") as { orderId: string }).orderId,
         "PN:555/o2",
@@ -404,6 +477,7 @@ describe("stale taps, the session TTL and global commands", () => {
   test("restart, cancel and help work in every state", () => {
     for (const state of STATES) {
       const from = at(state);
+      const ctx = ctxFor(state);
       const help = transition(from, text("help"), ctx);
       assert.equal(help.outcome, "command", state);
       assert.equal(help.conversation.state, from.state === "new" ? "new" : from.state);
@@ -417,6 +491,12 @@ describe("stale taps, the session TTL and global commands", () => {
       if (state === "paid") assert.match(said(cancel.effects), /Your order 7KQ2-M9XD is paid/);
       else if (state !== "new" && state !== "cancelled")
         assert.equal(cancel.conversation.state, "cancelled", state);
+      // The delivery draft is personal data: a restart or a cancel leaves none behind.
+      for (const after of [restart, cancel]) {
+        assert.equal(after.conversation.delivery, undefined, state);
+        assert.equal(after.conversation.chosenDesignId, undefined, state);
+      }
+      if (DELIVERY_STATES.has(state)) assert.match(said(cancel.effects), /^Cancelled\. Write to me/);
     }
   });
 
@@ -453,6 +533,7 @@ describe("every state answers every class of event", () => {
       amount: 1990,
       currency: "EUR",
     },
+    { type: "payment_shipped", orderId: "x", orderNumber: "N" },
   ];
   const inputs: Event[] = [
     text("hello"),
@@ -463,6 +544,7 @@ describe("every state answers every class of event", () => {
   for (const state of STATES) {
     test(state, () => {
       const from = at(state);
+      const ctx = ctxFor(state);
       for (const event of [...inputs, ...downstream]) {
         const r = transition(from, event, ctx);
         if (event.type === "message")
@@ -513,6 +595,11 @@ describe("catalog and messages", () => {
     assert.equal(funnelStep("generating", "choosing"), "generated");
     assert.equal(funnelStep("awaiting_payment", "choosing"), undefined);
     assert.equal(funnelStep("awaiting_payment", "paid"), "paid");
+    assert.equal(funnelStep("choosing", "awaiting_address"), "chosen");
+    assert.equal(funnelStep("choosing", "awaiting_delivery_method"), "chosen");
+    assert.equal(funnelStep("awaiting_address", "awaiting_address"), undefined);
+    assert.equal(funnelStep("confirming_delivery", "awaiting_payment"), "addressed");
+    assert.equal(funnelStep("resuming", "awaiting_payment"), undefined);
   });
 });
 
@@ -604,6 +691,7 @@ describe("orders: cancel, replace, restart and every payment event", () => {
   for (const state of STATES) {
     test(`the current order's payment events in ${state}`, () => {
       const base = at("awaiting_payment");
+      const ctx = ctxFor(state);
       const from: Conversation = { ...at(state), order: base.order ?? { id: "PN:555/o1", designId: "d2" } };
       const events: PaymentEvent[] = [
         { type: "payment_link", ...order(from), url: "https://pay.local/o/2" },
@@ -617,6 +705,7 @@ describe("orders: cancel, replace, restart and every payment event", () => {
           amount: 1990,
           currency: "EUR",
         },
+        { type: "payment_shipped", ...order(from), trackingUrl: "https://track.example/1" },
       ];
       for (const event of events) {
         const r = transition(from, event, ctx);
@@ -643,6 +732,10 @@ describe("orders: cancel, replace, restart and every payment event", () => {
           case "tell_refund":
             assert.equal(r.conversation.state, state);
             assert.match(text, /Order 7KQ2-M9XD has been refunded/);
+            break;
+          case "tell_shipped":
+            assert.equal(r.conversation, from);
+            assert.match(text, /order 7KQ2-M9XD\) is on its way/);
             break;
           case "ignore":
             assert.equal(r.outcome, "ignored");
@@ -684,6 +777,7 @@ describe("stale Start over, names and notices from WhatsApp", () => {
   test("a number-change notice is no message from the shopper: no reply, no activity", () => {
     for (const state of STATES) {
       const from = at(state);
+      const ctx = ctxFor(state);
       const r = transition(
         from,
         message({ kind: "other", type: "system.user_changed_number" }, 5_000_000),
@@ -694,4 +788,503 @@ describe("stale Start over, names and notices from WhatsApp", () => {
       assert.equal(r.conversation, from);
     }
   });
+});
+
+describe("where the gift goes", () => {
+  const prompted = (r: { effects: Parameters<typeof said>[0] }) => said(r.effects);
+
+  test("an address, one field at a time: country, name, street (two lines), city, postcode; confirmed", () => {
+    const choosing = at("choosing");
+    const picked = transition(choosing, tap("pick:j1.r1:d2"), ctx);
+    assert.equal(picked.outcome, "advanced");
+    assert.equal(picked.conversation.state, "awaiting_address");
+    assert.equal(picked.conversation.chosenDesignId, "d2");
+    assert.match(
+      prompted(picked),
+      /^Which country should we send it to\? \{Spain\|Portugal\|France\|Germany\|Italy\|Ireland\|Netherlands\|United Kingdom\}$/,
+    );
+    assert.deepEqual(
+      offered(picked.effects),
+      ["ES", "PT", "FR", "DE", "IT", "IE", "NL", "GB"].map((code) => `country:j1:${code}`),
+    );
+
+    const steps: [Event, RegExp, string | undefined][] = [
+      [tap("country:j1:ES"), /^Who should the parcel be addressed to\?/, "name"],
+      [text("  Ana   López "), /^What's the street and number\? If there's a flat or floor/, "street"],
+      [text("Calle Mayor 1\n 3º B "), /^Which town or city\?$/, "city"],
+      [text("Madrid"), /^And the postcode\? For example: 28013$/, "postcode"],
+      [
+        text("28013"),
+        /^Please check where the gift goes:\n\nAna López\nCalle Mayor 1\n3º B\n28013 Madrid\nSpain\n\nIs everything right\? \[Confirm\|Change\]$/,
+        undefined,
+      ],
+    ];
+    let c = picked.conversation;
+    for (const [event, asks, field] of steps) {
+      const r = transition(c, event, ctx);
+      assert.equal(r.outcome, "advanced");
+      assert.match(prompted(r), asks);
+      assert.equal(r.conversation.asking, field);
+      c = r.conversation;
+    }
+    assert.equal(c.state, "confirming_delivery");
+    assert.deepEqual(offered(transition(c, text("hmm"), ctx).effects), ["addr:j1:ok", "addr:j1:change"]);
+    assert.deepEqual(c.delivery, {
+      method: "address",
+      country: "ES",
+      name: "Ana López",
+      line1: "Calle Mayor 1",
+      line2: "3º B",
+      city: "Madrid",
+      postcode: "28013",
+    });
+
+    // Confirmed by a tap or in words.
+    for (const confirm of [tap("addr:j1:ok"), text("yes"), text("Confirm")]) {
+      const r = transition(c, confirm, ctx);
+      assert.equal(r.conversation.state, "awaiting_payment");
+      assert.equal(r.conversation.chosenDesignId, undefined);
+      assert.match(prompted(r), /^Great choice! Preparing your checkout…$/);
+      const request = r.effects.find((e) => e.type === "request_payment");
+      assert.equal(request?.type === "request_payment" && request.designId, "d2");
+    }
+  });
+
+  test("a country in words: its code or a name in any language; one not served is named", () => {
+    const asking = at("awaiting_address");
+    for (const [words, code] of [
+      ["españa", "ES"],
+      ["ESPANA", "ES"],
+      ["Spain", "ES"],
+      ["es", "ES"],
+      ["the netherlands", "NL"],
+      ["Países Bajos", "NL"],
+      ["UK", "GB"],
+      ["Reino Unido", "GB"],
+    ] as const) {
+      const r = transition(asking, text(words), ctx);
+      assert.equal(r.conversation.delivery?.country, code, words);
+      assert.equal(r.conversation.asking, "name");
+    }
+    const mexico = transition(asking, text("México"), ctx);
+    assert.equal(mexico.outcome, "reprompted");
+    assert.equal(mexico.conversation.asking, "country");
+    assert.match(
+      said(mexico.effects),
+      /^Sorry, we can't send gifts to Mexico\. .*\nWhich country should we send it to\?/,
+    );
+    const nowhere = transition(asking, text("Atlantis"), ctx);
+    assert.match(
+      said(nowhere.effects),
+      /^Please pick the country from the list, or write its name\.\nWhich country/,
+    );
+  });
+
+  test("a shop shipping to one country never asks it", () => {
+    const sctx = context({ shop: spainShop });
+    const picked = transition(at("choosing"), tap("pick:j1.r1:d1"), sctx);
+    assert.equal(picked.conversation.state, "awaiting_address");
+    assert.equal(picked.conversation.asking, "name");
+    assert.match(said(picked.effects), /^Who should the parcel be addressed to\?/);
+    const confirming = runIn(sctx, picked.conversation, ...SPAIN.slice(1));
+    assert.match(said(confirming.effects), /28013 Madrid\nSpain/);
+    const change = transition(confirming.conversation, tap("addr:j1:change"), sctx);
+    assert.ok(!offered(change.effects).includes("change:j1:country"), "nothing to change it to");
+    const ordered = transition(confirming.conversation, tap("addr:j1:ok"), sctx);
+    const request = ordered.effects.find((e) => e.type === "request_payment");
+    assert.equal(
+      request?.type === "request_payment" &&
+        request.delivery.method === "address" &&
+        request.delivery.country,
+      "ES",
+    );
+  });
+
+  test("a postcode of the wrong shape is asked again, with the country's example; a right one is normalised", () => {
+    const postcode = run(
+      at("awaiting_address"),
+      tap("country:j1:GB"),
+      text("Ann Lee"),
+      text("10 Downing St"),
+      text("London"),
+    );
+    assert.equal(postcode.conversation.asking, "postcode");
+    assert.match(said(postcode.effects), /For example: SW1A 1AA/);
+    for (const wrong of ["28013", "SW1A", "hello world", ""]) {
+      const r = transition(postcode.conversation, text(wrong), ctx);
+      assert.equal(r.outcome, "reprompted", wrong);
+      assert.equal(r.conversation.state, "awaiting_address");
+      assert.equal(r.conversation.asking, "postcode");
+      assert.equal(
+        said(r.effects),
+        "That doesn't look right: United Kingdom postcodes look like SW1A 1AA. What's the postcode?",
+      );
+    }
+    const right = transition(postcode.conversation, text("sw1a2aa"), ctx);
+    assert.equal(right.conversation.delivery?.postcode, "SW1A 2AA");
+    assert.match(said(right.effects), /\nSW1A 2AA London\nUnited Kingdom\n/);
+  });
+
+  test("a name, a street and a city out of bounds are asked again, saying what is wanted", () => {
+    const name = at("awaiting_address");
+    const naming = transition(name, tap("country:j1:FR"), ctx).conversation;
+    for (const [answer, asks] of [
+      ["A", /^Please send a full name, from 2 to 70 characters\.$/],
+      ["12345", /^Please send a full name/],
+      ["Ñ".repeat(71), /^Please send a full name/],
+    ] as const) {
+      const r = transition(naming, text(answer), ctx);
+      assert.equal(r.outcome, "reprompted");
+      assert.equal(r.conversation.asking, "name");
+      assert.match(said(r.effects), asks);
+    }
+    assert.equal(transition(naming, text("Ñ".repeat(70)), ctx).conversation.asking, "street");
+    const street = transition(naming, text("Jo"), ctx).conversation;
+    for (const answer of [
+      "Rue de Rivoli 1\nEscalier B\n3e étage",
+      "x".repeat(101),
+      `Rue de Rivoli 1\n${"y".repeat(101)}`,
+      "--",
+    ]) {
+      const r = transition(street, text(answer), ctx);
+      assert.equal(r.outcome, "reprompted", answer);
+      assert.match(said(r.effects), /^Please send the street and number on one line/);
+    }
+    const city = transition(street, text("Rue de Rivoli 1"), ctx).conversation;
+    assert.equal(city.delivery?.line2, undefined);
+    const long = transition(city, text("P".repeat(61)), ctx);
+    assert.match(said(long.effects), /^Please send the name of the town or city, up to 60 characters\.$/);
+    assert.equal(transition(city, text("Paris"), ctx).conversation.asking, "postcode");
+  });
+
+  test("a voice note or a location at an address step: text only, and the same question again", () => {
+    const street = run(at("awaiting_address"), ...SPAIN.slice(0, 2)).conversation;
+    assert.equal(street.asking, "street");
+    for (const input of [
+      { kind: "media", media: "voice" },
+      { kind: "other", type: "location" },
+    ] as const) {
+      const r = transition(street, message(input), ctx);
+      assert.equal(r.outcome, "reprompted");
+      assert.deepEqual(r.conversation.delivery, street.delivery);
+      assert.match(
+        said(r.effects),
+        /^I can only read text and buttons here, sorry\.\nWhat's the street and number\?/,
+      );
+    }
+  });
+
+  test("Change → postcode: only the postcode is asked, then the details again; the rest kept", () => {
+    const confirming = at("confirming_delivery");
+    const change = transition(confirming, tap("addr:j1:change"), ctx);
+    assert.equal(change.conversation.state, "changing_delivery");
+    assert.match(
+      said(change.effects),
+      /^What would you like to change\? \{Name\|Street\|Town or city\|Postcode\|Country\|Nothing, it's all right\}$/,
+    );
+    assert.deepEqual(offered(change.effects), [
+      "change:j1:name",
+      "change:j1:street",
+      "change:j1:city",
+      "change:j1:postcode",
+      "change:j1:country",
+      "change:j1:keep",
+    ]);
+    for (const choice of [tap("change:j1:postcode"), text("postcode"), text("Postcode"), text("zip")]) {
+      const r = transition(change.conversation, choice, ctx);
+      assert.equal(r.conversation.state, "awaiting_address");
+      assert.equal(r.conversation.asking, "postcode");
+      assert.match(said(r.effects), /^And the postcode\? For example: 28013$/);
+    }
+    const asked = transition(change.conversation, tap("change:j1:postcode"), ctx).conversation;
+    const fixed = transition(asked, text("28014"), ctx);
+    assert.equal(fixed.conversation.state, "confirming_delivery");
+    assert.deepEqual(fixed.conversation.delivery, { ...confirming.delivery, postcode: "28014" });
+    assert.match(said(fixed.effects), /Ana López\nCalle Mayor 1\n3º B\n28014 Madrid\nSpain/);
+    // A street changed to one line has no second line any more.
+    const street = run(change.conversation, tap("change:j1:street"), text("Gran Vía 28")).conversation;
+    assert.equal(street.state, "confirming_delivery");
+    assert.equal(street.delivery?.line1, "Gran Vía 28");
+    assert.equal(street.delivery?.line2, undefined);
+    assert.equal(street.delivery?.postcode, "28013");
+    // Nothing to change after all.
+    const kept = transition(change.conversation, tap("change:j1:keep"), ctx);
+    assert.equal(kept.conversation.state, "confirming_delivery");
+    assert.deepEqual(kept.conversation.delivery, confirming.delivery);
+    assert.equal(transition(change.conversation, text("nonsense"), ctx).outcome, "reprompted");
+  });
+
+  test("a new country re-checks the postcode: asked again if it does not fit, kept if it does", () => {
+    const changing = at("changing_delivery");
+    const country = transition(changing, tap("change:j1:country"), ctx);
+    assert.equal(country.conversation.asking, "country");
+    const uk = transition(country.conversation, tap("country:j1:GB"), ctx);
+    assert.equal(uk.conversation.state, "awaiting_address");
+    assert.equal(uk.conversation.asking, "postcode");
+    assert.equal(uk.conversation.delivery?.postcode, undefined);
+    assert.match(said(uk.effects), /^And the postcode\? For example: SW1A 1AA$/);
+    const done = transition(uk.conversation, text("EC1A 1BB"), ctx);
+    assert.equal(done.conversation.state, "confirming_delivery");
+    assert.match(said(done.effects), /Ana López\nCalle Mayor 1\n3º B\nEC1A 1BB Madrid\nUnited Kingdom/);
+    // 28013 is a French postcode's shape too.
+    const france = transition(country.conversation, text("France"), ctx);
+    assert.equal(france.conversation.state, "confirming_delivery");
+    assert.equal(france.conversation.delivery?.postcode, "28013");
+  });
+
+  test("stale taps at the delivery steps are recognised and not applied", () => {
+    const naming = transition(at("awaiting_address"), tap("country:j1:ES"), ctx).conversation;
+    const oldCountry = transition(naming, tap("country:j1:PT"), ctx);
+    assert.equal(oldCountry.outcome, "stale");
+    assert.equal(oldCountry.conversation.delivery?.country, "ES");
+    assert.match(
+      said(oldCountry.effects),
+      /^That button belongs to an earlier message\.\nWho should the parcel/,
+    );
+    const changing = at("changing_delivery");
+    assert.equal(transition(changing, tap("addr:j1:ok"), ctx).outcome, "stale");
+    assert.equal(transition(at("confirming_delivery"), tap("change:j1:name"), ctx).outcome, "stale");
+    assert.equal(transition(at("confirming_delivery"), tap("addr:j0:ok"), ctx).outcome, "stale");
+    assert.equal(transition(at("awaiting_address"), tap("delivery:j1:pickup"), ctx).outcome, "stale");
+    const paying = at("awaiting_payment");
+    const late = transition(paying, tap("addr:j1:ok"), ctx);
+    assert.equal(late.outcome, "stale");
+    assert.ok(!late.effects.some((e) => e.type === "request_payment"), "one order per confirmation");
+    // A design of an earlier round.
+    const r2 = { ...at("awaiting_address"), round: 2 };
+    assert.equal(transition(r2, tap("pick:j1.r1:d1"), ctx).outcome, "stale");
+  });
+
+  test("another design of the round while asking: chosen instead, the same question again", () => {
+    const street = run(at("awaiting_address"), ...SPAIN.slice(0, 2)).conversation;
+    const other = transition(street, tap("pick:j1.r1:d3"), ctx);
+    assert.equal(other.outcome, "advanced");
+    assert.equal(other.conversation.chosenDesignId, "d3");
+    assert.equal(other.conversation.asking, "street");
+    assert.match(said(other.effects), /^Design 3 it is\.\nWhat's the street and number\?/);
+    assert.equal(transition(other.conversation, tap("pick:j1.r1:d3"), ctx).outcome, "reprompted");
+    const ordered = run(other.conversation, ...SPAIN.slice(2), tap("addr:j1:ok"));
+    const request = ordered.all.find((e) => e.type === "request_payment");
+    assert.equal(request?.type === "request_payment" && request.designId, "d3");
+  });
+
+  test("more designs while asking: a new round, and the delivery said so far is kept", () => {
+    const street = run(at("awaiting_address"), ...SPAIN.slice(0, 2)).conversation;
+    const more = transition(street, tap("more:j1.r1:more"), ctx);
+    assert.equal(more.conversation.state, "generating");
+    assert.equal(more.conversation.asking, undefined);
+    assert.ok(more.effects.some((e) => e.type === "request_generation"));
+    const shown = transition(
+      more.conversation,
+      { type: "generation_completed", roundId: "PN:555/j1/r2", designs: [{ id: "n1", imageId: "i" }] },
+      ctx,
+    );
+    const picked = transition(shown.conversation, tap("pick:j1.r2:n1"), ctx);
+    assert.equal(picked.conversation.asking, "street", "on from where the shopper was");
+    assert.equal(picked.conversation.delivery?.name, "Ana López");
+  });
+
+  test("back after the session TTL at a delivery step: continue asks the same field", () => {
+    const city = run(at("awaiting_address"), ...SPAIN.slice(0, 3)).conversation;
+    const later = 1_000_000 + ctx.sessionTtlMs + 1;
+    const back = transition(city, text("Madrid", later), ctx);
+    assert.equal(back.conversation.state, "resuming");
+    const continued = transition(back.conversation, tap("resume:j1:continue", later + 1), ctx);
+    assert.equal(continued.conversation.state, "awaiting_address");
+    assert.equal(continued.conversation.asking, "city");
+    assert.match(said(continued.effects), /^Which town or city\?$/);
+  });
+
+  test("restart and cancel clear the delivery draft: it is personal data", () => {
+    const confirming = at("confirming_delivery");
+    assert.ok(confirming.delivery?.line1);
+    for (const command of ["restart", "cancel"]) {
+      const r = transition(confirming, text(command), ctx);
+      assert.equal(r.conversation.delivery, undefined);
+      assert.equal(r.conversation.chosenDesignId, undefined);
+      assert.equal(r.conversation.asking, undefined);
+      assert.ok(!r.effects.some((e) => e.type === "cancel_order"), "no order was open");
+    }
+    assert.match(said(transition(confirming, text("cancel"), ctx).effects), /^Cancelled\. Write to me/);
+  });
+
+  test("another design while the order awaits payment: a new order to the same confirmed delivery", () => {
+    const paying = at("awaiting_payment");
+    const other = transition(paying, tap("pick:j1.r1:d1"), ctx);
+    assert.equal(other.conversation.state, "awaiting_payment");
+    assert.deepEqual(
+      other.effects.filter((e) => e.type !== "send").map((e) => e.type),
+      ["cancel_order", "request_payment"],
+    );
+    assert.equal(said(other.effects), "Great choice! Preparing your checkout…", "nothing asked again");
+    const request = other.effects.find((e) => e.type === "request_payment");
+    assert.ok(request?.type === "request_payment");
+    assert.equal(request.orderId, "PN:555/o2");
+    assert.equal(request.designId, "d1");
+    assert.deepEqual(request.delivery, {
+      method: "address",
+      name: "Ana López",
+      line1: "Calle Mayor 1",
+      line2: "3º B",
+      city: "Madrid",
+      postcode: "28013",
+      country: "ES",
+    });
+    // An order made before delivery was asked for: the new one asks for it.
+    const { delivery: _none, ...legacy } = paying;
+    const asked = transition(legacy, tap("pick:j1.r1:d1"), ctx);
+    assert.deepEqual(
+      asked.effects.filter((e) => e.type !== "send").map((e) => e.type),
+      ["cancel_order"],
+    );
+    assert.equal(asked.conversation.state, "awaiting_address");
+    assert.equal(asked.conversation.order, undefined);
+  });
+
+  test("paid: the conversation keeps no copy of the delivery", () => {
+    assert.ok(at("awaiting_payment").delivery);
+    assert.equal(at("paid").delivery, undefined);
+  });
+
+  test("pickup: how, where, who collects; confirmed", () => {
+    const picked = transition(at("choosing"), tap("pick:j1.r1:d2"), pctx);
+    assert.equal(picked.conversation.state, "awaiting_delivery_method");
+    assert.match(said(picked.effects), /^Where should the gift go\?.*\[Send to an address\|Pick it up\]$/);
+    assert.deepEqual(offered(picked.effects), ["delivery:j1:address", "delivery:j1:pickup"]);
+    assert.equal(
+      transition(picked.conversation, text("Pick it up"), pctx).conversation.state,
+      "awaiting_pickup",
+    );
+    assert.equal(transition(picked.conversation, text("send it"), pctx).conversation.asking, "country");
+
+    const where = transition(picked.conversation, tap("delivery:j1:pickup"), pctx);
+    assert.equal(where.conversation.asking, "location");
+    assert.match(
+      said(where.effects),
+      /^Where would you like to pick it up\? \{Madrid centre\|Lisbon Baixa\}$/,
+    );
+    assert.deepEqual(offered(where.effects), ["pickup:j1:madrid-centro", "pickup:j1:lisboa-baixa"]);
+    assert.equal(
+      transition(where.conversation, text("lisboa baixa"), pctx).conversation.delivery?.locationId,
+      "lisboa-baixa",
+    );
+    assert.equal(transition(where.conversation, text("Paris"), pctx).outcome, "reprompted");
+
+    const who = transition(where.conversation, tap("pickup:j1:lisboa-baixa"), pctx);
+    assert.equal(who.conversation.state, "awaiting_pickup");
+    assert.equal(who.conversation.asking, "name");
+    assert.match(said(who.effects), /^Who will collect it\?/);
+    const confirming = transition(who.conversation, text("Leo"), pctx);
+    assert.equal(confirming.conversation.state, "confirming_delivery");
+    assert.equal(
+      said(confirming.effects),
+      "Please check:\n\nPick up at Lisbon Baixa, Rua Augusta 10, 1100-053 Lisboa\nCollected by Leo\n\nIs everything right? [Confirm|Change]",
+    );
+    const change = transition(confirming.conversation, tap("addr:j1:change"), pctx);
+    assert.deepEqual(offered(change.effects), [
+      "change:j1:location",
+      "change:j1:name",
+      "change:j1:method",
+      "change:j1:keep",
+    ]);
+    const ordered = transition(confirming.conversation, tap("addr:j1:ok"), pctx);
+    const request = ordered.effects.find((e) => e.type === "request_payment");
+    assert.deepEqual(request?.type === "request_payment" && request.delivery, {
+      method: "pickup",
+      locationId: "lisboa-baixa",
+      name: "Leo",
+    });
+  });
+
+  test("a change of method asks only what the other method lacks; the name is kept", () => {
+    const confirming = runIn(
+      pctx,
+      at("awaiting_pickup"),
+      tap("pickup:j1:madrid-centro"),
+      text("Leo Martín"),
+      tap("addr:j1:change"),
+      tap("change:j1:method"),
+    );
+    assert.equal(confirming.conversation.state, "awaiting_delivery_method");
+    const address = runIn(pctx, confirming.conversation, tap("delivery:j1:address"));
+    assert.equal(address.conversation.asking, "country");
+    const done = runIn(pctx, address.conversation, tap("country:j1:ES"), ...SPAIN.slice(2));
+    assert.equal(done.conversation.state, "confirming_delivery");
+    assert.match(said(done.effects), /^Please check where the gift goes:\n\nLeo Martín\nCalle Mayor 1/);
+    // Back to pickup: nothing left to ask.
+    const back = runIn(
+      pctx,
+      done.conversation,
+      tap("addr:j1:change"),
+      tap("change:j1:method"),
+      text("pickup"),
+    );
+    assert.equal(back.conversation.state, "confirming_delivery");
+    assert.match(said(back.effects), /Pick up at Madrid centre/);
+  });
+
+  test("in Spanish: the questions, the countries and the confirmation", () => {
+    const es = { ...shop, language: "es" };
+    const c = context({ shop: es });
+    const choosing = { ...at("choosing"), language: "es" };
+    const picked = transition(choosing, tap("pick:j1.r1:d2"), c);
+    assert.match(
+      said(picked.effects),
+      /^¿A qué país lo enviamos\? \{España\|Portugal\|Francia\|Alemania\|Italia\|Irlanda\|Países Bajos\|Reino Unido\}$/,
+    );
+    const wrong = runIn(
+      c,
+      picked.conversation,
+      text("España"),
+      text("Ana"),
+      text("Calle Mayor 1"),
+      text("Madrid"),
+      text("2801"),
+    );
+    assert.equal(
+      said(wrong.effects),
+      "Eso no parece un código postal de España: debería ser como 28013. ¿Cuál es el código postal?",
+    );
+    const confirming = transition(wrong.conversation, text("28013"), c);
+    assert.match(
+      said(confirming.effects),
+      /^Comprueba a dónde va el regalo:\n\nAna\nCalle Mayor 1\n28013 Madrid\nEspaña\n\n¿Está todo bien\? \[Confirmar\|Cambiar\]$/,
+    );
+    assert.equal(transition(confirming.conversation, text("sí"), c).conversation.state, "awaiting_payment");
+    assert.equal(
+      transition(confirming.conversation, text("cambiar"), c).conversation.state,
+      "changing_delivery",
+    );
+  });
+
+  for (const [language, withTracking, without] of [
+    [
+      "en",
+      "Your gift (order 7KQ2-M9XD) is on its way! 📦\nTrack it here: https://track.example/7KQ2",
+      "Your gift (order 7KQ2-M9XD) is on its way! 📦",
+    ],
+    [
+      "es",
+      "¡Tu regalo (pedido 7KQ2-M9XD) está en camino! 📦\nSíguelo aquí: https://track.example/7KQ2",
+      "¡Tu regalo (pedido 7KQ2-M9XD) está en camino! 📦",
+    ],
+  ] as const) {
+    test(`shipped (${language}): the shopper is told, with the tracking link when there is one`, () => {
+      const paid = { ...at("paid"), language };
+      const event = {
+        type: "payment_shipped",
+        orderId: paid.order?.id ?? "",
+        orderNumber: "7KQ2-M9XD",
+      } as const;
+      const tracked = transition(paid, { ...event, trackingUrl: "https://track.example/7KQ2" }, ctx);
+      assert.equal(tracked.outcome, "notified");
+      assert.equal(tracked.conversation, paid);
+      assert.equal(said(tracked.effects), withTracking);
+      assert.equal(said(transition(paid, event, ctx).effects), without);
+      // Whatever the journey is doing now, e.g. a new gift under way.
+      const elsewhere = transition({ ...at("awaiting_theme"), language }, event, ctx);
+      assert.equal(elsewhere.outcome, "notified");
+      assert.equal(elsewhere.conversation.state, "awaiting_theme");
+    });
+  }
 });

@@ -1,6 +1,14 @@
 import { contracts } from "@taituri/proto";
-import { matchOption, type Option, type Shop } from "./catalog.ts";
-import { commandOf, type MessageCatalog, type MessageKey, render } from "./messages.ts";
+import { matchOption, normalize, type Option, type PickupLocation, type Shop } from "./catalog.ts";
+import { type Countries, countryName, matchCountry, validPostcode } from "./countries.ts";
+import {
+  type Command,
+  commandOf,
+  isCommand,
+  type MessageCatalog,
+  type MessageKey,
+  render,
+} from "./messages.ts";
 
 /**
  * The gift journey as a pure state machine: (conversation, event, context) -> (conversation,
@@ -18,6 +26,16 @@ export type State =
   /** A round is out for generation: this state is the lock that keeps it to one. */
   | "generating"
   | "choosing"
+  /** A design chosen; pickup or an address? (only for shops with pickup points) */
+  | "awaiting_delivery_method"
+  /** Asking one field of the address (`asking`). */
+  | "awaiting_address"
+  /** Asking the pickup point or who collects (`asking`). */
+  | "awaiting_pickup"
+  /** The delivery details are showing, with "Confirm" and "Change". */
+  | "confirming_delivery"
+  /** Which detail to change? */
+  | "changing_delivery"
   | "awaiting_payment"
   | "paid"
   /** Back after the session TTL: continue, or start over. */
@@ -32,16 +50,70 @@ export const STATES: readonly State[] = [
   "ready",
   "generating",
   "choosing",
+  "awaiting_delivery_method",
+  "awaiting_address",
+  "awaiting_pickup",
+  "confirming_delivery",
+  "changing_delivery",
   "awaiting_payment",
   "paid",
   "resuming",
   "cancelled",
 ];
 
+/** The states that collect where the gift goes, between choosing a design and paying for it. */
+export const DELIVERY_STATES: ReadonlySet<State> = new Set([
+  "awaiting_delivery_method",
+  "awaiting_address",
+  "awaiting_pickup",
+  "confirming_delivery",
+  "changing_delivery",
+]);
+
 export interface Design {
   id: string;
   imageId: string;
 }
+
+/** One detail of where the gift goes, asked for on its own. */
+export type DeliveryField = "country" | "name" | "street" | "city" | "postcode" | "location";
+
+/**
+ * Where the gift goes, as far as the shopper has said. Personal data: never logged nor put in a
+ * span; a restart or a cancel clears it, and so does the payment (the order holds it then).
+ */
+export interface DeliveryDraft {
+  method?: "address" | "pickup";
+  /** ISO 3166-1 alpha-2. */
+  country?: string;
+  /** Who the parcel is addressed to, or who collects it. */
+  name?: string;
+  line1?: string;
+  line2?: string;
+  city?: string;
+  /** Normalised as the country writes it. */
+  postcode?: string;
+  locationId?: string;
+}
+
+/** A delivery as the shopper confirmed it: complete, and valid for the shop (payment.v1.Delivery). */
+export type Delivery =
+  | {
+      method: "address";
+      name: string;
+      line1: string;
+      line2?: string;
+      city: string;
+      postcode: string;
+      country: string;
+    }
+  | { method: "pickup"; locationId: string; name: string };
+
+/**
+ * How long each answer may be, in characters as a person counts them. A longer answer is asked
+ * again, never cut: the parcel label carries it as written.
+ */
+export const DELIVERY_LIMITS = { nameMin: 2, nameMax: 70, line: 100, city: 60 } as const;
 
 export interface Conversation {
   state: State;
@@ -57,6 +129,11 @@ export interface Conversation {
   /** Rounds that produced designs. */
   completedRounds: number;
   designs: Design[];
+  /** The design chosen, while the delivery is asked for; confirming it orders this design. */
+  chosenDesignId?: string;
+  delivery?: DeliveryDraft;
+  /** The field awaiting_address or awaiting_pickup asks for. */
+  asking?: DeliveryField;
   /** The order of this journey awaiting payment or paid; `number` is the one people read. */
   order?: { id: string; designId: string; number?: string; link?: string };
   /**
@@ -88,6 +165,7 @@ export type Event =
   | { type: "payment_succeeded"; orderId: string; orderNumber: string }
   | { type: "payment_failed"; orderId: string; orderNumber: string; reason: string }
   | { type: "payment_expired"; orderId: string; orderNumber: string }
+  | { type: "payment_shipped"; orderId: string; orderNumber: string; trackingUrl?: string }
   | {
       type: "payment_refunded";
       orderId: string;
@@ -132,6 +210,9 @@ export type Effect =
       productId: string;
       amount: number;
       currency: string;
+      /** The conversation's recipient: the name the design was made for. */
+      recipient: string;
+      delivery: Delivery;
     }
   /** Close an open order's checkout: the shopper cancelled it, or chose another design instead. */
   | { type: "cancel_order"; orderId: string; reason: "shopper" | "replaced" }
@@ -157,6 +238,8 @@ export interface Context {
   conversationId: string;
   shop: Shop;
   messages: MessageCatalog;
+  /** Every country a shop may ship to (the shop's `delivery.countries` are among them). */
+  countries: Countries;
   now: number;
   /** A shopper silent for longer than this is offered "continue" or "start over". */
   sessionTtlMs: number;
@@ -278,6 +361,38 @@ class Turn {
       case "choosing":
         this.chooseList();
         return;
+      case "awaiting_delivery_method":
+        this.send({
+          kind: "buttons",
+          body: this.t("askDeliveryMethod"),
+          buttons: [
+            { id: replyId("delivery", c, "address"), title: this.t("addressButton") },
+            { id: replyId("delivery", c, "pickup"), title: this.t("pickupButton") },
+          ],
+        });
+        return;
+      case "awaiting_address":
+      case "awaiting_pickup":
+        this.askField(c.asking ?? (c.state === "awaiting_pickup" ? "location" : "name"));
+        return;
+      case "confirming_delivery":
+        this.send({
+          kind: "buttons",
+          body: this.deliverySummary(),
+          buttons: [
+            { id: replyId("addr", c, "ok"), title: this.t("confirmButton") },
+            { id: replyId("addr", c, "change"), title: this.t("changeButton") },
+          ],
+        });
+        return;
+      case "changing_delivery":
+        this.send({
+          kind: "list",
+          body: this.t("askChange"),
+          button: this.t("changeListButton"),
+          rows: this.changeRows().map(({ value, title }) => ({ id: replyId("change", c, value), title })),
+        });
+        return;
       case "awaiting_payment":
         if (c.order?.link) this.payButton();
         else this.say("preparingCheckout");
@@ -317,6 +432,100 @@ class Turn {
     if (c.completedRounds < this.ctx.shop.maxRounds)
       rows.push({ id: replyId("more", c, "more", c.round), title: this.t("moreRow") });
     this.send({ kind: "list", body: this.t("choose"), button: this.t("chooseButton"), rows });
+  }
+
+  askField(field: DeliveryField): void {
+    const c = this.c;
+    const shop = this.ctx.shop;
+    switch (field) {
+      case "country":
+        this.send({
+          kind: "list",
+          body: this.t("askCountry"),
+          button: this.t("countryButton"),
+          rows: shop.delivery.countries.map((code) => ({
+            id: replyId("country", c, code),
+            title: countryName(this.ctx.countries, code, c.language),
+          })),
+        });
+        return;
+      case "name":
+        this.say(c.delivery?.method === "pickup" ? "askPickupName" : "askAddressName");
+        return;
+      case "street":
+        this.say("askStreet");
+        return;
+      case "city":
+        this.say("askCity");
+        return;
+      case "postcode":
+        this.say("askPostcode", { example: this.ctx.countries[c.delivery?.country ?? ""]?.example ?? "" });
+        return;
+      case "location":
+        this.send({
+          kind: "list",
+          body: this.t("askPickup"),
+          button: this.t("pickupListButton"),
+          rows: (shop.delivery.pickup ?? []).map((p) => ({
+            id: replyId("pickup", c, p.id),
+            title: this.locationName(p),
+            description: p.address,
+          })),
+        });
+        return;
+    }
+  }
+
+  locationName(location: PickupLocation): string {
+    return location.name[this.c.language] ?? location.name[this.ctx.shop.language] ?? location.id;
+  }
+
+  /** The delivery details as the shopper is asked to confirm them. */
+  deliverySummary(): string {
+    const d = this.c.delivery ?? {};
+    if (d.method === "pickup") {
+      const location = this.ctx.shop.delivery.pickup?.find((p) => p.id === d.locationId);
+      return this.t("confirmPickup", {
+        location: location ? this.locationName(location) : "",
+        address: location?.address ?? "",
+        name: d.name ?? "",
+      });
+    }
+    return this.t("confirmAddress", {
+      name: d.name ?? "",
+      street: [d.line1 ?? "", ...(d.line2 ? [d.line2] : [])].join("\n"),
+      postcode: d.postcode ?? "",
+      city: d.city ?? "",
+      country: countryName(this.ctx.countries, d.country ?? "", this.c.language),
+    });
+  }
+
+  /** What the shopper may change, as offered in changing_delivery: the details of the method chosen. */
+  changeRows(): { value: DeliveryField | "method" | "keep"; title: string }[] {
+    const delivery = this.ctx.shop.delivery;
+    const pickupOffered = (delivery.pickup?.length ?? 0) > 0;
+    const fields: { value: DeliveryField | "method" | "keep"; key: MessageKey }[] =
+      this.c.delivery?.method === "pickup"
+        ? [
+            ...((delivery.pickup?.length ?? 0) > 1
+              ? [{ value: "location" as const, key: "fieldLocation" as const }]
+              : []),
+            { value: "name", key: "fieldName" },
+          ]
+        : [
+            { value: "name", key: "fieldName" },
+            { value: "street", key: "fieldStreet" },
+            { value: "city", key: "fieldCity" },
+            { value: "postcode", key: "fieldPostcode" },
+            ...(delivery.countries.length > 1
+              ? [{ value: "country" as const, key: "fieldCountry" as const }]
+              : []),
+          ];
+    return [
+      ...fields,
+      ...(pickupOffered ? [{ value: "method" as const, key: "fieldMethod" as const }] : []),
+      { value: "keep" as const, key: "keepRow" as const },
+    ].map(({ value, key }) => ({ value, title: this.t(key) }));
   }
 
   payButton(): void {
@@ -371,7 +580,9 @@ class Turn {
       return "reprompted";
     }
     const round = c.round + 1;
-    this.c = { ...c, state: "generating", round };
+    // A delivery draft is kept: the design chosen from the new round goes to the same place.
+    const { chosenDesignId: _chosen, asking: _asking, ...rest } = c;
+    this.c = { ...rest, state: "generating", round };
     const roundId = roundIdOf(this.ctx, this.c);
     this.effects.push({
       type: "request_generation",
@@ -397,11 +608,44 @@ class Turn {
       this.effects.push({ type: "cancel_timer", timerId: timerIdOf(roundIdOf(this.ctx, this.c)) });
   }
 
+  /** A design chosen from the list: where the gift goes is asked next (or shown, if known). */
   choose(designId: string): Outcome {
+    if (!this.c.designs.some((d) => d.id === designId)) {
+      this.prompt();
+      return "reprompted";
+    }
+    this.c = { ...this.c, chosenDesignId: designId };
+    this.advanceDelivery();
+    return "advanced";
+  }
+
+  /**
+   * Asks for the next delivery detail still missing, in order (the method; for an address the
+   * country, name, street, city and postcode; for pickup the point and who collects), or shows them
+   * all for confirmation. What the shop settles alone is filled in: its only country, its only
+   * pickup point, an address when it has no pickup. A detail the shop no longer allows (a country
+   * it stopped shipping to, a postcode that does not fit the country) counts as missing.
+   */
+  advanceDelivery(): void {
+    const delivery = settle(this.ctx, this.c.delivery ?? {});
+    const { asking: _asking, ...rest } = this.c;
+    this.c = { ...rest, delivery };
+    const next = nextDeliveryStep(delivery);
+    if (next.field) this.enter(next.state, { asking: next.field });
+    else this.enter(next.state);
+  }
+
+  /**
+   * The order: the chosen design, sent where the shopper confirmed, at the catalog's price. A
+   * detail found missing (the catalog changed since) is asked for instead.
+   */
+  requestPayment(designId: string): Outcome {
     const c = this.c;
     const design = c.designs.find((d) => d.id === designId);
-    if (!design) {
-      this.prompt();
+    const delivery = confirmable(this.ctx, c.delivery);
+    if (!design || !delivery) {
+      if (design) this.advanceDelivery();
+      else this.enter("choosing");
       return "reprompted";
     }
     const orderId = nextOrderIdOf(this.ctx, c);
@@ -414,9 +658,12 @@ class Turn {
       // The catalog's price, never anything the shopper sent.
       amount: this.ctx.shop.product.price,
       currency: this.ctx.shop.currency,
+      recipient: c.recipient ?? "",
+      delivery,
     });
+    const { chosenDesignId: _chosen, asking: _asking, ...rest } = c;
     this.c = {
-      ...c,
+      ...rest,
       state: "awaiting_payment",
       order: { id: orderId, designId: design.id },
       orderCount: (c.orderCount ?? 0) + 1,
@@ -428,7 +675,8 @@ class Turn {
   /**
    * Another design while an order awaits payment: that order is cancelled (its checkout closed, so
    * its link cannot be paid; should a payment land all the same, it is kept and confirmed) and a new
-   * one replaces it. The same design again: the same order and link, never a second one.
+   * one replaces it, sent where the shopper confirmed for the first. The same design again: the same
+   * order and link, never a second one.
    */
   rechoose(designId: string | undefined): Outcome {
     const open = this.c.order;
@@ -444,7 +692,23 @@ class Turn {
     this.effects.push({ type: "cancel_order", orderId: open.id, reason: "replaced" });
     const { order: _replaced, ...rest } = this.c;
     this.c = { ...rest, state: "choosing" };
+    if (confirmable(this.ctx, this.c.delivery)) return this.requestPayment(designId);
+    // An order made before delivery details were asked for: they are asked now.
     return this.choose(designId);
+  }
+
+  /** A tap on another design of the round while the delivery is asked for: that one is chosen. */
+  switchDesign(designId: string): Outcome {
+    const c = this.c;
+    const index = c.designs.findIndex((d) => d.id === designId);
+    if (index < 0 || designId === c.chosenDesignId) {
+      this.prompt();
+      return "reprompted";
+    }
+    this.c = { ...c, chosenDesignId: designId };
+    this.say("designChanged", { n: String(index + 1) });
+    this.prompt();
+    return "advanced";
   }
 
   // --- events ------------------------------------------------------------------------------
@@ -483,7 +747,13 @@ class Turn {
       this.cancelRoundTimer();
       const open = this.c.state === "awaiting_payment" ? this.c.order : undefined;
       if (open) this.effects.push({ type: "cancel_order", orderId: open.id, reason: "shopper" });
-      const { order: _cancelled, ...rest } = this.c;
+      const {
+        order: _cancelled,
+        delivery: _personal,
+        chosenDesignId: _chosen,
+        asking: _asking,
+        ...rest
+      } = this.c;
       this.c = { ...rest, state: "cancelled" };
       this.say(open ? "orderCancelled" : "cancelled");
       return this.done("command");
@@ -550,6 +820,16 @@ class Turn {
         if (designId === undefined) return this.reprompt(input);
         return this.done(this.choose(designId));
       }
+      case "awaiting_delivery_method":
+      case "awaiting_address":
+      case "awaiting_pickup":
+      case "confirming_delivery":
+      case "changing_delivery":
+        // The round's list is still on screen: another design is chosen instead, or a new round
+        // starts; what the shopper said of the delivery is kept.
+        if (reply?.step === "more") return this.done(this.startRound());
+        if (reply?.step === "pick") return this.done(this.switchDesign(reply.value));
+        return this.answerDelivery(state, input, reply);
       case "awaiting_payment": {
         const n = text === undefined ? Number.NaN : Number(text.trim());
         const byNumber = Number.isInteger(n) ? this.c.designs[n - 1] : undefined;
@@ -565,6 +845,152 @@ class Turn {
         }
         return this.reprompt(input);
     }
+  }
+
+  /** An answer at one of the delivery steps. */
+  answerDelivery(state: State, input: Input, reply: { step: string; value: string } | undefined): Result {
+    const text = input.kind === "text" ? input.text : undefined;
+    if (text === undefined && !reply) return this.reprompt(input);
+    const says = (command: Command) => text !== undefined && this.is(text, command);
+    switch (state) {
+      case "awaiting_delivery_method": {
+        const method = reply
+          ? reply.value
+          : says("address")
+            ? "address"
+            : says("pickup")
+              ? "pickup"
+              : undefined;
+        if (method !== "address" && method !== "pickup") return this.again("askDeliveryMethodAgain");
+        this.c = { ...this.c, delivery: { ...this.c.delivery, method } };
+        this.advanceDelivery();
+        return this.done("advanced");
+      }
+      case "confirming_delivery":
+        if (reply ? reply.value === "ok" : says("confirm"))
+          return this.done(this.requestPayment(this.c.chosenDesignId ?? ""));
+        if (reply ? reply.value === "change" : says("change")) {
+          this.enter("changing_delivery");
+          return this.done("advanced");
+        }
+        return this.again("confirmDeliveryAgain");
+      case "changing_delivery": {
+        const rows = this.changeRows();
+        const row = reply
+          ? rows.find((r) => r.value === reply.value)
+          : rows.find((r) => normalize(r.title) === normalize(text ?? "") || says(r.value));
+        if (!row) return this.again("askChangeAgain");
+        if (row.value === "keep") this.enter("confirming_delivery");
+        else if (row.value === "method") this.enter("awaiting_delivery_method");
+        else
+          this.enter(this.c.delivery?.method === "pickup" ? "awaiting_pickup" : "awaiting_address", {
+            asking: row.value,
+          });
+        return this.done("advanced");
+      }
+      default:
+        return this.answerField(this.c.asking, text, reply);
+    }
+  }
+
+  /**
+   * The shopper's answer to the field being asked. A valid one is kept (the other details stay as
+   * they are) and the next step follows; anything else is asked again, saying what is wanted.
+   */
+  answerField(
+    field: DeliveryField | undefined,
+    text: string | undefined,
+    reply: { value: string } | undefined,
+  ): Result {
+    const { shop, countries } = this.ctx;
+    const draft = this.c.delivery ?? {};
+    let patch: DeliveryDraft = {};
+    switch (field) {
+      case "country": {
+        const codes = shop.delivery.countries;
+        const code = reply
+          ? codes.find((c) => c === reply.value)
+          : matchCountry(countries, codes, text ?? "");
+        if (!code) {
+          const elsewhere =
+            text === undefined ? undefined : matchCountry(countries, Object.keys(countries), text);
+          if (elsewhere) {
+            this.say("countryNotServed", { country: countryName(countries, elsewhere, this.c.language) });
+            this.prompt();
+            return this.done("reprompted");
+          }
+          return this.again("askCountryAgain");
+        }
+        patch = { country: code };
+        break;
+      }
+      case "location": {
+        const locations = shop.delivery.pickup ?? [];
+        const said = normalize(text ?? "");
+        const location = reply
+          ? locations.find((p) => p.id === reply.value)
+          : locations.find((p) => [p.id, ...Object.values(p.name)].some((n) => normalize(n) === said));
+        if (!location) return this.again("askPickupAgain");
+        patch = { locationId: location.id };
+        break;
+      }
+      case "name": {
+        const name = text === undefined ? undefined : personName(text);
+        if (!name)
+          return this.again("askNameAgain", false, {
+            min: String(DELIVERY_LIMITS.nameMin),
+            max: String(DELIVERY_LIMITS.nameMax),
+          });
+        patch = { name };
+        break;
+      }
+      case "street": {
+        const lines = text === undefined ? undefined : streetLines(text);
+        if (!lines) return this.again("askStreetAgain", false, { max: String(DELIVERY_LIMITS.line) });
+        patch = lines;
+        break;
+      }
+      case "city": {
+        const city = text === undefined ? undefined : oneLine(text, DELIVERY_LIMITS.city);
+        if (!city || !/\p{L}/u.test(city))
+          return this.again("askCityAgain", false, { max: String(DELIVERY_LIMITS.city) });
+        patch = { city };
+        break;
+      }
+      case "postcode": {
+        const country = countries[draft.country ?? ""];
+        // Without a country (the shop stopped shipping to it) the country is asked for first.
+        if (!country) break;
+        const postcode = text === undefined ? undefined : validPostcode(country, text);
+        if (!postcode) {
+          this.say("postcodeInvalid", {
+            country: countryName(countries, draft.country ?? "", this.c.language),
+            example: country.example,
+          });
+          return this.done("reprompted");
+        }
+        patch = { postcode };
+        break;
+      }
+      case undefined:
+        break;
+    }
+    // The street is both its lines: a new one without a second line has none.
+    const { line2: _line2, ...kept } = draft;
+    this.c = { ...this.c, delivery: { ...(field === "street" ? kept : draft), ...patch } };
+    this.advanceDelivery();
+    return this.done("advanced");
+  }
+
+  /** The shopper is told what is wanted, and (for a choice) shown the choices again. */
+  again(key: MessageKey, showPrompt = true, params: Record<string, string> = {}): Result {
+    this.say(key, params);
+    if (showPrompt) this.prompt();
+    return this.done("reprompted");
+  }
+
+  is(text: string, command: Command): boolean {
+    return isCommand(this.ctx.messages, this.c.language, text, command);
   }
 
   reprompt(input: Input): Result {
@@ -591,9 +1017,22 @@ class Turn {
       case "pick":
       case "more":
         return (
-          (c.state === "choosing" || c.state === "awaiting_payment" || c.state === "generating") &&
+          (c.state === "choosing" ||
+            c.state === "awaiting_payment" ||
+            c.state === "generating" ||
+            DELIVERY_STATES.has(c.state)) &&
           reply.round === c.round
         );
+      case "delivery":
+        return c.state === "awaiting_delivery_method";
+      case "country":
+        return c.state === "awaiting_address" && c.asking === "country";
+      case "pickup":
+        return c.state === "awaiting_pickup" && c.asking === "location";
+      case "addr":
+        return c.state === "confirming_delivery";
+      case "change":
+        return c.state === "changing_delivery";
       case "resume":
         return c.state === "resuming";
       default:
@@ -648,6 +1087,7 @@ class Turn {
       case "payment_failed":
       case "payment_expired":
       case "payment_refunded":
+      case "payment_shipped":
         return this.payment(event);
       case "delivery_failed":
         // WhatsApp refused one of our messages (e.g. the 24-hour window closed). Nothing to send
@@ -670,14 +1110,17 @@ class Turn {
         this.payButton();
         return this.done("advanced");
       }
-      case "paid":
+      case "paid": {
+        // The order holds the delivery now: the conversation keeps no copy of it.
+        const { delivery: _ordered, chosenDesignId: _chosen, asking: _asking, ...rest } = c;
         this.c = {
-          ...c,
+          ...rest,
           state: "paid",
           ...(c.order ? { order: { ...c.order, number: event.orderNumber } } : {}),
         };
         this.say("paid", { orderNumber: event.orderNumber });
         return this.done("advanced");
+      }
       case "confirm_paid":
         this.say("paidOther", { orderNumber: event.orderNumber });
         return this.done("notified");
@@ -694,6 +1137,13 @@ class Turn {
           orderNumber: event.orderNumber,
           price: contracts.formatPrice(event.amount, event.currency, c.language),
         });
+        return this.done("notified");
+      }
+      case "tell_shipped": {
+        if (event.type !== "payment_shipped") return this.done("ignored");
+        const lines = [this.t("shipped", { orderNumber: event.orderNumber })];
+        if (event.trackingUrl) lines.push(this.t("shippedTracking", { url: event.trackingUrl }));
+        this.send({ kind: "text", text: lines.join("\n") });
         return this.done("notified");
       }
     }
@@ -717,7 +1167,14 @@ function cleanName(text: string): string | undefined {
  * paid, so they are told, whatever the state (the payment service refunds an order the shopper
  * cancelled before paying, and says so with `payment_refunded`).
  */
-export type PaymentAction = "show_link" | "paid" | "confirm_paid" | "choose_again" | "tell_refund" | "ignore";
+export type PaymentAction =
+  | "show_link"
+  | "paid"
+  | "confirm_paid"
+  | "choose_again"
+  | "tell_refund"
+  | "tell_shipped"
+  | "ignore";
 
 export const PAYMENT_TABLE: Record<
   PaymentEvent["type"],
@@ -731,6 +1188,9 @@ export const PAYMENT_TABLE: Record<
   payment_failed: { current: { awaiting_payment: "choose_again" }, otherwise: "ignore" },
   payment_expired: { current: { awaiting_payment: "choose_again" }, otherwise: "ignore" },
   payment_refunded: { current: {}, otherwise: "tell_refund" },
+  // The shop sent a paid order: good news whatever the journey is doing now (one per order, the
+  // event id says).
+  payment_shipped: { current: {}, otherwise: "tell_shipped" },
 };
 
 export function paymentAction(state: State, type: PaymentEvent["type"], current: boolean): PaymentAction {
@@ -747,9 +1207,12 @@ export function funnelStep(from: State, to: State): string | undefined {
     awaiting_style: "themed",
     ready: "styled",
     choosing: "generated",
-    awaiting_payment: "chosen",
+    awaiting_payment: "addressed",
     paid: "paid",
   };
+  // A design chosen: the delivery step begins.
+  if (from === "choosing" && DELIVERY_STATES.has(to)) return "chosen";
+  if (to === "awaiting_payment" && from !== "confirming_delivery") return undefined;
   if (to === "choosing" && from !== "generating") return undefined;
   if (to === "ready" && from !== "awaiting_style") return undefined;
   return steps[to];
@@ -764,4 +1227,95 @@ function failureMessage(event: { type: string; reason?: string }): MessageKey {
   if (code === "content_policy") return "generationRefused";
   if (code === "limiter_unavailable") return "generationUnavailable";
   return "generationFailed";
+}
+
+/**
+ * The draft with what the shop settles alone filled in (its only country, its only pickup point, an
+ * address when it has no pickup), and what it no longer allows taken out: a country it does not
+ * ship to, a pickup point it does not have, a postcode that does not fit the country.
+ */
+function settle(ctx: Context, draft: DeliveryDraft): DeliveryDraft {
+  const { countries: shipsTo, pickup = [] } = ctx.shop.delivery;
+  const { method, country, postcode, locationId, ...rest } = draft;
+  const settled: DeliveryDraft = { ...rest };
+  if (method && (method === "address" || pickup.length > 0)) settled.method = method;
+  else if (pickup.length === 0) settled.method = "address";
+  const where =
+    country && shipsTo.includes(country) ? country : shipsTo.length === 1 ? shipsTo[0] : undefined;
+  if (where) settled.country = where;
+  const shape = where ? ctx.countries[where] : undefined;
+  const fits = postcode && shape ? validPostcode(shape, postcode) : undefined;
+  if (fits) settled.postcode = fits;
+  const point =
+    locationId && pickup.some((p) => p.id === locationId)
+      ? locationId
+      : pickup.length === 1
+        ? pickup[0]?.id
+        : undefined;
+  if (point) settled.locationId = point;
+  return settled;
+}
+
+/** The step that asks for the first detail still missing from a settled draft, or the confirmation. */
+function nextDeliveryStep(d: DeliveryDraft): { state: State; field?: DeliveryField } {
+  if (!d.method) return { state: "awaiting_delivery_method" };
+  if (d.method === "pickup") {
+    if (!d.locationId) return { state: "awaiting_pickup", field: "location" };
+    if (!d.name) return { state: "awaiting_pickup", field: "name" };
+    return { state: "confirming_delivery" };
+  }
+  const missing = (
+    [
+      ["country", d.country],
+      ["name", d.name],
+      ["street", d.line1],
+      ["city", d.city],
+      ["postcode", d.postcode],
+    ] as const
+  ).find(([, value]) => !value);
+  return missing ? { state: "awaiting_address", field: missing[0] } : { state: "confirming_delivery" };
+}
+
+/** The delivery a draft describes, if it is complete and valid for the shop as it is now. */
+function confirmable(ctx: Context, draft: DeliveryDraft | undefined): Delivery | undefined {
+  if (!draft) return undefined;
+  const d = settle(ctx, draft);
+  if (nextDeliveryStep(d).state !== "confirming_delivery") return undefined;
+  if (d.method === "pickup")
+    return d.locationId && d.name ? { method: "pickup", locationId: d.locationId, name: d.name } : undefined;
+  if (!d.name || !d.line1 || !d.city || !d.postcode || !d.country) return undefined;
+  return {
+    method: "address",
+    name: d.name,
+    line1: d.line1,
+    ...(d.line2 ? { line2: d.line2 } : {}),
+    city: d.city,
+    postcode: d.postcode,
+    country: d.country,
+  };
+}
+
+/** Text on one line, whitespace collapsed, if it has `min` to `max` characters as a person counts them. */
+function oneLine(text: string, max: number, min = 1): string | undefined {
+  const line = text.replace(/\s+/g, " ").trim();
+  const length = [...line].length;
+  return length >= min && length <= max ? line : undefined;
+}
+
+/** A person's name for a parcel: a letter at least, within DELIVERY_LIMITS. */
+function personName(text: string): string | undefined {
+  const name = oneLine(text, DELIVERY_LIMITS.nameMax, DELIVERY_LIMITS.nameMin);
+  return name && /\p{L}/u.test(name) ? name : undefined;
+}
+
+/** The street and number, and a second line (flat, floor) when the message has one; no more. */
+function streetLines(text: string): { line1: string; line2?: string } | undefined {
+  const lines = text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "");
+  const [first, second] = lines.map((line) => oneLine(line, DELIVERY_LIMITS.line));
+  if (lines.length === 0 || lines.length > 2 || !first || (lines.length === 2 && !second)) return undefined;
+  if (!/[\p{L}\p{N}]/u.test(first)) return undefined;
+  return second ? { line1: first, line2: second } : { line1: first };
 }

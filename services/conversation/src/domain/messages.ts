@@ -26,6 +26,43 @@ export const MESSAGE_KEYS = [
   "generationUnavailable",
   "retryButton",
   "rateLimited",
+  "designChanged",
+  "askDeliveryMethod",
+  "askDeliveryMethodAgain",
+  "addressButton",
+  "pickupButton",
+  "askCountry",
+  "askCountryAgain",
+  "countryNotServed",
+  "countryButton",
+  "askAddressName",
+  "askPickupName",
+  "askNameAgain",
+  "askStreet",
+  "askStreetAgain",
+  "askCity",
+  "askCityAgain",
+  "askPostcode",
+  "postcodeInvalid",
+  "askPickup",
+  "askPickupAgain",
+  "pickupListButton",
+  "confirmAddress",
+  "confirmPickup",
+  "confirmDeliveryAgain",
+  "confirmButton",
+  "changeButton",
+  "askChange",
+  "askChangeAgain",
+  "changeListButton",
+  "fieldName",
+  "fieldStreet",
+  "fieldCity",
+  "fieldPostcode",
+  "fieldCountry",
+  "fieldMethod",
+  "fieldLocation",
+  "keepRow",
   "preparingCheckout",
   "pay",
   "payButton",
@@ -37,6 +74,8 @@ export const MESSAGE_KEYS = [
   "paidOther",
   "refundedCancelled",
   "refundedByShop",
+  "shipped",
+  "shippedTracking",
   "welcomeBack",
   "continueButton",
   "restartButton",
@@ -48,7 +87,31 @@ export const MESSAGE_KEYS = [
 ] as const;
 export type MessageKey = (typeof MESSAGE_KEYS)[number];
 
-export const COMMANDS = ["restart", "cancel", "help", "generate", "more", "continue"] as const;
+/**
+ * Words a shopper may write instead of tapping. restart, cancel and help work at every step; the
+ * others only where their button or list is showing (a delivery field's name, say, only where the
+ * shopper chooses what to change), so a word may be in several (the first listed wins in commandOf).
+ */
+export const COMMANDS = [
+  "restart",
+  "cancel",
+  "help",
+  "generate",
+  "more",
+  "continue",
+  "confirm",
+  "change",
+  "address",
+  "pickup",
+  "name",
+  "street",
+  "city",
+  "postcode",
+  "country",
+  "method",
+  "location",
+  "keep",
+] as const;
 export type Command = (typeof COMMANDS)[number];
 
 const language = z.object({
@@ -100,8 +163,17 @@ export function render(
 
 /** The command a text is, in the language, if it is exactly one (ignoring case and accents). */
 export function commandOf(catalog: MessageCatalog, language: string, text: string): Command | undefined {
+  return COMMANDS.find((command) => isCommand(catalog, language, text, command));
+}
+
+/** Whether a text is one of the command's words in the language (ignoring case and accents). */
+export function isCommand(
+  catalog: MessageCatalog,
+  language: string,
+  text: string,
+  command: Command,
+): boolean {
   const said = normalize(text) || text.trim();
-  const commands = catalog[language]?.commands;
-  if (!commands) return undefined;
-  return COMMANDS.find((command) => commands[command].some((word) => (normalize(word) || word) === said));
+  const words = catalog[language]?.commands[command] ?? [];
+  return words.some((word) => (normalize(word) || word) === said);
 }

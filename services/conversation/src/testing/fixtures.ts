@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { parseCatalog } from "../domain/catalog.ts";
+import { parseCatalog, type Shop } from "../domain/catalog.ts";
+import { parseCountries } from "../domain/countries.ts";
 import type { Context, Conversation, Effect, Event, Input, Outgoing } from "../domain/machine.ts";
 import { parseMessageCatalog } from "../domain/messages.ts";
 
@@ -11,12 +12,39 @@ export const catalog = parseCatalog(
 export const messages = parseMessageCatalog(
   JSON.parse(readFileSync(new URL("../../data/messages.json", import.meta.url), "utf8")),
 );
+export const countries = parseCountries(
+  JSON.parse(readFileSync(new URL("../../data/countries.json", import.meta.url), "utf8")),
+);
 export const shop = catalog.shops[0] as Context["shop"];
+
+/** The shipped shop with its delivery changed, validated as the catalog would be. */
+const variant = (delivery: Record<string, unknown>): Shop =>
+  parseCatalog({ shops: [{ ...shop, delivery }] }).shops[0] as Shop;
+
+/** Two pickup points besides the shipped shop's countries. */
+export const pickupShop = variant({
+  ...shop.delivery,
+  pickup: [
+    {
+      id: "madrid-centro",
+      name: { en: "Madrid centre", es: "Madrid centro" },
+      address: "Calle Mayor 1, 28013 Madrid",
+    },
+    {
+      id: "lisboa-baixa",
+      name: { en: "Lisbon Baixa", es: "Lisboa Baixa" },
+      address: "Rua Augusta 10, 1100-053 Lisboa",
+    },
+  ],
+});
+/** Ships to Spain alone, no pickup: the country is never asked. */
+export const spainShop = variant({ countries: ["ES"] });
 
 export const context = (overrides: Partial<Context> = {}): Context => ({
   conversationId: "PN:555",
   shop,
   messages,
+  countries,
   now: 1_000_000,
   sessionTtlMs: 2 * 3600 * 1000,
   generationDeadlineMs: 90_000,
