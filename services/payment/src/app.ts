@@ -12,6 +12,8 @@ import {
 } from "./adapters/local-provider.ts";
 import { type PaymentProvider, ProviderRefusal, WebhookSignatureError } from "./adapters/provider.ts";
 import type { OrderDoc, PaymentStore } from "./adapters/store.ts";
+import { deliveryLines } from "./domain/delivery.ts";
+import { PAID } from "./domain/order.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Payments } from "./payments.ts";
 
@@ -121,14 +123,18 @@ export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
       throw asTransient(error, "order store");
     }
     if (result === "not_found") return reply.code(404).send({ error: "no such order" });
-    if (result === "not_paid") return reply.code(409).send({ error: "only a paid order can be refunded" });
+    if (result === "not_paid")
+      return reply.code(409).send({ error: "only a paid or shipped order can be refunded" });
     return view(result);
   });
 
   return app;
 }
 
-/** What the internal API shows of an order: no outbox, no internals. */
+/**
+ * What the internal API (and the orders CLI's --json) shows of an order: no outbox, no internals.
+ * It holds the shopper's personal data (delivery, recipient): for operators and the shop only.
+ */
 export function view(order: OrderDoc) {
   return {
     orderId: order._id,
@@ -137,9 +143,15 @@ export function view(order: OrderDoc) {
     state: order.state,
     amount: order.amount,
     currency: order.currency,
+    shopId: order.shopId,
     productId: order.productId,
+    productName: order.productName,
     designId: order.designId,
+    imageId: order.imageId,
+    ...(order.recipient ? { recipient: order.recipient } : {}),
+    ...(order.delivery ? { delivery: order.delivery } : {}),
     provider: order.provider,
+    createdAt: order.createdAt.toISOString(),
     sessions: order.attempt,
     ...(order.session
       ? { link: order.session.url, linkExpiresAt: order.session.expiresAt.toISOString() }
@@ -150,6 +162,8 @@ export function view(order: OrderDoc) {
     ...(order.refundReason ? { refundReason: order.refundReason } : {}),
     ...(order.state === "refund_due" && order.refundRefused ? { refundRefused: order.refundRefused } : {}),
     ...(order.refundedAt ? { refundedAt: order.refundedAt.toISOString() } : {}),
+    ...(order.shippedAt ? { shippedAt: order.shippedAt.toISOString() } : {}),
+    ...(order.trackingUrl ? { trackingUrl: order.trackingUrl } : {}),
     history: order.history.map((h) => ({ state: h.state, at: h.at.toISOString(), by: h.by })),
   };
 }
@@ -189,7 +203,7 @@ function registerCheckout(app: FastifyInstance, deps: PaymentAppDeps & { local: 
         "Cancelled",
         `<p>This order (<b>${esc(order.number)}</b>) was cancelled, so your payment is refunded.</p>`,
       );
-    if (order.state === "paid" || order.state === "refund_due" || order.state === "refunded")
+    if (PAID.includes(order.state))
       return order.paidSessionId === sessionId
         ? page(
             "Paid",
@@ -216,6 +230,7 @@ function registerCheckout(app: FastifyInstance, deps: PaymentAppDeps & { local: 
       <img src="${action("image")}" alt="Your design" width="320">
       <p>Order <code>${esc(order.number)}</code></p>
       <p class="total">Total: <b>${esc(contracts.formatPrice(order.amount, order.currency, "en"))}</b></p>
+      ${order.delivery ? `<p class="delivery">Delivering to<br>${deliveryLines(order.delivery).map(esc).join("<br>")}</p>` : ""}
       <p>Link valid until ${esc(order.session?.expiresAt.toISOString() ?? "")}</p>
       <form method="post" action="${action("pay")}"><button type="submit" id="pay">Pay</button></form>
       <form method="post" action="${action("cancel")}"><button type="submit" id="cancel">Cancel</button></form>`,

@@ -31,7 +31,7 @@ export function createMetrics(registry: Registry, countByState: () => Promise<Re
       },
     }),
     /**
-     * Paid (or later refunded) orders over orders that ever got a link: how many shoppers who saw
+     * Paid (or later shipped or refunded) orders over orders that ever got a link: how many shoppers who saw
      * a checkout paid. The rate of the counters below gives the same over a window.
      */
     conversion: new Gauge({
@@ -41,8 +41,8 @@ export function createMetrics(registry: Registry, countByState: () => Promise<Re
       async collect() {
         const c = await byState();
         if (!c) return;
-        // Money taken, whatever happened after (kept, or given back).
-        const paid = (c.paid ?? 0) + (c.refund_due ?? 0) + (c.refunded ?? 0);
+        // Money taken, whatever happened after (kept, shipped, or given back).
+        const paid = (c.paid ?? 0) + (c.shipped ?? 0) + (c.refund_due ?? 0) + (c.refunded ?? 0);
         const linked = paid + (c.link_sent ?? 0) + (c.expired ?? 0) + (c.failed ?? 0) + (c.cancelled ?? 0);
         this.set(linked === 0 ? 0 : paid / linked);
       },
@@ -57,6 +57,12 @@ export function createMetrics(registry: Registry, countByState: () => Promise<Re
       name: "payment_orders_paid_total",
       help: "Orders paid",
       labelNames: ["provider"],
+      registers: [registry],
+    }),
+    /** Orders the shop said it sent (the orders CLI, or the shop's signed call). */
+    shipped: new Counter({
+      name: "payment_orders_shipped_total",
+      help: "Orders marked shipped by the shop",
       registers: [registry],
     }),
     linkToPaid: new Histogram({

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { TransientError, topicNames } from "@taituri/kafka";
+import { Header, PermanentError, Records, TransientError, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
-import { payment } from "@taituri/proto";
+import { fulfilment, payment } from "@taituri/proto";
 import { Registry } from "prom-client";
 import {
   type CreatedSession,
@@ -24,12 +24,13 @@ import { parsePriceCatalog } from "./domain/catalog.ts";
 import { type Change, canChange } from "./domain/order.ts";
 import type { CheckoutEventLike } from "./domain/provider-event.ts";
 import { createMetrics } from "./metrics.ts";
-import { createPayments } from "./payments.ts";
+import { createPayments, InvalidTrackingUrl } from "./payments.ts";
 
 /**
  * The order's life through createPayments with the provider and the store in memory: cancelling,
- * paying after a cancel or a replacement, refunds and their sweep, order numbers. The same on the
- * real servers: tests/integration/payment-cancel.test.ts.
+ * paying after a cancel or a replacement, refunds and their sweep, order numbers, the delivery, the
+ * order event for the shop, shipping. The same on the real servers:
+ * tests/integration/payment-cancel.test.ts.
  */
 const topics = topicNames("t.");
 const CONVERSATION = "PNX:15550001234";
@@ -152,14 +153,38 @@ const catalog = parsePriceCatalog({
       language: "en",
       currency: "EUR",
       product: { id: "mug", name: { en: "Mug" }, price: 1990 },
+      delivery: {
+        countries: ["ES", "PT"],
+        pickup: [{ id: "sol", name: { en: "Sol kiosk" }, address: "Puerta del Sol 1, Madrid" }],
+      },
     },
   ],
 });
+
+const ADDRESS: payment.PostalAddress = {
+  name: "Ana García",
+  line1: "Calle Mayor 5",
+  line2: "3º B",
+  city: "Madrid",
+  postcode: "28013",
+  country: "ES",
+};
+const POSTED: payment.Delivery = { method: { $case: "address", value: ADDRESS } };
+
+/** One record as published: its topic, key, content type and value. */
+interface Published {
+  topic: string;
+  key: string;
+  type: string | undefined;
+  value: Buffer | Uint8Array;
+}
 
 function setup(options: { numbers?: string[] } = {}) {
   const store = new MemoryStore();
   const provider = new FakeProvider();
   const published: payment.PaymentEvent[] = [];
+  const records: Published[] = [];
+  const kafka = { down: false };
   const registry = new Registry();
   const metrics = createMetrics(registry, async () => ({}));
   let clock = new Date("2026-05-01T10:00:00Z").getTime();
@@ -168,8 +193,12 @@ function setup(options: { numbers?: string[] } = {}) {
     store: store as unknown as PaymentStore,
     provider,
     publisher: {
-      async send(_topic, messages) {
-        for (const m of messages) published.push(payment.PaymentEvent.decode(m.value));
+      async send(topic, messages) {
+        if (kafka.down) throw new Error("Kafka unreachable");
+        for (const m of messages) {
+          records.push({ topic, key: m.key, type: m.headers?.[Header.type], value: m.value });
+          if (topic === topics.paymentEvents) published.push(payment.PaymentEvent.decode(m.value));
+        }
       },
     },
     topics,
@@ -189,6 +218,8 @@ function setup(options: { numbers?: string[] } = {}) {
     productId: "mug",
     amount: 1990,
     currency: "EUR",
+    delivery: POSTED,
+    recipient: "Ana",
   });
   const cancel = (reason: payment.CancelReason, orderId = ORDER) =>
     payments.cancel({ orderId, conversationId: CONVERSATION, reason });
@@ -200,6 +231,10 @@ function setup(options: { numbers?: string[] } = {}) {
     });
   const order = () => store.orders.get(ORDER) as OrderDoc;
   const outcomes = () => published.map((e) => e.outcome?.$case);
+  const ordersPaid = () =>
+    records
+      .filter((r) => r.topic === topics.orders)
+      .map((r) => ({ ...r, event: fulfilment.OrderPaid.decode(r.value) }));
   const metric = async (name: string) =>
     (await registry.getSingleMetricAsString(name))
       .split("\n")
@@ -209,6 +244,9 @@ function setup(options: { numbers?: string[] } = {}) {
     store,
     provider,
     published,
+    records,
+    ordersPaid,
+    kafka,
     payments,
     request,
     cancel,
@@ -246,6 +284,14 @@ describe("order numbers", () => {
         currency: "EUR",
         productName: "Mug",
         expiresAt: new Date("2026-05-01T10:30:00Z"),
+        shipping: {
+          name: "Ana García",
+          line1: "Calle Mayor 5",
+          line2: "3º B",
+          city: "Madrid",
+          postcode: "28013",
+          country: "ES",
+        },
       },
     ]);
   });
@@ -437,5 +483,220 @@ describe("refund by the shop", () => {
     assert.equal(await t.payments.refund(ORDER), "not_paid");
     await t.cancel(SHOPPER);
     assert.equal(await t.payments.refund(ORDER), "not_paid");
+  });
+});
+
+describe("the delivery", () => {
+  test("is stored with the order; a pickup sends the provider no shipping address", async () => {
+    const t = setup();
+    await t.payments.handleRequest(t.request());
+    assert.equal(t.order().recipient, "Ana");
+    assert.deepEqual(t.order().delivery, {
+      method: "address",
+      name: "Ana García",
+      line1: "Calle Mayor 5",
+      line2: "3º B",
+      city: "Madrid",
+      postcode: "28013",
+      country: "ES",
+    });
+
+    const u = setup();
+    await u.payments.handleRequest({
+      ...u.request(),
+      delivery: { method: { $case: "pickup", value: { locationId: "sol", name: "Luis" } } },
+    });
+    assert.deepEqual(u.order().delivery, {
+      method: "pickup",
+      locationId: "sol",
+      name: "Luis",
+      location: { name: "Sol kiosk", address: "Puerta del Sol 1, Madrid" },
+    });
+    assert.equal(u.provider.sessions[0]?.shipping, undefined);
+  });
+
+  test("missing, incomplete or not served: rejected like a bad price, and the shopper is told", async () => {
+    const cases: [Partial<payment.PaymentRequest>, string][] = [
+      [{ delivery: undefined }, "no delivery"],
+      [{ recipient: "" }, "no recipient"],
+      [
+        { delivery: { method: { $case: "address", value: { ...ADDRESS, postcode: "" } } } },
+        "delivery address without postcode",
+      ],
+      [
+        { delivery: { method: { $case: "address", value: { ...ADDRESS, country: "US" } } } },
+        "shop demo-shop does not deliver to US (only ES, PT)",
+      ],
+      [
+        { delivery: { method: { $case: "pickup", value: { locationId: "moon", name: "Luis" } } } },
+        'shop demo-shop has no pickup point "moon"',
+      ],
+    ];
+    for (const [over, reason] of cases) {
+      const t = setup();
+      await assert.rejects(
+        t.payments.handleRequest({ ...t.request(), ...over }),
+        (e: unknown) => e instanceof PermanentError && e.message.endsWith(`rejected: ${reason}`),
+      );
+      assert.deepEqual(
+        t.published.map((e) => [e.orderNumber, e.outcome]),
+        [["", { $case: "failed", value: { reason: `rejected: ${reason}` } }]],
+      );
+      assert.equal(t.store.orders.size, 0, "no order");
+      assert.equal(t.provider.sessions.length, 0, "no session");
+      assert.match(await t.metric("payment_requests_total"), /outcome="rejected"} 1/);
+      // Nothing the shopper typed is in the reason (it is logged with the dead letter).
+      for (const value of [ADDRESS.name, ADDRESS.line1, ADDRESS.line2, ADDRESS.city, ADDRESS.postcode])
+        assert.ok(!reason.includes(value), value);
+    }
+  });
+});
+
+describe("the order event for the shop", () => {
+  test("a payment writes OrderPaid on the orders topic, keyed by order number, in the same write", async () => {
+    const t = setup({ numbers: ["7KQ2-M9XD"] });
+    await t.payments.handleRequest(t.request());
+    t.tick(60_000);
+    assert.equal(await t.pay(t.order().session?.id ?? ""), "applied");
+    const [paid, ...more] = t.ordersPaid();
+    assert.equal(more.length, 0);
+    assert.equal(paid?.key, "7KQ2-M9XD");
+    assert.equal(paid?.type, Records.orderPaid.contentType);
+    assert.deepEqual(paid?.event, {
+      eventId: "order.paid:7KQ2-M9XD",
+      orderNumber: "7KQ2-M9XD",
+      shopId: "demo-shop",
+      productId: "mug",
+      productName: "Mug",
+      amount: 1990,
+      currency: "EUR",
+      imageId: "i1",
+      recipient: "Ana",
+      delivery: POSTED,
+      paidAt: new Date("2026-05-01T10:01:00Z"),
+    });
+    // The conversation id (the shopper's phone number) is nowhere in the record.
+    assert.ok(
+      !Buffer.from(paid?.value ?? [])
+        .toString("latin1")
+        .includes("15550001234"),
+    );
+    assert.deepEqual(t.outcomes(), ["linkCreated", "succeeded"]);
+    assert.deepEqual(t.order().outbox, [], "both relayed");
+    // A redelivered webhook changes nothing and publishes nothing.
+    assert.equal(await t.pay(t.order().session?.id ?? "", "evt_paid_again"), "duplicate");
+    assert.equal(t.ordersPaid().length, 1);
+  });
+
+  test("a replaced order that is paid is sent; one the shopper cancelled is refunded, not sent", async () => {
+    const t = setup();
+    await t.payments.handleRequest(t.request());
+    await t.cancel(REPLACED);
+    await t.pay(t.order().session?.id ?? "");
+    assert.equal(t.ordersPaid().length, 1);
+
+    const u = setup();
+    await u.payments.handleRequest(u.request());
+    await u.cancel(SHOPPER);
+    await u.pay(u.order().session?.id ?? "");
+    assert.equal(u.order().state, "refunded");
+    assert.deepEqual(u.ordersPaid(), []);
+  });
+
+  test("left in the outbox by a writer that could not publish, it is published by the sweep", async () => {
+    const t = setup();
+    await t.payments.handleRequest(t.request());
+    t.kafka.down = true;
+    await assert.rejects(t.pay(t.order().session?.id ?? ""), /Kafka unreachable/);
+    assert.equal(t.order().state, "paid");
+    assert.equal(t.order().outbox.length, 2);
+    t.kafka.down = false;
+    assert.equal(await t.payments.relayStale(0), 1);
+    assert.equal(t.ordersPaid().length, 1);
+    assert.deepEqual(t.outcomes(), ["linkCreated", "succeeded"]);
+    assert.deepEqual(t.order().outbox, []);
+  });
+});
+
+describe("shipping", () => {
+  async function paid(t: ReturnType<typeof setup>) {
+    await t.payments.handleRequest(t.request());
+    await t.pay(t.order().session?.id ?? "");
+  }
+
+  test("paid → shipped with the tracking URL, shipped{tracking_url} to the conversation; once", async () => {
+    const t = setup({ numbers: ["7KQ2-M9XD"] });
+    await paid(t);
+    t.tick(3_600_000);
+    const shipped = await t.payments.markShipped("7kq2m9xd", " https://track.example/p/1 ");
+    assert.equal((shipped as OrderDoc).state, "shipped");
+    assert.equal(t.order().trackingUrl, "https://track.example/p/1");
+    assert.deepEqual(t.order().shippedAt, new Date("2026-05-01T11:00:00Z"));
+    assert.deepEqual(t.order().outbox, []);
+    const event = t.records.at(-1);
+    assert.equal(event?.topic, topics.paymentEvents);
+    assert.equal(event?.key, CONVERSATION);
+    assert.deepEqual(t.published.at(-1)?.outcome, {
+      $case: "shipped",
+      value: { trackingUrl: "https://track.example/p/1" },
+    });
+    assert.equal(t.published.at(-1)?.orderNumber, "7KQ2-M9XD");
+
+    // Again (a retried call, another URL): the order as it is, no second event.
+    const again = await t.payments.markShipped(ORDER, "https://track.example/p/2");
+    assert.equal((again as OrderDoc).trackingUrl, "https://track.example/p/1");
+    assert.deepEqual(t.outcomes(), ["linkCreated", "succeeded", "shipped"]);
+    assert.equal(t.order().history.filter((h) => h.state === "shipped").length, 1);
+    assert.match(await t.metric("payment_orders_shipped_total"), /^payment_orders_shipped_total 1$/m);
+    assert.match(await t.metric("payment_order_transitions_total"), /from="paid",to="shipped"} 1/);
+  });
+
+  test("without a tracking URL the event carries none", async () => {
+    const t = setup();
+    await paid(t);
+    await t.payments.markShipped(ORDER);
+    assert.equal(t.order().trackingUrl, undefined);
+    assert.deepEqual(t.published.at(-1)?.outcome, { $case: "shipped", value: { trackingUrl: "" } });
+  });
+
+  test("only a paid order; an unknown one is not found; a bad URL is refused before anything", async () => {
+    const t = setup();
+    assert.equal(await t.payments.markShipped("7KQ2-M9XD"), "not_found");
+    await t.payments.handleRequest(t.request());
+    assert.equal(await t.payments.markShipped(ORDER), "not_shippable");
+    await t.cancel(SHOPPER);
+    assert.equal(await t.payments.markShipped(ORDER), "not_shippable");
+
+    const u = setup();
+    await paid(u);
+    for (const url of ["ftp://track.example/1", "not a url", `https://t.example/${"x".repeat(2000)}`])
+      await assert.rejects(u.payments.markShipped(ORDER, url), InvalidTrackingUrl);
+    assert.equal(u.order().state, "paid");
+  });
+
+  test("a shipped order: a new request restates success, a cancel is too late, the shop can refund", async () => {
+    const t = setup();
+    await paid(t);
+    await t.payments.markShipped(ORDER);
+    await t.payments.handleRequest(t.request());
+    assert.equal(await t.cancel(SHOPPER), "already_paid");
+    assert.deepEqual(t.outcomes(), ["linkCreated", "succeeded", "shipped", "succeeded"]);
+    assert.equal(((await t.payments.refund(ORDER)) as OrderDoc).state, "refunded");
+    assert.equal(t.provider.refunds.length, 1);
+    assert.deepEqual(
+      t.order().history.map((h) => h.state),
+      ["created", "link_sent", "paid", "shipped", "refund_due", "refunded"],
+    );
+  });
+
+  test("a shipped event a writer could not publish is published by the sweep", async () => {
+    const t = setup();
+    await paid(t);
+    t.kafka.down = true;
+    await assert.rejects(t.payments.markShipped(ORDER, "https://track.example/p/1"), /Kafka unreachable/);
+    assert.equal(t.order().state, "shipped");
+    t.kafka.down = false;
+    assert.equal(await t.payments.relayStale(0), 1);
+    assert.deepEqual(t.outcomes(), ["linkCreated", "succeeded", "shipped"]);
   });
 });

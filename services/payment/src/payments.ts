@@ -11,7 +11,7 @@ import type { Logger } from "@taituri/logging";
 import { MAX_VERSION_CONFLICTS } from "@taituri/mongo";
 import { payment } from "@taituri/proto";
 import { injectContext, redact, SpanKind, trace, traceContextOf, withSpan } from "@taituri/telemetry";
-import type { PaymentProvider } from "./adapters/provider.ts";
+import type { PaymentProvider, ShippingAddress } from "./adapters/provider.ts";
 import { ProviderRefusal } from "./adapters/provider.ts";
 import {
   type OrderDoc,
@@ -21,9 +21,11 @@ import {
   type PaymentStore,
 } from "./adapters/store.ts";
 import { checkPrice, type PriceCatalog } from "./domain/catalog.ts";
+import { deliveryMessage, type OrderDelivery, readDelivery, trackingUrlProblem } from "./domain/delivery.ts";
 import {
   type CancelReason,
   type Change,
+  canChange,
   decideEvent,
   planCancel,
   planRequest,
@@ -59,6 +61,11 @@ export type WebhookOutcome =
 
 /** What a CancelOrder did (payment_order_cancellations_total{outcome}). */
 export type CancelOutcome = "cancelled" | "already_cancelled" | "already_paid" | "unknown_order";
+
+/** A tracking URL that cannot go to a shopper (not http(s), or too long): the caller's mistake. */
+export class InvalidTrackingUrl extends Error {
+  override readonly name = "InvalidTrackingUrl";
+}
 
 type Outcome = NonNullable<payment.PaymentEvent["outcome"]>;
 
@@ -100,15 +107,45 @@ export function createPayments(deps: PaymentsDeps) {
    * tracestate), so that whoever publishes it (the writer, or the sweeper after a crash) publishes
    * it as a child of that trace (see relay).
    */
-  const entry = (order: OrderDoc, name: string, outcome: Outcome): OutboxEntry => {
-    const { value, headers } = encode(order, outcome);
-    return {
+  const traced = (entry: OutboxEntry): OutboxEntry => ({
+    ...entry,
+    headers: { ...entry.headers, ...traceContextOf(injectContext()) },
+  });
+
+  /** A PaymentEvent for the conversation, keyed by conversation id. */
+  const entry = (order: OrderDoc, name: string, outcome: Outcome): OutboxEntry =>
+    traced({
       id: `${order._id}:${name}:${order.attempt}`,
       topic: deps.topics.paymentEvents,
       key: order.conversationId,
-      value,
-      headers: { ...headers, ...traceContextOf(injectContext()) },
-    };
+      ...encode(order, outcome),
+    });
+
+  /**
+   * The paid order for the shop (fulfilment.v1.OrderPaid on the orders topic). Keyed, and named,
+   * by the order number: the record leaves for the shop, which has no business with the order id
+   * or the conversation id (the shopper's phone number).
+   */
+  const orderPaid = (order: OrderDoc, paidAt: Date): OutboxEntry => {
+    const eventId = `order.paid:${order.number}`;
+    return traced({
+      id: eventId,
+      topic: deps.topics.orders,
+      key: order.number,
+      ...encodeRecord(Records.orderPaid, {
+        eventId,
+        orderNumber: order.number,
+        shopId: order.shopId,
+        productId: order.productId,
+        productName: order.productName,
+        amount: order.amount,
+        currency: order.currency,
+        imageId: order.imageId,
+        recipient: order.recipient ?? "",
+        delivery: order.delivery ? deliveryMessage(order.delivery) : undefined,
+        paidAt,
+      }),
+    });
   };
 
   /** An event that restates what the order already says (no state change, so no outbox). */
@@ -216,6 +253,7 @@ export function createPayments(deps: PaymentsDeps) {
           currency: order.currency,
           productName: order.productName,
           expiresAt,
+          ...(order.delivery?.method === "address" ? { shipping: shippingOf(order.delivery) } : {}),
         }),
       );
     } catch (error) {
@@ -259,6 +297,21 @@ export function createPayments(deps: PaymentsDeps) {
     return updated;
   }
 
+  /**
+   * Never charge what the catalog does not say, nor for a gift the shop cannot send: the shopper is
+   * told, the request is kept in the dead-letter topic for a person to look at, and no order or
+   * session exists (so the event carries no order number). The reason never holds what the shopper
+   * typed (it is logged with the dead letter).
+   */
+  async function reject(request: payment.PaymentRequest, reason: string): Promise<never> {
+    metrics.requests.inc({ outcome: "rejected" });
+    await publishNow(
+      { _id: request.orderId, conversationId: request.conversationId },
+      { $case: "failed", value: { reason: `rejected: ${reason}` } },
+    );
+    throw new PermanentError(`payment request ${request.orderId} rejected: ${reason}`);
+  }
+
   async function handleRequest(request: payment.PaymentRequest): Promise<void> {
     for (const field of ["orderId", "conversationId", "shopId", "productId", "currency"] as const) {
       if (!request[field]) throw new PermanentError(`payment request without ${field}`);
@@ -269,17 +322,9 @@ export function createPayments(deps: PaymentsDeps) {
       amount: request.amount,
       currency: request.currency,
     });
-    if (!price.ok) {
-      // Never charge what the catalog does not say: the shopper is told, the request is kept in
-      // the dead-letter topic for a person to look at, and no order or session exists (so the
-      // event carries no order number).
-      metrics.requests.inc({ outcome: "rejected" });
-      await publishNow(
-        { _id: request.orderId, conversationId: request.conversationId },
-        { $case: "failed", value: { reason: `rejected: ${price.reason}` } },
-      );
-      throw new PermanentError(`payment request ${request.orderId} rejected: ${price.reason}`);
-    }
+    if (!price.ok) return reject(request, price.reason);
+    const delivery = readDelivery(price.shop, request);
+    if (!delivery.ok) return reject(request, delivery.reason);
     let order =
       (await store.get(request.orderId)) ??
       (await store.create(
@@ -293,6 +338,8 @@ export function createPayments(deps: PaymentsDeps) {
           imageId: request.imageId,
           amount: price.shop.product.price,
           currency: price.shop.currency,
+          delivery: delivery.delivery,
+          recipient: delivery.recipient,
           provider: provider.name,
         },
         now(),
@@ -400,7 +447,11 @@ export function createPayments(deps: PaymentsDeps) {
     };
     switch (change) {
       case "pay":
-        return { patch: payment, outbox: [entry(order, "succeeded", { $case: "succeeded", value: {} })] };
+        // The shopper hears "succeeded"; the shop gets the order to send, in the same write.
+        return {
+          patch: payment,
+          outbox: [entry(order, "succeeded", { $case: "succeeded", value: {} }), orderPaid(order, at)],
+        };
       case "pay_cancelled":
         // The payment is recorded and the refund claimed in one write; its event follows the
         // provider's refund (finishRefund), so the shopper is told once the money is on its way back.
@@ -423,6 +474,7 @@ export function createPayments(deps: PaymentsDeps) {
       }
       case "open_session":
       case "cancel":
+      case "ship":
       case "refund":
       case "complete_refund":
         return { patch: {}, outbox: [] };
@@ -588,7 +640,47 @@ export function createPayments(deps: PaymentsDeps) {
   }
 
   /**
-   * Internal refund, by the shop: paid → refund_due (claimed), then finishRefund. Repeating it is
+   * The shop sent the gift (the orders CLI, or the shop's signed call): paid → shipped in one
+   * claimed write with `shipped{tracking_url}` for the conversation (keyed by conversation id, so
+   * the shopper is told), relayed after. Repeating it is fine: a shipped order comes back as it is,
+   * without a second event or a new tracking URL. A tracking URL that cannot go to a shopper throws
+   * InvalidTrackingUrl before anything is read.
+   */
+  async function markShipped(
+    idOrNumber: string,
+    trackingUrl?: string,
+  ): Promise<OrderDoc | "not_found" | "not_shippable"> {
+    const url = trackingUrl?.trim() || undefined;
+    const problem = url === undefined ? undefined : trackingUrlProblem(url);
+    if (problem) throw new InvalidTrackingUrl(problem);
+    let order = await findOrder(idOrNumber);
+    if (!order) return "not_found";
+    for (let conflicts = 0; conflicts < MAX_VERSION_CONFLICTS; conflicts++) {
+      if (order.state === "shipped") return order;
+      if (!canChange(order.state, "ship")) return "not_shippable";
+      const at = now();
+      const shipped = entry(order, "shipped", { $case: "shipped", value: { trackingUrl: url ?? "" } });
+      const updated = await store.transition(
+        order,
+        "ship",
+        { shippedAt: at, ...(url ? { trackingUrl: url } : {}) },
+        [shipped],
+        "ship",
+        at,
+      );
+      if (updated) {
+        counted(order.state, updated);
+        metrics.shipped.inc();
+        await relay(updated, [shipped]);
+        return updated;
+      }
+      order = await reload(order._id);
+    }
+    throw new TransientError(`order ${order._id} changed ${MAX_VERSION_CONFLICTS} times while shipping`);
+  }
+
+  /**
+   * Internal refund, by the shop: paid (or shipped) → refund_due (claimed), then finishRefund. Repeating it is
    * fine at every step; it also finishes a refund that is due for any other reason.
    */
   async function refund(idOrNumber: string): Promise<OrderDoc | "not_found" | "not_paid"> {
@@ -597,7 +689,7 @@ export function createPayments(deps: PaymentsDeps) {
     for (let conflicts = 0; conflicts < MAX_VERSION_CONFLICTS; conflicts++) {
       if (order.state === "refunded") return order;
       if (order.state === "refund_due") return finishRefund(order);
-      if (order.state !== "paid") return "not_paid";
+      if (!canChange(order.state, "refund")) return "not_paid";
       const at = now();
       const updated = await store.transition(
         order,
@@ -621,6 +713,7 @@ export function createPayments(deps: PaymentsDeps) {
     cancel,
     applyProviderEvent,
     refund,
+    markShipped,
     findOrder,
 
     /** Publishes the outboxes a crashed writer left behind. Returns how many orders it relayed. */
@@ -652,3 +745,15 @@ export function createPayments(deps: PaymentsDeps) {
 }
 
 export type Payments = ReturnType<typeof createPayments>;
+
+/** A posted order's address as a provider takes it. */
+function shippingOf(delivery: Extract<OrderDelivery, { method: "address" }>): ShippingAddress {
+  return {
+    name: delivery.name,
+    line1: delivery.line1,
+    ...(delivery.line2 ? { line2: delivery.line2 } : {}),
+    city: delivery.city,
+    postcode: delivery.postcode,
+    country: delivery.country,
+  };
+}

@@ -3,7 +3,7 @@ import type { CheckoutEventLike } from "../domain/provider-event.ts";
 /**
  * What a provider needs to open a checkout for an order. No order id, conversation id, phone
  * number or BSUID: the provider knows the order by its number only (docs/payment.md, "What goes
- * to the provider").
+ * to the provider"), and the address it ships to when it is posted.
  */
 export interface SessionRequest {
   /** The order number (domain/order-number.ts), e.g. "7KQ2-M9XD". */
@@ -16,6 +16,18 @@ export interface SessionRequest {
   currency: string;
   productName: string;
   expiresAt: Date;
+  /** Where the gift is posted (none for a pickup), so the provider records and shows it. */
+  shipping?: ShippingAddress;
+}
+
+export interface ShippingAddress {
+  name: string;
+  line1: string;
+  line2?: string;
+  city: string;
+  postcode: string;
+  /** ISO 3166-1 alpha-2. */
+  country: string;
 }
 
 export interface CreatedSession {

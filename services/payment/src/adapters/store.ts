@@ -6,6 +6,7 @@ import {
   type StoredOutboxEntry,
 } from "@taituri/mongo";
 import type { Collection, Db } from "mongodb";
+import type { OrderDelivery } from "../domain/delivery.ts";
 import {
   type CancelReason,
   type Change,
@@ -41,6 +42,13 @@ export interface OrderDoc {
   /** Minor units, from the catalog (checked at creation, never changed). */
   amount: number;
   currency: string;
+  /**
+   * Where the gift goes and whom it is for, from the request that created the order (checked
+   * against the shop's catalog). Personal data: see OrderDelivery. None on orders created before
+   * deliveries were asked for.
+   */
+  delivery?: OrderDelivery;
+  recipient?: string;
   provider: string;
   state: OrderState;
   /** Sessions opened so far; the current one is `session`. */
@@ -63,6 +71,9 @@ export interface OrderDoc {
   /** Why the provider refused the refund: a person takes over (the sweeper no longer retries it). */
   refundRefused?: string;
   refundedAt?: Date;
+  /** When the shop said it sent the gift, and where the shopper can follow it (if the shop said). */
+  shippedAt?: Date;
+  trackingUrl?: string;
   /** Bumped by every write; a write that expects another version lost a race and is redone. */
   version: number;
   outbox: StoredOutboxEntry[];
@@ -129,6 +140,8 @@ export type OrderPatch = Partial<
     | "refundDueAt"
     | "refundRefused"
     | "refundedAt"
+    | "shippedAt"
+    | "trackingUrl"
   >
 >;
 
@@ -174,6 +187,8 @@ export const paymentIndexes: CollectionIndexes[] = [
       { key: { openUntil: 1 }, name: "open_until" },
       { key: { outboxSince: 1 }, name: "outbox_since" },
       { key: { state: 1 }, name: "state" },
+      // The orders CLI's list: newest first, of one state or all.
+      { key: { state: 1, createdAt: -1 }, name: "state_created" },
     ],
   },
   { collection: SESSIONS, indexes: [{ key: { orderId: 1 }, name: "order" }] },
@@ -368,6 +383,23 @@ export class PaymentStore {
     return this.orders
       .find({ state: "refund_due", refundDueAt: { $ne: null, $lte: olderThan } })
       .limit(limit)
+      .toArray();
+  }
+
+  /**
+   * Orders newest first, of one state or all, created before `before` (the last one of the previous
+   * page), for the orders CLI. FerretDB hands the state (an equality) to PostgreSQL and sorts and
+   * applies `before` itself; an operator's query, not a hot path. As stored: a change a crashed
+   * writer claimed but did not write shows once get() reads the order.
+   */
+  list(query: { state?: OrderState; limit: number; before?: Date }): Promise<OrderDoc[]> {
+    return this.orders
+      .find({
+        ...(query.state ? { state: query.state } : {}),
+        ...(query.before ? { createdAt: { $lt: query.before } } : {}),
+      })
+      .sort({ createdAt: -1 })
+      .limit(query.limit)
       .toArray();
   }
 

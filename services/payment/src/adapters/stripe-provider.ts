@@ -6,6 +6,7 @@ import {
   ProviderRefusal,
   type RefundRequest,
   type SessionRequest,
+  type ShippingAddress,
   WebhookSignatureError,
 } from "./provider.ts";
 
@@ -68,7 +69,10 @@ export class StripeProvider implements PaymentProvider {
           ],
           client_reference_id: request.orderNumber,
           metadata: { order_number: request.orderNumber, attempt: String(request.attempt) },
-          payment_intent_data: { metadata: { order_number: request.orderNumber } },
+          payment_intent_data: {
+            metadata: { order_number: request.orderNumber },
+            ...(request.shipping ? { shipping: shippingOf(request.shipping) } : {}),
+          },
           expires_at: Math.floor(request.expiresAt.getTime() / 1000),
           success_url: `${back}&result=paid`,
           cancel_url: `${back}&result=cancelled`,
@@ -132,6 +136,22 @@ export class StripeProvider implements PaymentProvider {
       throw classifyStripeError(error);
     }
   }
+}
+
+/** The payment's shipping details: recipient name and address, nothing else (no phone). */
+function shippingOf(
+  address: ShippingAddress,
+): Stripe.Checkout.SessionCreateParams.PaymentIntentData.Shipping {
+  return {
+    name: address.name,
+    address: {
+      line1: address.line1,
+      ...(address.line2 ? { line2: address.line2 } : {}),
+      city: address.city,
+      postal_code: address.postcode,
+      country: address.country,
+    },
+  };
 }
 
 /**

@@ -46,6 +46,8 @@ const request = payment.PaymentRequest.encode({
   productId: "p",
   amount: 1,
   currency: "EUR",
+  delivery: { method: { $case: "pickup", value: { locationId: "l", name: "n" } } },
+  recipient: "r",
 }).finish();
 const cancel = payment.CancelOrder.encode({
   orderId: "c/o1",

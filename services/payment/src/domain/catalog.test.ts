@@ -5,11 +5,14 @@ import { parse } from "yaml";
 import { loadPaymentConfig } from "../config.ts";
 import { checkPrice, parsePriceCatalog } from "./catalog.ts";
 
-const catalog = parsePriceCatalog({
-  shops: [
-    { id: "s", language: "en", currency: "EUR", product: { id: "mug", name: { en: "mug" }, price: 1990 } },
-  ],
-});
+const shop = {
+  id: "s",
+  language: "en",
+  currency: "EUR",
+  product: { id: "mug", name: { en: "mug" }, price: 1990 },
+  delivery: { countries: ["ES", "PT"] },
+};
+const catalog = parsePriceCatalog({ shops: [shop] });
 const q = { shopId: "s", productId: "mug", amount: 1990, currency: "EUR" };
 
 describe("the price check", () => {
@@ -31,6 +34,20 @@ describe("the price check", () => {
 
   test("an invalid catalog fails to load", () => {
     assert.throws(() => parsePriceCatalog({ shops: [] }));
+    const { delivery: _, ...undelivered } = shop;
+    assert.throws(() => parsePriceCatalog({ shops: [undelivered] }), /delivery/);
+    assert.throws(() => parsePriceCatalog({ shops: [{ ...shop, delivery: { countries: [] } }] }));
+    assert.throws(() => parsePriceCatalog({ shops: [{ ...shop, delivery: { countries: ["es"] } }] }));
+    const point = { id: "p1", name: { en: "Kiosk" }, address: "Calle Mayor 1, Madrid" };
+    assert.throws(
+      () =>
+        parsePriceCatalog({ shops: [{ ...shop, delivery: { countries: ["ES"], pickup: [point, point] } }] }),
+      /pickup ids repeat/,
+    );
+    assert.throws(() => parsePriceCatalog({ shops: [{ ...shop, fulfilment: { url: "not a url" } }] }));
+    assert.throws(() =>
+      parsePriceCatalog({ shops: [{ ...shop, fulfilment: { url: "ftp://shop.example/" } }] }),
+    );
     assert.throws(() =>
       parsePriceCatalog({
         shops: [{ id: "s", language: "en", currency: "eur", product: { id: "m", name: {}, price: 10 } }],
@@ -41,6 +58,23 @@ describe("the price check", () => {
         shops: [{ id: "s", language: "en", currency: "EUR", product: { id: "m", name: {}, price: 19.9 } }],
       }),
     );
+  });
+
+  test("a shop's delivery countries, pickup points and fulfilment endpoint are read", () => {
+    const read = parsePriceCatalog({
+      shops: [
+        {
+          ...shop,
+          delivery: {
+            countries: ["ES"],
+            pickup: [{ id: "p1", name: { en: "Kiosk", es: "Quiosco" }, address: "Calle Mayor 1, Madrid" }],
+          },
+          fulfilment: { url: "https://shop.example/orders" },
+        },
+      ],
+    });
+    assert.deepEqual(read.shops[0]?.delivery.pickup?.[0]?.name, { en: "Kiosk", es: "Quiosco" });
+    assert.equal(read.shops[0]?.fulfilment?.url, "https://shop.example/orders");
   });
 
   test("the default catalog file (the conversation's) is valid for payments", async () => {

@@ -2,10 +2,20 @@ import { z } from "zod";
 
 /**
  * The payment service's own reading of the shops' catalog: only what it charges for (shop,
- * currency, product, price). It reads the same catalog file the conversation offers from
+ * currency, product, price), where the shop delivers, and where its paid orders go. It reads the same catalog file the conversation offers from
  * (PAYMENT_CATALOG_FILE) and validates it itself, so a request built from another version of the
  * catalog, or one written to the topic by anything else, cannot set a price.
  */
+const country = z.string().regex(/^[A-Z]{2}$/, "an ISO 3166-1 alpha-2 code");
+
+/** A place where shoppers collect their gift instead of having it posted. */
+const pickupPoint = z.object({
+  id: z.string().min(1),
+  name: z.record(z.string(), z.string().min(1)),
+  // One line, as people read it: "Calle Mayor 1, 28013 Madrid".
+  address: z.string().min(1),
+});
+
 const shop = z.object({
   id: z.string().min(1),
   language: z.string().regex(/^[a-z]{2}$/),
@@ -16,16 +26,33 @@ const shop = z.object({
     // Minor units: 1990 = 19.90 EUR.
     price: z.number().int().positive(),
   }),
+  // A payment request must name an address in one of these countries, or one of these pickup points.
+  delivery: z.object({
+    countries: z.array(country).min(1),
+    pickup: z.array(pickupPoint).optional(),
+  }),
+  // Where the fulfilment deliverer posts the shop's paid orders; none: the shop uses the orders CLI.
+  fulfilment: z.object({ url: z.url({ protocol: /^https?$/ }) }).optional(),
 });
 
 export const priceCatalogSchema = z.object({ shops: z.array(shop).min(1) }).superRefine((c, ctx) => {
   const ids = c.shops.map((s) => s.id);
   if (new Set(ids).size !== ids.length)
     ctx.addIssue({ code: "custom", path: ["shops"], message: "shop ids repeat" });
+  c.shops.forEach((s, i) => {
+    const points = (s.delivery.pickup ?? []).map((p) => p.id);
+    if (new Set(points).size !== points.length)
+      ctx.addIssue({
+        code: "custom",
+        path: ["shops", i, "delivery", "pickup"],
+        message: "pickup ids repeat",
+      });
+  });
 });
 
 export type PriceCatalog = z.infer<typeof priceCatalogSchema>;
 export type PricedShop = PriceCatalog["shops"][number];
+export type PickupPoint = z.infer<typeof pickupPoint>;
 
 export function parsePriceCatalog(data: unknown): PriceCatalog {
   return priceCatalogSchema.parse(data);

@@ -6,8 +6,8 @@ import {
   canChange,
   decideEvent,
   ORDER_STATES,
-  type OrderState,
   type OrderView,
+  PAID,
   type ProviderEvent,
   planCancel,
   planRequest,
@@ -28,7 +28,7 @@ const VIEWS: { name: string; view: OrderView }[] = ORDER_STATES.flatMap(
     const base: OrderView = {
       state,
       ...(state === "created" ? {} : { sessionId: "s2" }),
-      ...(["paid", "refund_due", "refunded"].includes(state) ? { paidSessionId: "s2" } : {}),
+      ...(PAID.includes(state) ? { paidSessionId: "s2" } : {}),
     };
     return state === "cancelled"
       ? (["shopper", "replaced"] as CancelReason[]).map((cancelReason) => ({
@@ -62,7 +62,9 @@ describe("order transitions", () => {
       "link_sent -fail-> failed",
       "link_sent -pay-> paid",
       "paid -refund-> refund_due",
+      "paid -ship-> shipped",
       "refund_due -complete_refund-> refunded",
+      "shipped -refund-> refund_due",
     ]);
   });
 
@@ -74,10 +76,22 @@ describe("order transitions", () => {
       assert.equal(canChange(view.state, "expire", view.cancelReason), false, view.state);
       assert.equal(canChange(view.state, "cancel", view.cancelReason), false, view.state);
     }
-    for (const state of ["paid", "refund_due", "refunded"] as OrderState[]) {
+    for (const state of PAID) {
       assert.equal(canChange(state, "pay"), false);
       assert.equal(canChange(state, "pay_cancelled"), false);
     }
+  });
+
+  test("only a paid order ships, once; a shipped order can still be refunded by the shop", () => {
+    assert.deepEqual(
+      ORDER_STATES.filter((s) => canChange(s, "ship")),
+      ["paid"],
+    );
+    assert.deepEqual(
+      ORDER_STATES.filter((s) => canChange(s, "refund")),
+      ["paid", "shipped"],
+    );
+    assert.equal(canChange("shipped", "ship"), false);
   });
 });
 
@@ -87,6 +101,7 @@ describe("a payment request", () => {
       created: { type: "open_session" },
       link_sent: { type: "resend_link" },
       paid: { type: "resend_succeeded" },
+      shipped: { type: "resend_succeeded" },
       expired: { type: "open_session" },
       failed: { type: "open_session" },
       cancelled: { type: "refuse", reason: "order cancelled" },
@@ -109,6 +124,7 @@ describe("a cancellation", () => {
       created: "cancel",
       link_sent: "cancel",
       paid: "too_late",
+      shipped: "too_late",
       expired: "cancel",
       failed: "cancel",
       cancelled: "close_again",
@@ -137,6 +153,7 @@ describe("a provider event", () => {
       "created: stale stale stale stale stale stale",
       "link_sent: pay pay expire stale fail stale",
       "paid: duplicate double_charge stale stale stale stale",
+      "shipped: duplicate double_charge stale stale stale stale",
       // An ended session cannot be paid; an older one's late payment still pays the order.
       "expired: stale pay duplicate stale stale stale",
       "failed: stale pay stale stale duplicate stale",
@@ -158,7 +175,7 @@ describe("a provider event", () => {
   });
 
   test("one open session, charged once: after any payment, only a duplicate or a double charge", () => {
-    for (const state of ["paid", "refund_due", "refunded"] as OrderState[]) {
+    for (const state of PAID) {
       const view = { state, sessionId: "s2", paidSessionId: "s2" };
       assert.deepEqual(decideEvent(view, event("paid")), { type: "duplicate" });
       assert.deepEqual(decideEvent(view, event("paid", "s1")), { type: "double_charge" });

@@ -1,7 +1,7 @@
 /**
  * An order's life as a pure transition table. An order is created by the first payment request for
- * its id, gets a checkout session (link_sent), and ends paid, expired, failed, cancelled or
- * refunded. Expired and failed are not final for the shopper: a new "buy" opens a new session for
+ * its id, gets a checkout session (link_sent), and ends paid (then shipped by the shop), expired,
+ * failed, cancelled or refunded. Expired and failed are not final for the shopper: a new "buy" opens a new session for
  * the same order, so the order can still be paid once, and only once. A cancelled order takes no
  * new session, but a payment that lands on it all the same is never ignored: kept if the order was
  * replaced by another, refunded (through refund_due) if the shopper cancelled it. Every change is
@@ -11,6 +11,7 @@ export type OrderState =
   | "created"
   | "link_sent"
   | "paid"
+  | "shipped"
   | "expired"
   | "failed"
   | "cancelled"
@@ -21,6 +22,7 @@ export const ORDER_STATES: readonly OrderState[] = [
   "created",
   "link_sent",
   "paid",
+  "shipped",
   "expired",
   "failed",
   "cancelled",
@@ -41,6 +43,7 @@ export type Change =
   | "expire"
   | "fail"
   | "cancel"
+  | "ship"
   | "refund"
   | "complete_refund";
 
@@ -78,8 +81,10 @@ export const TRANSITIONS: Record<Change, Rule> = {
   fail: { from: ["link_sent"], to: "failed", currentSessionOnly: true },
   // Anything not paid can be cancelled; a paid order stays paid (the payment landed first).
   cancel: { from: ["created", "link_sent", "expired", "failed"], to: "cancelled", currentSessionOnly: false },
-  // The shop gives the money back (internal API).
-  refund: { from: ["paid"], to: "refund_due", currentSessionOnly: false },
+  // The shop sent the gift (the orders CLI, or the shop's signed call).
+  ship: { from: ["paid"], to: "shipped", currentSessionOnly: false },
+  // The shop gives the money back (internal API), even for a gift already sent (lost, returned).
+  refund: { from: ["paid", "shipped"], to: "refund_due", currentSessionOnly: false },
   // The provider confirmed the refund.
   complete_refund: { from: ["refund_due"], to: "refunded", currentSessionOnly: false },
 };
@@ -101,7 +106,7 @@ export type RequestPlan =
   | { type: "open_session" }
   /** A session is open: the same link again, never a second session. */
   | { type: "resend_link" }
-  /** Already paid: say so again; nothing is charged. */
+  /** Already paid (or shipped): say so again; nothing is charged. */
   | { type: "resend_succeeded" }
   /** Cancelled or refunded: the order is over; the conversation is told it failed. */
   | { type: "refuse"; reason: string };
@@ -115,6 +120,7 @@ export function planRequest(state: OrderState): RequestPlan {
     case "link_sent":
       return { type: "resend_link" };
     case "paid":
+    case "shipped":
       return { type: "resend_succeeded" };
     // The conversation asks again only for the order it has open, and it cancelled this one.
     case "cancelled":
@@ -144,6 +150,7 @@ export function planCancel(state: OrderState): CancelPlan {
     case "cancelled":
       return { type: "close_again" };
     case "paid":
+    case "shipped":
     case "refund_due":
     case "refunded":
       return { type: "too_late" };
@@ -179,7 +186,8 @@ export type EventDecision =
   /** About a session that is no longer current, or an order past caring (e.g. expired after paid). */
   | { type: "stale" };
 
-const PAID: readonly OrderState[] = ["paid", "refund_due", "refunded"];
+/** The states of an order whose money was taken (whatever happened after). */
+export const PAID: readonly OrderState[] = ["paid", "shipped", "refund_due", "refunded"];
 
 export function decideEvent(order: OrderView, event: ProviderEvent): EventDecision {
   if (event.kind === "paid") {
