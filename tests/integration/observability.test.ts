@@ -121,6 +121,7 @@ describe("dashboard and alert rules", () => {
       "ConsumerLagHigh",
       "ConversationsStuckGenerating",
       "DeadLetterQueueGrowing",
+      "OrderDeliveryStuck",
       "SpendOverBudget",
       "WebhookAckLatencyHigh",
       "WebhookErrorRate",

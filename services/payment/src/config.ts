@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { baseSchema, loadConfig, port, positiveInt, z } from "@taituri/config";
+import { endpointUrlProblem, MIN_SECRET_LENGTH } from "./fulfilment/endpoints.ts";
 
 const conversationData = (file: string) =>
   fileURLToPath(new URL(`../../conversation/data/${file}`, import.meta.url));
@@ -47,8 +48,49 @@ export const schema = baseSchema
     PAYMENT_AUDIENCE: z.string().min(1).default("payment"),
     // Partitions of payment requests handled at once; order within each is kept.
     CONSUMER_CONCURRENCY: positiveInt(3),
+    // Where paid orders of shops whose catalog entry has no fulfilment.url are posted (docs/orders.md).
+    // Unset: those shops' orders wait for `npm run orders`.
+    ORDERS_WEBHOOK_URL: z.string().url().optional(),
+    // Signs the posts to ORDERS_WEBHOOK_URL and verifies those shops' "shipped" calls; required with it.
+    ORDERS_WEBHOOK_SECRET: z.string().min(MIN_SECRET_LENGTH).optional(),
+    // JSON file { "<shop id>": "<secret>" } (or a list of secrets, while rotating) for the shops
+    // whose catalog entry has a fulfilment.url: a mounted Secret, as secrets never go in the catalog.
+    ORDERS_WEBHOOK_SECRETS_FILE: z.string().optional(),
+    // A post to a shop not answered within this counts as a failed attempt (and is retried).
+    ORDERS_WEBHOOK_TIMEOUT_MS: positiveInt(10_000),
+    // First retry of a failed post within this (full jitter); each failure doubles it up to the max.
+    ORDERS_RETRY_BASE_MS: positiveInt(10_000),
+    // Longest wait between two attempts; a paid order is retried at this pace for as long as it takes.
+    ORDERS_RETRY_MAX_MS: positiveInt(3_600_000),
+    // How often the deliverer looks for due retries (a new order is posted at once, not at the next look).
+    ORDERS_POLL_MS: positiveInt(1000),
+    // Signs the design links sent to shops. Required outside DEPLOYMENT_ENVIRONMENT=local, where a
+    // public development default applies.
+    ORDERS_IMAGE_URL_SECRET: z.string().min(MIN_SECRET_LENGTH).optional(),
+    // How long a design link works; a new one goes with every attempt.
+    ORDERS_IMAGE_URL_TTL_S: positiveInt(7 * 86_400),
   })
   .superRefine((c, ctx) => {
+    const local = c.DEPLOYMENT_ENVIRONMENT === "local";
+    const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    if (!local && !c.ORDERS_IMAGE_URL_SECRET)
+      issue(
+        "ORDERS_IMAGE_URL_SECRET",
+        `ORDERS_IMAGE_URL_SECRET is required outside local (DEPLOYMENT_ENVIRONMENT=${c.DEPLOYMENT_ENVIRONMENT})`,
+      );
+    if (c.ORDERS_WEBHOOK_URL) {
+      const problem = endpointUrlProblem(c.ORDERS_WEBHOOK_URL, local);
+      if (problem) issue("ORDERS_WEBHOOK_URL", `ORDERS_WEBHOOK_URL ${problem}`);
+      if (!c.ORDERS_WEBHOOK_SECRET)
+        issue("ORDERS_WEBHOOK_SECRET", "ORDERS_WEBHOOK_SECRET is required with ORDERS_WEBHOOK_URL");
+    } else if (c.ORDERS_WEBHOOK_SECRET) {
+      issue(
+        "ORDERS_WEBHOOK_SECRET",
+        "ORDERS_WEBHOOK_SECRET is set but ORDERS_WEBHOOK_URL is not: it signs nothing",
+      );
+    }
+    if (c.ORDERS_RETRY_BASE_MS > c.ORDERS_RETRY_MAX_MS)
+      issue("ORDERS_RETRY_BASE_MS", "ORDERS_RETRY_BASE_MS must not exceed ORDERS_RETRY_MAX_MS");
     if (c.PAYMENT_PROVIDER !== "stripe") return;
     for (const key of ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"] as const) {
       if (!c[key])
@@ -67,5 +109,12 @@ export const schema = baseSchema
   });
 
 export type PaymentConfig = z.infer<typeof schema>;
+
+/**
+ * The key of the design links: ORDERS_IMAGE_URL_SECRET, or under DEPLOYMENT_ENVIRONMENT=local a
+ * public development default (the schema refuses its absence anywhere else).
+ */
+export const imageUrlSecret = (config: PaymentConfig): string =>
+  config.ORDERS_IMAGE_URL_SECRET ?? "taituri-local-design-link-secret-not-for-production";
 
 export const loadPaymentConfig = (env?: Record<string, string | undefined>) => loadConfig(schema, env);

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { ConfigError } from "@taituri/config";
 import { topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ensureIndexes, ImageStore } from "@taituri/mongo";
@@ -10,9 +11,17 @@ import type { PaymentProvider } from "./adapters/provider.ts";
 import { PaymentStore, paymentIndexes } from "./adapters/store.ts";
 import { StripeProvider } from "./adapters/stripe-provider.ts";
 import { buildPaymentApp, deliverLocalEvent } from "./app.ts";
-import type { PaymentConfig } from "./config.ts";
+import { imageUrlSecret, type PaymentConfig } from "./config.ts";
 import { createRequestHandler } from "./consumers/requests.ts";
 import { parsePriceCatalog } from "./domain/catalog.ts";
+import { createOrderPaidHandler } from "./fulfilment/consumer.ts";
+import { createDesignUrls } from "./fulfilment/design-url.ts";
+import { parseSecretsFile, resolveEndpoints } from "./fulfilment/endpoints.ts";
+import { createFulfilmentMetrics } from "./fulfilment/metrics.ts";
+import { registerFulfilmentRoutes } from "./fulfilment/routes.ts";
+import { postToShop } from "./fulfilment/shop-client.ts";
+import { DeliveryStore, fulfilmentIndexes } from "./fulfilment/store.ts";
+import { createDeliveryWorker } from "./fulfilment/worker.ts";
 import { createMetrics } from "./metrics.ts";
 import { createPayments } from "./payments.ts";
 
@@ -23,9 +32,11 @@ export interface PaymentOptions {
 
 /**
  * Builds and starts the payment service: the payment-requests consumer, the HTTP server (provider
- * webhooks, the local checkout page, the internal API, ops routes) and the sweeper, which ends
- * local sessions past their expiry, publishes events a crash left in an order's outbox and
- * finishes refunds a crash or a provider outage left due.
+ * webhooks, the local checkout page, the internal API, the shops' design links and shipped calls,
+ * ops routes), the sweeper, which ends local sessions past their expiry, publishes events a crash
+ * left in an order's outbox and finishes refunds a crash or a provider outage left due, and the
+ * fulfilment deliverer (the orders consumer and its worker), which posts every paid order to its
+ * shop until the shop acknowledges it (docs/orders.md).
  * Endpoints: `http` (the public base), `webhook`, `ops`.
  */
 export async function startPaymentService(
@@ -34,8 +45,16 @@ export async function startPaymentService(
   options: PaymentOptions = {},
 ): Promise<RunningService> {
   const catalog = parsePriceCatalog(parse(await readFile(config.PAYMENT_CATALOG_FILE, "utf8")));
+  // Before any connection: a shop whose orders could not be signed refuses the start.
+  const { endpoints, warnings } = resolveEndpoints(catalog.shops, {
+    defaultUrl: config.ORDERS_WEBHOOK_URL,
+    defaultSecret: config.ORDERS_WEBHOOK_SECRET,
+    secrets: config.ORDERS_WEBHOOK_SECRETS_FILE ? await readSecrets(config.ORDERS_WEBHOOK_SECRETS_FILE) : {},
+    local: config.DEPLOYMENT_ENVIRONMENT === "local",
+  });
+  for (const warning of warnings) logger.warn(warning);
   const backbone = await connectBackbone("payment", config, logger);
-  await ensureIndexes(backbone.mongo.db, paymentIndexes);
+  await ensureIndexes(backbone.mongo.db, [...paymentIndexes, ...fulfilmentIndexes]);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const store = new PaymentStore(backbone.mongo.db);
   const metrics = createMetrics(backbone.registry, () => store.countByState());
@@ -72,12 +91,13 @@ export async function startPaymentService(
     metrics,
     logger,
   });
+  const images = new ImageStore(backbone.mongo.db);
   const app = buildPaymentApp({
     payments,
     provider,
     ...(local ? { local } : {}),
     store,
-    images: new ImageStore(backbone.mongo.db),
+    images,
     verifier:
       options.verifier ??
       createVerifier({ issuer: config.OIDC_ISSUER_URL, audience: config.PAYMENT_AUDIENCE }),
@@ -87,6 +107,39 @@ export async function startPaymentService(
     checks: backbone.checks,
   });
 
+  const deliveries = new DeliveryStore(backbone.mongo.db);
+  const fulfilmentMetrics = createFulfilmentMetrics(backbone.registry, () => deliveries.pendingStats());
+  const designs = createDesignUrls({
+    secret: imageUrlSecret(config),
+    ttlSeconds: config.ORDERS_IMAGE_URL_TTL_S,
+    publicUrl,
+  });
+  registerFulfilmentRoutes(app, {
+    orderByNumber: (number) => store.byNumber(number),
+    images,
+    markShipped: (number, trackingUrl) => payments.markShipped(number, trackingUrl),
+    designs,
+    endpoints,
+    metrics: fulfilmentMetrics,
+    logger,
+  });
+  const shops = new Map(catalog.shops.map((shop) => [shop.id, shop]));
+  const worker = createDeliveryWorker({
+    ledger: deliveries,
+    endpoints,
+    shop: (id) => shops.get(id),
+    designs,
+    post: postToShop,
+    metrics: fulfilmentMetrics,
+    logger,
+    settings: {
+      timeoutMs: config.ORDERS_WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: config.ORDERS_RETRY_BASE_MS,
+      retryMaxMs: config.ORDERS_RETRY_MAX_MS,
+      pollMs: config.ORDERS_POLL_MS,
+    },
+  });
+
   const url = await app.listen({ port: config.PAYMENT_PORT, host: config.PAYMENT_HOST });
   listening = url;
   const consumer = await backbone.consume({
@@ -94,6 +147,20 @@ export async function startPaymentService(
     topics: [topics.paymentRequests],
     partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
     handle: createRequestHandler({ payments, topics }),
+  });
+  // After listening: the design links the worker makes need the public base URL.
+  worker.start();
+  const orders = await backbone.consume({
+    group: "payment.fulfilment",
+    topics: [topics.orders],
+    handle: createOrderPaidHandler({
+      ledger: deliveries,
+      endpoints,
+      topics,
+      metrics: fulfilmentMetrics,
+      logger,
+      wake: () => worker.wake(),
+    }),
   });
 
   // Any replica may sweep: expiring a session is a signed event through the webhook path (the
@@ -129,7 +196,23 @@ export async function startPaymentService(
       await sweeping;
       await app.close();
       await consumer.stop();
+      await orders.stop();
+      // Posts in flight end within ORDERS_WEBHOOK_TIMEOUT_MS; their outcomes need MongoDB.
+      await worker.stop();
       await backbone.close();
     },
   };
+}
+
+/** ORDERS_WEBHOOK_SECRETS_FILE, read; a missing or unreadable file refuses the start like a bad setting. */
+async function readSecrets(path: string): Promise<Record<string, string[]>> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new ConfigError([
+      `ORDERS_WEBHOOK_SECRETS_FILE: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    ]);
+  }
+  return parseSecretsFile(text, path);
 }
