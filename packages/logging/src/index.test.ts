@@ -80,3 +80,12 @@ test("business-scoped user ids are written as their pseudonyms too, whole", () =
   // Prose and hosts keep their short dotted words.
   assert.equal(redact("OK.done at EU.west"), "OK.done at EU.west");
 });
+
+test("a signed link keeps its path and loses its signature", () => {
+  const url = "https://pay.example/orders/7KQ2M9XD/design?expires=1767225600&signature=9f86d081884c7d65";
+  assert.equal(
+    redact(`GET ${url} 200`),
+    `GET https://pay.example/orders/7KQ2M9XD/design?expires=${pseudonym("1767225600")}&signature=[redacted] 200`,
+  );
+  assert.equal(redact("no signature here"), "no signature here");
+});

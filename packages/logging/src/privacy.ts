@@ -39,13 +39,19 @@ const BSUID_LIKE = /(?<![\p{L}\p{N}.])[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{8,128}(?![
 // its own: not part of a longer word or hex string, so trace ids and hashes are left alone.
 const PHONE_LIKE = /(?<![\p{L}\p{N}])\+?\d{7,15}(?![\p{L}\p{N}])/gu;
 
+// The signature of a signed link (the design image sent to a shop): whoever reads it can use the
+// link until it expires, so a URL logged or recorded by an HTTP span keeps its path, not its key.
+const LINK_SIGNATURE = /([?&]signature=)[^&\s"'#]+/g;
+
 /**
  * `text` with every BSUID and every phone-number-like run of digits replaced by its pseudonym: the
  * last line of defence for ids that travel inside other strings (error messages, Kafka keys, round
  * ids). BSUIDs first: their digits would otherwise be taken for a phone number and half-hidden.
+ * Link signatures are removed.
  */
 export function redact(text: string): string {
-  return text
+  const redacted = text
     .replace(BSUID_LIKE, (bsuid) => pseudonym(bsuid))
     .replace(PHONE_LIKE, (digits) => pseudonym(digits.replace(/^\+/, "")));
+  return redacted.includes("signature=") ? redacted.replace(LINK_SIGNATURE, "$1[redacted]") : redacted;
 }
