@@ -165,6 +165,9 @@ Taituri is ready.
 Send a signed message as Meta would:
   npm run -s sign-webhook -- "I want a gift" | sh
 
+Paid orders: ${env.ORDERS_WEBHOOK_URL ? `posted, signed, to ${env.ORDERS_WEBHOOK_URL}` : "kept for you (set ORDERS_WEBHOOK_URL and ORDERS_WEBHOOK_SECRET to have them posted)"}:
+  npm run -s orders -- list --state paid · show <number> · mark-shipped <number> [--tracking <url>]
+
 Inspect or reset a shopper's limits:
   OIDC_CLIENT_SECRET=local-limiter-admin npm run -s limiter -- peek --shop <id> --shopper <id>
 

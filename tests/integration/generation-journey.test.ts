@@ -73,6 +73,7 @@ describe("gift journey with the real generation service", { timeout: 5 * 60_000 
     assert.equal(new Set(shown.slice(0, 3).map((m) => m.mediaId)).size, 3);
     // The shopper picks design 2 and is taken to checkout.
     await ana.tap(shown[3]?.ids[1] ?? "");
+    await ana.giveAddress();
     assert.match((await ana.next())[0]?.text ?? "", /Preparing your checkout/);
   });
 });

@@ -111,6 +111,7 @@ describe("gift journeys", () => {
       ["Rosa", "birthday", "watercolor", 3],
     );
     await ana.tap(shown[3]?.ids[1] ?? "");
+    await ana.giveAddress();
     assert.match((await ana.next())[0]?.text ?? "", /Preparing your checkout/);
     const [pay] = await ana.next();
     assert.equal(pay?.type, "cta_url");
@@ -198,10 +199,15 @@ describe("gift journeys", () => {
     await fa.next();
     const list = (await fa.next(4))[3];
     await fa.tap(list?.ids[0] ?? "");
+    const confirm = await fa.giveAddress();
     await fa.next(2);
+    // The design tapped again, then Confirm again: the same order's link, never a second order.
     await fa.tap(list?.ids[0] ?? "");
     const [again] = await fa.next();
     assert.equal(again?.type, "cta_url");
+    await fa.tap(confirm?.ids.find((id) => id.endsWith(":ok")) ?? "");
+    const afterConfirm = await fa.next(2);
+    assert.equal(afterConfirm[1]?.url, again?.url, JSON.stringify(afterConfirm));
     assert.equal(ordersOf(fa).length, 1);
     const orderId = ordersOf(fa)[0]?.orderId ?? "";
     await world.paymentEvent(orderId, fa.conversationId, { $case: "succeeded", value: {} });
@@ -284,6 +290,7 @@ describe("shoppers known by a business-scoped user id (BSUID)", () => {
     await jo.next();
     const [, , , list] = await jo.next(4);
     await tap(list?.ids[0] ?? "");
+    await jo.giveAddress();
     await jo.next(2);
     const [order] = ordersOf(jo);
     assert.ok(order, "one order, under the BSUID's conversation");
@@ -296,7 +303,8 @@ describe("shoppers known by a business-scoped user id (BSUID)", () => {
     assert.equal(requestsOf(jo).length, 1);
     // Every reply names the shopper by BSUID alone, phone number known or not.
     assert.deepEqual([...new Set(addressing(jo))], [`-|${jo.userId}`]);
-    assert.equal(addressing(jo).length, 12);
+    // 12 before the address step, and its six prompts.
+    assert.equal(addressing(jo).length, 18);
   });
 
   test("a number change is followed: the new identity's messages continue the same conversation", async () => {

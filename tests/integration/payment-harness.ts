@@ -252,9 +252,26 @@ export function paymentRequest(
     productId: "mug-11oz",
     amount: 1990,
     currency: "EUR",
+    recipient: "Rosa",
+    delivery: DELIVERY,
     ...over,
   };
 }
+
+/** Where the gifts of these tests go: an address the demo shop delivers to, as the conversation sends it. */
+export const DELIVERY: payment.Delivery = {
+  method: {
+    $case: "address",
+    value: {
+      name: "Rosa Test",
+      line1: "Calle Mayor 1",
+      line2: "",
+      city: "Madrid",
+      postcode: "28013",
+      country: "ES",
+    },
+  },
+};
 
 export const sessionIdOf = (url: string) => url.split("/checkout/")[1] ?? "";
 

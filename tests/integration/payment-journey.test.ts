@@ -86,6 +86,7 @@ class Shopper extends BaseShopper {
   async toCheckout(n = 1) {
     const list = await this.toList();
     await this.tap(list?.ids[n - 1] ?? "");
+    await this.giveAddress();
     assert.match((await this.next())[0]?.text ?? "", /Preparing your checkout/);
     const [pay] = await this.next();
     assert.equal(pay?.type, "cta_url");
@@ -137,6 +138,7 @@ describe("journeys paid through the local checkout", () => {
     const ana = new Shopper();
     const list = await ana.toList();
     await ana.tap(list?.ids[1] ?? "");
+    await ana.giveAddress();
     assert.match((await ana.next())[0]?.text ?? "", /Preparing your checkout/);
     const [pay] = await ana.next();
     assert.equal(pay?.type, "cta_url");
@@ -171,14 +173,19 @@ describe("journeys paid through the local checkout", () => {
     const bo = new Shopper();
     const list = await bo.toList();
     await bo.tap(list?.ids[0] ?? "");
+    await bo.giveAddress();
     await bo.next();
     const [first] = await bo.next();
     await fetch(`${first?.url}/cancel`, { method: "POST" });
     const [expired, again] = await bo.next(2);
     assert.match(expired?.text ?? "", /checkout link expired/);
     assert.equal(again?.type, "list");
-    // The same design again: a new order, session and link (the expired one stays expired).
+    // The same design again: the delivery given for the first order is shown to confirm, then a new
+    // order, session and link (the expired one stays expired).
     await bo.tap(again?.ids[0] ?? "");
+    const [check] = await bo.next();
+    assert.match(check?.text ?? "", /Please check where the gift goes:[\s\S]*Calle Mayor 1/);
+    await bo.tap(check?.ids.find((id) => id.endsWith(":ok")) ?? "");
     await bo.next();
     const [second] = await bo.next();
     assert.equal(second?.type, "cta_url");
@@ -244,7 +251,9 @@ describe("journeys paid through the local checkout", () => {
   test("another design while a link is open replaces the order; the first link no longer pays", async () => {
     const ev = new Shopper();
     const first = await ev.toCheckout(1);
-    const list = ev.all().findLast((m) => m.type === "list");
+    // The designs' list (the address step's lists came after it); the delivery confirmed for the
+    // first order goes with the second, without asking again.
+    const list = ev.all().findLast((m) => m.type === "list" && m.ids[0]?.startsWith("pick:"));
     await ev.tap(list?.ids[2] ?? "");
     assert.match((await ev.next())[0]?.text ?? "", /Preparing your checkout/);
     const [second] = await ev.next();
@@ -268,7 +277,8 @@ describe("journeys paid through the local checkout", () => {
     assert.equal(order._id.startsWith(`PNQ:${fu.userId}/`), true);
     assert.match((await fu.next())[0]?.text ?? "", new RegExp(`Your order number is ${order.number}\\.`));
     const requests = fu.requests();
-    assert.equal(requests.length, 12);
+    // 12, and the address step's six prompts.
+    assert.equal(requests.length, 18);
     for (const r of requests) {
       const body = r.body as Record<string, unknown>;
       assert.equal(body.recipient, fu.userId);

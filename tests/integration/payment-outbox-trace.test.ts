@@ -115,6 +115,20 @@ after(async () => {
 });
 
 let orders = 0;
+/** Where the gift goes (payment-harness.ts has the same; importing it here would load the service first). */
+const DELIVERY: payment.Delivery = {
+  method: {
+    $case: "address",
+    value: {
+      name: "Rosa Test",
+      line1: "Calle Mayor 1",
+      line2: "",
+      city: "Madrid",
+      postcode: "28013",
+      country: "ES",
+    },
+  },
+};
 async function orderWithLink(): Promise<{ orderId: string; orderNumber: string; sessionId: string }> {
   orders += 1;
   const conversationId = `PNO:${run}-${orders}`;
@@ -127,6 +141,8 @@ async function orderWithLink(): Promise<{ orderId: string; orderNumber: string; 
     productId: "mug-11oz",
     amount: 1990,
     currency: "EUR",
+    recipient: "Rosa",
+    delivery: DELIVERY,
   };
   await producer.send(topics.paymentRequests, [
     { key: r.conversationId, value: payment.PaymentRequest.encode(r).finish() },
@@ -181,7 +197,8 @@ describe("payment outbox and trace context", () => {
     assert.equal(response.status, 500);
     const written = await db.collection("payment_orders").findOne({ _id: orderId as never });
     assert.equal(written?.state, "paid");
-    assert.equal(written?.outbox.length, 1);
+    // Two entries: the shopper's "succeeded" and the shop's order event (neither published).
+    assert.equal(written?.outbox.length, 2);
     assert.equal(eventOf(orderId, "succeeded"), undefined);
     dying = undefined;
 

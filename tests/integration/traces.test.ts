@@ -386,6 +386,7 @@ describe("one message, one trace in Jaeger", { timeout: 6 * 60_000 }, () => {
 
   test("the buy tap's trace: ingress → conversation → payment → conversation → Graph API", async () => {
     await ana.tap(designs[3]?.ids[1] ?? "");
+    await ana.giveAddress();
     assert.match((await ana.next())[0]?.text ?? "", /Preparing your checkout/);
     const [pay] = await ana.next();
     assert.equal(pay?.type, "cta_url");

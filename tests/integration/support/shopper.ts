@@ -43,6 +43,24 @@ export function readMessage(r: RecordedRequest): Read {
   return { type: String(b.type), text: JSON.stringify(b), ids: [] };
 }
 
+/** Where a gift goes, as a shopper types it in the address step. */
+export interface Address {
+  country: string;
+  name: string;
+  street: string;
+  city: string;
+  postcode: string;
+}
+
+/** Where test shoppers send their gifts unless a test says otherwise. */
+export const ADDRESS: Address = {
+  country: "ES",
+  name: "Ana López",
+  street: "Calle Mayor 1",
+  city: "Madrid",
+  postcode: "28013",
+};
+
 export interface ShopperOptions {
   /** The shopper's phone number (wa_id). */
   waId?: string;
@@ -240,6 +258,23 @@ export class Shopper {
     await this.tap(confirm?.ids[0] ?? "");
     assert.match((await this.next())[0]?.text ?? "", /Creating your designs/);
     return this.next(4);
+  }
+
+  /**
+   * After choosing a design: answers the demo shop's address step (country from the list, addressee,
+   * street, city, postcode) and taps Confirm; returns the confirmation that was tapped.
+   */
+  async giveAddress(address: Address = ADDRESS): Promise<Read | undefined> {
+    const [countries] = await this.next();
+    await this.tap(countries?.ids.find((id) => id.endsWith(`:${address.country}`)) ?? "");
+    for (const answer of [address.name, address.street, address.city, address.postcode]) {
+      await this.next();
+      await this.say(answer);
+    }
+    const [confirm] = await this.next();
+    assert.match(confirm?.text ?? "", /Please check where the gift goes/);
+    await this.tap(confirm?.ids.find((id) => id.startsWith("addr:") && id.endsWith(":ok")) ?? "");
+    return confirm;
   }
 
   /** Asserts nothing more arrives for a moment. */

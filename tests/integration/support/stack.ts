@@ -31,11 +31,15 @@ export interface StackOptions {
   payment?: boolean;
   /** Extra settings of the conversation service. */
   conversation?: Record<string, string>;
+  /** Extra settings of the payment service (e.g. the shop's orders endpoint). */
+  paymentSettings?: Record<string, string>;
 }
 
 export interface Stack {
   prefix: string;
   dbName: string;
+  /** The servers' settings every service of this stack was given (a CLI run against it needs them). */
+  env: Record<string, string>;
   ingress: RunningService;
   payment?: RunningService;
   /** Every service started, in start order. */
@@ -110,6 +114,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         PAYMENT_PUBLIC_URL: `http://127.0.0.1:${port}`,
         PAYMENT_SWEEP_MS: "200",
         PAYMENT_LOCAL_WEBHOOK_SECRET: PAYMENT_LOCAL_SECRET,
+        ...options.paymentSettings,
       }),
       logger,
     );
@@ -130,6 +135,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   return {
     prefix,
     dbName,
+    env,
     ingress,
     ...(payment ? { payment } : {}),
     services: [...services],
