@@ -1,3 +1,4 @@
+import type { PostalAddress } from "../domain/delivery.ts";
 import type { CheckoutEventLike } from "../domain/provider-event.ts";
 
 /**
@@ -20,15 +21,7 @@ export interface SessionRequest {
   shipping?: ShippingAddress;
 }
 
-export interface ShippingAddress {
-  name: string;
-  line1: string;
-  line2?: string;
-  city: string;
-  postcode: string;
-  /** ISO 3166-1 alpha-2. */
-  country: string;
-}
+export type ShippingAddress = PostalAddress;
 
 export interface CreatedSession {
   id: string;

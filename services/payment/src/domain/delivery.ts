@@ -1,6 +1,18 @@
 import type { payment } from "@taituri/proto";
 import type { PickupPoint, PricedShop } from "./catalog.ts";
 
+/** A postal address as the shop, the provider and the order all take it. */
+export interface PostalAddress {
+  /** Who the parcel is addressed to. */
+  name: string;
+  line1: string;
+  line2?: string;
+  city: string;
+  postcode: string;
+  /** ISO 3166-1 alpha-2, one of the shop's delivery countries. */
+  country: string;
+}
+
 /**
  * Where a paid gift goes, as stored with its order: a postal address, or one of the shop's pickup
  * points (with the point as the catalog described it when the order was made, so the order still
@@ -9,17 +21,7 @@ import type { PickupPoint, PricedShop } from "./catalog.ts";
  * never put in logs, span attributes, metric labels or error messages.
  */
 export type OrderDelivery =
-  | {
-      method: "address";
-      /** Who the parcel is addressed to. */
-      name: string;
-      line1: string;
-      line2?: string;
-      city: string;
-      postcode: string;
-      /** ISO 3166-1 alpha-2, one of the shop's delivery countries. */
-      country: string;
-    }
+  | ({ method: "address" } & PostalAddress)
   | {
       method: "pickup";
       locationId: string;

@@ -1,4 +1,5 @@
 import { contracts, type fulfilment } from "@taituri/proto";
+import type { PostalAddress } from "../domain/delivery.ts";
 
 /**
  * What a shop receives for a paid order: the JSON body of the deliverer's POST, built from the
@@ -32,14 +33,7 @@ export interface ShopOrder {
 export type ShopDelivery =
   | {
       method: "address";
-      address: {
-        name: string;
-        line1: string;
-        line2?: string;
-        city: string;
-        postcode: string;
-        country: string;
-      };
+      address: PostalAddress;
     }
   | {
       method: "pickup";
