@@ -3,6 +3,7 @@ import { backoffMs, RecentRate } from "@taituri/pacing";
 import { extractContext, pseudonym, SpanKind, withSpan } from "@taituri/telemetry";
 import type { Consumer, Kafka, KafkaMessage } from "kafkajs";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { deadLetterOf } from "./dead-letter.ts";
 import { classify } from "./errors.ts";
 import { Header, headersToRecord } from "./headers.ts";
 import { PartitionLane } from "./lane.ts";
@@ -176,29 +177,16 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   const stopping = new AbortController();
   const fetched = new RecentRate();
 
-  const deadLetter = async (
+  const deadLetter = (
     topic: string,
     partition: number,
     message: KafkaMessage,
     reason: string,
     error: unknown,
-  ) => {
-    await producer.send(deadLetterTopic(topic), [
-      {
-        key: message.key?.toString() ?? "",
-        value: message.value ?? Buffer.alloc(0),
-        headers: {
-          ...headersToRecord(message.headers),
-          [Header.dlqReason]: reason,
-          [Header.dlqError]: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-          [Header.dlqSourceTopic]: topic,
-          [Header.dlqSourcePartition]: String(partition),
-          [Header.dlqSourceOffset]: message.offset,
-          [Header.dlqAt]: new Date().toISOString(),
-        },
-      },
+  ) =>
+    producer.send(deadLetterTopic(topic), [
+      deadLetterOf(message, { topic, partition, reason, error, at: new Date() }),
     ]);
-  };
 
   /** One message, through to an outcome: handled, dead-lettered, or (only when stopping) thrown. */
   const processMessage = async (

@@ -89,3 +89,20 @@ test("a signed link keeps its path and loses its signature", () => {
   );
   assert.equal(redact("no signature here"), "no signature here");
 });
+
+test("URL-encoded phone numbers and BSUIDs are written as their pseudonyms too", () => {
+  const phone = pseudonym("34600111222");
+  const bsuid = "US.13491208655302741918";
+  assert.equal(redact("/internal/orders/PN1%3A34600111222%2Fo1"), `/internal/orders/PN1%3A${phone}%2Fo1`);
+  assert.equal(redact("to=%2B34600111222&x=1"), `to=%2B${phone}&x=1`);
+  assert.equal(redact("q=call+34600111222"), `q=call+${phone}`);
+  // Encoded twice (a URL inside a query), and a BSUID after an escape.
+  assert.equal(redact("next=%2Fo%2FPN1%253A34600111222"), `next=%2Fo%2FPN1%253A${phone}`);
+  assert.equal(redact(`PN1%3A${bsuid}%2Fo1`), `PN1%3A${pseudonym(bsuid)}%2Fo1`);
+  assert.equal(redact(redact("PN1%3A34600111222")), `PN1%3A${phone}`);
+  // Escapes before hex and short numbers leave them alone.
+  assert.equal(
+    redact("50% of 0af7651916cd43dd %2F1234 %2Fabc1234567"),
+    "50% of 0af7651916cd43dd %2F1234 %2Fabc1234567",
+  );
+});

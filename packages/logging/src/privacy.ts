@@ -33,25 +33,40 @@ export function pseudonym(id: string): string {
 // A BSUID: an ISO 3166 country code, a dot, maybe "ENT." (a parent BSUID), and up to 128
 // alphanumerics (Meta's format), standing on its own. At least 8 of them, so that a short
 // "XX.word" in prose is left alone; real ones carry about 20 digits.
-const BSUID_LIKE = /(?<![\p{L}\p{N}.])[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{8,128}(?![\p{L}\p{N}])/gu;
+const BSUID = String.raw`[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{8,128}(?![\p{L}\p{N}])`;
+const BSUID_START = String.raw`(?<![\p{L}\p{N}.])`;
 
 // A phone number as WhatsApp writes it (E.164 digits, 7 to 15 of them, maybe a "+") standing on
 // its own: not part of a longer word or hex string, so trace ids and hashes are left alone.
-const PHONE_LIKE = /(?<![\p{L}\p{N}])\+?\d{7,15}(?![\p{L}\p{N}])/gu;
+const PHONE = String.raw`\+?\d{7,15}(?![\p{L}\p{N}])`;
+const PHONE_START = String.raw`(?<![\p{L}\p{N}])`;
+
+// In URL-encoded text ("PN1%3A34600111222%2Fj1", "%2B34600111222", twice encoded "%253A…") an
+// escape before an id stands for a separator, but ends in a hex digit, which the starts above take
+// for part of a longer word. Encoders leave digits, letters and dots alone, so the id itself reads
+// as written; a "+" (a space in a query) is a separator already.
+const AFTER_ESCAPE = "(?<=%(?:25)*[0-9A-Fa-f]{2})";
+
+const BSUID_LIKE = new RegExp(`${BSUID_START}${BSUID}`, "gu");
+const PHONE_LIKE = new RegExp(`${PHONE_START}${PHONE}`, "gu");
+const BSUID_LIKE_ENCODED = new RegExp(`(?:${BSUID_START}|${AFTER_ESCAPE})${BSUID}`, "gu");
+const PHONE_LIKE_ENCODED = new RegExp(`(?:${PHONE_START}|${AFTER_ESCAPE})${PHONE}`, "gu");
 
 // The signature of a signed link (the design image sent to a shop): whoever reads it can use the
 // link until it expires, so a URL logged or recorded by an HTTP span keeps its path, not its key.
 const LINK_SIGNATURE = /([?&]signature=)[^&\s"'#]+/g;
 
 /**
- * `text` with every BSUID and every phone-number-like run of digits replaced by its pseudonym: the
- * last line of defence for ids that travel inside other strings (error messages, Kafka keys, round
- * ids). BSUIDs first: their digits would otherwise be taken for a phone number and half-hidden.
- * Link signatures are removed.
+ * `text` with every BSUID and every phone-number-like run of digits replaced by its pseudonym, as
+ * written or URL-encoded: the last line of defence for ids that travel inside other strings (error
+ * messages, Kafka keys, round ids, URLs). BSUIDs first: their digits would otherwise be taken for a
+ * phone number and half-hidden. Link signatures are removed. It runs on every log line written, so
+ * text without a "%" (nearly every line) pays for the plain patterns only.
  */
 export function redact(text: string): string {
+  const encoded = text.includes("%");
   const redacted = text
-    .replace(BSUID_LIKE, (bsuid) => pseudonym(bsuid))
-    .replace(PHONE_LIKE, (digits) => pseudonym(digits.replace(/^\+/, "")));
+    .replace(encoded ? BSUID_LIKE_ENCODED : BSUID_LIKE, (bsuid) => pseudonym(bsuid))
+    .replace(encoded ? PHONE_LIKE_ENCODED : PHONE_LIKE, (digits) => pseudonym(digits.replace(/^\+/, "")));
   return redacted.includes("signature=") ? redacted.replace(LINK_SIGNATURE, "$1[redacted]") : redacted;
 }

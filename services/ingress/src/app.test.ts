@@ -5,8 +5,9 @@ import { topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { Registry } from "@taituri/ops";
 import { inbound } from "@taituri/proto";
+import { pseudonym } from "@taituri/telemetry";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
-import { buildIngressApp } from "./app.ts";
+import { buildIngressApp, readableReasons } from "./app.ts";
 
 const topics = topicNames("t.");
 
@@ -129,4 +130,14 @@ test("the subscription handshake echoes the challenge only for the right token",
     (await app.inject("/webhook?hub.mode=unsubscribe&hub.verify_token=verify-me&hub.challenge=1")).statusCode,
     403,
   );
+});
+
+test("the dead-letter reasons of an unreadable webhook name message ids and numbers by their pseudonyms", () => {
+  const wamid = "wamid.HBgLMzQ2MDAxMTEyMjIVAgARGBI5QUI=";
+  const said = readableReasons([
+    { reason: `message ${wamid}: neither from nor from_user_id` },
+    { reason: "status 34600111222: no recipient" },
+  ]);
+  assert.doesNotMatch(said, /HBgLMzQ2MDAxMTEyMjIV|34600111222/);
+  assert.match(said, new RegExp(`message ${pseudonym(wamid)}: neither`));
 });

@@ -10,7 +10,7 @@ import {
 import type { Logger } from "@taituri/logging";
 import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
 import type { inbound } from "@taituri/proto";
-import { conversationAttributes, SpanKind, withSpan } from "@taituri/telemetry";
+import { conversationAttributes, pseudonym, redact, SpanKind, withSpan } from "@taituri/telemetry";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Counter, Histogram } from "prom-client";
 import { RecentIds } from "./domain/recent-ids.ts";
@@ -100,10 +100,7 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
         headers: {
           [Header.type]: "application/json",
           [Header.dlqReason]: "unreadable webhook",
-          [Header.dlqError]: unreadable
-            .map((u) => u.reason)
-            .join(" | ")
-            .slice(0, 2000),
+          [Header.dlqError]: readableReasons(unreadable),
           [Header.dlqAt]: now().toISOString(),
         },
       },
@@ -210,4 +207,20 @@ function withTimeout<T>(ms: number, fn: () => Promise<T>): Promise<T> {
       timer = setTimeout(() => reject(new Error(`Kafka did not acknowledge within ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+// A WhatsApp message id is base64 of bytes that hold the shopper's phone number.
+const WAMID = /wamid\.[A-Za-z0-9+/=_-]+/g;
+
+/**
+ * Why parts of a webhook could not be read, for the dead-letter header people read for 30 days: as
+ * a log line would say it, message ids and numbers as their pseudonyms.
+ */
+export function readableReasons(unreadable: { reason: string }[]): string {
+  return redact(
+    unreadable
+      .map((u) => u.reason)
+      .join(" | ")
+      .replace(WAMID, (id) => pseudonym(id)),
+  ).slice(0, 2000);
 }
