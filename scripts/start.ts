@@ -69,6 +69,8 @@ const issuer = process.env.OIDC_ISSUER_URL
         "limiter-admin": { secret: "local-limiter-admin", scopes: ["limiter.admin"] },
         // The generation service's client for its limiter calls: a development secret.
         generation: "local-generation",
+        // An operator's client for the payment service's internal API (order lookup, refunds).
+        "payment-admin": { secret: "local-payment-admin", scopes: ["payment.admin"] },
       },
     });
 if (issuer) env.OIDC_ISSUER_URL = issuer.url;

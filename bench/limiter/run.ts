@@ -100,6 +100,8 @@ try {
       LIMITER_PORT: String(await freePort()),
       LIMITER_RULES_FILE: rulesFile,
       LIMITER_KEY_PREFIX: "bench",
+      // The load generator's tokens name it "bench": a caller the limiter must know.
+      LIMITER_CALLERS: "bench",
       LIMITER_WORKERS: args.workers,
       OIDC_ISSUER_URL: issuer.url,
       LOG_LEVEL: "warn",

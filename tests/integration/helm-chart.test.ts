@@ -5,7 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { promisify } from "node:util";
+import { ConfigError } from "@taituri/config";
 import { ensureGoTool, ensurePythonTool } from "@taituri/devenv/tools";
+import { loadGenerationConfig } from "@taituri/generation-service/config";
+import { loadLimiterConfig } from "@taituri/limiter-service/config";
+import { loadPaymentConfig } from "@taituri/payment-service/config";
 
 /**
  * The Helm chart rendered by the real helm and checked against the Kubernetes API schemas
@@ -28,6 +32,30 @@ before(async () => {
 async function render(...set: string[]): Promise<string> {
   const { stdout } = await exec(helm, ["template", "shop", chart, ...set.flatMap((s) => ["--set", s])]);
   return stdout;
+}
+
+/** Why `helm template` refused to render with these values (its stderr); a failure if it rendered. */
+async function refusal(...set: string[]): Promise<string> {
+  return render(...set).then(
+    () => assert.fail(`rendered with ${set.join(" ")}`),
+    (error: { stderr?: string }) => error.stderr ?? String(error),
+  );
+}
+
+/** The line a service's config prints for `name` under these settings (packages/config). */
+function serviceSays(
+  load: (env: Record<string, string>) => unknown,
+  env: Record<string, string>,
+  name: string,
+) {
+  try {
+    load({ DEPLOYMENT_ENVIRONMENT: "production", ...env });
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    const line = error.problems.find((p) => p.startsWith(`${name}: `));
+    if (line) return line;
+  }
+  assert.fail(`the service accepts ${JSON.stringify(env)}`);
 }
 
 describe("helm chart", { timeout: 10 * 60_000 }, () => {
@@ -77,8 +105,59 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     assert.match(await render("secrets.mongoUrl=true"), /- name: MONGO_URL\n\s+valueFrom: \{ secretKeyRef:/);
   });
 
+  test("the chart's own values ask for no development default: Stripe, OpenAI, the cluster's issuer", async () => {
+    const out = await render();
+    assert.match(out, /- name: PAYMENT_PROVIDER\n\s+value: "stripe"/);
+    assert.match(out, /- name: IMAGE_PROVIDER\n\s+value: "openai"/);
+    assert.match(out, /- name: DEPLOYMENT_ENVIRONMENT\n\s+value: "production"/);
+    assert.doesNotMatch(out, /OIDC_ISSUER_URL\n\s+value: "http:\/\/(127|localhost)/);
+  });
+
+  test("production values with payment.provider local fail to render, in the payment service's words", async () => {
+    const stderr = await refusal("payment.provider=local");
+    const says = serviceSays(loadPaymentConfig, { PAYMENT_PROVIDER: "local" }, "PAYMENT_PROVIDER");
+    assert.match(stderr, /Invalid configuration:\n/);
+    assert.ok(stderr.includes(`\n  ${says} [payment.provider]`), `${stderr}\nexpected: ${says}`);
+  });
+
+  test("every development value the chart sees is named in one refusal", async () => {
+    const stderr = await refusal(
+      "environment=staging",
+      "payment.provider=local",
+      "generation.imageProvider=local",
+      "generation.oidcIssuerUrl=http://127.0.0.1:3010",
+      "limiter.oidcIssuerUrl=http://localhost:3010",
+      "payment.oidcIssuerUrl=http://[::1]:3010/",
+    );
+    const staging = { DEPLOYMENT_ENVIRONMENT: "staging" };
+    const issuer = (load: (env: Record<string, string>) => unknown) =>
+      serviceSays(load, { ...staging, OIDC_ISSUER_URL: "http://127.0.0.1:3010" }, "OIDC_ISSUER_URL");
+    const expected = [
+      `${serviceSays(loadPaymentConfig, { ...staging, PAYMENT_PROVIDER: "local" }, "PAYMENT_PROVIDER")} [payment.provider]`,
+      `${serviceSays(loadGenerationConfig, { ...staging, IMAGE_PROVIDER: "local" }, "IMAGE_PROVIDER")} [generation.imageProvider]`,
+      `${issuer(loadGenerationConfig)} [generation.oidcIssuerUrl]`,
+      `${issuer(loadLimiterConfig)} [limiter.oidcIssuerUrl]`,
+      `${issuer(loadPaymentConfig)} [payment.oidcIssuerUrl]`,
+    ];
+    const listed = stderr
+      .split("Invalid configuration:\n")[1]
+      ?.split("\n")
+      .filter((l) => l.startsWith("  "));
+    assert.deepEqual(
+      listed?.map((l) => l.trim()),
+      expected,
+      stderr,
+    );
+  });
+
+  test("under environment local the development values render (a demo cluster)", async () => {
+    const out = await render("environment=local", "payment.provider=local", "generation.imageProvider=local");
+    assert.match(out, /- name: PAYMENT_PROVIDER\n\s+value: "local"/);
+    assert.match(out, /- name: IMAGE_PROVIDER\n\s+value: "local"/);
+  });
+
   test("a disabled component renders nothing", async () => {
-    const out = await render("components.payment.enabled=false");
+    const out = await render("components.payment.enabled=false", "payment.provider=local");
     assert.doesNotMatch(out, /shop-taituri-payment/);
   });
 });

@@ -17,8 +17,9 @@ import { limiter } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
 
 /**
- * ResetUsage is admin-only, and the operator CLI (services/limiter/src/cli.ts) run as a real process
- * against the limiter on real Redis with client-credentials tokens from a real local issuer.
+ * Peek and ResetUsage are admin-only, and the operator CLI (services/limiter/src/cli.ts) run as a
+ * real process against the limiter on real Redis with client-credentials tokens from a real local
+ * issuer.
  */
 const logger = createLogger({ service: "it", level: "silent" });
 const cli = fileURLToPath(new URL("../../services/limiter/src/cli.ts", import.meta.url));
@@ -93,6 +94,8 @@ const resetUsage = unary<limiter.ResetUsageRequest, limiter.ResetUsageResponse>(
   client.resetUsage(r, m, cb),
 );
 const shopper = () => ({ shopId: `shop-${randomUUID()}`, shopperId: `s-${randomUUID()}` });
+/** The operator CLI's client with the admin scope. */
+const operator = () => bearer("limiter-admin", "limiter.admin");
 /** Uses the "two" rule set until one-a-day denies; returns the remaining counts then. */
 const useUp = async (subject: { shopId: string; shopperId: string }) => {
   const generation = await bearer("generation");
@@ -102,16 +105,20 @@ const useUp = async (subject: { shopId: string; shopperId: string }) => {
     generation,
   );
   assert.equal(denied.allowed, false);
-  return (await peek({ subject, ruleSet: "two" }, generation)).limits.map((limit) => limit.remaining);
+  return (await peek({ subject, ruleSet: "two" }, await operator())).limits.map((limit) => limit.remaining);
 };
 
-describe("limiter: ResetUsage needs an admin", () => {
-  test("a token with the admin scope resets; so does a listed admin subject without a scope", async () => {
-    for (const metadata of [await bearer("ops", "limiter.read limiter.admin"), await bearer(adminSubject)]) {
+describe("limiter: Peek and ResetUsage need an admin", () => {
+  test("a listed caller with the admin scope resets; so does a listed admin subject without a scope", async () => {
+    for (const metadata of [
+      await bearer("limiter-admin", "limiter.read limiter.admin"),
+      await bearer(adminSubject),
+    ]) {
       const subject = shopper();
       assert.deepEqual(await useUp(subject), [2, 0]);
+      assert.equal((await peek({ subject, ruleSet: "two" }, metadata)).limits.length, 2);
       assert.equal((await resetUsage({ subject, ruleSet: "two" }, metadata)).deleted, 2);
-      const after = await peek({ subject, ruleSet: "two" }, await bearer("generation"));
+      const after = await peek({ subject, ruleSet: "two" }, await operator());
       assert.deepEqual(
         after.limits.map((limit) => limit.remaining),
         [3, 1],
@@ -119,7 +126,7 @@ describe("limiter: ResetUsage needs an admin", () => {
     }
   });
 
-  test("a valid token without admin rights gets PERMISSION_DENIED and nothing is reset", async () => {
+  test("a valid token without admin rights gets PERMISSION_DENIED and nothing is read or reset", async () => {
     const subject = shopper();
     assert.deepEqual(await useUp(subject), [2, 0]);
     for (const metadata of [
@@ -128,16 +135,27 @@ describe("limiter: ResetUsage needs an admin", () => {
     ]) {
       await assert.rejects(resetUsage({ subject, ruleSet: "two" }, metadata), (error: ServiceError) => {
         assert.equal(error.code, status.PERMISSION_DENIED);
-        assert.match(error.details, /limiter\.admin/);
+        assert.match(error.details, /ResetUsage needs the "limiter\.admin" scope/);
+        return true;
+      });
+      await assert.rejects(peek({ subject, ruleSet: "two" }, metadata), (error: ServiceError) => {
+        assert.equal(error.code, status.PERMISSION_DENIED);
+        assert.match(error.details, /Peek needs the "limiter\.admin" scope/);
         return true;
       });
     }
+    // The admin scope is not enough for a caller the limiter does not know.
+    await assert.rejects(
+      resetUsage({ subject, ruleSet: "two" }, await bearer("ops", "limiter.admin")),
+      (error: ServiceError) =>
+        error.code === status.PERMISSION_DENIED && /not in LIMITER_CALLERS/.test(error.details),
+    );
     // Refused before the rule set is looked at: an unknown one is still PERMISSION_DENIED.
     await assert.rejects(
       resetUsage({ subject, ruleSet: "no-such-set" }, await bearer("generation")),
       (error: ServiceError) => error.code === status.PERMISSION_DENIED,
     );
-    const usage = await peek({ subject, ruleSet: "two" }, await bearer("generation"));
+    const usage = await peek({ subject, ruleSet: "two" }, await operator());
     assert.deepEqual(
       usage.limits.map((limit) => limit.remaining),
       [2, 0],
@@ -145,7 +163,7 @@ describe("limiter: ResetUsage needs an admin", () => {
     const metrics = await (await fetch(`${service.endpoints.ops}/metrics`)).text();
     assert.match(
       metrics,
-      /limiter_calls_total\{rpc="reset_usage",rule_set="two",outcome="forbidden"[^}]*\} 2/,
+      /limiter_calls_total\{rpc="reset_usage",rule_set="two",outcome="forbidden"[^}]*\} 3/,
     );
   });
 });
@@ -179,7 +197,7 @@ const runCli = (args: string[], env: Record<string, string> = {}): Promise<CliRu
   });
 
 describe("limiter CLI", () => {
-  test("peek prints a table, or JSON with --json, for any authenticated client", async () => {
+  test("peek prints a table, or JSON with --json, for the admin client; another client exits 4", async () => {
     const subject = shopper();
     const generation = await bearer("generation");
     await consume(
@@ -188,7 +206,10 @@ describe("limiter CLI", () => {
     );
     const asGeneration = { OIDC_CLIENT_ID: "generation", OIDC_CLIENT_SECRET: "generation-secret" };
     const args = ["peek", "--shop", subject.shopId, "--shopper", subject.shopperId];
-    const table = await runCli([...args, "--rule-set", "generation-round"], asGeneration);
+    const refused = await runCli(args, asGeneration);
+    assert.equal(refused.code, 4);
+    assert.match(refused.stderr, /PERMISSION_DENIED: Peek needs the "limiter.admin" scope/);
+    const table = await runCli([...args, "--rule-set", "generation-round"]);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trim().split("\n");
     assert.match(

@@ -37,6 +37,8 @@ let service: RunningService;
 let client: limiter.LimiterServiceClient;
 let redis: Cluster;
 let metadata: Metadata;
+/** Peek is an admin RPC: the operator CLI's client with the admin scope. */
+let adminMetadata: Metadata;
 
 before(async () => {
   cluster = await startRedisCluster();
@@ -63,6 +65,13 @@ before(async () => {
   );
   metadata = new Metadata();
   metadata.set("authorization", `Bearer ${await issuer.sign({ sub: "generation", aud: "limiter" })}`);
+  adminMetadata = new Metadata();
+  const admin = await issuer.sign({
+    sub: "limiter-admin",
+    aud: "limiter",
+    extra: { scope: "limiter.admin" },
+  });
+  adminMetadata.set("authorization", `Bearer ${admin}`);
 });
 
 after(async () => {
@@ -75,9 +84,9 @@ after(async () => {
 
 const unary =
   <Req, Res>(method: (r: Req, m: Metadata, cb: (e: ServiceError | null, v: Res) => void) => unknown) =>
-  (request: Req) =>
+  (request: Req, as = metadata) =>
     new Promise<Res>((resolve, reject) =>
-      method(request, metadata, (error, value) => (error ? reject(error) : resolve(value))),
+      method(request, as, (error, value) => (error ? reject(error) : resolve(value))),
     );
 const consume = (request: Partial<limiter.ConsumeRequest>) =>
   unary<limiter.ConsumeRequest, limiter.ConsumeResponse>((r, m, cb) => client.consume(r, m, cb))(
@@ -87,6 +96,7 @@ const refund = unary<limiter.RefundRequest, limiter.RefundResponse>((r, m, cb) =
 const peek = (request: Partial<limiter.PeekRequest>) =>
   unary<limiter.PeekRequest, limiter.PeekResponse>((r, m, cb) => client.peek(r, m, cb))(
     limiter.PeekRequest.fromPartial(request),
+    adminMetadata,
   );
 const shopper = () => ({ shopId: `shop-${randomUUID()}`, shopperId: `s-${randomUUID()}` });
 const remaining = (response: { limits: limiter.LimitState[] }) =>
@@ -109,7 +119,10 @@ describe("limiter on a Redis Cluster", () => {
     const round = compileRules(rulesDocument).ruleSets.get("round");
     assert.ok(round);
     const keys = keysFor(prefix);
-    const names = [...round.limits.map((limit) => keys.bucket(limit, subject)), keys.idempotency(key)];
+    const names = [
+      ...round.limits.map((limit) => keys.bucket(limit, subject)),
+      keys.idempotency({ owner: "generation", key }),
+    ];
     const slots = await Promise.all(names.map((name) => redis.call("CLUSTER", "KEYSLOT", name)));
     assert.equal(new Set(slots).size, 1, `slots ${slots.join(",")}`);
     // The keys exist on the cluster (the limiter wrote them there, not to REDIS_URL).

@@ -43,6 +43,8 @@ let service: RunningService;
 let client: limiter.LimiterServiceClient;
 let admin: Redis;
 let token: string;
+/** The operator CLI's client with the admin scope: Peek and ResetUsage are admin RPCs. */
+let adminToken: string;
 
 before(async () => {
   // Only Redis is needed: the other servers are marked as provided so that none is started.
@@ -67,6 +69,7 @@ before(async () => {
   client = new limiter.LimiterServiceClient(service.endpoints.grpc ?? "", credentials.createInsecure());
   admin = new Redis(infra.redis.url);
   token = await issuer.sign({ sub: "generation", aud: "limiter" });
+  adminToken = await issuer.sign({ sub: "limiter-admin", aud: "limiter", extra: { scope: "limiter.admin" } });
 });
 
 after(async () => {
@@ -100,7 +103,8 @@ const rpc = {
 const consume = (request: Partial<limiter.ConsumeRequest>, metadata?: Metadata) =>
   rpc.consume(limiter.ConsumeRequest.fromPartial({ cost: 1, ...request }), metadata);
 const refund = (idempotencyKey: string) => rpc.refund({ idempotencyKey });
-const peek = (request: Partial<limiter.PeekRequest>) => rpc.peek(limiter.PeekRequest.fromPartial(request));
+const peek = (request: Partial<limiter.PeekRequest>) =>
+  rpc.peek(limiter.PeekRequest.fromPartial(request), auth(adminToken));
 const shopper = () => ({ shopId: `shop-${randomUUID()}`, shopperId: `s-${randomUUID()}` });
 const code = (expected: status) => (error: unknown) => (error as ServiceError).code === expected;
 
@@ -216,7 +220,6 @@ describe("limiter: decisions on real Redis", () => {
     const subject = shopper();
     await consume({ subject, ruleSet: "two-windows" });
     assert.equal((await consume({ subject, ruleSet: "two-windows" })).allowed, false);
-    const adminToken = await issuer.sign({ sub: "ops", aud: "limiter", extra: { scope: "limiter.admin" } });
     assert.equal((await rpc.resetUsage({ subject, ruleSet: "two-windows" }, auth(adminToken))).deleted, 2);
     assert.equal((await consume({ subject, ruleSet: "two-windows" })).allowed, true);
   });
@@ -252,7 +255,7 @@ describe("limiter: the algorithm", () => {
     for (const at of [59_000, 59_999, 60_000, 60_001, 61_000, 66_000, 72_000]) {
       now = 1_000_000_000_000 + at;
       for (let i = 0; i < 12; i++)
-        if ((await store.consume(ruleSet, subject, 1, "", 0)).allowed) admitted.push(at);
+        if ((await store.consume(ruleSet, subject, 1, undefined, 0)).allowed) admitted.push(at);
     }
     assert.equal(admitted.filter((at) => at <= 61_000).length, 10);
     // One refill every 6 s: 59.0 s + 6 s and + 12 s.
@@ -283,7 +286,7 @@ describe("limiter: the algorithm", () => {
         for (const { advanceMs, who, cost } of steps) {
           now += advanceMs;
           const subject = { shopId: "shop", shopperId: `p${who}` };
-          const actual = await store.consume(ruleSet, subject, cost, "", 0);
+          const actual = await store.consume(ruleSet, subject, cost, undefined, 0);
           const keys = keysOf(who);
           const buckets = ruleSet.limits.map((limit) => ({
             periodMs: limit.periodMs,
@@ -368,6 +371,48 @@ describe("limiter: authentication", () => {
       ),
     );
     assert.deepEqual([...response], [0x08, 0x01]);
+  });
+});
+
+describe("limiter: authorization per caller", () => {
+  const request = { subject: { shopId: "a", shopperId: "b" }, ruleSet: "ten" };
+  const forbidden = code(status.PERMISSION_DENIED);
+
+  test("a caller outside LIMITER_CALLERS gets PERMISSION_DENIED on every RPC, even with the admin scope", async () => {
+    const payment = auth(
+      await issuer.sign({ sub: "payment", aud: "limiter", extra: { scope: "limiter.admin" } }),
+    );
+    await assert.rejects(consume(request, payment), forbidden);
+    await assert.rejects(rpc.refund({ idempotencyKey: "k" }, payment), forbidden);
+    await assert.rejects(rpc.peek(limiter.PeekRequest.fromPartial(request), payment), forbidden);
+    await assert.rejects(rpc.resetUsage(limiter.ResetUsageRequest.fromPartial(request), payment), forbidden);
+    // A listed caller without the admin scope: Consume yes, Peek no.
+    await assert.rejects(rpc.peek(limiter.PeekRequest.fromPartial(request)), forbidden);
+    const metrics = await (await fetch(`${service.endpoints.ops}/metrics`)).text();
+    assert.match(metrics, /limiter_calls_total\{rpc="peek",rule_set="ten",outcome="forbidden"[^}]*\} 2/);
+  });
+
+  test("a Refund reaches only the caller's own consumes; the same key of two callers is two keys", async () => {
+    const subject = shopper();
+    const key = randomUUID();
+    const operator = auth(adminToken);
+    await consume({ subject, ruleSet: "budget", cost: 30, idempotencyKey: key }, operator);
+    const theirs = await rpc.refund({ idempotencyKey: key });
+    assert.equal(theirs.status, limiter.RefundStatus.REFUND_STATUS_NOT_FOUND, "generation cannot refund it");
+    assert.equal((await peek({ subject, ruleSet: "budget" })).limits[1]?.remaining, 70);
+    // generation's own consume under the same key is its own: no conflict, counted again.
+    const own = await consume({ subject, ruleSet: "budget", cost: 10, idempotencyKey: key });
+    assert.deepEqual([own.allowed, own.replayed], [true, false]);
+    assert.equal((await peek({ subject, ruleSet: "budget" })).limits[1]?.remaining, 60);
+    assert.equal(
+      (await rpc.refund({ idempotencyKey: key }, operator)).status,
+      limiter.RefundStatus.REFUND_STATUS_REFUNDED,
+    );
+    assert.equal(
+      (await rpc.refund({ idempotencyKey: key })).status,
+      limiter.RefundStatus.REFUND_STATUS_REFUNDED,
+    );
+    assert.equal((await peek({ subject, ruleSet: "budget" })).limits[1]?.remaining, 100);
   });
 });
 

@@ -24,6 +24,8 @@ import Stripe from "stripe";
  * conversation and the providers send.
  */
 export const LOCAL_SECRET = "payment-it-local-webhook-secret";
+/** The internal API's caller in these tests: PAYMENT_INTERNAL_CALLERS' default. */
+export const INTERNAL_CALLER = "payment-admin";
 export const STRIPE_WEBHOOK_SECRET = "whsec_payment_it";
 const STRIPE_MOCK = { name: "stripe-mock", module: "github.com/stripe/stripe-mock", version: "v0.203.0" };
 
@@ -135,6 +137,11 @@ export interface PaymentWorld {
   start(name: string, env?: Record<string, string>): Promise<PaymentInstance>;
   /** A payment service on the Stripe provider, talking to `apiUrl` (stripe-mock by default). */
   startStripe(name: string, apiUrl?: string): Promise<PaymentInstance>;
+  /**
+   * `authorization` headers for the internal API: its default caller, with the admin scope (refunds)
+   * when `admin`; another `sub` to be refused.
+   */
+  internalAuth(options?: { admin?: boolean; sub?: string }): Promise<{ authorization: string }>;
   stop(): Promise<void>;
 }
 
@@ -194,6 +201,14 @@ export async function startPaymentWorld(id: string): Promise<PaymentWorld> {
       instance.consumer = consumer;
       instances.push(instance);
       return instance;
+    },
+    async internalAuth({ admin = false, sub = INTERNAL_CALLER } = {}) {
+      const token = await issuer.sign({
+        sub,
+        aud: "payment",
+        ...(admin ? { extra: { scope: "payment.admin" } } : {}),
+      });
+      return { authorization: `Bearer ${token}` };
     },
     startStripe(name, apiUrl = stripeMock.url) {
       return world.start(name, {

@@ -82,10 +82,9 @@ function leaks(text: string): string[] {
 const wire = (q: WireRequest) => `${q.method} ${q.url}\n${JSON.stringify(q.headers)}\n${q.body}`;
 
 async function refundByShop(i: PaymentInstance, number: string): Promise<void> {
-  const token = await world.issuer.sign({ sub: "ops", aud: "payment" });
   const response = await fetch(`${i.url}/internal/orders/${number}/refund`, {
     method: "POST",
-    headers: { authorization: `Bearer ${token}` },
+    headers: await world.internalAuth({ admin: true }),
   });
   assert.equal(response.status, 200, await response.text());
 }
@@ -144,6 +143,47 @@ describe("what reaches a payment provider", () => {
       assert.ok(all.includes(`"idempotency-key":"refund:${number}"`), number);
     }
     for (const q of proxy.requests) assert.deepEqual(leaks(wire(q)), [], wire(q));
+
+    // Beyond what is looked for: every field sent is one of these, and every reference in them is
+    // an order number (the metadata and client_reference_id), so nothing else can ride along.
+    const address = ["line1", "line2", "city", "postal_code", "country"].map(
+      (part) => `payment_intent_data[shipping][address][${part}]`,
+    );
+    const allowed: Record<string, string[]> = {
+      "POST /v1/checkout/sessions": [
+        "mode",
+        "client_reference_id",
+        "expires_at",
+        "success_url",
+        "cancel_url",
+        "metadata[order_number]",
+        "metadata[attempt]",
+        "line_items[0][quantity]",
+        "line_items[0][price_data][currency]",
+        "line_items[0][price_data][unit_amount]",
+        "line_items[0][price_data][product_data][name]",
+        "payment_intent_data[metadata][order_number]",
+        "payment_intent_data[shipping][name]",
+        ...address,
+      ],
+      "POST /v1/checkout/sessions/cs_…/expire": [],
+      "POST /v1/refunds": ["payment_intent", "amount", "metadata[order_number]"],
+    };
+    for (const q of proxy.requests) {
+      const call = `${q.method} ${q.url.replace(/cs_\w+/, "cs_…")}`;
+      const fields = allowed[call];
+      assert.ok(fields, `an unexpected call to Stripe: ${call}`);
+      const form = new URLSearchParams(q.body);
+      for (const key of form.keys()) assert.ok(fields.includes(key), `${call} sends ${key}`);
+      for (const key of [
+        "metadata[order_number]",
+        "client_reference_id",
+        "payment_intent_data[metadata][order_number]",
+      ])
+        if (form.has(key))
+          assert.ok(numbers.includes(form.get(key) ?? ""), `${call} ${key}=${form.get(key)}`);
+      if (form.has("metadata[attempt]")) assert.match(form.get("metadata[attempt]") ?? "", /^\d+$/);
+    }
   });
 
   test("local: the session request, the signed events and the checkout pages", async () => {

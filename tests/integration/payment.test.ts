@@ -300,16 +300,20 @@ describe("expiry", () => {
 });
 
 describe("internal endpoints", () => {
-  test("order lookup and refund need an OIDC token for the payment audience", async () => {
+  test("order lookup and refund need an OIDC token for the payment audience, from a listed caller", async () => {
     const r = request();
     await local.buy(r);
     const link = await local.linkFor(r.orderId);
     const url = `${local.url}/internal/orders/${encodeURIComponent(r.orderId)}`;
     assert.equal((await fetch(url)).status, 401);
-    const other = await world.issuer.sign({ sub: "ops", aud: "limiter" });
+    const other = await world.issuer.sign({ sub: "payment-admin", aud: "limiter" });
     assert.equal((await fetch(url, { headers: { authorization: `Bearer ${other}` } })).status, 401);
-    const token = await world.issuer.sign({ sub: "ops", aud: "payment" });
-    const auth = { authorization: `Bearer ${token}` };
+    // A valid token of a caller not in PAYMENT_INTERNAL_CALLERS, even with the admin scope: 403.
+    const stranger = { headers: await world.internalAuth({ sub: "generation", admin: true }) };
+    assert.equal((await fetch(url, stranger)).status, 403);
+    assert.equal((await fetch(`${url}/refund`, { method: "POST", ...stranger })).status, 403);
+    const reader = await world.internalAuth();
+    const auth = await world.internalAuth({ admin: true });
     const found = (await (await fetch(url, { headers: auth })).json()) as {
       state: string;
       link: string;
@@ -321,11 +325,18 @@ describe("internal endpoints", () => {
     assert.equal((await fetch(`${url}/refund`, { method: "POST", headers: auth })).status, 409);
     await fetch(`${link}/pay`, { method: "POST" });
     await local.orderIn(r.orderId, "paid");
+    // Reading is for every listed caller; a refund needs the admin scope.
+    assert.equal((await fetch(url, { headers: reader })).status, 200);
+    const refused = await fetch(`${url}/refund`, { method: "POST", headers: reader });
+    assert.equal(refused.status, 403);
+    assert.match(((await refused.json()) as { error: string }).error, /needs the "payment.admin" scope/);
+    assert.equal((await local.order(r.orderId))?.state, "paid");
     const refunded = await fetch(`${url}/refund`, { method: "POST", headers: auth });
     assert.equal(refunded.status, 200);
     assert.equal(((await refunded.json()) as { state: string }).state, "refunded");
     assert.equal((await fetch(`${url}/refund`, { method: "POST", headers: auth })).status, 200, "idempotent");
     assert.equal((await fetch(`${local.url}/internal/orders/nope`, { headers: auth })).status, 404);
+    assert.equal((await fetch(`${local.url}/internal/orders/no%20pe`, { headers: auth })).status, 400);
     assert.equal((await fetch(`${url}/refund`, { method: "POST" })).status, 401);
   });
 
@@ -333,7 +344,7 @@ describe("internal endpoints", () => {
     const r = request();
     await local.buy(r);
     const { number } = await local.orderIn(r.orderId, "link_sent");
-    const auth = { authorization: `Bearer ${await world.issuer.sign({ sub: "ops", aud: "payment" })}` };
+    const auth = await world.internalAuth();
     const typed = [
       number,
       number.replace("-", ""),
@@ -435,20 +446,23 @@ describe("stripe provider (stripe-mock)", () => {
     assert.equal(await stripe.deliver(good.body, good.signature, "local"), 404);
   });
 
-  test("an event for a session we do not know finds its order by the order number it carries", async () => {
+  test("an event for a session we never created is unknown_order, whatever order number it carries", async () => {
     const r = request();
     await stripe.buy(r);
     await stripe.linkFor(r.orderId);
     const { number } = await stripe.order(r.orderId);
-    // Not the order's session (say, one recorded by a replica that died before writing it).
+    // Signed as Stripe signs, naming this order: its session is not one we created, so it is
+    // acknowledged (Stripe stops retrying) and nothing changes (payment-forgery.test.ts: paid too).
     const expired = stripeEvent("checkout.session.expired", {
       id: "cs_unknown",
+      client_reference_id: number,
       metadata: { order_number: number },
     });
     assert.equal(await stripe.deliver(expired.body, expired.signature, "stripe"), 200);
     const event = await stripe.db.collection("payment_provider_events").findOne({ sessionId: "cs_unknown" });
-    assert.equal(event?.orderId, r.orderId);
-    assert.equal(event?.outcome, "stale", "another session's expiry leaves the open one alone");
+    assert.equal(event?.outcome, "unknown_order");
+    assert.equal(event?.orderId, undefined);
+    assert.equal((await stripe.order(r.orderId))?.state, "link_sent");
     const foreign = stripeEvent("checkout.session.expired", {
       id: "cs_foreign",
       client_reference_id: r.orderId,
@@ -458,7 +472,8 @@ describe("stripe provider (stripe-mock)", () => {
     const unknown = await stripe.db
       .collection("payment_provider_events")
       .findOne({ sessionId: "cs_foreign" });
-    assert.equal(unknown?.outcome, "unknown_order", "only the order number leads to an order");
+    assert.equal(unknown?.outcome, "unknown_order");
+    assert.deepEqual(stripe.outcomes(r.orderId), ["linkCreated"]);
   });
 
   test("checkout.session.expired and async_payment_failed end the session", async () => {

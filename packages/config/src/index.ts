@@ -1,5 +1,12 @@
 import { z } from "zod";
+import { developmentDefaultsInEffect, refuseOutsideLocal } from "./development-defaults.ts";
 
+export {
+  type DevelopmentRule,
+  isLoopbackUrl,
+  MIN_SECRET_BYTES,
+  refuseOutsideLocal,
+} from "./development-defaults.ts";
 export { z };
 
 /** Thrown at start-up when the environment does not satisfy a service's schema. */
@@ -17,7 +24,8 @@ type Env = Record<string, string | undefined>;
 /**
  * Parses the environment once against a service's schema. Every problem is reported at once, each
  * naming its variable, so a bad deployment fails at start-up with one readable message instead of at
- * the first request that touches the setting.
+ * the first request that touches the setting. Outside DEPLOYMENT_ENVIRONMENT=local a development
+ * value in effect (refuseOutsideLocal) is one of those problems.
  */
 export function loadConfig<S extends z.ZodObject>(schema: S, env: Env = process.env): z.infer<S> {
   // An empty string means "unset" for every variable: `FOO=` in a .env file should take the default.
@@ -26,14 +34,16 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: Env = process.
     if (value !== undefined && value.trim() !== "") cleaned[key] = value;
   }
   const result = schema.safeParse(cleaned);
-  if (result.success) return result.data;
-  throw new ConfigError(
-    result.error.issues.map((issue) => {
-      const name = issue.path.join(".") || "(environment)";
-      if (issue.code === "invalid_type" && cleaned[name] === undefined) return `${name} is required`;
-      return `${name}: ${issue.message}`;
-    }),
-  );
+  const problems = result.success
+    ? []
+    : result.error.issues.map((issue) => {
+        const name = issue.path.join(".") || "(environment)";
+        if (issue.code === "invalid_type" && cleaned[name] === undefined) return `${name} is required`;
+        return `${name}: ${issue.message}`;
+      });
+  problems.push(...developmentDefaultsInEffect(schema, cleaned));
+  if (result.success && problems.length === 0) return result.data;
+  throw new ConfigError(problems);
 }
 
 /** A TCP port number. */
@@ -60,6 +70,8 @@ export const flag = (fallback: boolean) =>
 
 export const logLevel = () =>
   z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info");
+
+const DEV_PSEUDONYM_KEY = "taituri-dev-pseudonym-key";
 
 /**
  * The settings every service shares: where the servers are and how to log. Services extend this
@@ -89,12 +101,16 @@ export const baseSchema = z.object({
   // this bounds how many consumers of one group can work in parallel; see docs/architecture.md.
   KAFKA_PARTITIONS: z.coerce.number().int().positive().default(6),
   LOG_LEVEL: logLevel(),
-  // Value of the deployment.environment resource attribute and of the `env` log field.
+  // Value of the deployment.environment resource attribute and of the `env` log field. Anything but
+  // `local` refuses every development default (docs/security.md).
   DEPLOYMENT_ENVIRONMENT: z.string().default("local"),
   // Key of the HMAC that turns phone numbers in logs and spans into pseudonyms (docs/operations.md).
   // The default is public, so pseudonyms made with it can be reversed by hashing every number:
-  // set a secret in every real deployment, the same in all services so one shopper has one pseudonym.
-  PSEUDONYM_KEY: z.string().min(16).default("taituri-dev-pseudonym-key"),
+  // outside local a secret of 32+ bytes is required, the same in all services so one shopper has
+  // one pseudonym.
+  PSEUDONYM_KEY: refuseOutsideLocal(z.string().min(16).default(DEV_PSEUDONYM_KEY), {
+    secret: [DEV_PSEUDONYM_KEY],
+  }),
 });
 export type BaseConfig = z.infer<typeof baseSchema>;
 

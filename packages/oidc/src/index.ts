@@ -1,4 +1,12 @@
 export {
+  type Authorization,
+  authorize,
+  type CallerClaims,
+  type CallerRule,
+  callerOf,
+  scopesOf,
+} from "./access.ts";
+export {
   type IssuerClient,
   type IssuerOptions,
   type LocalIssuer,
@@ -6,6 +14,7 @@ export {
   type TokenClaims,
 } from "./issuer.ts";
 export {
+  ACCEPTED_ALGORITHMS,
   AuthError,
   createTokenSource,
   createVerifier,

@@ -1,7 +1,7 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
+import { type CryptoKey, calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 
 export interface IssuerOptions {
   /**
@@ -36,6 +36,11 @@ export interface LocalIssuer {
   url: string;
   /** Signs a token with the issuer's current key, for in-process callers and tests. */
   sign(claims: TokenClaims): Promise<string>;
+  /**
+   * Signs with a new key from now on and publishes it; the old key stays in the JWKS only with
+   * `keepPrevious` (a rotation's overlap), else it is withdrawn at once (a compromised key).
+   */
+  rotateKey(options?: { keepPrevious?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,10 +53,8 @@ const alg = "RS256";
  * which one signed, they only follow the discovery document.
  */
 export async function startLocalIssuer(options: IssuerOptions = {}): Promise<LocalIssuer> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  const publicJwk: JWK = await exportJWK(publicKey);
-  const kid = await calculateJwkThumbprint(publicJwk);
-  const jwks = { keys: [{ ...publicJwk, kid, alg, use: "sig" }] };
+  let current = await newKey();
+  const jwks: { keys: JWK[] } = { keys: [current.jwk] };
   const ttl = options.tokenTtlSeconds ?? 300;
   const clients = options.clients ?? {};
   let url = "";
@@ -59,14 +62,14 @@ export async function startLocalIssuer(options: IssuerOptions = {}): Promise<Loc
   const sign = (claims: TokenClaims) => {
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({ ...claims.extra })
-      .setProtectedHeader({ alg, kid, typ: "JWT" })
+      .setProtectedHeader({ alg, kid: current.jwk.kid, typ: "JWT" })
       .setIssuer(claims.iss ?? url)
       .setSubject(claims.sub)
       .setAudience(claims.aud)
       .setIssuedAt(now)
       .setJti(randomUUID())
       .setExpirationTime(now + (claims.expiresInSeconds ?? ttl))
-      .sign(privateKey);
+      .sign(current.privateKey);
   };
 
   const server: Server = createServer((request, response) => {
@@ -135,12 +138,25 @@ export async function startLocalIssuer(options: IssuerOptions = {}): Promise<Loc
   return {
     url,
     sign,
+    async rotateKey(rotation = {}) {
+      const previous = current;
+      current = await newKey();
+      jwks.keys = rotation.keepPrevious ? [current.jwk, previous.jwk] : [current.jwk];
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+}
+
+/** A signing key pair and its public JWK as published (key id: its RFC 7638 thumbprint). */
+async function newKey(): Promise<{ privateKey: CryptoKey; jwk: JWK }> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const publicJwk: JWK = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk);
+  return { privateKey, jwk: { ...publicJwk, kid, alg, use: "sig" } };
 }
 
 function sameSecret(a: string, b: string): boolean {

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { baseSchema, loadConfig, port, positiveInt, z } from "@taituri/config";
+import { baseSchema, loadConfig, port, positiveInt, refuseOutsideLocal, z } from "@taituri/config";
 // The contracts alone, not @taituri/proto's index: config loads before telemetry starts, and the
 // index loads @grpc/grpc-js, which would then escape its instrumentation (no limiter spans).
 import * as contracts from "@taituri/proto/contracts";
@@ -36,8 +36,12 @@ export const schema = baseSchema.extend({
   // Crash-testing only: the process SIGKILLs itself at this step of applying a shopper's message
   // (after its version claim and before its update, a step a conversation's first message does not
   // have; or after its commit and before publishing), as a crash would. Never set it in a
-  // deployment; tests/integration/conversation-crash.test.ts uses it.
-  CONVERSATION_CRASH_AT: z.enum(["after_claim", "after_commit"]).optional(),
+  // deployment (outside local it is refused); tests/integration/conversation-crash.test.ts uses it.
+  CONVERSATION_CRASH_AT: refuseOutsideLocal(z.enum(["after_claim", "after_commit"]).optional(), {
+    values: ["after_claim", "after_commit"],
+    is: "a crash test's setting: the process kills itself",
+    instead: "unset it",
+  }),
 });
 
 export type ConversationConfig = z.infer<typeof schema>;

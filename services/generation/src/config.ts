@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { baseSchema, loadConfig, port, positiveInt, z } from "@taituri/config";
+import { baseSchema, loadConfig, port, positiveInt, refuseOutsideLocal, z } from "@taituri/config";
 // The contracts alone, not @taituri/proto's index: config loads before telemetry starts, and the
 // index loads @grpc/grpc-js, which would then escape its instrumentation (no limiter spans).
 import * as contracts from "@taituri/proto/contracts";
@@ -15,8 +15,15 @@ export const schema = baseSchema
     GENERATION_PORT: port(3002),
     GENERATION_HOST: z.string().default("127.0.0.1"),
     // Which image provider makes the designs: `local` renders offline for free, `openai` calls
-    // the OpenAI images API (and costs money).
-    IMAGE_PROVIDER: z.enum(["local", "openai"]).default("local"),
+    // the OpenAI images API (and costs money). Outside local, `local` is refused with no opt-in:
+    // its designs are one SVG template with the name and a caption, and a shopper would pay for one
+    // printed on a mug. A staging deployment that must not pay OpenAI points OPENAI_BASE_URL at a
+    // stand-in instead.
+    IMAGE_PROVIDER: refuseOutsideLocal(z.enum(["local", "openai"]).default("local"), {
+      values: ["local"],
+      is: "the local provider, whose designs are placeholders",
+      instead: "set IMAGE_PROVIDER=openai",
+    }),
     // Most designs one round makes, whatever the request asks (the shop's designsPerRound).
     GENERATION_MAX_DESIGNS: z.coerce.number().int().min(1).max(10).default(4),
     // How long a claimed round belongs to its worker. A worker starts no call that could outlast
@@ -62,12 +69,18 @@ export const schema = baseSchema
     // The rule set's maxCost: a round's cost in cents is capped to it.
     LIMITER_MAX_COST: positiveInt(500),
     // OIDC issuer of the tokens we present to the limiter; its token endpoint is OIDC_TOKEN_URL.
-    OIDC_ISSUER_URL: z.string().url().default("http://127.0.0.1:3010"),
+    OIDC_ISSUER_URL: refuseOutsideLocal(z.string().url().default("http://127.0.0.1:3010"), {
+      loopbackIssuer: true,
+    }),
     // Client-credentials token endpoint; `${OIDC_ISSUER_URL}/token` when unset (the local issuer's).
     OIDC_TOKEN_URL: z.string().url().optional(),
     OIDC_CLIENT_ID: z.string().min(1).default("generation"),
-    // Client secret for the client-credentials grant. Not needed with OIDC_TOKEN_FILE.
-    OIDC_CLIENT_SECRET: z.string().optional(),
+    // Client secret for the client-credentials grant. Not needed with OIDC_TOKEN_FILE. The one
+    // `npm start` gives its local issuer's client is public.
+    OIDC_CLIENT_SECRET: refuseOutsideLocal(z.string().optional(), {
+      values: ["local-generation"],
+      instead: "set the generation client's secret at your issuer, or OIDC_TOKEN_FILE",
+    }),
     // A projected service-account token file (Kubernetes), re-read as the kubelet rotates it;
     // used instead of client credentials when set.
     OIDC_TOKEN_FILE: z.string().optional(),

@@ -1,4 +1,11 @@
-import { baseSchema, csv, flag, loadConfig, port, positiveInt, z } from "@taituri/config";
+import { baseSchema, csv, flag, loadConfig, port, positiveInt, refuseOutsideLocal, z } from "@taituri/config";
+
+// The values `npm start` (scripts/start.ts) and .env.example give: public, so refused outside local.
+const LOCAL = {
+  appSecret: "local-app-secret",
+  verifyToken: "local-verify-token",
+  accessToken: "local-access-token",
+};
 
 export const schema = baseSchema
   .extend({
@@ -7,12 +14,22 @@ export const schema = baseSchema
     // Interface to listen on; 0.0.0.0 in a container, loopback on a laptop.
     INGRESS_HOST: z.string().default("127.0.0.1"),
     // App secret(s) that sign Meta's webhooks, comma-separated: during a rotation both the old and the
-    // new secret are accepted, so no webhook is refused while Meta switches over.
-    WHATSAPP_APP_SECRET: csv().pipe(z.array(z.string()).min(1, "WHATSAPP_APP_SECRET is required")),
+    // new secret are accepted, so no webhook is refused while Meta switches over. Outside local each
+    // is 32+ bytes (Meta's are 32 hex digits) and not the value `npm start` passes.
+    WHATSAPP_APP_SECRET: refuseOutsideLocal(
+      csv().pipe(z.array(z.string()).min(1, "WHATSAPP_APP_SECRET is required")),
+      { secret: [LOCAL.appSecret] },
+    ),
     // The token Meta echoes on the GET /webhook subscription handshake.
-    WHATSAPP_VERIFY_TOKEN: z.string({ error: "WHATSAPP_VERIFY_TOKEN is required" }),
+    WHATSAPP_VERIFY_TOKEN: refuseOutsideLocal(z.string({ error: "WHATSAPP_VERIFY_TOKEN is required" }), {
+      values: [LOCAL.verifyToken],
+      instead: "set the verify token of your app's webhook subscription",
+    }),
     // System-user access token for the Graph API (outbound messages).
-    WHATSAPP_ACCESS_TOKEN: z.string({ error: "WHATSAPP_ACCESS_TOKEN is required" }),
+    WHATSAPP_ACCESS_TOKEN: refuseOutsideLocal(z.string({ error: "WHATSAPP_ACCESS_TOKEN is required" }), {
+      values: [LOCAL.accessToken],
+      instead: "set your system user's access token",
+    }),
     // Graph API base URL, with version. Locally the WhatsApp simulator or a test's fake server.
     WHATSAPP_API_URL: z
       .string()

@@ -1,6 +1,6 @@
 /**
- * Operator CLI: a subject's usage (Peek) and its reset (ResetUsage, admin only), over the limiter's
- * authenticated gRPC API with a token from the OIDC issuer. `npm run limiter -- --help`.
+ * Operator CLI: a subject's usage (Peek) and its reset (ResetUsage), both admin only, over the
+ * limiter's authenticated gRPC API with a token from the OIDC issuer. `npm run limiter -- --help`.
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
@@ -13,7 +13,8 @@ import { type CliConfig, loadCliConfig } from "./config.ts";
 const usage = `Usage: npm run limiter -- <peek|reset> --shop <id> [--shopper <id>] [--rule-set <name>] [--json]
 
   peek    a subject's usage of every limit of the rule set (nothing is taken)
-  reset   forgets the subject's shopper and shop buckets (admin: LIMITER_ADMIN_SCOPE or subject)
+  reset   forgets the subject's shopper and shop buckets
+  Both are admin RPCs: a client in LIMITER_CALLERS with LIMITER_ADMIN_SCOPE, or an admin subject.
 
   --rule-set <name>        default generation-round
   --json                   machine-readable output
@@ -28,7 +29,7 @@ const usage = `Usage: npm run limiter -- <peek|reset> --shop <id> [--shopper <id
   --timeout-ms <ms>        LIMITER_CLI_TIMEOUT_MS (5000)
 
 Exit codes: 0 done, 1 other error, 2 bad usage or request, 3 unauthenticated (token refused or
-not issued), 4 permission denied (not an admin), 5 limiter or issuer unreachable.`;
+not issued), 4 permission denied (not an admin, or not a listed caller), 5 limiter or issuer unreachable.`;
 
 const exitCodes = {
   ok: 0,

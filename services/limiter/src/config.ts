@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { baseSchema, csv, loadConfig, port, positiveInt, z } from "@taituri/config";
+import { baseSchema, csv, loadConfig, port, positiveInt, refuseOutsideLocal, z } from "@taituri/config";
 
 export const schema = baseSchema.extend({
   // gRPC port of the LimiterService and of grpc.health.v1.
@@ -35,13 +35,19 @@ export const schema = baseSchema.extend({
   LIMITER_REDIS_TIMEOUT_MS: positiveInt(250),
   // OIDC issuer whose tokens every RPC must carry (discovery + JWKS). Locally @taituri/oidc's
   // issuer; in Kubernetes the API server's service-account issuer (projected tokens).
-  OIDC_ISSUER_URL: z.string().url().default("http://127.0.0.1:3010"),
+  OIDC_ISSUER_URL: refuseOutsideLocal(z.string().url().default("http://127.0.0.1:3010"), {
+    loopbackIssuer: true,
+  }),
   // The `aud` the tokens must name.
   LIMITER_AUDIENCE: z.string().min(1).default("limiter"),
-  // ResetUsage is admin-only: a token whose space-separated `scope` claim holds this scope may call
-  // it (the local issuer grants scopes per client)...
+  // Comma-separated callers the limiter answers (a token's client_id, else azp, else sub; in
+  // Kubernetes system:serviceaccount:<namespace>:<name>); anyone else gets PERMISSION_DENIED. Locally
+  // the generation service's client and the operator CLI's (`npm run limiter`).
+  LIMITER_CALLERS: csv().default(["generation", "limiter-admin"]),
+  // Peek and ResetUsage are admin-only: a listed caller whose space-separated `scope` claim holds
+  // this scope may call them (the local issuer grants scopes per client)...
   LIMITER_ADMIN_SCOPE: z.string().min(1).default("limiter.admin"),
-  // ...and so may these comma-separated `sub` values, for issuers that put no scope in tokens
+  // ...and so may these comma-separated callers, for issuers that put no scope in tokens
   // (Kubernetes projected tokens: system:serviceaccount:<namespace>:<name>).
   LIMITER_ADMIN_SUBJECTS: csv().default([]),
 });
@@ -58,7 +64,7 @@ export const cliSchema = z.object({
   OIDC_ISSUER_URL: z.string().url().default("http://127.0.0.1:3010"),
   // Token endpoint; `${OIDC_ISSUER_URL}/token` when unset (the local issuer's).
   OIDC_TOKEN_URL: z.string().url().optional(),
-  // OAuth client of the operator; it needs LIMITER_ADMIN_SCOPE (or an admin `sub`) for reset.
+  // OAuth client of the operator; it needs LIMITER_ADMIN_SCOPE (or to be an admin subject).
   OIDC_CLIENT_ID: z.string().min(1).default("limiter-admin"),
   // Its secret. Not needed with OIDC_TOKEN_FILE.
   OIDC_CLIENT_SECRET: z.string().optional(),

@@ -25,8 +25,9 @@ export interface LimiterOptions {
 }
 
 /**
- * The limiter's gRPC server: LimiterService (every RPC authenticated with an OIDC bearer token) and
- * the standard grpc.health.v1 service, open for probes, which follows Redis.
+ * The limiter's gRPC server: LimiterService (every RPC authenticated with an OIDC bearer token and
+ * authorized per caller, domain/access.ts) and the standard grpc.health.v1 service, open for
+ * probes, which follows Redis.
  */
 export async function startLimiterService(
   config: LimiterConfig,
@@ -61,7 +62,11 @@ export async function startLimiterService(
       store,
       rules: rules.current,
       verifier,
-      admin: { scope: config.LIMITER_ADMIN_SCOPE, subjects: config.LIMITER_ADMIN_SUBJECTS },
+      access: {
+        callers: config.LIMITER_CALLERS,
+        adminScope: config.LIMITER_ADMIN_SCOPE,
+        adminSubjects: config.LIMITER_ADMIN_SUBJECTS,
+      },
       metrics,
       logger,
     }),

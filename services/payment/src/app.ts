@@ -12,7 +12,9 @@ import {
 } from "./adapters/local-provider.ts";
 import { type PaymentProvider, ProviderRefusal, WebhookSignatureError } from "./adapters/provider.ts";
 import type { OrderDoc, PaymentStore } from "./adapters/store.ts";
+import { decideInternal, type InternalAccess, type InternalRoute, internalRefusal } from "./domain/access.ts";
 import { deliveryLines } from "./domain/delivery.ts";
+import { readLocalSessionId, readOrderId, readOrderNumberText } from "./domain/ids.ts";
 import { PAID } from "./domain/order.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Payments } from "./payments.ts";
@@ -25,6 +27,8 @@ export interface PaymentAppDeps {
   store: PaymentStore;
   images: ImageStore;
   verifier: Verifier;
+  /** Who may call which internal route (config: PAYMENT_INTERNAL_CALLERS, PAYMENT_ADMIN_*). */
+  access: InternalAccess;
   metrics: Metrics;
   logger: Logger;
   registry: Registry;
@@ -35,10 +39,10 @@ export interface PaymentAppDeps {
  * The payment service's HTTP surface on one port:
  * - POST /payments/webhooks/<provider>: the provider's signed events (public; the signature over
  *   the raw body is the authentication, so the body is kept as bytes);
- * - /checkout/<session>: the local provider's checkout page (public; the session id is
- *   unguessable), whose "Pay" and "Cancel" become signed events delivered to the webhook above;
- * - /internal/orders/<id or number> and …/refund: for operators and other services, with an OIDC
- *   token;
+ * - /checkout/<session>: the local provider's checkout page (public; the session id is 192
+ *   random bits), whose "Pay" and "Cancel" become signed events delivered to the webhook above;
+ * - /internal/orders/<id or number> and …/refund: for the callers in PAYMENT_INTERNAL_CALLERS with
+ *   an OIDC token, a refund with the admin scope too (domain/access.ts);
  * - /healthz, /readyz, /metrics.
  */
 export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
@@ -75,12 +79,15 @@ export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
           metrics.webhooks.inc({ provider: provider.name, outcome: "bad_signature" });
           return reply.code(400).send({ error: error.message });
         }
-        span.setAttribute("payment.event.id", event.id);
-        span.setAttribute("payment.event.type", event.type);
+        // Parsed JSON, not yet checked (mapCheckoutEvent does): any value may be here.
+        span.setAttribute("payment.event.id", String(event?.id));
+        span.setAttribute("payment.event.type", String(event?.type));
         try {
           const outcome = await payments.applyProviderEvent(event);
           metrics.webhooks.inc({ provider: provider.name, outcome });
           span.setAttribute("payment.outcome", outcome);
+          // Not a provider's event: refused like a bad signature, nothing was stored.
+          if (outcome === "malformed") return reply.code(400).send({ error: "malformed event" });
           return reply.code(200).send({ received: true, outcome });
         } catch (error) {
           throw asTransient(error, "order store");
@@ -92,27 +99,46 @@ export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
   if (deps.local) registerCheckout(app, { ...deps, local: deps.local });
   registerReturnPage(app);
 
-  const authorized = async (request: FastifyRequest, reply: FastifyReply): Promise<boolean> => {
+  /** 401 without a valid token, 403 for a caller the route does not allow; true when it may go on. */
+  const authorized = async (
+    route: InternalRoute,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<boolean> => {
+    let claims: Awaited<ReturnType<Verifier["verify"]>>;
     try {
-      await deps.verifier.verify(request.headers.authorization);
-      return true;
+      claims = await deps.verifier.verify(request.headers.authorization);
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
       await reply.code(401).header("www-authenticate", "Bearer").send({ error: error.message });
       return false;
     }
+    const decision = decideInternal(route, claims, deps.access);
+    if (decision.allowed) return true;
+    logger.warn({ by: decision.caller, route, missing: decision.missing }, "internal API call refused");
+    await reply.code(403).send({ error: internalRefusal(decision, deps.access) });
+    return false;
+  };
+
+  /** The order id or number in the URL, checked for its shape before anything is looked up: 400 if not. */
+  const orderParam = async (id: string, reply: FastifyReply): Promise<boolean> => {
+    if (readOrderNumberText(id) || readOrderId(id)) return true;
+    await reply.code(400).send({ error: "not an order id or number" });
+    return false;
   };
 
   // `:id` is the order id or its number, in any form people type it ("7kq2m9xd" too).
   app.get<{ Params: { id: string } }>("/internal/orders/:id", async (request, reply) => {
-    if (!(await authorized(request, reply))) return reply;
+    if (!(await authorized("read_order", request, reply))) return reply;
+    if (!(await orderParam(request.params.id, reply))) return reply;
     const order = await payments.findOrder(request.params.id);
     if (!order) return reply.code(404).send({ error: "no such order" });
     return view(order);
   });
 
   app.post<{ Params: { id: string } }>("/internal/orders/:id/refund", async (request, reply) => {
-    if (!(await authorized(request, reply))) return reply;
+    if (!(await authorized("refund", request, reply))) return reply;
+    if (!(await orderParam(request.params.id, reply))) return reply;
     let result: Awaited<ReturnType<Payments["refund"]>>;
     try {
       result = await payments.refund(request.params.id);
@@ -195,6 +221,16 @@ function registerCheckout(app: FastifyInstance, deps: PaymentAppDeps & { local: 
     const orderId = await store.sessionOrder(sessionId);
     return orderId ? await store.get(orderId) : null;
   };
+  // Only an id of the local provider's shape is looked up: anything else is no checkout of ours.
+  const sessionShaped = {
+    preHandler: async (request: FastifyRequest<{ Params: { session: string } }>, reply: FastifyReply) => {
+      if (readLocalSessionId(request.params.session)) return;
+      return reply
+        .code(400)
+        .type("text/html; charset=utf-8")
+        .send(page("Not found", "<p>No such checkout.</p>"));
+    },
+  };
 
   /** The page for a session that can no longer be paid, or was just paid. */
   const closed = (order: OrderDoc, sessionId: string) => {
@@ -217,7 +253,7 @@ function registerCheckout(app: FastifyInstance, deps: PaymentAppDeps & { local: 
     );
   };
 
-  app.get<{ Params: { session: string } }>("/checkout/:session", async (request, reply) => {
+  app.get<{ Params: { session: string } }>("/checkout/:session", sessionShaped, async (request, reply) => {
     const sessionId = request.params.session;
     const order = await find(sessionId);
     reply.type("text/html; charset=utf-8");
@@ -237,44 +273,55 @@ function registerCheckout(app: FastifyInstance, deps: PaymentAppDeps & { local: 
     );
   });
 
-  app.get<{ Params: { session: string } }>("/checkout/:session/image", async (request, reply) => {
-    const order = await find(request.params.session);
-    const image = order?.imageId ? await deps.images.get(order.imageId) : undefined;
-    if (!image) return reply.code(404).send({ error: "no image" });
-    return reply.type(image.contentType).header("cache-control", "private, max-age=3600").send(image.bytes);
-  });
+  app.get<{ Params: { session: string } }>(
+    "/checkout/:session/image",
+    sessionShaped,
+    async (request, reply) => {
+      const order = await find(request.params.session);
+      const image = order?.imageId ? await deps.images.get(order.imageId) : undefined;
+      if (!image) return reply.code(404).send({ error: "no image" });
+      return reply.type(image.contentType).header("cache-control", "private, max-age=3600").send(image.bytes);
+    },
+  );
 
   for (const [action, type] of [
     ["pay", "checkout.session.completed"],
     ["cancel", "checkout.session.expired"],
   ] as const) {
-    app.post<{ Params: { session: string } }>(`/checkout/:session/${action}`, async (request, reply) => {
-      const sessionId = request.params.session;
-      const order = await find(sessionId);
-      reply.type("text/html; charset=utf-8");
-      if (!order) return reply.code(404).send(page("Not found", "<p>No such checkout.</p>"));
-      if (!payments.payable(order, sessionId)) {
-        // Past its expiry but not swept yet: end it now, the same way the sweeper would.
-        if (order.state === "link_sent" && order.session?.id === sessionId)
-          await deliverLocalEvent(app, deps.local, "checkout.session.expired", {
-            id: sessionId,
-            orderNumber: order.number,
-          });
-        return reply.code(409).send(closed((await store.get(order._id)) ?? order, sessionId));
-      }
-      const status = await deliverLocalEvent(app, deps.local, type, {
-        id: sessionId,
-        orderNumber: order.number,
-      });
-      if (status !== 200)
-        return reply
-          .code(503)
-          .send(page("Try again", "<p>Something went wrong. Nothing was charged; please try again.</p>"));
-      const after = (await store.get(order._id)) ?? order;
-      if (action === "cancel")
-        return page("Cancelled", "<p>Cancelled. Nothing was charged.</p><p>You can go back to WhatsApp.</p>");
-      return closed(after, sessionId);
-    });
+    app.post<{ Params: { session: string } }>(
+      `/checkout/:session/${action}`,
+      sessionShaped,
+      async (request, reply) => {
+        const sessionId = request.params.session;
+        const order = await find(sessionId);
+        reply.type("text/html; charset=utf-8");
+        if (!order) return reply.code(404).send(page("Not found", "<p>No such checkout.</p>"));
+        if (!payments.payable(order, sessionId)) {
+          // Past its expiry but not swept yet: end it now, the same way the sweeper would.
+          if (order.state === "link_sent" && order.session?.id === sessionId)
+            await deliverLocalEvent(app, deps.local, "checkout.session.expired", {
+              id: sessionId,
+              orderNumber: order.number,
+            });
+          return reply.code(409).send(closed((await store.get(order._id)) ?? order, sessionId));
+        }
+        const status = await deliverLocalEvent(app, deps.local, type, {
+          id: sessionId,
+          orderNumber: order.number,
+        });
+        if (status !== 200)
+          return reply
+            .code(503)
+            .send(page("Try again", "<p>Something went wrong. Nothing was charged; please try again.</p>"));
+        const after = (await store.get(order._id)) ?? order;
+        if (action === "cancel")
+          return page(
+            "Cancelled",
+            "<p>Cancelled. Nothing was charged.</p><p>You can go back to WhatsApp.</p>",
+          );
+        return closed(after, sessionId);
+      },
+    );
   }
 }
 

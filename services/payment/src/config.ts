@@ -1,9 +1,11 @@
 import { fileURLToPath } from "node:url";
-import { baseSchema, loadConfig, port, positiveInt, z } from "@taituri/config";
+import { baseSchema, csv, loadConfig, port, positiveInt, refuseOutsideLocal, z } from "@taituri/config";
 import { endpointUrlProblem, MIN_SECRET_LENGTH } from "./fulfilment/endpoints.ts";
 
 const conversationData = (file: string) =>
   fileURLToPath(new URL(`../../conversation/data/${file}`, import.meta.url));
+
+const LOCAL_DESIGN_LINK_SECRET = "taituri-local-design-link-secret-not-for-production";
 
 export const schema = baseSchema
   .extend({
@@ -17,9 +19,13 @@ export const schema = baseSchema
       .url()
       .transform((u) => u.replace(/\/+$/, ""))
       .optional(),
-    // Who takes the money: "local" (a checkout page served here, for development and demos) or
-    // "stripe" (Stripe Checkout).
-    PAYMENT_PROVIDER: z.enum(["local", "stripe"]).default("local"),
+    // Who takes the money: "local" (a checkout page served here, for development and demos; refused
+    // outside local, as anyone could "pay" on it) or "stripe" (Stripe Checkout).
+    PAYMENT_PROVIDER: refuseOutsideLocal(z.enum(["local", "stripe"]).default("local"), {
+      values: ["local"],
+      is: "the local provider, whose checkout page charges nothing",
+      instead: "set PAYMENT_PROVIDER=stripe",
+    }),
     // The shops' catalog (the same YAML the conversation offers from); prices are checked against it.
     PAYMENT_CATALOG_FILE: z.string().default(conversationData("catalog.yaml")),
     // How long a checkout link can be paid. Stripe accepts 30 minutes to 24 hours.
@@ -29,9 +35,15 @@ export const schema = baseSchema
     PAYMENT_SWEEP_MS: positiveInt(1000),
     // An outbox entry older than this is published by the sweeper (the writer has probably died).
     PAYMENT_OUTBOX_GRACE_MS: positiveInt(5000),
-    // Signs the local provider's webhook events (Stripe's scheme). Any value works locally; set
-    // your own wherever the checkout page is reachable by others.
-    PAYMENT_LOCAL_WEBHOOK_SECRET: z.string().min(16).default("local-checkout-webhook-secret"),
+    // Signs the local provider's webhook events (Stripe's scheme). The default is public: outside
+    // local, where the local provider runs at all, a secret of 32+ bytes is required.
+    PAYMENT_LOCAL_WEBHOOK_SECRET: refuseOutsideLocal(
+      z.string().min(16).default("local-checkout-webhook-secret"),
+      {
+        secret: ["local-checkout-webhook-secret"],
+        when: { PAYMENT_PROVIDER: "local" },
+      },
+    ),
     // A webhook whose signed timestamp is further than this from now is refused (replays).
     PAYMENT_WEBHOOK_TOLERANCE_S: positiveInt(300),
     // A provider call slower than this fails and is retried with the request.
@@ -43,9 +55,18 @@ export const schema = baseSchema
     // Another Stripe API base URL, e.g. stripe-mock's http://127.0.0.1:12111 in tests.
     STRIPE_API_URL: z.string().url().optional(),
     // OIDC issuer whose tokens the internal endpoints (order lookup, refund) require, as the limiter's.
-    OIDC_ISSUER_URL: z.string().url().default("http://127.0.0.1:3010"),
+    OIDC_ISSUER_URL: refuseOutsideLocal(z.string().url().default("http://127.0.0.1:3010"), {
+      loopbackIssuer: true,
+    }),
     // The `aud` those tokens must name.
     PAYMENT_AUDIENCE: z.string().min(1).default("payment"),
+    // Comma-separated callers of the internal API (a token's client_id, else azp, else sub; in
+    // Kubernetes system:serviceaccount:<namespace>:<name>); anyone else gets 403.
+    PAYMENT_INTERNAL_CALLERS: csv().default(["payment-admin"]),
+    // A refund gives money back: a listed caller needs this scope in its token's `scope` claim...
+    PAYMENT_ADMIN_SCOPE: z.string().min(1).default("payment.admin"),
+    // ...or to be one of these comma-separated callers, for issuers that put no scope in tokens.
+    PAYMENT_ADMIN_SUBJECTS: csv().default([]),
     // Partitions of payment requests handled at once; order within each is kept.
     CONSUMER_CONCURRENCY: positiveInt(3),
     // Where paid orders of shops whose catalog entry has no fulfilment.url are posted (docs/orders.md).
@@ -64,20 +85,18 @@ export const schema = baseSchema
     ORDERS_RETRY_MAX_MS: positiveInt(3_600_000),
     // How often the deliverer looks for due retries (a new order is posted at once, not at the next look).
     ORDERS_POLL_MS: positiveInt(1000),
-    // Signs the design links sent to shops. Required outside DEPLOYMENT_ENVIRONMENT=local, where a
-    // public development default applies.
-    ORDERS_IMAGE_URL_SECRET: z.string().min(MIN_SECRET_LENGTH).optional(),
+    // Signs the design links sent to shops. The default is public: outside local a secret of 32+
+    // bytes is required.
+    ORDERS_IMAGE_URL_SECRET: refuseOutsideLocal(
+      z.string().min(MIN_SECRET_LENGTH).default(LOCAL_DESIGN_LINK_SECRET),
+      { secret: [LOCAL_DESIGN_LINK_SECRET] },
+    ),
     // How long a design link works; a new one goes with every attempt.
     ORDERS_IMAGE_URL_TTL_S: positiveInt(7 * 86_400),
   })
   .superRefine((c, ctx) => {
     const local = c.DEPLOYMENT_ENVIRONMENT === "local";
     const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
-    if (!local && !c.ORDERS_IMAGE_URL_SECRET)
-      issue(
-        "ORDERS_IMAGE_URL_SECRET",
-        `ORDERS_IMAGE_URL_SECRET is required outside local (DEPLOYMENT_ENVIRONMENT=${c.DEPLOYMENT_ENVIRONMENT})`,
-      );
     if (c.ORDERS_WEBHOOK_URL) {
       const problem = endpointUrlProblem(c.ORDERS_WEBHOOK_URL, local);
       if (problem) issue("ORDERS_WEBHOOK_URL", `ORDERS_WEBHOOK_URL ${problem}`);
@@ -109,12 +128,5 @@ export const schema = baseSchema
   });
 
 export type PaymentConfig = z.infer<typeof schema>;
-
-/**
- * The key of the design links: ORDERS_IMAGE_URL_SECRET, or under DEPLOYMENT_ENVIRONMENT=local a
- * public development default (the schema refuses its absence anywhere else).
- */
-export const imageUrlSecret = (config: PaymentConfig): string =>
-  config.ORDERS_IMAGE_URL_SECRET ?? "taituri-local-design-link-secret-not-for-production";
 
 export const loadPaymentConfig = (env?: Record<string, string | undefined>) => loadConfig(schema, env);

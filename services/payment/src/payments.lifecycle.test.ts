@@ -42,7 +42,7 @@ const copy = (doc: OrderDoc): OrderDoc => ({ ...doc });
 /** The store's contract in memory: one claim per version, the table checked on every change. */
 class MemoryStore {
   readonly orders = new Map<string, OrderDoc>();
-  readonly sessions = new Map<string, string>();
+  readonly sessions = new Map<string, { orderId: string; attempt: number; url: string; expiresAt: Date }>();
   readonly events = new Map<string, { processed: boolean }>();
 
   async get(id: string) {
@@ -89,11 +89,23 @@ class MemoryStore {
     const doc = this.orders.get(id);
     if (doc) this.orders.set(id, { ...doc, outbox: doc.outbox.filter((e) => !published.includes(e.id)) });
   }
-  async recordSession(orderId: string, session: { id: string }) {
-    this.sessions.set(session.id, orderId);
+  async recordSession(
+    orderId: string,
+    session: { id: string; attempt: number; url: string; expiresAt: Date },
+  ) {
+    this.sessions.set(session.id, {
+      orderId,
+      attempt: session.attempt,
+      url: session.url,
+      expiresAt: session.expiresAt,
+    });
   }
   async sessionOrder(id: string) {
-    return this.sessions.get(id);
+    return this.sessions.get(id)?.orderId;
+  }
+  async sessionFor(orderId: string, attempt: number) {
+    const found = [...this.sessions].find(([, s]) => s.orderId === orderId && s.attempt === attempt);
+    return found ? { id: found[0], url: found[1].url, expiresAt: found[1].expiresAt, attempt } : undefined;
   }
   async claimEvent(event: { _id: string }) {
     const seen = this.events.get(event._id);
@@ -125,7 +137,8 @@ class FakeProvider implements PaymentProvider {
   failNext: { expire?: Error; refund?: Error } = {};
   async createSession(request: SessionRequest): Promise<CreatedSession> {
     this.sessions.push(request);
-    const id = `cs_${request.idempotencyKey}`;
+    // Stripe's ids: `cs_` and letters, digits and underscores.
+    const id = `cs_${request.idempotencyKey.replace(/\W/g, "_")}`;
     return { id, url: `https://pay.example/${id}` };
   }
   async expireSession(sessionId: string) {
@@ -309,6 +322,83 @@ describe("order numbers", () => {
     for (const asked of [ORDER, "7KQ2-M9XD", "7kq2m9xd", "7kq2-m9xd"])
       assert.equal((await t.payments.findOrder(asked))?._id, ORDER, asked);
     assert.equal(await t.payments.findOrder("7KQ2-M9XE"), null);
+  });
+});
+
+describe("provider events: only the session's own order", () => {
+  const completed = (sessionId: unknown, orderNumber?: unknown, id: unknown = "evt_forged") =>
+    ({
+      id,
+      type: "checkout.session.completed",
+      data: {
+        object: {
+          id: sessionId,
+          payment_status: "paid",
+          ...(orderNumber === undefined ? {} : { metadata: { order_number: orderNumber } }),
+        },
+      },
+    }) as unknown as CheckoutEventLike;
+
+  test("a session we never created is unknown_order, whatever order number it names", async () => {
+    const t = setup({ numbers: ["7KQ2-M9XD"] });
+    await t.payments.handleRequest(t.request());
+    assert.equal(await t.payments.applyProviderEvent(completed("cs_forged", "7KQ2-M9XD")), "unknown_order");
+    assert.equal(t.order().state, "link_sent");
+    assert.deepEqual(t.outcomes(), ["linkCreated"]);
+  });
+
+  test("our session naming another order's number changes neither order", async () => {
+    const t = setup({ numbers: ["7KQ2-M9XD", "AAAA-BBBB"] });
+    await t.payments.handleRequest(t.request(`${CONVERSATION}/o1`));
+    await t.payments.handleRequest(t.request(`${CONVERSATION}/o2`));
+    const own = t.store.orders.get(`${CONVERSATION}/o2`)?.session?.id;
+    assert.equal(await t.payments.applyProviderEvent(completed(own, "7KQ2-M9XD")), "order_mismatch");
+    assert.deepEqual(
+      [...t.store.orders.values()].map((o) => o.state),
+      ["link_sent", "link_sent"],
+    );
+    // Naming its own order (or none) it pays that one.
+    assert.equal(await t.payments.applyProviderEvent(completed(own, "AAAA-BBBB", "evt_own")), "applied");
+    assert.equal(t.store.orders.get(`${CONVERSATION}/o2`)?.state, "paid");
+    assert.equal(t.order().state, "link_sent");
+  });
+
+  test("an id of another type or shape is malformed and reaches no store method", async () => {
+    const t = setup({ numbers: ["7KQ2-M9XD"] });
+    await t.payments.handleRequest(t.request());
+    const calls: string[] = [];
+    for (const name of ["claimEvent", "sessionOrder", "get", "byNumber"] as const) {
+      const original = t.store[name].bind(t.store) as (...args: unknown[]) => unknown;
+      (t.store as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+        calls.push(name);
+        return original(...args);
+      };
+    }
+    for (const event of [
+      completed({ $gt: "" }),
+      completed(t.order().session?.id, { $gt: "" }),
+      completed(t.order().session?.id, undefined, { $gt: "" }),
+    ])
+      assert.equal(await t.payments.applyProviderEvent(event), "malformed");
+    assert.equal(await t.payments.findOrder({ $gt: "" } as unknown as string), null);
+    assert.equal(await t.payments.findOrder("PNX:1 /o1"), null);
+    assert.deepEqual(calls, []);
+    assert.equal(t.order().state, "link_sent");
+  });
+
+  test("a session opened before a crash is the one the order gets when the request is redone", async () => {
+    const t = setup();
+    const transition = t.store.transition.bind(t.store);
+    t.store.transition = async () => {
+      throw new Error("crashed before the order was written");
+    };
+    await assert.rejects(t.payments.handleRequest(t.request()), /crashed/);
+    t.store.transition = transition;
+    await t.payments.handleRequest(t.request());
+    assert.equal(t.provider.sessions.length, 1, "one session opened at the provider");
+    assert.equal(t.store.sessions.size, 1);
+    assert.equal(t.order().session?.id, [...t.store.sessions.keys()][0]);
+    assert.deepEqual(t.outcomes(), ["linkCreated"]);
   });
 });
 

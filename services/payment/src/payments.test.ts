@@ -41,8 +41,8 @@ function order(outbox: OutboxEntry[] = []): OrderDoc {
     state: "link_sent",
     attempt: 1,
     session: {
-      id: "s1",
-      url: "http://x/checkout/s1",
+      id: "cs_1",
+      url: "http://x/checkout/cs_1",
       expiresAt: new Date(at.getTime() + 60_000),
       attempt: 1,
     },
@@ -122,7 +122,7 @@ test("an event a dead writer left in the outbox is published by the sweeper from
       await payments.applyProviderEvent({
         id: "evt_1",
         type: "checkout.session.completed",
-        data: { object: { id: "s1", payment_status: "paid", metadata: { order_number: "7KQ2-M9XD" } } },
+        data: { object: { id: "cs_1", payment_status: "paid", metadata: { order_number: "7KQ2-M9XD" } } },
       });
     }),
     /writer died/,

@@ -19,9 +19,11 @@ import {
   type OutboxEntry,
   outboxValue,
   type PaymentStore,
+  type SessionInfo,
 } from "./adapters/store.ts";
 import { checkPrice, type PriceCatalog } from "./domain/catalog.ts";
 import { deliveryMessage, type OrderDelivery, readDelivery, trackingUrlProblem } from "./domain/delivery.ts";
+import { readOrderId, readOrderNumberText } from "./domain/ids.ts";
 import {
   type CancelReason,
   type Change,
@@ -33,8 +35,8 @@ import {
   refundKey,
   sessionKey,
 } from "./domain/order.ts";
-import { generateOrderNumber, readOrderNumber } from "./domain/order-number.ts";
-import { type CheckoutEventLike, mapCheckoutEvent } from "./domain/provider-event.ts";
+import { generateOrderNumber } from "./domain/order-number.ts";
+import { type CheckoutEventLike, mapCheckoutEvent, namesAnotherOrder } from "./domain/provider-event.ts";
 import type { Metrics } from "./metrics.ts";
 
 export interface PaymentsDeps {
@@ -51,12 +53,20 @@ export interface PaymentsDeps {
   drawNumber?: () => string;
 }
 
+/**
+ * What a verified provider event did (payment_webhooks_total{outcome}). `malformed`: an id of
+ * another type or shape, refused with 400 before anything is looked up. `unknown_order`: a session
+ * we never created. `order_mismatch`: it names another order than its session's. Neither of the
+ * last two changes anything.
+ */
 export type WebhookOutcome =
   | "applied"
   | "duplicate"
   | "stale"
   | "ignored"
+  | "malformed"
   | "unknown_order"
+  | "order_mismatch"
   | "double_charge";
 
 /** What a CancelOrder did (payment_order_cancellations_total{outcome}). */
@@ -241,6 +251,11 @@ export function createPayments(deps: PaymentsDeps) {
   async function openSession(order: OrderDoc): Promise<OrderDoc | undefined> {
     const at = now();
     const attempt = order.attempt + 1;
+    // This attempt's session, if a try that crashed (or a consumer that lost a rebalance) recorded
+    // one and did not get to the order: the same session, not a second one. Stripe's idempotency
+    // key would give the same back anyway; the local provider's ids are random.
+    const recorded = await store.sessionFor(order._id, attempt);
+    if (recorded && recorded.expiresAt.getTime() > at.getTime()) return linkSession(order, recorded, at);
     const expiresAt = new Date(at.getTime() + deps.sessionTtlMs);
     let session: { id: string; url: string };
     try {
@@ -269,6 +284,12 @@ export function createPayments(deps: PaymentsDeps) {
       throw new PermanentError(`order ${order._id}: ${error.message}`);
     }
     await store.recordSession(order._id, { ...session, expiresAt, attempt }, provider.name, at);
+    return linkSession(order, { ...session, expiresAt, attempt }, at);
+  }
+
+  /** created/expired/failed → link_sent with the attempt's session, its link for the conversation. */
+  async function linkSession(order: OrderDoc, session: SessionInfo, at: Date): Promise<OrderDoc | undefined> {
+    const { attempt, expiresAt } = session;
     const link = entry({ ...order, attempt }, "link", { $case: "linkCreated", value: { url: session.url } });
     const updated = await store.transition(
       order,
@@ -481,11 +502,14 @@ export function createPayments(deps: PaymentsDeps) {
     }
   }
 
-  /** The order an event is about: by its session (the authority), else by the order number it names. */
-  async function orderOf(event: { sessionId: string; orderNumber?: string }): Promise<OrderDoc | null> {
+  /**
+   * The order an event is about: the one we created its session for (payment_sessions), never one
+   * found by what the event says of itself (its metadata can be written by whoever signs events:
+   * with the local provider, anyone who knows its development secret).
+   */
+  async function orderOf(event: { sessionId: string }): Promise<OrderDoc | null> {
     const orderId = await store.sessionOrder(event.sessionId);
-    if (orderId) return store.get(orderId);
-    return event.orderNumber ? store.byNumber(event.orderNumber) : null;
+    return orderId ? store.get(orderId) : null;
   }
 
   /**
@@ -496,6 +520,11 @@ export function createPayments(deps: PaymentsDeps) {
   async function applyProviderEvent(raw: CheckoutEventLike): Promise<WebhookOutcome> {
     const mapped = mapCheckoutEvent(raw);
     if (mapped.type === "ignored") return "ignored";
+    if (mapped.type === "malformed") {
+      // Signed with our secret, yet not a provider's: the ids themselves are not logged.
+      logger.warn({ type: String(raw?.type), problem: mapped.why }, "malformed provider event refused");
+      return "malformed";
+    }
     const event = mapped.event;
     const at = now();
     const claim = await store.claimEvent(
@@ -511,9 +540,25 @@ export function createPayments(deps: PaymentsDeps) {
     if (claim === "processed") return "duplicate";
     let order = await orderOf(event);
     if (!order) {
-      // Another checkout of the same Stripe account, or an order from another deployment.
+      // A session we never created: another checkout of the same Stripe account, another
+      // deployment's, or a forgery. Acknowledged (the provider stops retrying), changes nothing.
       await store.markEventProcessed(event.id, "unknown_order", at);
       return "unknown_order";
+    }
+    if (namesAnotherOrder(event, order.number)) {
+      // Our session, someone else's order number: never from a provider (we wrote both). Order
+      // numbers and session ids are not personal data; the order id (a phone number) stays out.
+      logger.error(
+        {
+          eventId: event.id,
+          sessionId: event.sessionId,
+          orderNumber: order.number,
+          namedOrderNumber: event.orderNumber,
+        },
+        "provider event names another order than its session's: refused",
+      );
+      await store.markEventProcessed(event.id, "order_mismatch", at);
+      return "order_mismatch";
     }
     for (let conflicts = 0; conflicts < MAX_VERSION_CONFLICTS; conflicts++) {
       const decision = decideEvent(
@@ -633,10 +678,14 @@ export function createPayments(deps: PaymentsDeps) {
     }
   }
 
-  /** An order by its id or its number (in any form parseOrderNumber reads). */
+  /**
+   * An order by its id or its number (in any form parseOrderNumber reads). Text of neither shape
+   * (domain/ids.ts) is looked up nowhere: null.
+   */
   async function findOrder(idOrNumber: string): Promise<OrderDoc | null> {
-    const number = readOrderNumber(idOrNumber);
-    return (number ? await store.byNumber(number) : null) ?? (await store.get(idOrNumber));
+    const number = readOrderNumberText(idOrNumber);
+    const orderId = readOrderId(idOrNumber);
+    return (number ? await store.byNumber(number) : null) ?? (orderId ? await store.get(orderId) : null);
   }
 
   /**

@@ -11,7 +11,7 @@ import type { PaymentProvider } from "./adapters/provider.ts";
 import { PaymentStore, paymentIndexes } from "./adapters/store.ts";
 import { StripeProvider } from "./adapters/stripe-provider.ts";
 import { buildPaymentApp, deliverLocalEvent } from "./app.ts";
-import { imageUrlSecret, type PaymentConfig } from "./config.ts";
+import type { PaymentConfig } from "./config.ts";
 import { createRequestHandler } from "./consumers/requests.ts";
 import { parsePriceCatalog } from "./domain/catalog.ts";
 import { createOrderPaidHandler } from "./fulfilment/consumer.ts";
@@ -101,6 +101,11 @@ export async function startPaymentService(
     verifier:
       options.verifier ??
       createVerifier({ issuer: config.OIDC_ISSUER_URL, audience: config.PAYMENT_AUDIENCE }),
+    access: {
+      callers: config.PAYMENT_INTERNAL_CALLERS,
+      adminScope: config.PAYMENT_ADMIN_SCOPE,
+      adminSubjects: config.PAYMENT_ADMIN_SUBJECTS,
+    },
     metrics,
     logger,
     registry: backbone.registry,
@@ -110,7 +115,7 @@ export async function startPaymentService(
   const deliveries = new DeliveryStore(backbone.mongo.db);
   const fulfilmentMetrics = createFulfilmentMetrics(backbone.registry, () => deliveries.pendingStats());
   const designs = createDesignUrls({
-    secret: imageUrlSecret(config),
+    secret: config.ORDERS_IMAGE_URL_SECRET,
     ttlSeconds: config.ORDERS_IMAGE_URL_TTL_S,
     publicUrl,
   });

@@ -1,8 +1,8 @@
 import { Metadata, type ServerUnaryCall, type sendUnaryData, status } from "@grpc/grpc-js";
 import type { Logger } from "@taituri/logging";
-import { AuthError, type Verifier } from "@taituri/oidc";
+import { AuthError, type CallerClaims, type Verifier } from "@taituri/oidc";
 import { limiter } from "@taituri/proto";
-import { type AdminPolicy, isAdmin } from "../domain/admin.ts";
+import { type AccessPolicy, decideAccess, type Rpc, refusal } from "../domain/access.ts";
 import type { RuleSet, Rules } from "../domain/rules.ts";
 import type { Metrics } from "../metrics.ts";
 import { IdempotencyConflictError, type Outcome, type Store, SubjectError } from "./store.ts";
@@ -13,15 +13,15 @@ class InvalidRequestError extends Error {}
 /** Redis failed or timed out and the call cannot be decided. */
 class UnavailableError extends Error {}
 
-/** A valid token that may not do this (an admin RPC without the admin scope or subject). */
+/** A valid token that may not do this: a caller not listed, or an admin RPC without the admin scope. */
 class PermissionError extends Error {}
 
 export interface HandlerDeps {
   store: Store;
   rules: () => Rules;
   verifier: Verifier;
-  /** Who may call ResetUsage. */
-  admin: AdminPolicy;
+  /** Who may call which RPC. */
+  access: AccessPolicy;
   metrics: Metrics;
   logger: Logger;
 }
@@ -29,11 +29,11 @@ export interface HandlerDeps {
 const maxKeyLength = 200;
 
 /**
- * The LimiterService handlers. Every RPC first verifies the caller's OIDC token; typed errors become
- * status codes: AuthError → UNAUTHENTICATED, a valid token without admin rights on ResetUsage →
- * PERMISSION_DENIED, a bad request → INVALID_ARGUMENT, Redis down on a fail-closed rule set →
- * UNAVAILABLE. Peek stays open to every authenticated caller: it reads counters by ids the caller
- * already knows, changes nothing, and lets a service show "n rounds left".
+ * The LimiterService handlers. Every RPC first verifies the caller's OIDC token, then whether that
+ * caller may call it (domain/access.ts), before it reads anything; typed errors become status
+ * codes: AuthError → UNAUTHENTICATED, a caller not listed or an admin RPC (Peek, ResetUsage)
+ * without admin rights → PERMISSION_DENIED, a bad request → INVALID_ARGUMENT, Redis down on a
+ * fail-closed rule set → UNAVAILABLE.
  */
 export function createHandlers(deps: HandlerDeps): limiter.LimiterServiceServer {
   const { store, metrics } = deps;
@@ -58,19 +58,25 @@ export function createHandlers(deps: HandlerDeps): limiter.LimiterServiceServer 
     }
   };
 
+  /** The verified caller, if it may call `rpc`; a PermissionError (logged, without the request) if not. */
+  const admit = (rpc: Rpc, claims: CallerClaims): string => {
+    const decision = decideAccess(rpc, claims, deps.access);
+    if (decision.allowed) return decision.caller;
+    deps.logger.warn({ by: decision.caller, rpc, missing: decision.missing }, "limiter call refused");
+    throw new PermissionError(refusal(rpc, decision, deps.access));
+  };
+
   function unary<Req, Res>(
-    rpc: string,
-    handle: (
-      request: Req,
-      claims: { sub?: string; scope?: unknown },
-    ) => Promise<{ response: Res; ruleSet: string; outcome: string }>,
+    rpc: Rpc,
+    handle: (request: Req, caller: string) => Promise<{ response: Res; ruleSet: string; outcome: string }>,
   ) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const stop = metrics.latency.startTimer({ rpc });
       const header = call.metadata.get("authorization")[0];
       deps.verifier
         .verify(typeof header === "string" ? header : undefined)
-        .then((claims) => handle(call.request, claims))
+        // Checked before the request is looked at, so a refused caller learns nothing of the rules.
+        .then((claims) => handle(call.request, admit(rpc, claims)))
         .then(
           ({ response, ruleSet, outcome }) => {
             metrics.calls.inc({ rpc, rule_set: ruleSet, outcome });
@@ -92,7 +98,7 @@ export function createHandlers(deps: HandlerDeps): limiter.LimiterServiceServer 
   }
 
   return {
-    consume: unary<limiter.ConsumeRequest, limiter.ConsumeResponse>("consume", async (request) => {
+    consume: unary<limiter.ConsumeRequest, limiter.ConsumeResponse>("consume", async (request, caller) => {
       const ruleSet = ruleSetOf(request.ruleSet);
       if (request.cost < 1 || request.cost > ruleSet.maxCost)
         throw new InvalidRequestError(`cost must be between 1 and ${ruleSet.maxCost}`);
@@ -106,7 +112,7 @@ export function createHandlers(deps: HandlerDeps): limiter.LimiterServiceServer 
             ruleSet,
             subject,
             request.cost,
-            request.idempotencyKey,
+            request.idempotencyKey ? { owner: caller, key: request.idempotencyKey } : undefined,
             deps.rules().idempotencyTtlMs,
           ),
         );
@@ -133,10 +139,11 @@ export function createHandlers(deps: HandlerDeps): limiter.LimiterServiceServer 
       };
     }),
 
-    refund: unary<limiter.RefundRequest, limiter.RefundResponse>("refund", async (request) => {
+    refund: unary<limiter.RefundRequest, limiter.RefundResponse>("refund", async (request, caller) => {
       if (!request.idempotencyKey || request.idempotencyKey.length > maxKeyLength)
         throw new InvalidRequestError(`idempotency_key is required, at most ${maxKeyLength} characters`);
-      const result = await redis(store.refund(request.idempotencyKey));
+      // The caller's own key only: another caller's consume is "not found" to it.
+      const result = await redis(store.refund({ owner: caller, key: request.idempotencyKey }));
       const statuses = {
         refunded: limiter.RefundStatus.REFUND_STATUS_REFUNDED,
         already: limiter.RefundStatus.REFUND_STATUS_ALREADY_REFUNDED,
@@ -158,18 +165,11 @@ export function createHandlers(deps: HandlerDeps): limiter.LimiterServiceServer 
 
     resetUsage: unary<limiter.ResetUsageRequest, limiter.ResetUsageResponse>(
       "reset_usage",
-      async (request, claims) => {
-        // Checked before the rule set, so a non-admin learns nothing about the rules either.
-        if (!isAdmin(claims, deps.admin)) {
-          deps.logger.warn({ by: claims.sub, ruleSet: request.ruleSet }, "usage reset refused: not an admin");
-          throw new PermissionError(
-            `ResetUsage needs the "${deps.admin.scope}" scope or an admin subject; "${claims.sub}" has neither`,
-          );
-        }
+      async (request, caller) => {
         const ruleSet = ruleSetOf(request.ruleSet);
         const deleted = await redis(store.reset(ruleSet, subjectOf(request.subject)));
         deps.logger.info(
-          { by: claims.sub, ruleSet: ruleSet.name, subject: request.subject, deleted },
+          { by: caller, ruleSet: ruleSet.name, subject: request.subject, deleted },
           "usage reset",
         );
         return { response: { deleted }, ruleSet: ruleSet.name, outcome: "ok" };

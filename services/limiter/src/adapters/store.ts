@@ -58,10 +58,18 @@ export function keysFor(prefix: string) {
       if (!subject.shopperId) throw new SubjectError(`limit "${limit.name}" needs subject.shopper_id`);
       return `${tag}:b:${limit.name}:${subject.shopId}:${subject.shopperId}`;
     },
-    idempotency: (key: string) => `${tag}:i:${key}`,
+    // One namespace per caller: a caller's Refund cannot reach another caller's consumes. The owner
+    // is percent-encoded, so it holds no ":" and owner and key cannot be confused.
+    idempotency: ({ owner, key }: OwnedKey) => `${tag}:i:${encodeURIComponent(owner)}:${key}`,
     // Any key of the slot: KEYS[1] when a call has no idempotency key.
     anchor: `${tag}:anchor`,
   };
+}
+
+/** An idempotency key and the caller that chose it (a token's client, see @taituri/oidc callerOf). */
+export interface OwnedKey {
+  owner: string;
+  key: string;
 }
 
 export interface StoreOptions {
@@ -108,22 +116,20 @@ export function createStore(options: StoreOptions) {
     ruleSet: RuleSet,
     subject: SubjectIds,
     cost: number,
-    idempotencyKey: string,
+    idempotency: OwnedKey | undefined,
     ttlMs: number,
   ): Promise<Outcome> => {
     const bucketKeys = ruleSet.limits.map((limit) => keys.bucket(limit, subject));
-    const fingerprint = idempotencyKey
-      ? `${ruleSet.name}|${subject.shopId}|${subject.shopperId}|${cost}`
-      : "";
+    const fingerprint = idempotency ? `${ruleSet.name}|${subject.shopId}|${subject.shopperId}|${cost}` : "";
     const args: (string | number)[] = [mode, clock(), ttlMs, fingerprint, ruleSet.limits.length];
     for (const bucket of bucketsOf(ruleSet, cost))
       args.push(bucket.periodMs, bucket.limit, bucket.shadow ? 1 : 0, bucket.cost);
     const reply = await run(
       decideScript,
-      [idempotencyKey ? keys.idempotency(idempotencyKey) : keys.anchor, ...bucketKeys],
+      [idempotency ? keys.idempotency(idempotency) : keys.anchor, ...bucketKeys],
       args,
     );
-    if (reply === "Emismatch") throw new IdempotencyConflictError(idempotencyKey);
+    if (reply === "Emismatch") throw new IdempotencyConflictError(idempotency?.key ?? "");
     const numbers = reply.slice(1).split(",").map(Number);
     return {
       allowed: numbers[0] === 1,
@@ -140,14 +146,19 @@ export function createStore(options: StoreOptions) {
   };
 
   return {
-    consume: (ruleSet: RuleSet, subject: SubjectIds, cost: number, idempotencyKey: string, ttlMs: number) =>
-      decide("c", ruleSet, subject, cost, idempotencyKey, ttlMs),
+    consume: (
+      ruleSet: RuleSet,
+      subject: SubjectIds,
+      cost: number,
+      idempotency: OwnedKey | undefined,
+      ttlMs: number,
+    ) => decide("c", ruleSet, subject, cost, idempotency, ttlMs),
     /**
      * Current usage without taking anything: remaining and reset as they are now; allowed and
      * retry-after for a call that takes 1 unit from each bucket.
      */
     async peek(ruleSet: RuleSet, subject: SubjectIds): Promise<Outcome> {
-      const outcome = await decide("p", ruleSet, subject, 0, "", 0);
+      const outcome = await decide("p", ruleSet, subject, 0, undefined, 0);
       for (const state of outcome.limits) {
         const interval = state.limit.periodMs / state.limit.limit;
         state.allowed = state.remaining >= 1;
@@ -160,8 +171,8 @@ export function createStore(options: StoreOptions) {
       return outcome;
     },
 
-    async refund(idempotencyKey: string): Promise<RefundResult> {
-      const record = keys.idempotency(idempotencyKey);
+    async refund(idempotency: OwnedKey): Promise<RefundResult> {
+      const record = keys.idempotency(idempotency);
       // The record's bucket keys can only change from absent to present, so two tries suffice.
       for (let attempt = 0; attempt < 3; attempt++) {
         const listed = (await redis.hget(record, "k")) ?? "";

@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import type { CheckoutEventLike } from "../domain/provider-event.ts";
 import { signPayload, verifySignature } from "../domain/signature.ts";
 import {
@@ -18,10 +18,12 @@ export type LocalEventType = "checkout.session.completed" | "checkout.session.ex
  * and what happens on it comes back as signed, Stripe-shaped webhook events through the same
  * handler a real provider's events take. Nothing is charged anywhere.
  *
- * Session and event ids are derived with an HMAC of the secret over the attempt's idempotency key
- * (built from the order number): deterministic (a retried create gives the same session; a second
- * click on "Pay" gives the same event, which the event index drops) and unguessable (a session id
- * in a link does not lead to anyone else's).
+ * A session id is 192 random bits (`lcs_` and 32 base64url characters): a checkout link leads to
+ * its own order only, and nothing about an order (its number, the webhook secret, which may be the
+ * public development default) gives its session id. A retried "open a session" keeps one session
+ * through the order's session record (payments.ts openSession, store.sessionFor), not through the
+ * id. Event ids are an HMAC of the secret over the session id and the event type: a second click
+ * on "Pay" gives the same event, which the event index drops.
  */
 export class LocalProvider implements PaymentProvider {
   readonly name = "local";
@@ -37,8 +39,8 @@ export class LocalProvider implements PaymentProvider {
     this.#toleranceSeconds = options.toleranceSeconds;
   }
 
-  async createSession(request: SessionRequest): Promise<CreatedSession> {
-    const id = `lcs_${this.#mac(`session:${request.idempotencyKey}`)}`;
+  async createSession(_request: SessionRequest): Promise<CreatedSession> {
+    const id = `lcs_${randomBytes(24).toString("base64url")}`;
     return { id, url: `${this.#publicUrl()}/checkout/${id}` };
   }
 

@@ -336,8 +336,20 @@ export class PaymentStore {
     }
   }
 
+  /** The order a session we created belongs to; undefined for one we never created. */
   async sessionOrder(sessionId: string): Promise<string | undefined> {
+    // Callers check the id's shape (domain/ids.ts); a non-string never becomes a filter here either.
+    if (typeof sessionId !== "string") return undefined;
     return (await this.#sessions.findOne({ _id: sessionId }))?.orderId;
+  }
+
+  /**
+   * The session recorded for the order's `attempt`, if one was: a "open a session" redone after a
+   * crash (or by a second consumer) finds the first one's instead of opening another.
+   */
+  async sessionFor(orderId: string, attempt: number): Promise<SessionInfo | undefined> {
+    const doc = await this.#sessions.findOne({ orderId, attempt }, { sort: { createdAt: 1 } });
+    return doc ? { id: doc._id, url: doc.url, expiresAt: doc.expiresAt, attempt: doc.attempt } : undefined;
   }
 
   /** First sight of a provider event: "new", "seen" (not finished) or "processed". */

@@ -1,4 +1,6 @@
 import Stripe from "stripe";
+import { isOrderNumber } from "../domain/ids.ts";
+import { refundKey, sessionKey } from "../domain/order.ts";
 import type { CheckoutEventLike } from "../domain/provider-event.ts";
 import {
   type CreatedSession,
@@ -51,6 +53,11 @@ export class StripeProvider implements PaymentProvider {
   }
 
   async createSession(request: SessionRequest): Promise<CreatedSession> {
+    onlyOrderNumber(
+      request.orderNumber,
+      request.idempotencyKey,
+      sessionKey(request.orderNumber, request.attempt),
+    );
     const base = this.#options.publicUrl;
     const back = `${typeof base === "string" ? base : base()}/checkout/return?order=${encodeURIComponent(request.orderNumber)}`;
     try {
@@ -121,6 +128,7 @@ export class StripeProvider implements PaymentProvider {
   }
 
   async refund(request: RefundRequest): Promise<void> {
+    onlyOrderNumber(request.orderNumber, request.idempotencyKey, refundKey(request.orderNumber));
     if (!request.paymentRef)
       throw new ProviderRefusal(`order ${request.orderNumber} has no payment intent to refund`);
     try {
@@ -136,6 +144,18 @@ export class StripeProvider implements PaymentProvider {
       throw classifyStripeError(error);
     }
   }
+}
+
+/**
+ * Every reference that goes to Stripe (client_reference_id, metadata, idempotency keys, return
+ * URLs) is built from the order number: anything else in its place (an order id holds the
+ * shopper's phone number) is refused before a request is made, and not repeated in the error.
+ */
+function onlyOrderNumber(orderNumber: string, idempotencyKey: string, expectedKey: string): void {
+  if (!isOrderNumber(orderNumber))
+    throw new ProviderRefusal("not an order number: nothing was sent to Stripe");
+  if (idempotencyKey !== expectedKey)
+    throw new ProviderRefusal(`order ${orderNumber}: an idempotency key not of its number; nothing was sent`);
 }
 
 /** The payment's shipping details: recipient name and address, nothing else (no phone). */
