@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { connectionProblems } from "./connections.ts";
 import { developmentDefaultsInEffect, refuseOutsideLocal } from "./development-defaults.ts";
 
 export {
@@ -25,7 +26,8 @@ type Env = Record<string, string | undefined>;
  * Parses the environment once against a service's schema. Every problem is reported at once, each
  * naming its variable, so a bad deployment fails at start-up with one readable message instead of at
  * the first request that touches the setting. Outside DEPLOYMENT_ENVIRONMENT=local a development
- * value in effect (refuseOutsideLocal) is one of those problems.
+ * value in effect (refuseOutsideLocal) is one of those problems; so is an incomplete Kafka or Redis
+ * credential, or a credential file that cannot be read (connectionProblems).
  */
 export function loadConfig<S extends z.ZodObject>(schema: S, env: Env = process.env): z.infer<S> {
   // An empty string means "unset" for every variable: `FOO=` in a .env file should take the default.
@@ -41,6 +43,7 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: Env = process.
         if (issue.code === "invalid_type" && cleaned[name] === undefined) return `${name} is required`;
         return `${name}: ${issue.message}`;
       });
+  if (result.success) problems.push(...connectionProblems(result.data));
   problems.push(...developmentDefaultsInEffect(schema, cleaned));
   if (result.success && problems.length === 0) return result.data;
   throw new ConfigError(problems);
@@ -93,13 +96,54 @@ export const baseSchema = z.object({
   // on its rows; the price is up to that long per insert on a message's path (bench/README.md has
   // the trade measured). 0: each insert goes as soon as the one before it returns.
   MONGO_INSERT_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
-  // Redis connection string.
+  // Redis connection string. REDIS_USERNAME/REDIS_PASSWORD apply where it carries none.
   REDIS_URL: z.string().url().default("redis://127.0.0.1:16379"),
+  // Redis ACL user (Redis 6+); unset: the `default` user.
+  REDIS_USERNAME: z.string().optional(),
+  // Redis password (requirepass, or the ACL user's), or a file holding it (a mounted secret).
+  REDIS_PASSWORD: z.string().optional(),
+  REDIS_PASSWORD_FILE: z.string().optional(),
+  // Connect to Redis over TLS (as a rediss:// REDIS_URL does).
+  REDIS_TLS: flag(false),
+  // PEM file of the CA(s) that signed Redis's certificate; unset: Node's built-in CAs.
+  REDIS_TLS_CA_FILE: z.string().optional(),
   // Prefix for every Kafka topic, so several deployments (or test runs) can share one cluster.
   KAFKA_TOPIC_PREFIX: z.string().default("taituri."),
   // Partitions of each topic when a service has to create it. Ordering is per conversation, so
   // this bounds how many consumers of one group can work in parallel; see docs/architecture.md.
   KAFKA_PARTITIONS: z.coerce.number().int().positive().default(6),
+  // Connect to the brokers over TLS (every managed Kafka: MSK, Confluent Cloud, Aiven).
+  KAFKA_SSL: flag(false),
+  // PEM file of the CA(s) that signed the brokers' certificates; unset: Node's built-in CAs.
+  KAFKA_SSL_CA_FILE: z.string().optional(),
+  // PEM client certificate and its key, for mutual TLS (both or neither).
+  KAFKA_SSL_CERT_FILE: z.string().optional(),
+  KAFKA_SSL_KEY_FILE: z.string().optional(),
+  // Check the brokers' certificates and names. Off, anyone on the path can read and forge the
+  // traffic, credentials included: refused outside local.
+  KAFKA_SSL_REJECT_UNAUTHORIZED: refuseOutsideLocal(flag(true), {
+    values: ["false"],
+    is: "certificate checks off",
+    instead: "set KAFKA_SSL_CA_FILE to the CA of the brokers' certificates",
+  }),
+  // SASL mechanism the brokers' listener wants; unset: no SASL.
+  KAFKA_SASL_MECHANISM: z.enum(["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"]).optional(),
+  // User and password for plain and scram-*; the password or a file holding it (a mounted secret).
+  KAFKA_SASL_USERNAME: z.string().optional(),
+  KAFKA_SASL_PASSWORD: z.string().optional(),
+  KAFKA_SASL_PASSWORD_FILE: z.string().optional(),
+  // oauthbearer, first way: a token file kept fresh by the platform (a projected service-account
+  // token), read again for each new connection.
+  KAFKA_OAUTH_TOKEN_FILE: z.string().optional(),
+  // oauthbearer, second way: an OIDC client-credentials grant at this token endpoint.
+  KAFKA_OAUTH_TOKEN_URL: z.string().url().optional(),
+  KAFKA_OAUTH_CLIENT_ID: z.string().optional(),
+  // The client's secret, or a file holding it.
+  KAFKA_OAUTH_CLIENT_SECRET: z.string().optional(),
+  KAFKA_OAUTH_CLIENT_SECRET_FILE: z.string().optional(),
+  // Audience the brokers expect in the token (required by the grant), and scopes to ask for.
+  KAFKA_OAUTH_AUDIENCE: z.string().optional(),
+  KAFKA_OAUTH_SCOPE: z.string().optional(),
   LOG_LEVEL: logLevel(),
   // Value of the deployment.environment resource attribute and of the `env` log field. Anything but
   // `local` refuses every development default (docs/security.md).

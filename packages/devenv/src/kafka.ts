@@ -6,7 +6,7 @@ import { fixIdleRequestQueueLoop } from "@taituri/kafka/request-queue";
 import { Kafka, logLevel } from "kafkajs";
 import { ensureInstalled } from "./cache.ts";
 import type { LocalContext } from "./local.ts";
-import { choosePort, DEFAULT_PORTS, LOOPBACK } from "./ports.ts";
+import { choosePort, DEFAULT_PORTS, freePort, LOOPBACK } from "./ports.ts";
 import {
   ForeignServerError,
   retryOnPortClash,
@@ -121,7 +121,48 @@ export async function provisionKafka(ctx: { cacheDir: string; log: LogFn }): Pro
   return { libDir: join(dir, "lib"), java };
 }
 
-function serverProperties(p: { port: number; controllerPort: number; dataDir: string }): string {
+/**
+ * An extra listener that wants SASL (SASL_PLAINTEXT): for testing clients' credentials on a real
+ * broker. Each user can log in with PLAIN and with SCRAM-SHA-256 (its credential is written into the
+ * storage at format time, as KRaft wants). The PLAINTEXT listener stays, for the readiness probe.
+ */
+export interface KafkaSaslListener {
+  /** user name -> password */
+  users: Readonly<Record<string, string>>;
+}
+
+/** server.properties lines of the SASL listener named SASL on `port`. */
+export function saslListenerProperties(port: number, sasl: KafkaSaslListener): [string, string, string][] {
+  // Names and passwords go unquoted into server.properties, a JAAS line and StorageTool's
+  // --add-scram argument, each with its own escaping: a test needs none of those characters.
+  for (const [user, password] of Object.entries(sasl.users))
+    if (!/^[\w.~-]+$/.test(user) || !/^[\w.~-]+$/.test(password))
+      throw new Error(`SASL user ${user}: names and passwords here are letters, digits and ._~- only`);
+  const plainUsers = Object.entries(sasl.users)
+    .map(([user, password]) => `user_${user}="${password}"`)
+    .join(" ");
+  return [
+    ["listener.name.sasl.sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-256", `SASL_PLAINTEXT on ${port}`],
+    [
+      "listener.name.sasl.plain.sasl.jaas.config",
+      `org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
+      "PLAIN checks passwords against this list",
+    ],
+    [
+      "listener.name.sasl.scram-sha-256.sasl.jaas.config",
+      "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+      "SCRAM against the credentials StorageTool wrote (--add-scram)",
+    ],
+  ];
+}
+
+function serverProperties(p: {
+  port: number;
+  controllerPort: number;
+  dataDir: string;
+  sasl?: { port: number; listener: KafkaSaslListener };
+}): string {
+  const sasl = p.sasl;
   const lines: [string, string | number, string][] = [
     ["process.roles", "broker,controller", "one JVM is both broker and KRaft controller"],
     ["node.id", 1, ""],
@@ -132,13 +173,22 @@ function serverProperties(p: { port: number; controllerPort: number; dataDir: st
     ],
     [
       "listeners",
-      `PLAINTEXT://${LOOPBACK}:${p.port},CONTROLLER://${LOOPBACK}:${p.controllerPort}`,
+      `PLAINTEXT://${LOOPBACK}:${p.port},CONTROLLER://${LOOPBACK}:${p.controllerPort}${sasl ? `,SASL://${LOOPBACK}:${sasl.port}` : ""}`,
       "loopback only",
     ],
-    ["advertised.listeners", `PLAINTEXT://${LOOPBACK}:${p.port}`, "what clients are told to reconnect to"],
+    [
+      "advertised.listeners",
+      `PLAINTEXT://${LOOPBACK}:${p.port}${sasl ? `,SASL://${LOOPBACK}:${sasl.port}` : ""}`,
+      "what clients are told to reconnect to",
+    ],
     ["controller.listener.names", "CONTROLLER", ""],
     ["inter.broker.listener.name", "PLAINTEXT", ""],
-    ["listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT", ""],
+    [
+      "listener.security.protocol.map",
+      `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${sasl ? ",SASL:SASL_PLAINTEXT" : ""}`,
+      "",
+    ],
+    ...(sasl ? saslListenerProperties(sasl.port, sasl.listener) : []),
     ["log.dirs", p.dataDir, ""],
     ["num.partitions", 1, ""],
     ["offsets.topic.replication.factor", 1, "default 3 cannot be met by one broker: groups would never work"],
@@ -172,6 +222,8 @@ export async function startLocalKafka(ctx: LocalContext, install: KafkaInstall):
 /** A local broker whose ports, config and data dir stay fixed, so it can be stopped and launched again. */
 export interface LocalKafkaBroker {
   brokers: string[];
+  /** The SASL listener's address, when one was asked for. */
+  saslBrokers?: string[];
   /** Launches the JVM again (no-op while it runs) and resolves once the readiness probe passes. */
   start(): Promise<void>;
   /** SIGTERM (SIGKILL after 30 s); the data dir is kept. Resolves once the process is gone. */
@@ -187,6 +239,7 @@ export interface LocalKafkaBroker {
 export async function startLocalKafkaBroker(
   ctx: LocalContext,
   install: KafkaInstall,
+  options: { sasl?: KafkaSaslListener } = {},
 ): Promise<LocalKafkaBroker> {
   const dataDir = ctx.persist ? join(ctx.cacheDir, "data", "kafka") : join(ctx.runDir, "kafka-data");
   const confDir = join(ctx.runDir, "kafka-config");
@@ -242,7 +295,11 @@ export async function startLocalKafkaBroker(
     const avoid = new Set<number>(attempt > 1 ? [DEFAULT_PORTS.kafka, DEFAULT_PORTS.kafkaController] : []);
     const port = await choosePort(DEFAULT_PORTS.kafka, avoid);
     const controllerPort = await choosePort(DEFAULT_PORTS.kafkaController, avoid.add(port));
-    await writeFile(propsFile, serverProperties({ port, controllerPort, dataDir }));
+    const sasl = options.sasl && { port: await freePort(), listener: options.sasl };
+    await writeFile(
+      propsFile,
+      serverProperties({ port, controllerPort, dataDir, ...(sasl ? { sasl } : {}) }),
+    );
 
     await timed(ctx.log, "kafka: formatting storage (KRaft)", async () => {
       const { stdout, stderr } = await run(
@@ -259,20 +316,26 @@ export async function startLocalKafkaBroker(
           propsFile,
           // persistent data is formatted once; a fresh run dir is always empty
           "--ignore-formatted",
+          ...Object.entries(sasl?.listener.users ?? {}).flatMap(([user, password]) => [
+            "--add-scram",
+            `SCRAM-SHA-256=[name=${user},password=${password}]`,
+          ]),
         ],
         { timeoutMs: 120_000 },
       );
       await appendFile(logFile, `=== StorageTool format\n${stdout}${stderr}`);
     });
     const brokers = [`${LOOPBACK}:${port}`];
-    return { brokers, server: await launch(brokers) };
+    const saslBrokers = sasl ? [`${LOOPBACK}:${sasl.port}`] : undefined;
+    return { brokers, saslBrokers, server: await launch(brokers) };
   });
 
-  const { brokers } = first;
+  const { brokers, saslBrokers } = first;
   let server = first.server;
   let starting: Promise<void> | undefined;
   return {
     brokers,
+    ...(saslBrokers ? { saslBrokers } : {}),
     start: () => {
       starting ??= (async () => {
         if (!server.hasExited()) return;

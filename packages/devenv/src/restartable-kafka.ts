@@ -1,5 +1,5 @@
 import { resolveCacheDir } from "./cache.ts";
-import { kafkaProbe, provisionKafka, startLocalKafkaBroker } from "./kafka.ts";
+import { type KafkaSaslListener, kafkaProbe, provisionKafka, startLocalKafkaBroker } from "./kafka.ts";
 import { openLocalRun } from "./local.ts";
 import { chooseMode } from "./mode.ts";
 import type { LogFn, StartInfraOptions } from "./types.ts";
@@ -8,6 +8,8 @@ import { defaultLog, seconds, timed } from "./util.ts";
 export interface RestartableKafka {
   /** Stays the same across stop() and start(): clients given it reconnect by themselves. */
   brokers: string[];
+  /** The SASL_PLAINTEXT listener's address, when `sasl` was given. */
+  saslBrokers?: string[];
   mode: "docker" | "local";
   /** Stops the broker (an orderly shutdown) and keeps its data. Resolves once it is gone. */
   stop(): Promise<void>;
@@ -18,7 +20,10 @@ export interface RestartableKafka {
   close(): Promise<void>;
 }
 
-export type RestartableKafkaOptions = Omit<StartInfraOptions, "persist">;
+export type RestartableKafkaOptions = Omit<StartInfraOptions, "persist"> & {
+  /** Also a listener that wants SASL, with these users (local mode only). */
+  sasl?: KafkaSaslListener;
+};
 
 /**
  * A Kafka broker of this test's own, to take away and bring back: for outage tests. KAFKA_BROKERS
@@ -30,7 +35,11 @@ export async function startRestartableKafka(opts: RestartableKafkaOptions = {}):
   const log = opts.log ?? defaultLog;
   const readyTimeoutMs = opts.readyTimeoutMs ?? 120_000;
   const chosen = await chooseMode(opts.mode ?? env.TAITURI_INFRA_MODE ?? "auto", log);
-  if (chosen.mode === "docker") return startDockerKafka(chosen.dockerHost, log, readyTimeoutMs);
+  if (chosen.mode === "docker") {
+    if (opts.sasl)
+      throw new Error("a SASL listener is only made by a local broker (TAITURI_INFRA_MODE=local)");
+    return startDockerKafka(chosen.dockerHost, log, readyTimeoutMs);
+  }
 
   const cacheDir = resolveCacheDir(opts.cacheDir, env);
   const install = await timed(log, "kafka: provisioning", () => provisionKafka({ cacheDir, log }));
@@ -43,13 +52,14 @@ export async function startRestartableKafka(opts: RestartableKafkaOptions = {}):
   });
   let broker: Awaited<ReturnType<typeof startLocalKafkaBroker>>;
   try {
-    broker = await startLocalKafkaBroker(ctx, install);
+    broker = await startLocalKafkaBroker(ctx, install, opts.sasl ? { sasl: opts.sasl } : {});
   } catch (err) {
     await cleanup();
     throw err;
   }
   return lifecycle({
     brokers: broker.brokers,
+    ...(broker.saslBrokers ? { saslBrokers: broker.saslBrokers } : {}),
     mode: "local",
     log,
     stop: () => broker.stop(),
@@ -96,6 +106,7 @@ async function startDockerKafka(host: string, log: LogFn, readyTimeoutMs: number
 /** The shared bookkeeping: timing lines in the log, no start after close, close idempotent. */
 function lifecycle(b: {
   brokers: string[];
+  saslBrokers?: string[];
   mode: "docker" | "local";
   log: LogFn;
   stop: () => Promise<void>;
@@ -111,6 +122,7 @@ function lifecycle(b: {
   };
   return {
     brokers: b.brokers,
+    ...(b.saslBrokers ? { saslBrokers: b.saslBrokers } : {}),
     mode: b.mode,
     stop: () => step("stopped (data kept)", b.stop),
     start: async () => {

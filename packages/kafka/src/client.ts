@@ -1,11 +1,14 @@
 import type { Logger } from "@taituri/logging";
 import { Kafka, type LogEntry, logLevel } from "kafkajs";
 import { fixIdleRequestQueueLoop } from "./request-queue.ts";
+import { type KafkaSecuritySettings, kafkaSecurity } from "./security.ts";
 
 export interface KafkaOptions {
   brokers: string[];
   clientId: string;
   logger: Logger;
+  /** TLS and SASL (the service's config); unset: plaintext without SASL, as the local broker wants. */
+  security?: KafkaSecuritySettings;
 }
 
 const levels: Record<number, "error" | "warn" | "info" | "debug"> = {
@@ -25,6 +28,7 @@ export function createKafka(options: KafkaOptions): Kafka {
   return new Kafka({
     clientId: options.clientId,
     brokers: options.brokers,
+    ...(options.security ? kafkaSecurity(options.security) : {}),
     // Fail a call to a broker that is gone in seconds, not the defaults' minutes: the webhook has to
     // answer Meta 503 quickly rather than hang.
     connectionTimeout: 3000,

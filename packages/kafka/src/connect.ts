@@ -1,6 +1,5 @@
-import type { Logger } from "@taituri/logging";
 import type { Admin, Kafka } from "kafkajs";
-import { createKafka } from "./client.ts";
+import { createKafka, type KafkaOptions } from "./client.ts";
 import { EventProducer } from "./producer.ts";
 import { ensureTopics, type TopicSpec } from "./topics.ts";
 
@@ -17,12 +16,7 @@ export interface KafkaHandle {
  * What every service does with Kafka at start-up: connect, create any missing topic (idempotent,
  * so services may start in any order), and open the idempotent producer.
  */
-export async function connectKafka(options: {
-  brokers: string[];
-  clientId: string;
-  logger: Logger;
-  topics: TopicSpec[];
-}): Promise<KafkaHandle> {
+export async function connectKafka(options: KafkaOptions & { topics: TopicSpec[] }): Promise<KafkaHandle> {
   const kafka = createKafka(options);
   const admin = kafka.admin();
   await admin.connect();

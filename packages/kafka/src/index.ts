@@ -33,6 +33,7 @@ export {
   Records,
   TOPIC_RECORDS,
 } from "./records.ts";
+export { type KafkaSecurity, type KafkaSecuritySettings, kafkaSecurity } from "./security.ts";
 export {
   deadLetterTopic,
   ensureTopics,

@@ -106,6 +106,7 @@ export async function connectBackbone(name: string, config: BaseConfig, logger: 
     brokers: config.KAFKA_BROKERS,
     clientId: name,
     logger,
+    security: config,
     topics: topicSpecs(topicNames(config.KAFKA_TOPIC_PREFIX), config.KAFKA_PARTITIONS),
   });
   return {

@@ -7,6 +7,7 @@ import type { RunningService } from "@taituri/service";
 import { HealthImplementation } from "grpc-health-check";
 import { Cluster, Redis } from "ioredis";
 import { createHandlers } from "./adapters/grpc.ts";
+import { redisSecurity } from "./adapters/redis-connection.ts";
 import { watchRules } from "./adapters/rules-file.ts";
 import { createStore } from "./adapters/store.ts";
 import type { LimiterConfig } from "./config.ts";
@@ -102,7 +103,8 @@ export async function startLimiterService(
 const serviceName = "limiter.v1.LimiterService";
 
 /**
- * One Redis (REDIS_URL) or a Redis Cluster (LIMITER_REDIS_CLUSTER_NODES). The cluster client sends
+ * One Redis (REDIS_URL) or a Redis Cluster (LIMITER_REDIS_CLUSTER_NODES), with the credentials and
+ * TLS of REDIS_USERNAME, REDIS_PASSWORD and REDIS_TLS on every node. The cluster client sends
  * each script to the node owning its keys' slot and follows MOVED/ASK after a resharding or
  * failover; every limiter key has one hash tag, so a call never spans two slots.
  */
@@ -110,6 +112,7 @@ function connectRedis(config: LimiterConfig): Redis | Cluster {
   const options = {
     maxRetriesPerRequest: 1,
     commandTimeout: config.LIMITER_REDIS_TIMEOUT_MS,
+    ...redisSecurity(config),
   };
   // Concurrent calls share one write to the socket: most of the throughput at high load.
   const common = { lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: true };

@@ -318,7 +318,7 @@ async function markShipped(
   // stands: the event waits in the order's outbox for the payment service's sweeper.
   const logger = createLogger({ service: "orders-cli", level: "silent" });
   const producer = new EventProducer(
-    createKafka({ brokers: config.KAFKA_BROKERS, clientId: "orders-cli", logger }),
+    createKafka({ brokers: config.KAFKA_BROKERS, clientId: "orders-cli", logger, security: config }),
   );
   let publisher: Publisher = producer;
   try {
