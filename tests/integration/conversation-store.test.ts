@@ -6,6 +6,7 @@ import {
   type ConversationDoc,
   ConversationStore,
   conversationIndexes,
+  IDENTITIES,
   VERSIONS,
 } from "@taituri/conversation-service/store";
 import { type Infra, startInfra } from "@taituri/devenv";
@@ -243,4 +244,37 @@ test("a head left eight or more versions behind (its writers died before their h
   const loaded = await new ConversationStore(db).load(id);
   assert.equal(loaded?.version, 10);
   assert.equal((await head(id))?.version, 10);
+});
+
+test("the retention sweep deletes conversations silent since before the cutoff, with their versions and claims; newer and waiting ones stay", async () => {
+  const old = new Date("1999-06-01T00:00:00Z");
+  const cutoff = new Date("2000-01-01T00:00:00Z");
+  const recent = new Date("2000-02-01T00:00:00Z");
+  const [gone, revived, waiting, fresh] = ["gone", "revived", "waiting", "fresh"].map(
+    (name) => `c-${name}-${randomUUID()}`,
+  ) as [string, string, string, string];
+  assert.equal(await store.commit(null, next(gone, "greeted"), `${gone}-e0`, [], old), 1);
+  assert.equal(await store.commit(await store.load(gone), next(gone, "named"), `${gone}-e1`, [], old), 2);
+  await store.claim([`PNJ:wa:${gone}`], gone, old);
+  // Silent at its head, but a later version (in its claim alone, see HEAD_EVERY) is recent.
+  assert.equal(await store.commit(null, next(revived, "greeted"), `${revived}-e0`, [], old), 1);
+  const r1 = await store.load(revived);
+  assert.equal(await store.commit(r1, next(revived, "named"), `${revived}-e1`, [], recent), 2);
+  assert.equal((await head(revived))?.version, 1);
+  const timer = { id: `${waiting}-t`, roundId: "r1", dueAt: old };
+  assert.equal(
+    await store.commit(null, { ...next(waiting, "generating"), timers: [timer] }, `${waiting}-e0`, [], old),
+    1,
+  );
+  assert.equal(await store.commit(null, next(fresh, "greeted"), `${fresh}-e0`, [], recent), 1);
+
+  const sweeper = new ConversationStore(db);
+  assert.deepEqual(await sweeper.sweepExpired(cutoff, 100), { removed: 1, examined: 3 });
+  assert.equal(await head(gone), null);
+  assert.equal(await db.collection(VERSIONS).countDocuments({ conversationId: gone }), 0);
+  assert.equal(await db.collection(IDENTITIES).countDocuments({ conversationId: gone }), 0);
+  for (const id of [revived, waiting, fresh]) assert.ok(await head(id), `${id} stays`);
+  assert.equal((await head(revived))?.version, 2, "the lagging head is brought up to date");
+  // Only the conversation waiting for its timer is still a candidate.
+  assert.deepEqual(await sweeper.sweepExpired(cutoff, 100), { removed: 0, examined: 1 });
 });

@@ -38,8 +38,11 @@ export interface TopicSpec {
 
 /** The topics and their dead-letter twins, with the documented partition count. */
 export function topicSpecs(names: TopicNames, partitions: number): TopicSpec[] {
-  return Object.values(names).flatMap((name) => [
-    { name, partitions },
+  return Object.values(names).flatMap((name): TopicSpec[] => [
+    // A week, whatever the broker's default: long enough to replay a consumer group after a long
+    // outage, short enough that a shopper's events do not outlive their erasure by more
+    // (docs/security.md, "Retention and erasure").
+    { name, partitions, configs: { "retention.ms": String(7 * 24 * 3600 * 1000) } },
     // Dead letters are read by people, not by throughput: one partition keeps them in arrival order;
     // a month's retention gives time to look and replay. They can hold a whole webhook body (Meta
     // sends up to 3 MB), over the broker's 1 MiB default for a record batch.

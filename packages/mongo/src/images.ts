@@ -1,4 +1,5 @@
 import { type Db, GridFSBucket } from "mongodb";
+import { escapeRegex } from "./erase.ts";
 
 export interface StoredImage {
   bytes: Buffer;
@@ -38,6 +39,18 @@ export class ImageStore {
           .toArray()
       ).length > 0
     );
+  }
+
+  /**
+   * Deletes every image whose id starts with `prefix` (a conversation's: `<conversation>/…`), or
+   * with `dryRun` only counts them; returns how many. GridFS deletes a file's chunks with it.
+   */
+  async removeUnder(prefix: string, dryRun: boolean): Promise<number> {
+    const files = await this.#bucket
+      .find({ _id: { $regex: `^${escapeRegex(prefix)}` } as never }, { projection: { _id: 1 } })
+      .toArray();
+    if (!dryRun) for (const file of files) await this.#bucket.delete(file._id);
+    return files.length;
   }
 
   /** The image, or undefined when no image has that id. */

@@ -45,6 +45,7 @@ export async function ensureIndexes(db: Db, specs: CollectionIndexes[]): Promise
   }
 }
 
+export { escapeRegex, removeMatching } from "./erase.ts";
 export { asTransient, isDuplicateKey, isTransientMongoError } from "./errors.ts";
 export { ImageStore, type StoredImage } from "./images.ts";
 export { GroupInserter, type InsertOutcome } from "./inserts.ts";

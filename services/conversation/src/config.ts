@@ -24,6 +24,14 @@ export const schema = baseSchema.extend({
   GENERATION_DEADLINE_MS: positiveInt(contracts.ROUND_TIMING.deadlineMs),
   // How often due watchdogs are looked for.
   TIMER_POLL_MS: positiveInt(1000),
+  // A conversation silent for this long is deleted, with its versions (delivery addresses among
+  // them) and identity claims. 90 days: a shopper back within a season finds their journey, and
+  // orders are settled long before (payment keeps its own records). At least 8: longer than the
+  // topics keep their records (7 days, packages/kafka topicSpecs), so no event of a deleted
+  // conversation can be delivered again and recreate it.
+  CONVERSATION_RETENTION_DAYS: z.coerce.number().int().min(8).default(90),
+  // How often conversations past their retention are looked for (by the watchdog poller's loop).
+  CONVERSATION_RETENTION_SWEEP_MS: positiveInt(3600 * 1000),
   // Partitions handled at once; order within each is kept.
   CONSUMER_CONCURRENCY: positiveInt(3),
   // Conversations of one partition handled at once (one conversation's events stay in order). Each

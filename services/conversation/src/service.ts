@@ -80,12 +80,25 @@ export async function startConversationService(
   });
   // Watchdogs live in the conversation documents, so any replica may fire them; the claim on
   // "timer:<id>" makes a firing count once even if two replicas find it due together.
+  // The same loop sweeps conversations past their retention, at most every
+  // CONVERSATION_RETENTION_SWEEP_MS and a batch at a time, so a sweep never delays a watchdog long.
   let polling: Promise<unknown> = Promise.resolve();
+  let sweptAt = 0;
+  const retentionMs = config.CONVERSATION_RETENTION_DAYS * 24 * 3600 * 1000;
+  const sweep = async () => {
+    if (Date.now() - sweptAt < config.CONVERSATION_RETENTION_SWEEP_MS) return;
+    const { removed, examined } = await store.sweepExpired(new Date(Date.now() - retentionMs), 100);
+    // A full batch: more may wait, so the next poll looks again.
+    if (examined < 100) sweptAt = Date.now();
+    if (removed > 0) logger.info({ removed }, "conversations past their retention deleted");
+  };
   const poller = setInterval(() => {
     polling = polling.then(() =>
       handler
         .fireDueTimers()
-        .catch((error: unknown) => logger.warn({ err: error }, "firing due timers failed; will retry")),
+        .catch((error: unknown) => logger.warn({ err: error }, "firing due timers failed; will retry"))
+        .then(sweep)
+        .catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed; will retry")),
     );
   }, config.TIMER_POLL_MS);
   return serveOps(backbone, { port: config.CONVERSATION_PORT, host: config.CONVERSATION_HOST }, async () => {

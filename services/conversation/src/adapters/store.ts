@@ -1,8 +1,10 @@
 import {
   type CollectionIndexes,
+  escapeRegex,
   GroupInserter,
   type OutboxEntry,
   outboxValue,
+  removeMatching,
   type StoredOutboxEntry,
 } from "@taituri/mongo";
 import type { Collection, Db } from "mongodb";
@@ -424,6 +426,41 @@ export class ConversationStore {
     return version;
   }
 
+  /**
+   * Deletes up to `limit` conversations whose latest write is older than `before`, with their
+   * versions and identity claims (the retention of CONVERSATION_RETENTION_DAYS); returns how many.
+   * The head may lag its versions (HEAD_EVERY), so each candidate is loaded to its latest version
+   * and kept if that is newer (its head is then brought up to date, so it is not a candidate again),
+   * or if a timer is still pending. `examined`: the candidates read (`limit`: more may wait). A deleted conversation's first event
+   * can no longer be refused by its `firstEventId`: safe because the retention is longer than the
+   * topics keep their records (config.ts), so no such event can be delivered again.
+   */
+  async sweepExpired(before: Date, limit: number): Promise<{ removed: number; examined: number }> {
+    const stale = await this.#conversations
+      .find({ updatedAt: { $lt: before } }, { projection: { _id: 1 } })
+      .limit(limit)
+      .toArray();
+    let removed = 0;
+    for (const { _id } of stale) {
+      const doc = await this.load(_id);
+      if (!doc || doc.timersPending) continue;
+      if (doc.updatedAt >= before) {
+        await this.#writeHead(doc);
+        continue;
+      }
+      await this.#versions.deleteMany({ conversationId: _id });
+      await this.#identities.deleteMany({ conversationId: _id });
+      // Guarded by the version loaded, so a head written meanwhile stays. A shopper who writes in
+      // the moment their conversation, silent for the whole retention, is swept may still find it
+      // gone and start anew: the price of having no transactions, paid once in months.
+      const deleted = await this.#conversations.deleteOne({ _id, version: { $lte: doc.version } });
+      this.#remember(_id, undefined);
+      for (const [key, target] of this.#routes) if (target === _id) this.#routes.delete(key);
+      removed += deleted.deletedCount;
+    }
+    return { removed, examined: stale.length };
+  }
+
   /** Conversations with a timer due by `now`, for the watchdog poller. */
   due(now: Date, limit: number): Promise<ConversationDoc[]> {
     return this.#conversations
@@ -446,4 +483,109 @@ export class ConversationStore {
       (d) => d.conversation?.state === "generating" && d.nextTimerAt !== null && d.nextTimerAt < before,
     ).length;
   }
+}
+
+/**
+ * Everything that names one shopper in this service: their conversations and all the ids that lead
+ * there. Found from any one id (phone number or BSUID), and followed through the identity claims to
+ * the others, a number change's old and new ones included, until nothing new turns up.
+ */
+export interface ShopperRecords {
+  conversationIds: string[];
+  /** Every phone number and BSUID of the shopper this service knows (the one asked for included). */
+  shopperIds: string[];
+}
+
+/** Where an id was claimed, as [phone_number_id, id], from an identity `_id` (identityKey). */
+function claimedId(identity: string): [string, string] | undefined {
+  const match = /^([^:]*):(?:wa|u):(.+)$/.exec(identity);
+  return match ? [match[1] ?? "", match[2] ?? ""] : undefined;
+}
+
+/**
+ * The shopper's records (see ShopperRecords), for `npm run erase`. With `phoneNumberId`, only under
+ * that business number. Reads by regex and by unindexed fields: whole-collection scans on FerretDB,
+ * which an operator's command can afford and a message's path could not.
+ */
+export async function findShopper(db: Db, id: string, phoneNumberId?: string): Promise<ShopperRecords> {
+  const conversations = db.collection<ConversationDoc>(CONVERSATIONS);
+  const identities = db.collection<IdentityDoc>(IDENTITIES);
+  const business = phoneNumberId ? escapeRegex(phoneNumberId) : "[^:]*";
+  const ids = new Set<string>();
+  const found = new Set<string>();
+  const pending = [id];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (ids.has(next)) continue;
+    ids.add(next);
+    const shopper = escapeRegex(next);
+    const claims = await identities.find({ _id: { $regex: `^${business}:(wa|u):${shopper}$` } }).toArray();
+    const heads = await conversations
+      .find(
+        {
+          $or: [
+            { _id: { $regex: `^${business}:${shopper}$` } },
+            { shopperId: next, ...(phoneNumberId ? { phoneNumberId } : {}) },
+            { "contact.waId": next, ...(phoneNumberId ? { phoneNumberId } : {}) },
+            { "contact.userId": next, ...(phoneNumberId ? { phoneNumberId } : {}) },
+          ],
+        },
+        { projection: { _id: 1 } },
+      )
+      .toArray();
+    const newConversations = [...claims.map((c) => c.conversationId), ...heads.map((h) => h._id)].filter(
+      (c) => !found.has(c),
+    );
+    for (const conversationId of newConversations) {
+      found.add(conversationId);
+      // The conversation's other ids: its claims, and its contact and first id as stored.
+      for (const claim of await identities.find({ conversationId }).toArray()) {
+        const [, other] = claimedId(claim._id) ?? [];
+        if (other) pending.push(other);
+      }
+      const head = await conversations.findOne({ _id: conversationId });
+      for (const other of [head?.shopperId, head?.contact?.waId, head?.contact?.userId])
+        if (other) pending.push(other);
+    }
+  }
+  return { conversationIds: [...found].sort(), shopperIds: [...ids].sort() };
+}
+
+/**
+ * Deletes the conversations, every version of them (which hold each state written, the delivery
+ * address included) and every identity claim of them or of the shopper's ids; with `dryRun` only
+ * counts. Returns the count per collection. Run it after the other services' erasure: while the
+ * conversation is here, a rerun after a failure finds the shopper again.
+ */
+export async function eraseConversations(
+  db: Db,
+  records: ShopperRecords,
+  dryRun: boolean,
+): Promise<Record<string, number>> {
+  const counts: Record<string, number> = { [CONVERSATIONS]: 0, [VERSIONS]: 0, [IDENTITIES]: 0 };
+  const add = (collection: string, n: number) => {
+    counts[collection] = (counts[collection] ?? 0) + n;
+  };
+  const identities = db.collection<IdentityDoc>(IDENTITIES);
+  for (const conversationId of records.conversationIds) {
+    add(VERSIONS, await removeMatching(db.collection<VersionDoc>(VERSIONS), { conversationId }, dryRun));
+    add(IDENTITIES, await removeMatching(identities, { conversationId }, dryRun));
+    add(
+      CONVERSATIONS,
+      await removeMatching(db.collection<ConversationDoc>(CONVERSATIONS), { _id: conversationId }, dryRun),
+    );
+  }
+  // Claims of the shopper's ids that lead to a conversation already gone.
+  for (const id of records.shopperIds)
+    add(
+      IDENTITIES,
+      await removeMatching(
+        identities,
+        {
+          _id: { $regex: `^[^:]*:(wa|u):${escapeRegex(id)}$` },
+          conversationId: { $nin: records.conversationIds },
+        },
+        dryRun,
+      ),
+    );
+  return counts;
 }

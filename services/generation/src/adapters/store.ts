@@ -1,5 +1,5 @@
 import type { CollectionIndexes } from "@taituri/mongo";
-import { isDuplicateKey } from "@taituri/mongo";
+import { escapeRegex, ImageStore, isDuplicateKey, removeMatching } from "@taituri/mongo";
 import { Binary, type Collection, type Db } from "mongodb";
 import type { CallOutcome, ClaimStep, RoundState } from "../domain/round.ts";
 import { nextStep } from "../domain/round.ts";
@@ -246,3 +246,31 @@ export class RoundStore {
 }
 
 const resultId = (roundId: string) => `${roundId}#result`;
+
+/**
+ * Deletes everything of the conversations' rounds, for `npm run erase`: the rounds, their claim and
+ * result markers, their calls in the cost ledger and their designs (GridFS bucket `images`), all
+ * found by the conversation id their ids begin with (`<conversation>/j<n>/r<n>…`); with `dryRun`
+ * only counts. The ledger's calls go too: their ids name the shopper, and the provider's invoice
+ * is the record of what was billed.
+ */
+export async function eraseShopper(
+  db: Db,
+  conversationIds: string[],
+  dryRun: boolean,
+): Promise<Record<string, number>> {
+  const store = new RoundStore(db);
+  const images = new ImageStore(db);
+  const counts: Record<string, number> = { [ROUNDS]: 0, [MARKERS]: 0, [CALLS]: 0, "images (GridFS)": 0 };
+  const add = (name: string, n: number) => {
+    counts[name] = (counts[name] ?? 0) + n;
+  };
+  for (const conversationId of conversationIds) {
+    const under = { $regex: `^${escapeRegex(`${conversationId}/`)}` };
+    add(CALLS, await removeMatching(store.calls, { roundId: under }, dryRun));
+    add(MARKERS, await removeMatching(store.markers, { _id: under }, dryRun));
+    add(ROUNDS, await removeMatching(store.rounds, { conversationId }, dryRun));
+    add("images (GridFS)", await images.removeUnder(`${conversationId}/`, dryRun));
+  }
+  return counts;
+}

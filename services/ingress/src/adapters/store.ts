@@ -1,4 +1,11 @@
-import { type CollectionIndexes, GroupInserter, type InsertOutcome, isDuplicateKey } from "@taituri/mongo";
+import {
+  type CollectionIndexes,
+  escapeRegex,
+  GroupInserter,
+  type InsertOutcome,
+  isDuplicateKey,
+  removeMatching,
+} from "@taituri/mongo";
 import type { Collection, Db } from "mongodb";
 
 /**
@@ -173,4 +180,34 @@ export class IngressStore {
       return "stale";
     }
   }
+}
+
+/**
+ * Deletes the conversations' outbound messages (claims, take-over attempts, sent records) and
+ * delivery statuses, for `npm run erase`; with `dryRun` only counts. Returns the count per
+ * collection.
+ */
+export async function eraseShopper(
+  db: Db,
+  conversationIds: string[],
+  dryRun: boolean,
+): Promise<Record<string, number>> {
+  const sends = db.collection<SendClaim>(SENDS);
+  const attempts = db.collection<{ _id: string; at: Date }>(ATTEMPTS);
+  const counts: Record<string, number> = { [SENDS]: 0, [ATTEMPTS]: 0, [SENT]: 0, [STATUSES]: 0 };
+  const add = (name: string, n: number) => {
+    counts[name] = (counts[name] ?? 0) + n;
+  };
+  for (const conversationId of conversationIds) {
+    // Attempts first: they are found through their claim.
+    for (const claim of await sends.find({ conversationId }, { projection: { _id: 1 } }).toArray())
+      add(
+        ATTEMPTS,
+        await removeMatching(attempts, { _id: { $regex: `^${escapeRegex(claim._id)}#` } }, dryRun),
+      );
+    add(SENDS, await removeMatching(sends, { conversationId }, dryRun));
+    add(SENT, await removeMatching(db.collection<SentRecord>(SENT), { conversationId }, dryRun));
+    add(STATUSES, await removeMatching(db.collection<DeliveryState>(STATUSES), { conversationId }, dryRun));
+  }
+  return counts;
 }

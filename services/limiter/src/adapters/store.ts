@@ -196,3 +196,45 @@ export function createStore(options: StoreOptions) {
 }
 
 export type Store = ReturnType<typeof createStore>;
+
+/** A literal string in a Redis glob pattern (SCAN's MATCH). */
+const globLiteral = (text: string) => text.replace(/[*?[\]\\]/g, "\\$&");
+
+/**
+ * Deletes a shopper's limiter keys, for `npm run erase`: their buckets (the shopper id is the key's
+ * last part) and the idempotency records of their rounds (the key is the round id, which begins with
+ * the conversation id, and the record's fingerprint names the shopper); with `dryRun` only counts.
+ * Found with SCAN and a MATCH pattern, on every primary of a cluster: KEYS would block Redis while it
+ * reads every key. Returns the count per key pattern, the patterns shown without the shopper's ids.
+ */
+export async function eraseShopper(
+  redis: Redis | Cluster,
+  prefix: string,
+  shopper: { shopperIds: string[]; conversationIds: string[] },
+  dryRun: boolean,
+): Promise<Record<string, number>> {
+  const tag = globLiteral(`{${prefix}}`);
+  const patterns: [string, string][] = [
+    ...shopper.shopperIds.map((id): [string, string] => [
+      `${prefix} buckets`,
+      `${tag}:b:*:*:${globLiteral(id)}`,
+    ]),
+    ...shopper.conversationIds.map((id): [string, string] => [
+      `${prefix} idempotency records`,
+      `${tag}:i:*:${globLiteral(`${id}/`)}*`,
+    ]),
+  ];
+  const nodes = "nodes" in redis ? redis.nodes("master") : [redis];
+  const counts: Record<string, number> = { [`${prefix} buckets`]: 0, [`${prefix} idempotency records`]: 0 };
+  for (const [name, pattern] of patterns)
+    for (const node of nodes) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+        cursor = next;
+        if (keys.length === 0) continue;
+        counts[name] = (counts[name] ?? 0) + (dryRun ? keys.length : await node.del(...keys));
+      } while (cursor !== "0");
+    }
+  return counts;
+}

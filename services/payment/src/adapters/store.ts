@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import {
   type CollectionIndexes,
   isDuplicateKey,
   type OutboxEntry,
   outboxValue,
+  removeMatching,
   type StoredOutboxEntry,
 } from "@taituri/mongo";
 import type { Collection, Db } from "mongodb";
@@ -12,9 +14,11 @@ import {
   type Change,
   canChange,
   type OrderState,
+  PAID,
   type RefundReason,
   TRANSITIONS,
 } from "../domain/order.ts";
+import { DELIVERIES, ATTEMPTS as DELIVERY_ATTEMPTS, eraseDeliveries, OUTCOMES } from "../fulfilment/store.ts";
 
 export { type OutboxEntry, outboxValue };
 
@@ -458,4 +462,119 @@ export function transitionWrite(
     outboxSince: pending.length > 0 ? (order.outboxSince ?? at) : null,
     history: [...order.history, { state: to, at, by }],
   };
+}
+
+/** What an erased order's conversation id, design and image become: no link to the shopper is left. */
+export const ERASED = "erased";
+
+/**
+ * The id an erased paid order is kept under: its number, which the order keeps anyway (the order id
+ * `<conversation>/o<n>` holds the shopper's phone number or BSUID). Fixed, so a rerun after a crash
+ * finds the tombstone it began. An order from before order numbers gets a random one.
+ */
+const tombstoneId = (order: OrderDoc) => `${ERASED}:${order.number || randomUUID()}`;
+
+type Tombstone = Omit<OrderDoc, "number"> & {
+  erasedAt: Date;
+  /** The number, until the original is gone and it can move to `number`. */
+  pendingNumber?: string;
+};
+
+/**
+ * An erased paid order: what was sold, for how much, its state, the payment's and the refund's
+ * references and every date, which the shop's accounts need (its number is set after the original
+ * is gone: the number's unique index allows one order per number); no conversation, design,
+ * recipient, address, checkout session, tracking link nor pending events, which name the shopper.
+ */
+function tombstone(order: OrderDoc, at: Date): Tombstone {
+  const {
+    delivery: _delivery,
+    recipient: _recipient,
+    session: _session,
+    trackingUrl: _tracking,
+    number: _number,
+    ...kept
+  } = order;
+  return {
+    ...kept,
+    _id: tombstoneId(order),
+    conversationId: ERASED,
+    designId: ERASED,
+    imageId: ERASED,
+    outbox: [],
+    outboxSince: null,
+    erasedAt: at,
+    ...(order.number ? { pendingNumber: order.number } : {}),
+  };
+}
+
+/**
+ * Erases the conversations' orders, for `npm run erase`; with `dryRun` only counts. An order never
+ * paid goes with its sessions, changes and provider events. A paid one (PAID: paid, shipped,
+ * refund_due, refunded) is a record the shop may have to keep for its accounts: it is replaced by
+ * its tombstone (see `tombstone`), its changes and sessions go, its provider events point at the
+ * tombstone, and its deliveries to the shop (the record holds the address) go. Returns the count per
+ * collection, and the tombstones kept.
+ */
+export async function eraseShopper(
+  db: Db,
+  conversationIds: string[],
+  dryRun: boolean,
+  at: Date,
+): Promise<{ counts: Record<string, number>; kept: { number: string; state: OrderState }[] }> {
+  const orders = db.collection<OrderDoc>(ORDERS);
+  const events = db.collection<ProviderEventDoc>(PROVIDER_EVENTS);
+  const counts: Record<string, number> = {
+    [ORDERS]: 0,
+    [CHANGES]: 0,
+    [SESSIONS]: 0,
+    [PROVIDER_EVENTS]: 0,
+    [DELIVERIES]: 0,
+    [DELIVERY_ATTEMPTS]: 0,
+    [OUTCOMES]: 0,
+  };
+  const add = (name: string, n: number) => {
+    counts[name] = (counts[name] ?? 0) + n;
+  };
+  const kept: { number: string; state: OrderState }[] = [];
+  // A tombstone whose original was deleted but whose number was not yet set (a crash in between).
+  const tombstones = db.collection<Tombstone>(ORDERS);
+  const settle = (id: string, number: string) =>
+    tombstones.updateOne({ _id: id }, { $set: { number }, $unset: { pendingNumber: "" } });
+  for (const conversationId of conversationIds) {
+    for (const order of await orders.find({ conversationId }).toArray()) {
+      const orderId = order._id;
+      add(CHANGES, await removeMatching(db.collection<ChangeDoc>(CHANGES), { orderId }, dryRun));
+      add(SESSIONS, await removeMatching(db.collection<SessionDoc>(SESSIONS), { orderId }, dryRun));
+      if (order.number)
+        for (const [name, n] of Object.entries(await eraseDeliveries(db, order.number, dryRun))) add(name, n);
+      if (!PAID.includes(order.state)) {
+        add(PROVIDER_EVENTS, await removeMatching(events, { orderId }, dryRun));
+        add(ORDERS, await removeMatching(orders, { _id: orderId }, dryRun));
+        continue;
+      }
+      kept.push({ number: order.number, state: order.state });
+      add(ORDERS, 1);
+      if (dryRun) continue;
+      const stone = tombstone(order, at);
+      try {
+        await tombstones.insertOne(stone);
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+      }
+      await events.updateMany({ orderId }, { $set: { orderId: stone._id } });
+      await orders.deleteOne({ _id: orderId });
+      if (order.number) await settle(stone._id, order.number);
+    }
+  }
+  // Tombstones an earlier run left without their number (a crash after the original's deletion);
+  // one whose original still exists (another shopper's unfinished erase) waits for that erase.
+  if (!dryRun)
+    for (const unfinished of await tombstones.find({ pendingNumber: { $exists: true } }).toArray())
+      try {
+        if (unfinished.pendingNumber) await settle(unfinished._id, unfinished.pendingNumber);
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+      }
+  return { counts, kept };
 }

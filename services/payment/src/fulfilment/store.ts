@@ -1,4 +1,4 @@
-import { type CollectionIndexes, isDuplicateKey } from "@taituri/mongo";
+import { type CollectionIndexes, isDuplicateKey, removeMatching } from "@taituri/mongo";
 import type { Binary, Collection, Db } from "mongodb";
 
 export const DELIVERIES = "fulfilment_deliveries";
@@ -192,4 +192,28 @@ export class DeliveryStore implements DeliveryLedger {
       .toArray();
     return { count, oldest: oldest?.createdAt ?? null };
   }
+}
+
+/**
+ * Deletes an order's deliveries to the shop (whose record holds the recipient and the address) with
+ * their attempts and outcomes, for `npm run erase`; with `dryRun` only counts.
+ */
+export async function eraseDeliveries(
+  db: Db,
+  orderNumber: string,
+  dryRun: boolean,
+): Promise<Record<string, number>> {
+  const deliveries = db.collection<DeliveryDoc>(DELIVERIES);
+  const counts: Record<string, number> = { [DELIVERIES]: 0, [ATTEMPTS]: 0, [OUTCOMES]: 0 };
+  for (const delivery of await deliveries.find({ orderNumber }, { projection: { _id: 1 } }).toArray()) {
+    const deliveryId = delivery._id;
+    counts[ATTEMPTS] =
+      (counts[ATTEMPTS] ?? 0) +
+      (await removeMatching(db.collection<AttemptClaim>(ATTEMPTS), { deliveryId }, dryRun));
+    counts[OUTCOMES] =
+      (counts[OUTCOMES] ?? 0) +
+      (await removeMatching(db.collection<AttemptOutcomeDoc>(OUTCOMES), { deliveryId }, dryRun));
+  }
+  counts[DELIVERIES] = await removeMatching(deliveries, { orderNumber }, dryRun);
+  return counts;
 }
