@@ -1,15 +1,13 @@
 import assert from "node:assert/strict";
 import { randomInt, randomUUID } from "node:crypto";
-import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { type Infra, startInfra } from "@taituri/devenv";
-import { createLogger } from "@taituri/logging";
 import type { LocalIssuer } from "@taituri/oidc";
 import { SpanKind, trace } from "@taituri/telemetry";
-import { startTelemetry } from "@taituri/telemetry/sdk";
 import { type FakeGraphApi, readTopic, startFakeGraphApi } from "@taituri/testing/harness";
 import type { Kafka } from "kafkajs";
+import { spanText, startCapture } from "./support/capture.ts";
 import { Shopper } from "./support/shopper.ts";
 import type { Stack } from "./support/stack.ts";
 
@@ -22,21 +20,7 @@ import type { Stack } from "./support/stack.ts";
  * number). The whole stack runs in this process with the OpenTelemetry SDK started first, as in
  * privacy.test.ts; server spans must say which route was asked, never which URL.
  */
-const exporter = new InMemorySpanExporter();
-const processor = new SimpleSpanProcessor(exporter);
-const telemetry = startTelemetry({ serviceName: "privacy-edge-test", spanProcessors: [processor] });
-
-const logLines: string[] = [];
-const logger = createLogger({
-  service: "privacy-edge",
-  level: "debug",
-  destination: new Writable({
-    write(chunk, _encoding, done) {
-      logLines.push(chunk.toString());
-      done();
-    },
-  }),
-});
+const { exporter, processor, telemetry, logger, logLines } = startCapture("privacy-edge-test");
 
 const run = randomUUID().slice(0, 8);
 const SECRET = "privacy-edge-secret";
@@ -146,19 +130,6 @@ function visit(url: string, init?: RequestInit): Promise<Response> {
 }
 const isVisitors = (span: ReadableSpan) =>
   visitorSpanIds.has(span.spanContext().spanId) || visitorSpanIds.has(span.parentSpanContext?.spanId ?? "");
-
-/** Every string an exporter would send for a span: name, attributes, events, links, status, resource. */
-function spanText(span: ReadableSpan): string {
-  return JSON.stringify({
-    name: span.name,
-    attributes: span.attributes,
-    events: span.events.map((e) => ({ name: e.name, attributes: e.attributes })),
-    links: span.links.map((l) => l.attributes),
-    status: span.status,
-    resource: span.resource.attributes,
-    scope: span.instrumentationScope,
-  });
-}
 
 const leaksIn = (text: string) => secrets.filter((secret) => text.includes(secret));
 

@@ -1,14 +1,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomInt, randomUUID } from "node:crypto";
-import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { type Infra, startInfra } from "@taituri/devenv";
-import { createLogger } from "@taituri/logging";
 import { conversationAttributes, pseudonym } from "@taituri/telemetry";
-import { startTelemetry } from "@taituri/telemetry/sdk";
 import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { spanText, startCapture } from "./support/capture.ts";
 import { assertRefusesTampering, type ReadmeVerifier, readmeVerifier } from "./support/readme.ts";
 import { ShopEndpoint } from "./support/shop.ts";
 import { Shopper } from "./support/shopper.ts";
@@ -23,25 +20,7 @@ import type { Stack } from "./support/stack.ts";
  * OpenTelemetry SDK and its instrumentations on, every span kept in memory, every log line (debug
  * level, kafkajs's included) captured, and every service's /metrics scraped afterwards.
  */
-const exporter = new InMemorySpanExporter();
-const processor = new SimpleSpanProcessor(exporter);
-// One SDK per process: started before any service module is imported, so the instrumentations
-// patch the libraries the services load. startTelemetry puts its privacy processor before ours, as
-// in every service (without it the ioredis instrumentation exports the limiter's keys, which hold
-// the shopper's number: this test fails).
-const telemetry = startTelemetry({ serviceName: "privacy-test", spanProcessors: [processor] });
-
-const logLines: string[] = [];
-const logger = createLogger({
-  service: "privacy",
-  level: "debug",
-  destination: new Writable({
-    write(chunk, _encoding, done) {
-      logLines.push(chunk.toString());
-      done();
-    },
-  }),
-});
+const { exporter, processor, telemetry, logger, logLines } = startCapture("privacy-test");
 
 const run = randomUUID().slice(0, 8);
 const SECRET = "privacy-secret";
@@ -117,19 +96,6 @@ after(async () => {
   await infra?.stop();
   await telemetry.shutdown();
 });
-
-/** Every string an exporter would send for a span: name, attributes, events, links, status, resource. */
-function spanText(span: ReadableSpan): string {
-  return JSON.stringify({
-    name: span.name,
-    attributes: span.attributes,
-    events: span.events.map((e) => ({ name: e.name, attributes: e.attributes })),
-    links: span.links.map((l) => l.attributes),
-    status: span.status,
-    resource: span.resource.attributes,
-    scope: span.instrumentationScope,
-  });
-}
 
 function leaksIn(text: string): string[] {
   return secrets.filter((secret) => text.includes(secret));
