@@ -1,4 +1,4 @@
-import { type Db, GridFSBucket } from "mongodb";
+import { type Db, GridFSBucket, MongoRuntimeError } from "mongodb";
 import { escapeRegex } from "./erase.ts";
 
 export interface StoredImage {
@@ -51,6 +51,28 @@ export class ImageStore {
       .toArray();
     if (!dryRun) for (const file of files) await this.#bucket.delete(file._id);
     return files.length;
+  }
+
+  /**
+   * Deletes up to `limit` images stored before `before` (their GridFS `uploadDate`), chunks and
+   * all, for a retention sweep; returns how many were deleted and how many were found (a full
+   * batch means more may wait). An image deleted meanwhile by another sweeper is skipped.
+   */
+  async removeStoredBefore(before: Date, limit: number): Promise<{ removed: number; examined: number }> {
+    const files = await this.#bucket
+      .find({ uploadDate: { $lt: before } }, { projection: { _id: 1 } })
+      .limit(limit)
+      .toArray();
+    let removed = 0;
+    for (const file of files) {
+      try {
+        await this.#bucket.delete(file._id);
+        removed += 1;
+      } catch (error) {
+        if (!(error instanceof MongoRuntimeError && /File not found/i.test(error.message))) throw error;
+      }
+    }
+    return { removed, examined: files.length };
   }
 
   /** The image, or undefined when no image has that id. */

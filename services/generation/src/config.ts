@@ -35,6 +35,14 @@ export const schema = baseSchema
     // Claims a round may have: the first plus take-overs after a crash. Each claim makes at most
     // one call the provider may bill, so this is the most paid calls a round can cost.
     GENERATION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(5).default(2),
+    // Rounds, their markers and designs older than this are deleted (the cost ledger stays). At
+    // least 8: longer than the topics keep their records (7 days), so no request of a deleted round
+    // can be delivered again and make it anew, and longer than a design link lives (payment's
+    // ORDERS_IMAGE_URL_TTL_S, 7 days), which an order's delivery to the shop sends soon after payment
+    // (a delivery still retried past the retention links a design that is gone: docs/security.md).
+    GENERATION_RETENTION_DAYS: z.coerce.number().int().min(8).default(90),
+    // How often rounds past their retention are looked for.
+    GENERATION_RETENTION_SWEEP_MS: positiveInt(3600 * 1000),
     // Partitions handled at once; order within each is kept.
     CONSUMER_CONCURRENCY: positiveInt(3),
     // Prompt templates (per product, theme and style) and the local renderer's captions.

@@ -65,9 +65,11 @@ export async function startGenerationService(
   const backbone = await connectBackbone("generation", config, logger);
   await ensureIndexes(backbone.mongo.db, generationIndexes);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
+  const store = new RoundStore(backbone.mongo.db);
+  const images = new ImageStore(backbone.mongo.db);
   const handler = createRoundHandler({
-    store: new RoundStore(backbone.mongo.db),
-    images: new ImageStore(backbone.mongo.db),
+    store,
+    images,
     provider,
     limiter,
     publisher: backbone.kafka.producer,
@@ -93,7 +95,30 @@ export async function startGenerationService(
     handle: (message) => handler.handle(message),
   });
   logger.info({ provider: provider.name, model: provider.model }, "generation consumer started");
+  // Rounds past their retention go a batch at a time; a full batch means more may wait, so the
+  // next batch follows at once rather than after GENERATION_RETENTION_SWEEP_MS. Any replica may
+  // sweep: a round deleted by another is simply not found again.
+  const retentionMs = config.GENERATION_RETENTION_DAYS * 24 * 3600 * 1000;
+  let sweeping: Promise<unknown> = Promise.resolve();
+  let stopped = false;
+  const sweep = async () => {
+    for (;;) {
+      const swept = await store.sweepExpired(images, new Date(Date.now() - retentionMs), 100);
+      const { examined, ...removed } = swept;
+      if (removed.rounds + removed.markers + removed.images > 0)
+        logger.info(removed, "rounds past their retention deleted");
+      if (examined < 100 || stopped) return;
+    }
+  };
+  const sweeper = setInterval(() => {
+    sweeping = sweeping.then(() =>
+      sweep().catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed; will retry")),
+    );
+  }, config.GENERATION_RETENTION_SWEEP_MS);
   return serveOps(backbone, { port: config.GENERATION_PORT, host: config.GENERATION_HOST }, async () => {
+    stopped = true;
+    clearInterval(sweeper);
+    await sweeping;
     await consumer.stop();
     limiter.close();
   });

@@ -66,6 +66,13 @@ export const schema = baseSchema
     // message waits for (the A/B is in bench/README.md).
     OUTBOUND_CLAIM_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(5),
     OUTBOUND_RECORD_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
+    // Outbound claims, take-over attempts, sent records and delivery statuses older than this are
+    // deleted. 30 days: Meta reports a message's statuses within days of the send, and a month leaves
+    // time to look into a complaint. At least 8: longer than the topics keep their records (7 days), so no outbound
+    // message of a deleted claim can be delivered again and sent twice.
+    INGRESS_RETENTION_DAYS: z.coerce.number().int().min(8).default(30),
+    // How often outbound records past their retention are looked for (by dispatcher processes).
+    INGRESS_RETENTION_SWEEP_MS: positiveInt(3600 * 1000),
   })
   .superRefine((config, ctx) => {
     if (config.OUTBOUND_CLAIM_LEASE_MS <= 2 * config.GRAPH_API_TIMEOUT_MS)

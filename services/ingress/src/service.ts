@@ -32,6 +32,9 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
   });
 
   const consumers: RunningConsumer[] = [];
+  let sweeping: Promise<unknown> = Promise.resolve();
+  let stopped = false;
+  let stopSweeper = () => {};
   const graph = new GraphApiClient({
     baseUrl: config.WHATSAPP_API_URL,
     accessToken: config.WHATSAPP_ACCESS_TOKEN,
@@ -77,6 +80,24 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
       }),
     });
     consumers.push(dispatcher, statuses);
+    // Outbound records past their retention go a batch at a time, in the processes that write
+    // them; a full batch means more may wait, so the next follows at once. Any replica may sweep: a
+    // record deleted by another is simply not found again.
+    const retentionMs = config.INGRESS_RETENTION_DAYS * 24 * 3600 * 1000;
+    const sweep = async () => {
+      for (;;) {
+        const { examined, ...removed } = await store.sweepExpired(new Date(Date.now() - retentionMs), 100);
+        if (removed.sends + removed.attempts + removed.sent + removed.statuses > 0)
+          logger.info(removed, "outbound records past their retention deleted");
+        if (examined < 100 || stopped) return;
+      }
+    };
+    const sweeper = setInterval(() => {
+      sweeping = sweeping.then(() =>
+        sweep().catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed; will retry")),
+      );
+    }, config.INGRESS_RETENTION_SWEEP_MS);
+    stopSweeper = () => clearInterval(sweeper);
   }
 
   const url = await app.listen({ port: config.INGRESS_PORT, host: config.INGRESS_HOST });
@@ -86,6 +107,9 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
     async stop() {
       // The webhook first: stop taking what we could no longer store.
       await app.close();
+      stopped = true;
+      stopSweeper();
+      await sweeping;
       for (const consumer of consumers) await consumer.stop();
       await graph.close();
       await backbone.close();

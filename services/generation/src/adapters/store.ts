@@ -54,6 +54,9 @@ export const CALLS = "generation_provider_calls";
  */
 export const MARKERS = "generation_round_markers";
 
+/** The files of the GridFS bucket `images` (designs); its chunks go with each file. */
+export const IMAGES_FILES = "images.files";
+
 interface MarkerDoc {
   _id: string;
   at: Date;
@@ -63,8 +66,17 @@ interface MarkerDoc {
 }
 
 export const generationIndexes: CollectionIndexes[] = [
-  // Rounds and markers are keyed by `_id` (unique by definition); this serves "rounds of a conversation".
-  { collection: ROUNDS, indexes: [{ key: { conversationId: 1 }, name: "by_conversation" }] },
+  // Rounds and markers are keyed by `_id` (unique by definition); this serves "rounds of a
+  // conversation". The dates serve the retention sweep (`sweepExpired`), a batch at a time.
+  {
+    collection: ROUNDS,
+    indexes: [
+      { key: { conversationId: 1 }, name: "by_conversation" },
+      { key: { createdAt: 1 }, name: "by_created" },
+    ],
+  },
+  { collection: MARKERS, indexes: [{ key: { at: 1 }, name: "by_at" }] },
+  { collection: IMAGES_FILES, indexes: [{ key: { uploadDate: 1 }, name: "by_upload_date" }] },
   {
     collection: CALLS,
     indexes: [
@@ -237,6 +249,51 @@ export class RoundStore {
     },
   ): Promise<void> {
     await this.calls.updateOne({ _id: id }, { $set: ended });
+  }
+
+  /**
+   * Deletes, a batch of up to `limit` each, the rounds created before `before`, the markers
+   * (claims and results) written before it and the designs stored before it (GridFS, chunks
+   * included): the retention of GENERATION_RETENTION_DAYS. Each goes by its own date, so a sweep
+   * cut short leaves nothing the next one cannot find. Safe because the retention is longer than
+   * the topics keep their records, so no request for such a round can be delivered again, and
+   * than a design link lives (config.ts). The cost ledger stays: it is the accounts' record.
+   * `examined` is the largest batch found: a full one means more may wait.
+   */
+  async sweepExpired(
+    images: ImageStore,
+    before: Date,
+    limit: number,
+  ): Promise<{ rounds: number; markers: number; images: number; examined: number }> {
+    // One deleteOne per id: `$in` on `_id` scans the whole collection on FerretDB.
+    const deleteEach = async (collection: Collection<RoundDoc> | Collection<MarkerDoc>, ids: string[]) => {
+      let removed = 0;
+      for (const _id of ids) removed += (await collection.deleteOne({ _id })).deletedCount;
+      return removed;
+    };
+    const markerIds = await this.markers
+      .find({ at: { $lt: before } }, { projection: { _id: 1 } })
+      .limit(limit)
+      .toArray();
+    const markers = await deleteEach(
+      this.markers,
+      markerIds.map((m) => m._id),
+    );
+    const designs = await images.removeStoredBefore(before, limit);
+    const roundIds = await this.rounds
+      .find({ createdAt: { $lt: before } }, { projection: { _id: 1 } })
+      .limit(limit)
+      .toArray();
+    const rounds = await deleteEach(
+      this.rounds,
+      roundIds.map((r) => r._id),
+    );
+    return {
+      rounds,
+      markers,
+      images: designs.removed,
+      examined: Math.max(markerIds.length, designs.examined, roundIds.length),
+    };
   }
 
   /** The ledger of one round (tests, support). */

@@ -6,7 +6,7 @@ import {
   isDuplicateKey,
   removeMatching,
 } from "@taituri/mongo";
-import type { Collection, Db } from "mongodb";
+import type { Collection, Db, Filter } from "mongodb";
 
 /**
  * The dispatcher's claim on sending one outbound message: `_id` the OutboundMessage.id, unique, so
@@ -77,8 +77,23 @@ export const STATUSES = "ingress_message_statuses";
 export const ingressIndexes: CollectionIndexes[] = [
   // Claims, attempts and records are keyed by `_id` (unique by definition). Statuses arrive with
   // the wamid: a failed one finds its send by it.
-  { collection: SENT, indexes: [{ key: { wamid: 1 }, name: "wamid" }] },
-  { collection: STATUSES, indexes: [{ key: { conversationId: 1 }, name: "conversationId" }] },
+  // The dates serve the retention sweep (`sweepExpired`), a batch at a time.
+  { collection: SENDS, indexes: [{ key: { createdAt: 1 }, name: "by_created" }] },
+  { collection: ATTEMPTS, indexes: [{ key: { at: 1 }, name: "by_at" }] },
+  {
+    collection: SENT,
+    indexes: [
+      { key: { wamid: 1 }, name: "wamid" },
+      { key: { at: 1 }, name: "by_at" },
+    ],
+  },
+  {
+    collection: STATUSES,
+    indexes: [
+      { key: { conversationId: 1 }, name: "conversationId" },
+      { key: { updatedAt: 1 }, name: "by_updated" },
+    ],
+  },
 ];
 
 /** The ingress service's documents: the dispatcher's claims and records, the delivery statuses. */
@@ -163,6 +178,37 @@ export class IngressStore {
 
   findSentByWamid(wamid: string): Promise<SentRecord | null> {
     return this.#sent.findOne({ wamid });
+  }
+
+  /**
+   * Deletes, a batch of up to `limit` each, the claims created before `before`, the take-over
+   * attempts and sent records written before it and the delivery statuses last updated before it:
+   * the retention of INGRESS_RETENTION_DAYS. Safe because the retention is longer than the topics
+   * keep their records (config.ts): no outbound message of a deleted claim can be delivered again
+   * and sent twice. Each goes by its own date, so a sweep cut short leaves nothing the next one
+   * cannot find. `examined` is the largest batch found: a full one means more may wait.
+   */
+  async sweepExpired(
+    before: Date,
+    limit: number,
+  ): Promise<{ sends: number; attempts: number; sent: number; statuses: number; examined: number }> {
+    let examined = 0;
+    // One deleteOne per id: `$in` on `_id` scans the whole collection on FerretDB.
+    const sweep = async <T extends { _id: string }>(collection: Collection<T>, filter: Filter<T>) => {
+      const found = await collection
+        .find(filter, { projection: { _id: 1 } })
+        .limit(limit)
+        .toArray();
+      examined = Math.max(examined, found.length);
+      let removed = 0;
+      for (const { _id } of found) removed += (await collection.deleteOne({ _id } as Filter<T>)).deletedCount;
+      return removed;
+    };
+    const attempts = await sweep(this.#attempts, { at: { $lt: before } });
+    const sends = await sweep(this.#sends, { createdAt: { $lt: before } });
+    const sent = await sweep(this.#sent, { at: { $lt: before } });
+    const statuses = await sweep(this.#statuses, { updatedAt: { $lt: before } });
+    return { sends, attempts, sent, statuses, examined };
   }
 
   /**
