@@ -114,14 +114,7 @@ describe("privacy of telemetry", { timeout: 5 * 60_000 }, () => {
       timeoutMs: 45_000,
       profileName: PROFILE,
     });
-    await shopper.say(FIRST_MESSAGE);
-    await shopper.next();
-    await shopper.say(RECIPIENT);
-    const [themes] = await shopper.next();
-    await shopper.tap(themes?.ids.find((id) => id.endsWith(":birthday")) ?? "");
-    const [styles] = await shopper.next();
-    await shopper.tap(styles?.ids.find((id) => id.endsWith(":retro")) ?? "");
-    const [confirm] = await shopper.next();
+    const confirm = await shopper.toConfirmation("retro", { hello: FIRST_MESSAGE, recipient: RECIPIENT });
     assert.match(confirm?.text ?? "", new RegExp(RECIPIENT), "the bot did read the name");
     await shopper.tap(confirm?.ids[0] ?? "");
     await shopper.next();

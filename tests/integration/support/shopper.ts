@@ -239,11 +239,17 @@ export class Shopper {
     return got.slice(from, from + n);
   }
 
-  /** From hello to the confirmation: recipient "Rosa", the birthday theme and `style`; returns it. */
-  async toConfirmation(style = "watercolor"): Promise<Read | undefined> {
-    await this.say("I want a gift");
+  /**
+   * From hello to the confirmation: the first message and recipient ("I want a gift", "Rosa" unless
+   * given), the birthday theme and `style`; returns it.
+   */
+  async toConfirmation(
+    style = "watercolor",
+    words: { hello?: string; recipient?: string } = {},
+  ): Promise<Read | undefined> {
+    await this.say(words.hello ?? "I want a gift");
     await this.next();
-    await this.say("Rosa");
+    await this.say(words.recipient ?? "Rosa");
     const [themes] = await this.next();
     await this.tap(themes?.ids.find((id) => id.endsWith(":birthday")) ?? "");
     const [styles] = await this.next();
