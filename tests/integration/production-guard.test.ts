@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
-import { ConfigError } from "@taituri/config";
+import { configProblems as problems } from "@taituri/config";
 import { loadConversationConfig } from "@taituri/conversation-service/config";
 import { loadGenerationConfig } from "@taituri/generation-service/config";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
@@ -161,17 +161,6 @@ const services: Record<string, Service> = {
     bare: ["PSEUDONYM_KEY", "OIDC_ISSUER_URL"],
   },
 };
-
-/** The problems a ConfigError lists, or a failure if `run` throws nothing or something else. */
-function problems(run: () => unknown): string[] {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.problems;
-  }
-  assert.fail("expected a ConfigError");
-}
 
 /** The variable a problem line names ("NAME: …" or "NAME is required"). */
 const named = (problem: string) => /^[A-Z][A-Z0-9_]*/.exec(problem)?.[0];

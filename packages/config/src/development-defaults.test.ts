@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { isLoopbackUrl, MIN_SECRET_BYTES } from "./development-defaults.ts";
-import { baseSchema, ConfigError, csv, loadConfig, port, refuseOutsideLocal, z } from "./index.ts";
+import {
+  baseSchema,
+  csv,
+  loadConfig,
+  port,
+  configProblems as problems,
+  refuseOutsideLocal,
+  z,
+} from "./index.ts";
 
 const schema = baseSchema
   .extend({
@@ -34,17 +42,6 @@ const production = {
   PROVIDER: "real",
   ISSUER: "https://issuer.example",
 };
-
-/** The problems a ConfigError lists, or a failure if `run` throws nothing or something else. */
-function problems(run: () => unknown): string[] {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.problems;
-  }
-  assert.fail("expected a ConfigError");
-}
 
 describe("development defaults", () => {
   test("under local every development value works, defaults and public values alike", () => {

@@ -23,6 +23,20 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 /**
+ * The problems the ConfigError of `load` lists, for tests that check a setting is refused: throws
+ * when `load` succeeds or fails with anything else.
+ */
+export function configProblems(load: () => unknown): string[] {
+  try {
+    load();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error("expected a ConfigError, and the configuration loaded");
+}
+
+/**
  * Parses the environment once against a service's schema. Every problem is reported at once, each
  * naming its variable, so a bad deployment fails at start-up with one readable message instead of at
  * the first request that touches the setting. Outside DEPLOYMENT_ENVIRONMENT=local a development

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ConfigError } from "@taituri/config";
+import { configProblems as problems } from "@taituri/config";
 import { loadPaymentConfig } from "../config.ts";
 import { endpointUrlProblem, parseSecretsFile, resolveEndpoints } from "./endpoints.ts";
 
@@ -21,17 +21,6 @@ const shops = [
   { id: "shop-b", fulfilment: { url: "https://b.example/hook?token=x" } },
   { id: "demo-shop" },
 ];
-
-/** The problems a ConfigError lists, or a failure if `run` throws nothing or something else. */
-function problems(run: () => unknown): string[] {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.problems;
-  }
-  assert.fail("expected a ConfigError");
-}
 
 describe("endpoint resolution", () => {
   test("a catalog URL with its secret from the file; the default endpoint for shops the catalog gives none", () => {
