@@ -7,8 +7,9 @@ import { probeMongoFeatures, provisionInfra, startInfra } from "@taituri/devenv"
 
 const USAGE = `usage:
   node scripts/infra.ts up [--persist] [--mode auto|docker|local]
-      start Kafka, a MongoDB-wire server and Redis in the foreground; prints
-      KAFKA_BROKERS=… MONGO_URL=… REDIS_URL=… and stops them on Ctrl-C / SIGTERM
+      start Kafka (secured: OAUTHBEARER and ACLs), a MongoDB-wire server and Redis in
+      the foreground; prints KAFKA_BROKERS=… MONGO_URL=… REDIS_URL=… TAITURI_KAFKA_AUTH=…
+      and stops them on Ctrl-C / SIGTERM
   node scripts/infra.ts provision
       download/build everything local mode needs, then exit (idempotent)
   node scripts/infra.ts mongo-features [--ttl-wait SECONDS]
@@ -34,8 +35,14 @@ const mode = parseMode(values.mode);
 async function up(): Promise<void> {
   const infra = await startInfra({ persist: values.persist, ...(mode ? { mode } : {}) });
   // stdout carries only the variables, so `eval "$(…)"`-style consumers can read them.
+  // TAITURI_KAFKA_AUTH (single-quoted: it is JSON) lets a test run or a script log in to the secured
+  // broker: it holds the run's secret, from which every client's credential is derived.
+  const quote = (value: string) =>
+    /^[\w.:/,@-]*$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
   process.stdout.write(
-    `KAFKA_BROKERS=${infra.kafka.brokers.join(",")}\nMONGO_URL=${infra.mongo.url}\nREDIS_URL=${infra.redis.url}\n`,
+    Object.entries(infra.env())
+      .map(([name, value]) => `${name}=${quote(value)}\n`)
+      .join(""),
   );
   process.stderr.write(`[infra] up (${infra.mode}); Ctrl-C to stop\n`);
   // Nothing else keeps the event loop alive: the server processes are unref'd by design.

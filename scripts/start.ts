@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { type Jaeger, startInfra, startJaeger } from "@taituri/devenv";
-import { startLocalIssuer } from "@taituri/oidc";
+import type { KafkaService } from "@taituri/kafka/access";
 import { recipientOf, startFakeGraphApi } from "@taituri/testing/harness";
 import { generate, loadDotEnv, root, step } from "./lib.ts";
 
@@ -24,10 +24,24 @@ const local = {
 const env: NodeJS.ProcessEnv = { ...local, ...process.env };
 
 await step("generating protobuf code", generate);
-const infra = await step("starting Kafka, MongoDB-wire and Redis", () => startInfra());
-env.KAFKA_BROKERS = infra.kafka.brokers.join(",");
-env.MONGO_URL = infra.mongo.url;
-env.REDIS_URL = infra.redis.url;
+// Internal calls that spend money carry OIDC tokens, and so does every Kafka client. In Kubernetes
+// the cluster's service-account issuer signs them; locally a small issuer started with the broker
+// does (discovery, JWKS, client credentials), and the broker trusts it.
+const infra = await step("starting Kafka, MongoDB-wire and Redis", () =>
+  startInfra({
+    oidcPort: Number(process.env.OIDC_ISSUER_PORT ?? 3010),
+    oidcClients: {
+      // The operator CLI's client (`npm run limiter`): a development secret, admin scope.
+      "limiter-admin": { secret: "local-limiter-admin", scopes: ["limiter.admin"] },
+      // An operator's client for the payment service's internal API (order lookup, refunds).
+      "payment-admin": { secret: "local-payment-admin", scopes: ["payment.admin"] },
+    },
+  }),
+);
+Object.assign(env, infra.env());
+delete env.TAITURI_KAFKA_AUTH;
+// Each service may touch only its own topics and groups (packages/kafka/data/access.json).
+await infra.kafka.authorize(env.KAFKA_TOPIC_PREFIX ?? "taituri.");
 
 // Traces: a local Jaeger v2 (built from the Go module proxy on first use, which takes a few
 // minutes), unless the operator sends spans elsewhere or turns them off.
@@ -58,23 +72,12 @@ if (!process.env.WHATSAPP_API_URL) {
   env.WHATSAPP_API_URL = simulator.url;
 }
 
-// Internal calls that spend money carry OIDC tokens. In Kubernetes the cluster's service-account
-// issuer signs them; locally this small issuer does (discovery, JWKS, client credentials).
-const issuer = process.env.OIDC_ISSUER_URL
-  ? undefined
-  : await startLocalIssuer({
-      port: Number(process.env.OIDC_ISSUER_PORT ?? 3010),
-      // The operator CLI's client (`npm run limiter`): a development secret, admin scope.
-      clients: {
-        "limiter-admin": { secret: "local-limiter-admin", scopes: ["limiter.admin"] },
-        // The generation service's client for its limiter calls: a development secret.
-        generation: "local-generation",
-        // An operator's client for the payment service's internal API (order lookup, refunds).
-        "payment-admin": { secret: "local-payment-admin", scopes: ["payment.admin"] },
-      },
-    });
-if (issuer) env.OIDC_ISSUER_URL = issuer.url;
-if (issuer) env.OIDC_CLIENT_SECRET ??= "local-generation";
+// The limiter and payment trust the same local issuer, unless OIDC_ISSUER_URL names another; the
+// generation service's client on it is the one it uses towards Kafka too.
+if (!process.env.OIDC_ISSUER_URL && infra.oidc) {
+  env.OIDC_ISSUER_URL = infra.oidc.url;
+  env.OIDC_CLIENT_SECRET ??= infra.oidc.clientSecret("generation");
+}
 env.LIMITER_URL ??= `127.0.0.1:${process.env.LIMITER_GRPC_PORT ?? "50051"}`;
 
 const services: Record<string, string> = {
@@ -88,7 +91,8 @@ const children: ChildProcess[] = [];
 for (const name of Object.keys(services)) {
   const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
     cwd: root,
-    env,
+    // Each Kafka client logs in as its own service; the limiter has none.
+    env: name === "limiter" ? env : { ...env, ...infra.kafka.settings(name as KafkaService) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   for (const stream of [child.stdout, child.stderr]) {
@@ -124,7 +128,6 @@ async function stop(code: number): Promise<void> {
     ),
   );
   await simulator?.close();
-  await issuer?.close();
   await jaeger?.stop();
   await infra.stop();
   process.exit(code);

@@ -18,12 +18,9 @@ let quiet = false;
 const infra = await step("starting Kafka, MongoDB-wire and Redis", () =>
   startInfra({ log: (line) => quiet || process.stderr.write(`[infra] ${line}\n`) }),
 );
-const env = {
-  ...process.env,
-  KAFKA_BROKERS: infra.kafka.brokers.join(","),
-  MONGO_URL: infra.mongo.url,
-  REDIS_URL: infra.redis.url,
-};
+// The test files' own startInfra() finds these servers, and the credentials of the secured broker,
+// through the environment.
+const env = { ...process.env, ...infra.env() };
 mkdirSync(`${root}.test-results`, { recursive: true });
 const tap = `${root}.test-results/results.tap`;
 let exitCode = 0;

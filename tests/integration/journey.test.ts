@@ -44,7 +44,7 @@ before(async () => {
   });
   mongo = new MongoClient(infra.mongo.url);
   db = mongo.db(stack.dbName);
-  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "world", logger });
+  kafka = createKafka({ ...infra.kafka.client, clientId: "world", logger });
   world = new FakeWorld(kafka, topics, new ImageStore(db));
   await world.start(`journey-${run}`);
 });

@@ -47,7 +47,7 @@ before(async () => {
   payments = stack.payment as RunningService;
   mongo = new MongoClient(infra.mongo.url);
   db = mongo.db(stack.dbName);
-  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "world", logger });
+  kafka = createKafka({ ...infra.kafka.client, clientId: "world", logger });
   world = new FakeWorld(kafka, topicNames(stack.prefix), new ImageStore(db), { payment: false });
   await world.start(`payjourney-${run}`);
 });

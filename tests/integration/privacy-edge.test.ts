@@ -102,7 +102,7 @@ before(async () => {
     payment: true,
     paymentSettings: { OIDC_ISSUER_URL: issuer.url },
   });
-  kafka = kafkaApi.createKafka({ brokers: infra.kafka.brokers, clientId: `privacy-edge-${run}`, logger });
+  kafka = kafkaApi.createKafka({ ...infra.kafka.client, clientId: `privacy-edge-${run}`, logger });
 });
 
 after(async () => {

@@ -1,7 +1,9 @@
+export { KAFKA_AUDIENCE } from "./identity.ts";
 export {
   DEFAULT_PORTS,
   FERRETDB_VERSION,
   type Infra,
+  type InfraKafka,
   type InfraMode,
   KAFKA_VERSION,
   type LogFn,
@@ -13,6 +15,7 @@ export {
   startRestartableKafka,
 } from "./infra.ts";
 export { JAEGER_TOOL, type Jaeger, type JaegerOptions, startJaeger } from "./jaeger.ts";
+export { type KafkaOAuth, superUserSasl } from "./kafka.ts";
 export { type FeatureResult, probeMongoFeatures } from "./mongo-features.ts";
 export { freePort } from "./ports.ts";
 export { type RedisCluster, type RedisClusterOptions, startRedisCluster } from "./redis-cluster.ts";

@@ -1,6 +1,18 @@
 import { mkdir } from "node:fs/promises";
+import { applyKafkaAcls, kafkaAcls, loadAccessPolicy, localPrincipals } from "@taituri/kafka/access";
+import { Kafka, logLevel, type SASLOptions } from "kafkajs";
 import { resolveCacheDir } from "./cache.ts";
-import { type KafkaInstall, provisionKafka, startLocalKafka } from "./kafka.ts";
+import {
+  brokerOAuth,
+  clientSecretOf,
+  decodeKafkaAuth,
+  encodeKafkaAuth,
+  KAFKA_AUDIENCE,
+  type LocalIdentity,
+  type LocalKafkaAuth,
+  startLocalIdentity,
+} from "./identity.ts";
+import { type KafkaInstall, provisionKafka, startLocalKafka, superUserSasl } from "./kafka.ts";
 import { openLocalRun } from "./local.ts";
 import { chooseMode } from "./mode.ts";
 import { type MongoInstall, provisionMongo, startLocalMongo } from "./mongo.ts";
@@ -16,7 +28,7 @@ export {
   type RestartableKafkaOptions,
   startRestartableKafka,
 } from "./restartable-kafka.ts";
-export type { Infra, InfraMode, LogFn, StartInfraOptions } from "./types.ts";
+export type { Infra, InfraKafka, InfraMode, LogFn, StartInfraOptions } from "./types.ts";
 
 const SERVICES: readonly ServiceName[] = ["kafka", "mongo", "redis"];
 const ENV_VARS: Record<ServiceName, string> = {
@@ -45,13 +57,17 @@ export async function startInfra(opts: StartInfraOptions = {}): Promise<Infra> {
     }
   }
   const missing = SERVICES.filter((s) => !endpoints[s]);
-  if (missing.length === 0) return makeInfra("env", endpoints, [], async () => {}, log);
+  const inherited = endpoints.kafka
+    ? decodeKafkaAuth(env.TAITURI_KAFKA_AUTH, brokerList(endpoints.kafka))
+    : undefined;
+  if (missing.length === 0) return makeInfra("env", endpoints, [], async () => {}, log, inherited);
 
   const chosen = await chooseMode(opts.mode ?? env.TAITURI_INFRA_MODE ?? "auto", log);
   const mode = chosen.mode;
 
   let started: StartedService[];
   let cleanup: () => Promise<void> = async () => {};
+  let identity: LocalIdentity | undefined;
   if (chosen.mode === "docker") {
     const docker = await import("./docker.ts");
     started = await docker.startDockerServices({
@@ -61,16 +77,58 @@ export async function startInfra(opts: StartInfraOptions = {}): Promise<Infra> {
       readyTimeoutMs,
     });
   } else {
-    ({ started, cleanup } = await startLocal(missing, {
-      cacheDir: resolveCacheDir(opts.cacheDir, env),
-      log,
-      persist: opts.persist ?? false,
-      readyTimeoutMs,
-    }));
+    // A local broker trusts a local issuer, started first: the broker fetches its keys at start.
+    if (missing.includes("kafka"))
+      identity = await startLocalIdentity({
+        ...(opts.oidcPort !== undefined ? { port: opts.oidcPort } : {}),
+        ...(opts.oidcClients ? { clients: opts.oidcClients } : {}),
+      });
+    try {
+      ({ started, cleanup } = await startLocal(missing, {
+        cacheDir: resolveCacheDir(opts.cacheDir, env),
+        log,
+        persist: opts.persist ?? false,
+        readyTimeoutMs,
+        ...(identity ? { identity } : {}),
+      }));
+    } catch (error) {
+      await identity?.issuer.close();
+      throw error;
+    }
   }
   for (const s of started) endpoints[s.name] = s.endpoint;
   log(`infra ready in ${seconds(performance.now() - t0)} (${mode})`);
-  return makeInfra(mode, endpoints, started, cleanup, log);
+  const auth: LocalKafkaAuth | undefined = identity
+    ? {
+        brokers: brokerList(need(endpoints, "kafka")),
+        issuerUrl: identity.issuer.url,
+        secret: identity.secret,
+      }
+    : inherited;
+  const stopIssuer = identity?.issuer;
+  return makeInfra(
+    mode,
+    endpoints,
+    started,
+    async () => {
+      await cleanup();
+      await stopIssuer?.close();
+    },
+    log,
+    auth,
+  );
+}
+
+const brokerList = (value: string) =>
+  value
+    .split(",")
+    .map((b) => b.trim())
+    .filter(Boolean);
+
+function need(endpoints: Partial<Record<ServiceName, string>>, s: ServiceName): string {
+  const v = endpoints[s];
+  if (!v) throw new Error(`internal: no endpoint for ${s}`);
+  return v;
 }
 
 function makeInfra(
@@ -79,26 +137,55 @@ function makeInfra(
   started: StartedService[],
   cleanup: () => Promise<void>,
   log: LogFn,
+  auth: LocalKafkaAuth | undefined,
 ): Infra {
-  const need = (s: ServiceName): string => {
-    const v = endpoints[s];
-    if (!v) throw new Error(`internal: no endpoint for ${s}`);
-    return v;
-  };
+  const brokers = brokerList(need(endpoints, "kafka"));
+  const client = { brokers, ...(auth ? { sasl: superUserSasl(brokerOAuth(auth)) } : {}) };
+  const authorized = new Map<string, Promise<void>>();
   let stopping: Promise<void> | undefined;
   return {
     kafka: {
-      brokers: need("kafka")
-        .split(",")
-        .map((b) => b.trim())
-        .filter(Boolean),
+      brokers,
+      secured: auth !== undefined,
+      client,
+      settings: (service) => ({
+        KAFKA_BROKERS: brokers.join(","),
+        ...(auth
+          ? {
+              KAFKA_SASL_MECHANISM: "oauthbearer",
+              KAFKA_OAUTH_TOKEN_URL: `${auth.issuerUrl}/token`,
+              KAFKA_OAUTH_CLIENT_ID: service,
+              KAFKA_OAUTH_CLIENT_SECRET: clientSecretOf(auth, service),
+              KAFKA_OAUTH_AUDIENCE: KAFKA_AUDIENCE,
+            }
+          : {}),
+      }),
+      authorize: (prefix) => {
+        if (!auth) return Promise.resolve();
+        let done = authorized.get(prefix);
+        if (!done) {
+          done = grant(client, prefix);
+          done.catch(() => authorized.delete(prefix));
+          authorized.set(prefix, done);
+        }
+        return done;
+      },
     },
-    mongo: { url: need("mongo") },
-    redis: { url: need("redis") },
+    mongo: { url: need(endpoints, "mongo") },
+    redis: { url: need(endpoints, "redis") },
     mode,
+    ...(auth
+      ? { oidc: { url: auth.issuerUrl, clientSecret: (id: string) => clientSecretOf(auth, id) } }
+      : {}),
+    env: () => ({
+      KAFKA_BROKERS: brokers.join(","),
+      MONGO_URL: need(endpoints, "mongo"),
+      REDIS_URL: need(endpoints, "redis"),
+      ...(auth ? { TAITURI_KAFKA_AUTH: encodeKafkaAuth(auth) } : {}),
+    }),
     stop: () => {
       stopping ??= (async () => {
-        if (started.length === 0) return;
+        if (started.length === 0) return await cleanup();
         const t0 = performance.now();
         const results = await Promise.allSettled(started.map((s) => s.stop()));
         await cleanup();
@@ -109,6 +196,39 @@ function makeInfra(
       return stopping;
     },
   };
+}
+
+/**
+ * The ACLs of data/access.json for the services of one deployment (`prefix`), then a wait until the
+ * broker's authorizer has them: they reach it through the metadata log, and a service started the
+ * moment createAcls returns could otherwise be refused its first request.
+ */
+async function grant(client: { brokers: string[]; sasl?: SASLOptions }, prefix: string): Promise<void> {
+  const admin = new Kafka({ clientId: "taituri-infra-acls", ...client, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const entries = kafkaAcls(loadAccessPolicy(), { prefix, principals: localPrincipals() });
+    await applyKafkaAcls(admin, entries);
+    const last = entries.at(-1);
+    if (!last) return;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const { resources } = await admin.describeAcls({
+        resourceType: last.resourceType,
+        resourceName: last.resourceName,
+        resourcePatternType: last.resourcePatternType,
+        principal: last.principal,
+        host: last.host,
+        operation: last.operation,
+        permissionType: last.permissionType,
+      });
+      if (resources.length > 0) return;
+      if (Date.now() > deadline) throw new Error(`Kafka ACLs for ${prefix} did not take effect within 10 s`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 interface Installs {
@@ -153,13 +273,19 @@ export async function provisionInfra(
 
 async function startLocal(
   services: ServiceName[],
-  opts: { cacheDir: string; log: LogFn; persist: boolean; readyTimeoutMs: number },
+  opts: { cacheDir: string; log: LogFn; persist: boolean; readyTimeoutMs: number; identity?: LocalIdentity },
 ): Promise<{ started: StartedService[]; cleanup: () => Promise<void> }> {
   const installs = await provision(services, opts.cacheDir, opts.log);
   const { ctx, cleanup } = await openLocalRun(opts);
+  const identity = opts.identity;
 
   const starters: Record<ServiceName, () => Promise<StartedService>> = {
-    kafka: () => startLocalKafka(ctx, must(installs.kafka)),
+    kafka: () =>
+      startLocalKafka(
+        ctx,
+        must(installs.kafka),
+        identity ? { oauth: brokerOAuth({ issuerUrl: identity.issuer.url, secret: identity.secret }) } : {},
+      ),
     mongo: () => startLocalMongo(ctx, must(installs.mongo)),
     redis: () => startLocalRedis(ctx, must(installs.redis)),
   };

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fixIdleRequestQueueLoop } from "@taituri/kafka/request-queue";
-import { Kafka, logLevel } from "kafkajs";
+import { Kafka, logLevel, type SASLOptions } from "kafkajs";
 import { ensureInstalled } from "./cache.ts";
 import type { LocalContext } from "./local.ts";
 import { choosePort, DEFAULT_PORTS, freePort, LOOPBACK } from "./ports.ts";
@@ -131,6 +131,70 @@ export interface KafkaSaslListener {
   users: Readonly<Record<string, string>>;
 }
 
+/**
+ * The broker as Taituri's services meet it everywhere but in a quick outage test: clients log in
+ * with SASL/OAUTHBEARER, their token checked by Kafka's own validator against an OIDC issuer's
+ * JWKS, and Kafka's StandardAuthorizer decides what each principal (`User:<token sub>`) may do from
+ * ACLs. There is no PLAINTEXT listener: an anonymous client cannot even connect. The super user logs
+ * in with PLAIN on the same listener (tools, tests, ACL set-up) and on the controller listener (the
+ * broker itself).
+ */
+export interface KafkaOAuth {
+  /** The issuer identifier the tokens must carry (`iss`). */
+  issuerUrl: string;
+  /** Where the broker fetches the signing keys; allowed by the JVM property Kafka 4 requires. */
+  jwksUrl: string;
+  /** The audience the tokens must carry (`aud`). */
+  audience: string;
+  /** The super user's PLAIN credentials. */
+  admin: { username: string; password: string };
+}
+
+/** server.properties lines of the OAUTHBEARER client listener (CLIENT) and the controller's. */
+export function oauthListenerProperties(oauth: KafkaOAuth): [string, string, string][] {
+  const { username, password } = oauth.admin;
+  if (!/^[\w.~-]+$/.test(username) || !/^[\w.~-]+$/.test(password))
+    throw new Error("the Kafka super user's name and password here are letters, digits and ._~- only");
+  const plain = `org.apache.kafka.common.security.plain.PlainLoginModule required username="${username}" password="${password}" user_${username}="${password}";`;
+  return [
+    [
+      "listener.name.client.sasl.enabled.mechanisms",
+      "OAUTHBEARER,PLAIN",
+      "services: OAUTHBEARER; super user: PLAIN",
+    ],
+    [
+      "listener.name.client.oauthbearer.sasl.jaas.config",
+      "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+      "",
+    ],
+    [
+      "listener.name.client.oauthbearer.sasl.server.callback.handler.class",
+      "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+      "Kafka's own validator: signature against the JWKS, exp, iss, aud",
+    ],
+    ["listener.name.client.plain.sasl.jaas.config", plain, "the super user only"],
+    ["listener.name.controller.sasl.enabled.mechanisms", "PLAIN", ""],
+    [
+      "listener.name.controller.plain.sasl.jaas.config",
+      plain,
+      "the broker talks to its controller as the super user",
+    ],
+    ["sasl.mechanism.controller.protocol", "PLAIN", ""],
+    ["sasl.mechanism.inter.broker.protocol", "PLAIN", ""],
+    ["sasl.oauthbearer.jwks.endpoint.url", oauth.jwksUrl, ""],
+    ["sasl.oauthbearer.expected.issuer", oauth.issuerUrl, ""],
+    ["sasl.oauthbearer.expected.audience", oauth.audience, ""],
+    [
+      "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+      60000,
+      "a key withdrawn from the JWKS stops working within a minute (default: an hour)",
+    ],
+    ["authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", ""],
+    ["super.users", `User:${username}`, ""],
+    ["allow.everyone.if.no.acl.found", "false", "the default, said aloud: no ACL, no access"],
+  ] as [string, string, string][];
+}
+
 /** server.properties lines of the SASL listener named SASL on `port`. */
 export function saslListenerProperties(port: number, sasl: KafkaSaslListener): [string, string, string][] {
   // Names and passwords go unquoted into server.properties, a JAAS line and StorageTool's
@@ -161,8 +225,11 @@ function serverProperties(p: {
   controllerPort: number;
   dataDir: string;
   sasl?: { port: number; listener: KafkaSaslListener };
+  oauth?: KafkaOAuth;
 }): string {
-  const sasl = p.sasl;
+  const { sasl, oauth } = p;
+  // With OAuth the main listener is CLIENT (SASL only); without, PLAINTEXT (outage tests, docker).
+  const main = oauth ? "CLIENT" : "PLAINTEXT";
   const lines: [string, string | number, string][] = [
     ["process.roles", "broker,controller", "one JVM is both broker and KRaft controller"],
     ["node.id", 1, ""],
@@ -173,21 +240,24 @@ function serverProperties(p: {
     ],
     [
       "listeners",
-      `PLAINTEXT://${LOOPBACK}:${p.port},CONTROLLER://${LOOPBACK}:${p.controllerPort}${sasl ? `,SASL://${LOOPBACK}:${sasl.port}` : ""}`,
+      `${main}://${LOOPBACK}:${p.port},CONTROLLER://${LOOPBACK}:${p.controllerPort}${sasl ? `,SASL://${LOOPBACK}:${sasl.port}` : ""}`,
       "loopback only",
     ],
     [
       "advertised.listeners",
-      `PLAINTEXT://${LOOPBACK}:${p.port}${sasl ? `,SASL://${LOOPBACK}:${sasl.port}` : ""}`,
+      `${main}://${LOOPBACK}:${p.port}${sasl ? `,SASL://${LOOPBACK}:${sasl.port}` : ""}`,
       "what clients are told to reconnect to",
     ],
     ["controller.listener.names", "CONTROLLER", ""],
-    ["inter.broker.listener.name", "PLAINTEXT", ""],
+    ["inter.broker.listener.name", main, ""],
     [
       "listener.security.protocol.map",
-      `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${sasl ? ",SASL:SASL_PLAINTEXT" : ""}`,
+      oauth
+        ? `CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT${sasl ? ",SASL:SASL_PLAINTEXT" : ""}`
+        : `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${sasl ? ",SASL:SASL_PLAINTEXT" : ""}`,
       "",
     ],
+    ...(oauth ? oauthListenerProperties(oauth) : []),
     ...(sasl ? saslListenerProperties(sasl.port, sasl.listener) : []),
     ["log.dirs", p.dataDir, ""],
     ["num.partitions", 1, ""],
@@ -214,9 +284,18 @@ async function readClusterId(dataDir: string): Promise<string | undefined> {
   }
 }
 
-export async function startLocalKafka(ctx: LocalContext, install: KafkaInstall): Promise<StartedService> {
-  const broker = await startLocalKafkaBroker(ctx, install);
+export async function startLocalKafka(
+  ctx: LocalContext,
+  install: KafkaInstall,
+  options: { oauth?: KafkaOAuth } = {},
+): Promise<StartedService> {
+  const broker = await startLocalKafkaBroker(ctx, install, options);
   return { name: "kafka", endpoint: broker.brokers.join(","), stop: () => broker.stop() };
+}
+
+/** kafkajs's `sasl` option for the super user of a broker started with `oauth`. */
+export function superUserSasl(oauth: Pick<KafkaOAuth, "admin">): SASLOptions {
+  return { mechanism: "plain", username: oauth.admin.username, password: oauth.admin.password };
 }
 
 /** A local broker whose ports, config and data dir stay fixed, so it can be stopped and launched again. */
@@ -239,8 +318,9 @@ export interface LocalKafkaBroker {
 export async function startLocalKafkaBroker(
   ctx: LocalContext,
   install: KafkaInstall,
-  options: { sasl?: KafkaSaslListener } = {},
+  options: { sasl?: KafkaSaslListener; oauth?: KafkaOAuth } = {},
 ): Promise<LocalKafkaBroker> {
+  const { oauth } = options;
   const dataDir = ctx.persist ? join(ctx.cacheDir, "data", "kafka") : join(ctx.runDir, "kafka-data");
   const confDir = join(ctx.runDir, "kafka-config");
   await mkdir(dataDir, { recursive: true });
@@ -250,6 +330,8 @@ export async function startLocalKafkaBroker(
   await writeFile(log4jFile, LOG4J2_XML);
   const classpath = `${install.libDir}/*`;
   const jvmLogging = [`-Dlog4j2.configurationFile=${log4jFile}`, "-Djava.awt.headless=true"];
+  // Kafka 4 fetches an OAuth URL only when this JVM property lists it (KIP-1139's hardening).
+  const jvmOAuth = oauth ? [`-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=${oauth.jwksUrl}`] : [];
   const clusterId = (await readClusterId(dataDir)) ?? newClusterId();
   const propsFile = join(confDir, "server.properties");
 
@@ -269,6 +351,7 @@ export async function startLocalKafkaBroker(
         "-XX:+UseZGC",
         "-XX:+ExitOnOutOfMemoryError",
         ...jvmLogging,
+        ...jvmOAuth,
         "-cp",
         classpath,
         "kafka.Kafka",
@@ -281,7 +364,11 @@ export async function startLocalKafkaBroker(
     try {
       // A fresh probe each launch: a restarted broker has to prove again that it is ours and usable.
       await timed(ctx.log, `kafka: waiting for broker on ${brokers[0]} (pid ${server.pid})`, () =>
-        waitUntilReady({ server, timeoutMs: ctx.readyTimeoutMs, probe: kafkaProbe(brokers, clusterId) }),
+        waitUntilReady({
+          server,
+          timeoutMs: ctx.readyTimeoutMs,
+          probe: kafkaProbe(brokers, clusterId, oauth && superUserSasl(oauth)),
+        }),
       );
     } catch (err) {
       await server.stop(5_000);
@@ -298,7 +385,13 @@ export async function startLocalKafkaBroker(
     const sasl = options.sasl && { port: await freePort(), listener: options.sasl };
     await writeFile(
       propsFile,
-      serverProperties({ port, controllerPort, dataDir, ...(sasl ? { sasl } : {}) }),
+      serverProperties({
+        port,
+        controllerPort,
+        dataDir,
+        ...(sasl ? { sasl } : {}),
+        ...(oauth ? { oauth } : {}),
+      }),
     );
 
     await timed(ctx.log, "kafka: formatting storage (KRaft)", async () => {
@@ -370,13 +463,18 @@ export function newClusterId(random: () => Buffer = () => randomBytes(16)): stri
  * not a foreign broker), a topic can be created and deleted, and the group coordinator answers —
  * the first FindCoordinator creates __consumer_offsets, which otherwise slows the first test's join.
  */
-export function kafkaProbe(brokers: string[], clusterId: string | undefined): () => Promise<void> {
+export function kafkaProbe(
+  brokers: string[],
+  clusterId: string | undefined,
+  sasl?: SASLOptions,
+): () => Promise<void> {
   let identified = false;
   let topicRoundTrip = false;
   return async () => {
     const kafka = new Kafka({
       clientId: "taituri-infra-probe",
       brokers,
+      ...(sasl ? { sasl } : {}),
       logLevel: logLevel.NOTHING,
       connectionTimeout: 1_000,
       requestTimeout: 10_000,

@@ -1,5 +1,11 @@
 import { resolveCacheDir } from "./cache.ts";
-import { type KafkaSaslListener, kafkaProbe, provisionKafka, startLocalKafkaBroker } from "./kafka.ts";
+import {
+  type KafkaOAuth,
+  type KafkaSaslListener,
+  kafkaProbe,
+  provisionKafka,
+  startLocalKafkaBroker,
+} from "./kafka.ts";
 import { openLocalRun } from "./local.ts";
 import { chooseMode } from "./mode.ts";
 import type { LogFn, StartInfraOptions } from "./types.ts";
@@ -23,6 +29,11 @@ export interface RestartableKafka {
 export type RestartableKafkaOptions = Omit<StartInfraOptions, "persist"> & {
   /** Also a listener that wants SASL, with these users (local mode only). */
   sasl?: KafkaSaslListener;
+  /**
+   * Secured as the shared broker is (local mode only): OAUTHBEARER checked against this issuer,
+   * ACLs, no PLAINTEXT listener. `brokers` is then that listener; log in as `oauth.admin` with PLAIN.
+   */
+  oauth?: KafkaOAuth;
 };
 
 /**
@@ -36,7 +47,7 @@ export async function startRestartableKafka(opts: RestartableKafkaOptions = {}):
   const readyTimeoutMs = opts.readyTimeoutMs ?? 120_000;
   const chosen = await chooseMode(opts.mode ?? env.TAITURI_INFRA_MODE ?? "auto", log);
   if (chosen.mode === "docker") {
-    if (opts.sasl)
+    if (opts.sasl || opts.oauth)
       throw new Error("a SASL listener is only made by a local broker (TAITURI_INFRA_MODE=local)");
     return startDockerKafka(chosen.dockerHost, log, readyTimeoutMs);
   }
@@ -52,7 +63,10 @@ export async function startRestartableKafka(opts: RestartableKafkaOptions = {}):
   });
   let broker: Awaited<ReturnType<typeof startLocalKafkaBroker>>;
   try {
-    broker = await startLocalKafkaBroker(ctx, install, opts.sasl ? { sasl: opts.sasl } : {});
+    broker = await startLocalKafkaBroker(ctx, install, {
+      ...(opts.sasl ? { sasl: opts.sasl } : {}),
+      ...(opts.oauth ? { oauth: opts.oauth } : {}),
+    });
   } catch (err) {
     await cleanup();
     throw err;

@@ -1,13 +1,42 @@
+import type { IssuerClient } from "@taituri/oidc";
+import type { SASLOptions } from "kafkajs";
+
 export type InfraMode = "env" | "docker" | "local";
 
 export interface Infra {
-  kafka: { brokers: string[] };
+  kafka: InfraKafka;
   /** `mongodb://host:port/` — pick the database with `client.db(name)`, do not append to the string. */
   mongo: { url: string };
   redis: { url: string };
   mode: InfraMode;
+  /**
+   * The local OIDC issuer Kafka trusts (local mode, or inherited through TAITURI_KAFKA_AUTH): the
+   * services' clients are on it, so a journey's internal calls can use it too.
+   */
+  oidc?: { url: string; clientSecret(clientId: string): string };
+  /** The variables that make startInfra() in a child process use these same servers. */
+  env(): Record<string, string>;
   /** Stops only what this call started; safe to call more than once. */
   stop(): Promise<void>;
+}
+
+/**
+ * The broker. A local one wants SASL/OAUTHBEARER from the services and decides with ACLs what each
+ * may do (packages/kafka/data/access.json); one named by KAFKA_BROKERS alone is taken as it is.
+ */
+export interface InfraKafka {
+  brokers: string[];
+  /** True when clients must log in and ACLs decide. */
+  secured: boolean;
+  /**
+   * kafkajs options of a client with full access (the broker's super user): for tests and tools
+   * that create topics, look at them or play a missing service. Spread into `new Kafka({...})`.
+   */
+  client: { brokers: string[]; sasl?: SASLOptions };
+  /** A service's Kafka settings: KAFKA_BROKERS and, on a secured broker, its OAUTHBEARER client. */
+  settings(service: "ingress" | "conversation" | "generation" | "payment"): Record<string, string>;
+  /** Grants each service its topics and groups under `prefix` (ACLs); nothing to do when not secured. */
+  authorize(prefix: string): Promise<void>;
 }
 
 export type LogFn = (line: string) => void;
@@ -28,6 +57,10 @@ export interface StartInfraOptions {
   env?: Record<string, string | undefined>;
   /** Per-server readiness timeout (default 120 s). */
   readyTimeoutMs?: number;
+  /** Local mode: the port of the OIDC issuer Kafka trusts (default: any free one). */
+  oidcPort?: number;
+  /** Local mode: more clients of that issuer, beside the services' own (operators' CLIs). */
+  oidcClients?: Record<string, string | IssuerClient>;
 }
 
 export type ServiceName = "kafka" | "mongo" | "redis";

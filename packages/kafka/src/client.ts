@@ -1,5 +1,5 @@
 import type { Logger } from "@taituri/logging";
-import { Kafka, type LogEntry, logLevel } from "kafkajs";
+import { Kafka, type LogEntry, logLevel, type SASLOptions } from "kafkajs";
 import { fixIdleRequestQueueLoop } from "./request-queue.ts";
 import { type KafkaSecuritySettings, kafkaSecurity } from "./security.ts";
 
@@ -7,8 +7,13 @@ export interface KafkaOptions {
   brokers: string[];
   clientId: string;
   logger: Logger;
-  /** TLS and SASL (the service's config); unset: plaintext without SASL, as the local broker wants. */
+  /** TLS and SASL (the service's config); unset: plaintext without SASL. */
   security?: KafkaSecuritySettings;
+  /**
+   * kafkajs's SASL options as they are, in place of those `security` would give: for tests and
+   * tools that log in as a broker's super user (@taituri/devenv's `infra.kafka.client`).
+   */
+  sasl?: SASLOptions;
 }
 
 const levels: Record<number, "error" | "warn" | "info" | "debug"> = {
@@ -29,6 +34,7 @@ export function createKafka(options: KafkaOptions): Kafka {
     clientId: options.clientId,
     brokers: options.brokers,
     ...(options.security ? kafkaSecurity(options.security) : {}),
+    ...(options.sasl ? { sasl: options.sasl } : {}),
     // Fail a call to a broker that is gone in seconds, not the defaults' minutes: the webhook has to
     // answer Meta 503 quickly rather than hang.
     connectionTimeout: 3000,

@@ -8,7 +8,7 @@ export interface IssuerOptions {
    * OAuth clients allowed to use the client-credentials grant: client id → secret, or → secret and
    * the scopes the client may be granted (e.g. `limiter.admin`).
    */
-  clients?: Record<string, string | IssuerClient>;
+  clients?: Record<string, string | IssuerClient> | ((clientId: string) => string | IssuerClient | undefined);
   /** Lifetime of issued tokens (seconds); 300 by default, like a short projected token. */
   tokenTtlSeconds?: number;
   host?: string;
@@ -105,7 +105,12 @@ export async function startLocalIssuer(options: IssuerOptions = {}): Promise<Loc
       }
       if (form.get("grant_type") !== "client_credentials")
         return json(response, 400, { error: "unsupported_grant_type" });
-      const entry = clients[clientId];
+      const entry =
+        typeof clients === "function"
+          ? clients(clientId)
+          : Object.hasOwn(clients, clientId)
+            ? clients[clientId]
+            : undefined;
       const client = typeof entry === "string" ? { secret: entry } : entry;
       if (client === undefined || !sameSecret(client.secret, secret))
         return json(response, 401, { error: "invalid_client" });

@@ -38,7 +38,10 @@ export interface StackOptions {
 export interface Stack {
   prefix: string;
   dbName: string;
-  /** The servers' settings every service of this stack was given (a CLI run against it needs them). */
+  /**
+   * The servers' settings every service of this stack was given (a CLI run against it needs them),
+   * without Kafka's: those are each service's own (`infra.kafka.settings(service)`).
+   */
   env: Record<string, string>;
   ingress: RunningService;
   payment?: RunningService;
@@ -59,8 +62,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const { infra, logger } = options;
   const prefix = `${options.id}.`;
   const dbName = options.id.replace(/-/g, "_");
+  // Each service logs in to Kafka as itself (infra.kafka.settings), allowed only what
+  // packages/kafka/data/access.json gives it under this stack's prefix.
+  await infra.kafka.authorize(prefix);
+  const kafka = infra.kafka.settings;
   const env = {
-    KAFKA_BROKERS: infra.kafka.brokers.join(","),
     MONGO_URL: infra.mongo.url,
     MONGO_DB: dbName,
     REDIS_URL: infra.redis.url,
@@ -88,6 +94,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       await startGenerationService(
         loadGenerationConfig({
           ...env,
+          ...kafka("generation"),
           GENERATION_PORT: "0",
           LIMITER_URL: limiter.endpoints.grpc,
           OIDC_ISSUER_URL: issuer.url,
@@ -99,7 +106,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   }
   services.push(
     await startConversationService(
-      loadConversationConfig({ ...env, CONVERSATION_PORT: "0", ...options.conversation }),
+      loadConversationConfig({
+        ...env,
+        ...kafka("conversation"),
+        CONVERSATION_PORT: "0",
+        ...options.conversation,
+      }),
       logger,
     ),
   );
@@ -110,6 +122,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     payment = await startPaymentService(
       loadPaymentConfig({
         ...env,
+        ...kafka("payment"),
         PAYMENT_PORT: String(port),
         PAYMENT_PUBLIC_URL: `http://127.0.0.1:${port}`,
         PAYMENT_SWEEP_MS: "200",
@@ -123,6 +136,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const ingress = await startIngressService(
     loadIngressConfig({
       ...env,
+      ...kafka("ingress"),
       INGRESS_PORT: "0",
       WHATSAPP_APP_SECRET: options.secret,
       WHATSAPP_VERIFY_TOKEN: "v",
