@@ -4,7 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import kafkajs from "kafkajs";
-import { KAFKA_SERVICES, kafkaAcls, loadAccessPolicy, localPrincipals, writersOf } from "./access.ts";
+import {
+  aclCommand,
+  KAFKA_SERVICES,
+  kafkaAcls,
+  kubernetesPrincipals,
+  loadAccessPolicy,
+  localPrincipals,
+  writersOf,
+} from "./access.ts";
 import { deadLetterTopic, topicNames } from "./topics.ts";
 
 const { AclOperationTypes, AclResourceTypes } = kafkajs;
@@ -71,5 +79,34 @@ describe("Kafka access policy", () => {
     assert.throws(() => loadAccessPolicy(file), /generation\.writes\.0/);
     writeFileSync(file, JSON.stringify({ ...good, limiter: { writes: [], reads: {} } }));
     assert.throws(() => loadAccessPolicy(file), /limiter|Unrecognized/);
+  });
+});
+
+describe("Kafka principals and kafka-acls.sh lines", () => {
+  test("the chart's pods are named by their service accounts", () => {
+    const acls = kafkaAcls(loadAccessPolicy(), {
+      prefix: "taituri.",
+      principals: kubernetesPrincipals("shop", "taituri"),
+    });
+    assert.deepEqual(writersOf(acls, "taituri.generation.requests.v1"), [
+      "User:system:serviceaccount:shop:taituri-conversation",
+    ]);
+  });
+
+  test("each binding is one kafka-acls.sh line, quoted", () => {
+    const write = entries.find(
+      (e) => e.resourceName === names.generationRequests && e.operation === AclOperationTypes.WRITE,
+    );
+    assert.ok(write);
+    assert.equal(
+      aclCommand(write),
+      "kafka-acls.sh --bootstrap-server $KAFKA_BROKERS --add --allow-principal 'User:conversation' --operation Write --topic 'shop1.generation.requests.v1' --resource-pattern-type literal",
+    );
+    const group = entries.find((e) => e.resourceType === AclResourceTypes.GROUP);
+    assert.ok(group);
+    assert.match(
+      aclCommand(group, "b:9092"),
+      /^kafka-acls\.sh --bootstrap-server b:9092 .* --operation Read --group 'shop1\./,
+    );
   });
 });

@@ -58,6 +58,15 @@ export const localPrincipals = (): Record<KafkaService, string> =>
   Object.fromEntries(KAFKA_SERVICES.map((s) => [s, `User:${s}`])) as Record<KafkaService, string>;
 
 /**
+ * The principals of the Helm chart's pods: each component runs as its own service account
+ * `<fullname>-<component>`, and Kafka names an OAUTHBEARER client by its token's `sub`.
+ */
+export const kubernetesPrincipals = (namespace: string, fullname: string): Record<KafkaService, string> =>
+  Object.fromEntries(
+    KAFKA_SERVICES.map((s) => [s, `User:system:serviceaccount:${namespace}:${fullname}-${s}`]),
+  ) as Record<KafkaService, string>;
+
+/**
  * The ACL bindings that give each service what the policy says and nothing more, all LITERAL (a
  * prefix pattern would also cover another deployment whose prefix starts with this one). Every
  * service may describe and create each topic of its deployment, because each one ensures them all
@@ -128,4 +137,37 @@ export function writersOf(entries: AclEntry[], topic: string): string[] {
     )
     .map((e) => e.principal)
     .sort();
+}
+
+const OPERATION_NAMES: Record<number, string> = {
+  [AclOperationTypes.READ]: "Read",
+  [AclOperationTypes.WRITE]: "Write",
+  [AclOperationTypes.CREATE]: "Create",
+  [AclOperationTypes.DESCRIBE]: "Describe",
+};
+
+/**
+ * A binding as the `kafka-acls.sh` line that creates it, for platform teams who keep ACLs in their
+ * own tooling. Principals and names are quoted for a POSIX shell.
+ */
+export function aclCommand(entry: AclEntry, bootstrap = "$KAFKA_BROKERS"): string {
+  const operation = OPERATION_NAMES[entry.operation];
+  if (!operation) throw new Error(`no kafka-acls.sh name for operation ${entry.operation}`);
+  const resource =
+    entry.resourceType === AclResourceTypes.TOPIC
+      ? "--topic"
+      : entry.resourceType === AclResourceTypes.GROUP
+        ? "--group"
+        : undefined;
+  if (!resource) throw new Error(`no kafka-acls.sh flag for resource type ${entry.resourceType}`);
+  const quote = (value: string) => `'${value.replaceAll("'", "'\\''")}'`;
+  return [
+    "kafka-acls.sh",
+    `--bootstrap-server ${bootstrap}`,
+    "--add",
+    `--allow-principal ${quote(entry.principal)}`,
+    `--operation ${operation}`,
+    `${resource} ${quote(entry.resourceName)}`,
+    "--resource-pattern-type literal",
+  ].join(" ");
 }
