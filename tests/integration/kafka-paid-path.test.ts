@@ -142,6 +142,9 @@ before(async () => {
     jwksUrl: `${issuer.url}/jwks`,
     audience: "kafka",
     admin: { username: "admin", password: `admin-${run}` },
+    // Sessions end every 15 s (or with their token): every client here logs in again and again.
+    // kafkajs logs in again 10 s before a session's end, so shorter would have it do so at every request.
+    maxReauthMs: 15_000,
   };
   broker = await startRestartableKafka({ mode: "local", oauth });
   admin = new Kafka({
@@ -264,5 +267,36 @@ describe("the paid path through Kafka wants the conversation's token", { timeout
     await eventually("the round's result", () => probe.resultsOf(request.roundId).length === 1, 60_000);
     assert.deepEqual(providerCalls, [request.roundId]);
     assert.equal(await recordsIn(topics.generationRequests), 1);
+  });
+
+  test("a session ends with its token: the client logs in again with a fresh one and nothing is lost", async () => {
+    let tokens = 0;
+    const producer = new Kafka({
+      clientId: `it-paid-path-reauth-${run}`,
+      brokers: broker.brokers,
+      logLevel: logLevel.NOTHING,
+      sasl: {
+        mechanism: "oauthbearer",
+        oauthBearerProvider: async () => {
+          tokens += 1;
+          return { value: await issuer.sign({ sub: "conversation", aud: "kafka", expiresInSeconds: 12 }) };
+        },
+      },
+    }).producer();
+    await producer.connect();
+    const before = await recordsIn(topics.paymentRequests);
+    let sent = 0;
+    try {
+      // 12 s of 12-second tokens: a session lasts as long as its token, and kafkajs logs in again
+      // 10 s before that; without a new login the broker would close the session at expiry.
+      for (const end = Date.now() + 12_000; Date.now() < end; sent++) {
+        await producer.send({ topic: topics.paymentRequests, messages: [{ key: "k", value: "reauth" }] });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    } finally {
+      await producer.disconnect();
+    }
+    assert.equal((await recordsIn(topics.paymentRequests)) - before, sent);
+    assert.ok(tokens >= 3, `the client logged in ${tokens} time(s) in 12 s of 12-second tokens`);
   });
 });

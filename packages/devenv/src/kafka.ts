@@ -148,10 +148,12 @@ export interface KafkaOAuth {
   audience: string;
   /** The super user's PLAIN credentials. */
   admin: { username: string; password: string };
+  /** connections.max.reauth.ms (default 10 minutes). */
+  maxReauthMs?: number;
 }
 
 /** server.properties lines of the OAUTHBEARER client listener (CLIENT) and the controller's. */
-export function oauthListenerProperties(oauth: KafkaOAuth): [string, string, string][] {
+export function oauthListenerProperties(oauth: KafkaOAuth): [string, string | number, string][] {
   const { username, password } = oauth.admin;
   if (!/^[\w.~-]+$/.test(username) || !/^[\w.~-]+$/.test(password))
     throw new Error("the Kafka super user's name and password here are letters, digits and ._~- only");
@@ -189,10 +191,15 @@ export function oauthListenerProperties(oauth: KafkaOAuth): [string, string, str
       60000,
       "a key withdrawn from the JWKS stops working within a minute (default: an hour)",
     ],
+    [
+      "connections.max.reauth.ms",
+      oauth.maxReauthMs ?? 600000,
+      "a session ends with its token (or after this): clients log in again with a fresh token",
+    ],
     ["authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer", ""],
     ["super.users", `User:${username}`, ""],
     ["allow.everyone.if.no.acl.found", "false", "the default, said aloud: no ACL, no access"],
-  ] as [string, string, string][];
+  ];
 }
 
 /** server.properties lines of the SASL listener named SASL on `port`. */
