@@ -117,13 +117,24 @@ const replyTo = (key: string) => {
 };
 const run = Date.now().toString(36);
 const ports = { ingress: await freePort(), conversation: await freePort() };
+const prefix = `bench-conv-${run}.`;
+// Each service logs in to Kafka as itself (infra.kafka.settings below), allowed only what
+// packages/kafka/data/access.json gives it under this run's prefix.
+await infra.kafka.authorize(prefix);
+// This environment, but none of its Kafka credentials: TAITURI_KAFKA_AUTH is the run's master
+// secret (for startInfra in a child, never for a service), and a service's own login comes from
+// infra.kafka.settings alone.
+const inherited = Object.fromEntries(
+  Object.entries(process.env).filter(
+    ([key]) => key !== "TAITURI_KAFKA_AUTH" && !/^KAFKA_(SASL|OAUTH)_/.test(key),
+  ),
+);
 const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  KAFKA_BROKERS: infra.kafka.brokers.join(","),
+  ...inherited,
   MONGO_URL: infra.mongo.url,
   REDIS_URL: infra.redis.url,
   MONGO_DB: `bench_conv_${run}`,
-  KAFKA_TOPIC_PREFIX: `bench-conv-${run}.`,
+  KAFKA_TOPIC_PREFIX: prefix,
   WHATSAPP_APP_SECRET: "bench-secret",
   WHATSAPP_VERIFY_TOKEN: "v",
   WHATSAPP_ACCESS_TOKEN: "t",
@@ -137,10 +148,10 @@ const env: NodeJS.ProcessEnv = {
   OTEL_SDK_DISABLED: "true",
 };
 const children: ChildProcess[] = [];
-for (const name of ["conversation", "ingress"]) {
+for (const name of ["conversation", "ingress"] as const) {
   const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
     cwd: root,
-    env,
+    env: { ...env, ...infra.kafka.settings(name) },
     stdio: ["ignore", "inherit", "inherit"],
   });
   children.push(child);

@@ -73,7 +73,9 @@ const limiter = await startLimiterService(
   }),
   logger,
 );
-const kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "bench-generation", logger });
+// The bench plays the conversation (it writes the requests) and reads the results: the broker's
+// super user (infra.kafka.client) may do both; the service logs in as itself.
+const kafka = createKafka({ ...infra.kafka.client, clientId: "bench-generation", logger });
 
 interface Measured {
   rounds: number;
@@ -94,9 +96,11 @@ async function measure(
 ): Promise<Measured> {
   const prefix = `bench-gen-${run}-${name}.`;
   const topics = topicNames(prefix);
+  // The generation service may read its requests and write its results under this prefix only.
+  await infra.kafka.authorize(prefix);
   const service = await startGenerationService(
     loadGenerationConfig({
-      KAFKA_BROKERS: infra.kafka.brokers.join(","),
+      ...infra.kafka.settings("generation"),
       MONGO_URL: infra.mongo.url,
       MONGO_DB: `bench_generation_${run}`,
       KAFKA_TOPIC_PREFIX: prefix,

@@ -143,8 +143,11 @@ async function main(): Promise<void> {
   const prefix = `bench-${run}.`;
   const topics = topicNames(prefix);
   const port = await freePort();
+  // Ingress logs in to Kafka as itself (infra.kafka.settings), allowed only what
+  // packages/kafka/data/access.json gives it under this run's prefix.
+  await infra.kafka.authorize(prefix);
   const ingressEnv: Record<string, string> = {
-    KAFKA_BROKERS: infra.kafka.brokers.join(","),
+    ...infra.kafka.settings("ingress"),
     MONGO_URL: infra.mongo.url,
     MONGO_DB: `bench_${run}`,
     REDIS_URL: infra.redis.url,
@@ -186,7 +189,7 @@ async function main(): Promise<void> {
   await stopChild(ingress.child);
 
   const inKafka = await countRecords(
-    infra.kafka.brokers,
+    infra.kafka.client,
     [topics.inbound, deadLetterTopic(topics.inbound)],
     prefix,
   );
@@ -275,7 +278,11 @@ async function main(): Promise<void> {
           }
         : ("off" as const),
       bodies: { ...bodyOptions("m"), secret: "(per run)", runId: "(per run and phase)" },
-      ingressEnv: { ...ingressEnv, WHATSAPP_APP_SECRET: "(per run)" },
+      ingressEnv: {
+        ...ingressEnv,
+        WHATSAPP_APP_SECRET: "(per run)",
+        ...(ingressEnv.KAFKA_OAUTH_CLIENT_SECRET ? { KAFKA_OAUTH_CLIENT_SECRET: "(per run)" } : {}),
+      },
       kafkaPartitions: ingressEnv.KAFKA_PARTITIONS ?? "default (6)",
       kafkaAcks: "all (-1), idempotent producer, 1 request in flight, group commit",
     },
@@ -584,15 +591,16 @@ async function waitUntil(what: string, started: Started, probe: () => Promise<bo
 
 /**
  * Counts the records in `topics`, then deletes every topic of this run (`prefix`): a run writes a
- * few hundred MB, which a broker shared through KAFKA_BROKERS should not keep.
+ * few hundred MB, which a broker shared through KAFKA_BROKERS should not keep. `client` is the
+ * broker's super user (infra.kafka.client): ingress itself may neither list nor delete topics.
  */
 async function countRecords(
-  brokers: string[],
+  client: Infra["kafka"]["client"],
   topics: string[],
   prefix: string,
 ): Promise<Record<string, number>> {
   const kafka = createKafka({
-    brokers,
+    ...client,
     clientId: "bench-counter",
     logger: createLogger({ service: "bench", level: "silent" }),
   });
@@ -661,7 +669,10 @@ function kafkaPid(broker: string | undefined): number | undefined {
       const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").filter(Boolean);
       if (!argv.includes("kafka.Kafka")) continue;
       const properties = readFileSync(argv[argv.length - 1] ?? "", "utf8");
-      if (properties.includes(`PLAINTEXT://${broker}`)) return Number(entry);
+      // The client listener: CLIENT (SASL) on a secured broker, PLAINTEXT on one without.
+      const listeners = /^listeners=(.*)$/m.exec(properties)?.[1]?.split(",") ?? [];
+      if (listeners.some((l) => l === `CLIENT://${broker}` || l === `PLAINTEXT://${broker}`))
+        return Number(entry);
     }
   } catch {
     // Not Linux, or a process that went away while we looked: no Kafka figure.

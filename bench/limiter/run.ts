@@ -259,8 +259,11 @@ try {
 }
 
 function spawnChild(name: string, command: string, argv: string[], env: Record<string, string>): void {
+  // Not TAITURI_KAFKA_AUTH, should this run have been given it: the secret every Kafka credential
+  // of the shared servers is derived from is for startInfra, never for a server under test.
+  const { TAITURI_KAFKA_AUTH: _, ...inherited } = process.env;
   const child = spawn(command, argv, {
-    env: { ...process.env, ...env },
+    env: { ...inherited, ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
   child.stderr?.on("data", (chunk: Buffer) => {

@@ -2,7 +2,10 @@
 // because every integration test downstream depends on exactly this working.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, type TestContext, test } from "node:test";
+import { baseSchema, loadConfig } from "@taituri/config";
+import { createKafka, topicNames } from "@taituri/kafka";
+import { createLogger } from "@taituri/logging";
 import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 import { MongoClient, MongoServerError } from "mongodb";
@@ -43,9 +46,10 @@ describe("startInfra (real servers)", { timeout: 20 * 60_000 }, () => {
   test("kafka: createTopics, idempotent acks=-1 producer, consumer group consumes and commits", {
     timeout: 120_000,
   }, async () => {
+    // The broker's super user (on a secured broker: PLAIN; else no login at all).
     const kafka = new Kafka({
       clientId: `infra-test-${suffix}`,
-      brokers: get().kafka.brokers,
+      ...get().kafka.client,
       logLevel: logLevel.NOTHING,
     });
     const admin = kafka.admin();
@@ -107,6 +111,142 @@ describe("startInfra (real servers)", { timeout: 20 * 60_000 }, () => {
     }
   });
 
+  /** The tests of the broker's security need one that has it: a local one always does. */
+  function secured(t: TestContext): Infra | undefined {
+    const infra = get();
+    if (infra.mode === "local") assert.equal(infra.kafka.secured, true, "a local broker is secured");
+    if (infra.kafka.secured) return infra;
+    t.skip(`the broker (${infra.mode}) is not secured`);
+    return undefined;
+  }
+
+  test("kafka: a client without credentials is refused", { timeout: 60_000 }, async (t) => {
+    const infra = secured(t);
+    if (!infra) return;
+    assert.equal(infra.kafka.client.sasl?.mechanism, "plain", "the super user logs in with PLAIN");
+    const anonymous = new Kafka({
+      clientId: `infra-test-anonymous-${suffix}`,
+      brokers: infra.kafka.brokers,
+      logLevel: logLevel.NOTHING,
+      connectionTimeout: 3000,
+      retry: { retries: 0 },
+    });
+    const admin = anonymous.admin();
+    try {
+      // No PLAINTEXT listener: the broker drops a client that does not start with a SASL handshake.
+      // (A broker that is not there would be ECONNREFUSED instead; the tests above reach this one.)
+      await assert.rejects(
+        async () => {
+          await admin.connect();
+          await admin.listTopics();
+        },
+        (error: unknown) => /closed connection|sasl|authenticat/i.test(describeError(error)),
+      );
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  });
+
+  test("kafka: after authorize(prefix) the generation service's own settings read its requests but cannot write them", {
+    timeout: 120_000,
+  }, async (t) => {
+    const infra = secured(t);
+    if (!infra) return;
+    const prefix = `infra-test-${suffix}.`;
+    const topic = topicNames(prefix).generationRequests;
+    assert.equal(topic, `${prefix}generation.requests.v1`);
+    const logger = createLogger({ service: "infra-test", level: "silent" });
+    const superUser = createKafka({ ...infra.kafka.client, clientId: `infra-test-super-${suffix}`, logger });
+    const admin = superUser.admin();
+    const writer = superUser.producer();
+    await admin.connect();
+    try {
+      // The super user (infra.kafka.client) creates a topic and writes to it.
+      assert.equal(
+        await admin.createTopics({
+          topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
+          waitForLeaders: true,
+        }),
+        true,
+      );
+      assert.ok((await admin.listTopics()).includes(topic));
+      await writer.connect();
+      await writer.send({ topic, acks: -1, messages: [{ key: "k", value: "from the conversation" }] });
+      await writer.disconnect();
+
+      await infra.kafka.authorize(prefix);
+      const settings = infra.kafka.settings("generation");
+      assert.equal(settings.KAFKA_SASL_MECHANISM, "oauthbearer");
+      assert.equal(settings.KAFKA_OAUTH_CLIENT_ID, "generation");
+      const config = loadConfig(baseSchema, { ...settings, KAFKA_TOPIC_PREFIX: prefix });
+      const generation = createKafka({
+        brokers: config.KAFKA_BROKERS,
+        clientId: `infra-test-generation-${suffix}`,
+        logger,
+        security: config,
+      });
+
+      // Reads, in its own group.
+      const consumer = generation.consumer({ groupId: `${prefix}generation`, maxWaitTimeInMs: 100 });
+      await consumer.connect();
+      try {
+        await consumer.subscribe({ topic, fromBeginning: true });
+        const received = await new Promise<string>((resolve, reject) => {
+          consumer
+            .run({ eachMessage: async ({ message }) => resolve(message.value?.toString() ?? "") })
+            .catch(reject);
+        });
+        assert.equal(received, "from the conversation");
+      } finally {
+        await consumer.disconnect();
+      }
+
+      // Cannot write: the paid requests are the conversation's alone.
+      const producer = generation.producer();
+      await producer.connect();
+      try {
+        await assert.rejects(
+          producer.send({ topic, acks: -1, messages: [{ key: "k", value: "forged" }] }),
+          (error: unknown) => /TOPIC_AUTHORIZATION_FAILED|not authorized/i.test(describeError(error)),
+        );
+      } finally {
+        await producer.disconnect();
+      }
+      const [partition] = await admin.fetchTopicOffsets(topic);
+      assert.equal(partition?.high, "1", "nothing but the super user's record was written");
+    } finally {
+      await writer.disconnect().catch(() => {});
+      await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+      await admin.disconnect();
+    }
+  });
+
+  test("infra.env() gives a second startInfra the same secured broker", { timeout: 60_000 }, async (t) => {
+    const first = secured(t);
+    if (!first) return;
+    const second = await startInfra({ env: first.env(), log: () => {} });
+    try {
+      assert.equal(second.mode, "env");
+      assert.equal(second.kafka.secured, true);
+      assert.deepEqual(second.kafka.brokers, first.kafka.brokers);
+      assert.deepEqual(second.kafka.settings("generation"), first.kafka.settings("generation"));
+      const admin = new Kafka({
+        clientId: `infra-test-second-${suffix}`,
+        ...second.kafka.client,
+        logLevel: logLevel.NOTHING,
+      }).admin();
+      await admin.connect();
+      try {
+        assert.ok(Array.isArray(await admin.listTopics()));
+      } finally {
+        await admin.disconnect();
+      }
+    } finally {
+      // Started nothing, so stops nothing: the first infra's servers stay up.
+      await second.stop();
+    }
+  });
+
   test("mongo: unique index rejects duplicates with 11000; findOneAndUpdate upserts", {
     timeout: 60_000,
   }, async () => {
@@ -155,3 +295,15 @@ describe("startInfra (real servers)", { timeout: 20 * 60_000 }, () => {
     }
   });
 });
+
+/** An error's name, type (kafkajs) and message, and those of the errors it wraps. */
+function describeError(error: unknown): string {
+  const parts: string[] = [];
+  let e = error;
+  for (let depth = 0; e instanceof Error && depth < 5; depth++) {
+    const wrapped = e as Error & { type?: unknown; cause?: unknown; originalError?: unknown };
+    parts.push(wrapped.name, String(wrapped.type ?? ""), wrapped.message);
+    e = wrapped.originalError ?? wrapped.cause;
+  }
+  return parts.join(" ");
+}
