@@ -1,15 +1,22 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { ConfigError } from "@taituri/config";
+import { type BaseConfig, ConfigError } from "@taituri/config";
+import { loadConversationConfig } from "@taituri/conversation-service/config";
 import { ensureGoTool, ensurePythonTool } from "@taituri/devenv/tools";
 import { loadGenerationConfig } from "@taituri/generation-service/config";
+import { loadIngressConfig } from "@taituri/ingress-service/config";
+import { kafkaSecurity } from "@taituri/kafka";
+import { KAFKA_SERVICES, kubernetesPrincipals } from "@taituri/kafka/access";
 import { loadLimiterConfig } from "@taituri/limiter-service/config";
+import { redisSecurity } from "@taituri/limiter-service/redis-connection";
 import { loadPaymentConfig } from "@taituri/payment-service/config";
+import { parseAllDocuments } from "yaml";
 
 /**
  * The Helm chart rendered by the real helm and checked against the Kubernetes API schemas
@@ -19,20 +26,56 @@ const exec = promisify(execFile);
 const chart = new URL("../../deploy/helm/taituri", import.meta.url).pathname;
 const SERVICES = ["conversation", "generation", "ingress", "limiter", "payment"];
 
+/** Each service's own config loader: a pod's rendered environment must load with it. */
+const LOADERS: Record<string, (env: Record<string, string | undefined>) => BaseConfig> = {
+  conversation: loadConversationConfig,
+  generation: loadGenerationConfig,
+  ingress: loadIngressConfig,
+  limiter: loadLimiterConfig,
+  payment: loadPaymentConfig,
+};
+const FULLNAME = "shop-taituri";
+const SCRAM_USERS: Record<string, string> = {
+  ingress: "shop-in",
+  conversation: "shop-conv",
+  generation: "shop-gen",
+  payment: "shop-pay",
+};
+const scramValues = (mechanism: string) => [
+  `kafka.sasl=${mechanism}`,
+  ...Object.entries(SCRAM_USERS).map(([component, user]) => `kafka.usernames.${component}=${user}`),
+];
+const tlsValues = [
+  "kafka.tls.enabled=true",
+  "kafka.tls.caSecret=kafka-ca",
+  "redis.username=limiter",
+  "redis.passwordSecretKey=REDIS_PASSWORD",
+  "redis.tls.enabled=true",
+  "redis.tls.caSecret=redis-ca",
+  "redis.tls.caKey=ca.pem",
+];
+
 let helm: string;
 let python: string;
+let scratch: string;
 
 before(async () => {
   [helm, python] = await Promise.all([
     ensureGoTool({ name: "helm", module: "helm.sh/helm/v3/cmd/helm", version: "v3.22.0" }),
     ensurePythonTool({ name: "kubernetes-validate", pipPackage: "kubernetes-validate", version: "1.37.0" }),
   ]);
+  scratch = await mkdtemp(join(tmpdir(), "taituri-helm-"));
 });
+after(() => rm(scratch, { recursive: true, force: true }));
 
-async function render(...set: string[]): Promise<string> {
-  const { stdout } = await exec(helm, ["template", "shop", chart, ...set.flatMap((s) => ["--set", s])]);
+/** `helm template` of release "shop" in `namespace` (helm's default: "default") with these --set values. */
+async function renderIn(namespace: string, ...set: string[]): Promise<string> {
+  const args = ["template", "shop", chart, "--namespace", namespace, ...set.flatMap((s) => ["--set", s])];
+  const { stdout } = await exec(helm, args);
   return stdout;
 }
+
+const render = (...set: string[]) => renderIn("default", ...set);
 
 /** Why `helm template` refused to render with these values (its stderr); a failure if it rendered. */
 async function refusal(...set: string[]): Promise<string> {
@@ -52,10 +95,119 @@ function serviceSays(
     load({ DEPLOYMENT_ENVIRONMENT: "production", ...env });
   } catch (error) {
     assert.ok(error instanceof ConfigError, String(error));
-    const line = error.problems.find((p) => p.startsWith(`${name}: `));
+    const line = error.problems.find((p) => p.startsWith(`${name}: `) || p.startsWith(`${name} `));
     if (line) return line;
   }
   assert.fail(`the service accepts ${JSON.stringify(env)}`);
+}
+
+/** The lines of a refusal's "Invalid configuration:" list. */
+const refused = (stderr: string) =>
+  stderr
+    .split("Invalid configuration:\n")[1]
+    ?.split("\n")
+    .filter((l) => l.startsWith("  "))
+    .map((l) => l.trim());
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } };
+}
+interface Volume {
+  name: string;
+  projected?: {
+    sources: Array<{ serviceAccountToken?: { audience: string; expirationSeconds: number; path: string } }>;
+  };
+  secret?: { secretName: string; items?: Array<{ key: string; path: string }> };
+}
+interface PodSpec {
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+  containers: Array<{
+    env: EnvVar[];
+    volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  }>;
+  volumes?: Volume[];
+}
+interface Resource {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  automountServiceAccountToken?: boolean;
+  spec?: { template?: { spec: PodSpec } };
+}
+
+/** The rendered resources, parsed. */
+const resources = (yaml: string): Resource[] =>
+  parseAllDocuments(yaml)
+    .map((doc) => doc.toJS() as Resource | null)
+    .filter((r): r is Resource => r !== null);
+
+/** The pod spec of a component's Deployment. */
+function podOf(rendered: Resource[], component: string): PodSpec {
+  const deployment = rendered.find(
+    (r) => r.kind === "Deployment" && r.metadata.name === `${FULLNAME}-${component}`,
+  );
+  const spec = deployment?.spec?.template?.spec;
+  assert.ok(spec, `no Deployment for ${component}`);
+  return spec;
+}
+
+const envOf = (pod: PodSpec) => pod.containers[0]?.env ?? [];
+const envVar = (pod: PodSpec, name: string) => envOf(pod).find((e) => e.name === name);
+
+/** The file a projected service-account token, or a Secret's key, points at: its volume and mount. */
+function mountedFile(pod: PodSpec, path: string) {
+  const mount = pod.containers[0]?.volumeMounts?.find((m) => path.startsWith(`${m.mountPath}/`));
+  assert.ok(mount, `nothing is mounted at ${path}`);
+  const file = path.slice(mount.mountPath.length + 1);
+  const volume = pod.volumes?.find((v) => v.name === mount.name);
+  const token = volume?.projected?.sources.find(
+    (s) => s.serviceAccountToken?.path === file,
+  )?.serviceAccountToken;
+  const item = volume?.secret?.items?.find((i) => i.path === file);
+  return {
+    mount,
+    token,
+    secret: item && volume?.secret && { name: volume.secret.secretName, key: item.key },
+  };
+}
+
+// What the kubelet would put in the pod, made up: each secret key's value, each projected token.
+const secretValue = (key: string) => `${key.toLowerCase()}-from-the-secret-0123456789abcdef`;
+const secretFile = (secret: string, key: string) => `PEM of ${secret}/${key}\n`;
+const tokenFor = (serviceAccount: string, audience: string) => `token of ${serviceAccount} for ${audience}`;
+
+/**
+ * A component's pod as its service would start in it, on this machine: its rendered environment,
+ * each secretKeyRef given secretValue, each mounted token and Secret key written under a scratch
+ * directory (and the paths in the environment pointing there), loaded by that service's own
+ * config loader. The chart's names are the services' names, or this throws.
+ */
+async function startIn(rendered: Resource[], component: string) {
+  const pod = podOf(rendered, component);
+  const root = await mkdtemp(join(scratch, `${component}-`));
+  const mounts = pod.containers[0]?.volumeMounts ?? [];
+  for (const mount of mounts) {
+    const volume = pod.volumes?.find((v) => v.name === mount.name);
+    const dir = join(root, mount.mountPath);
+    await mkdir(dir, { recursive: true });
+    for (const { serviceAccountToken: token } of volume?.projected?.sources ?? [])
+      if (token)
+        await writeFile(join(dir, token.path), tokenFor(pod.serviceAccountName ?? "default", token.audience));
+    const secret = volume?.secret;
+    for (const item of secret?.items ?? [])
+      if (secret) await writeFile(join(dir, item.path), secretFile(secret.secretName, item.key));
+  }
+  const env: Record<string, string> = {};
+  for (const { name, value, valueFrom } of envOf(pod)) {
+    if (value !== undefined)
+      env[name] = mounts.some((m) => value.startsWith(`${m.mountPath}/`)) ? join(root, value) : value;
+    else if (valueFrom?.secretKeyRef) env[name] = secretValue(valueFrom.secretKeyRef.key);
+  }
+  const load = LOADERS[component];
+  assert.ok(load, component);
+  return { pod, env, config: load(env), fileOf: (path: string) => join(root, path) };
 }
 
 describe("helm chart", { timeout: 10 * 60_000 }, () => {
@@ -65,19 +217,23 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
   });
 
   test("every rendered resource is valid against the Kubernetes 1.37 schemas", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "taituri-helm-"));
-    const file = join(dir, "rendered.yaml");
-    await writeFile(file, await render("secrets.mongoUrl=true", "otel.endpoint=http://collector:4318"));
+    const oauth = join(scratch, "rendered-oauthbearer.yaml");
+    await writeFile(oauth, await render("secrets.mongoUrl=true", "otel.endpoint=http://collector:4318"));
+    // The other volumes and secret references: SCRAM, TLS with CAs, Redis credentials.
+    const scram = join(scratch, "rendered-scram.yaml");
+    await writeFile(scram, await render(...scramValues("scram-sha-512"), ...tlsValues));
     const { stdout, stderr } = await exec(python, [
       "-m",
       "kubernetes_validate",
       "--strict",
       "-k",
       "1.37.0",
-      file,
+      oauth,
+      scram,
     ]);
     const passed = `${stdout}${stderr}`.match(/passed for resource/g)?.length ?? 0;
-    assert.equal(passed, SERVICES.length * 2, `${stdout}${stderr}`);
+    // A ServiceAccount, a Deployment and a Service each, twice.
+    assert.equal(passed, SERVICES.length * 3 * 2, `${stdout}${stderr}`);
   });
 
   test("each service gets a Deployment and a Service, probed on /healthz and /readyz", async () => {
@@ -139,15 +295,7 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
       `${issuer(loadLimiterConfig)} [limiter.oidcIssuerUrl]`,
       `${issuer(loadPaymentConfig)} [payment.oidcIssuerUrl]`,
     ];
-    const listed = stderr
-      .split("Invalid configuration:\n")[1]
-      ?.split("\n")
-      .filter((l) => l.startsWith("  "));
-    assert.deepEqual(
-      listed?.map((l) => l.trim()),
-      expected,
-      stderr,
-    );
+    assert.deepEqual(refused(stderr), expected, stderr);
   });
 
   test("under environment local the development values render (a demo cluster)", async () => {
@@ -159,5 +307,238 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
   test("a disabled component renders nothing", async () => {
     const out = await render("components.payment.enabled=false", "payment.provider=local");
     assert.doesNotMatch(out, /shop-taituri-payment/);
+  });
+
+  test("each component runs as its own service account, with no API-server token", async () => {
+    const rendered = resources(await render());
+    for (const name of SERVICES) {
+      const account = rendered.find(
+        (r) => r.kind === "ServiceAccount" && r.metadata.name === `${FULLNAME}-${name}`,
+      );
+      assert.ok(account, `no ServiceAccount for ${name}`);
+      assert.equal(account.automountServiceAccountToken, false, name);
+      const pod = podOf(rendered, name);
+      assert.equal(pod.serviceAccountName, `${FULLNAME}-${name}`);
+      assert.equal(pod.automountServiceAccountToken, false, name);
+    }
+    assert.equal(rendered.filter((r) => r.kind === "ServiceAccount").length, SERVICES.length);
+    // The principals `npm run kafka-acls -- --kubernetes default/shop-taituri` grants: these accounts.
+    for (const [service, principal] of Object.entries(kubernetesPrincipals("default", FULLNAME)))
+      assert.equal(
+        principal,
+        `User:system:serviceaccount:default:${podOf(rendered, service).serviceAccountName}`,
+      );
+  });
+
+  test("the Kafka components, and they alone, get Kafka's settings: as packages/kafka's KAFKA_SERVICES", async () => {
+    const rendered = resources(await render());
+    const withKafka = SERVICES.filter((name) => envVar(podOf(rendered, name), "KAFKA_BROKERS"));
+    assert.deepEqual(withKafka, [...KAFKA_SERVICES].sort());
+    const withRedis = SERVICES.filter((name) => envVar(podOf(rendered, name), "REDIS_URL"));
+    assert.deepEqual(withRedis, ["limiter"]);
+  });
+
+  test("each Kafka component logs in with OAUTHBEARER, its own service account's token for the audience kafka", async () => {
+    const rendered = resources(await render());
+    for (const name of KAFKA_SERVICES) {
+      const pod = podOf(rendered, name);
+      assert.equal(envVar(pod, "KAFKA_SASL_MECHANISM")?.value, "oauthbearer", name);
+      const path = envVar(pod, "KAFKA_OAUTH_TOKEN_FILE")?.value;
+      assert.ok(path, name);
+      const { mount, token } = mountedFile(pod, path);
+      assert.deepEqual(token, { audience: "kafka", expirationSeconds: 3600, path: "token" }, name);
+      assert.equal(mount.readOnly, true, name);
+      for (const absent of ["KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_CA_FILE"])
+        assert.equal(envVar(pod, absent), undefined, `${name}: ${absent}`);
+
+      // What the service would send the brokers: the token the kubelet projected for it.
+      const { config } = await startIn(rendered, name);
+      const sasl = kafkaSecurity(config).sasl;
+      assert.ok(sasl?.mechanism === "oauthbearer", name);
+      assert.deepEqual(await sasl.oauthBearerProvider(), { value: tokenFor(`${FULLNAME}-${name}`, "kafka") });
+      assert.equal(config.KAFKA_SSL, false);
+    }
+    const audience = resources(await render("kafka.oauthAudience=kafka.shops.example"));
+    const path = envVar(podOf(audience, "payment"), "KAFKA_OAUTH_TOKEN_FILE")?.value ?? "";
+    assert.equal(mountedFile(podOf(audience, "payment"), path).token?.audience, "kafka.shops.example");
+  });
+
+  test("the limiter has no Kafka setting or token; it loads, with Redis", async () => {
+    const rendered = resources(await render());
+    const pod = podOf(rendered, "limiter");
+    assert.deepEqual(
+      envOf(pod).filter((e) => e.name.startsWith("KAFKA_")),
+      [],
+    );
+    const audiences = (pod.volumes ?? [])
+      .flatMap((v) => v.projected?.sources ?? [])
+      .map((s) => s.serviceAccountToken?.audience);
+    assert.deepEqual(audiences, []);
+    const { config } = await startIn(rendered, "limiter");
+    assert.equal(config.KAFKA_SASL_MECHANISM, undefined);
+    assert.equal(config.REDIS_URL, "redis://redis:6379");
+    assert.deepEqual(redisSecurity(config), {});
+  });
+
+  test("the limiter answers the generation's service account, whose pods alone hold its token", async () => {
+    const rendered = resources(await renderIn("shops"));
+    const caller = `system:serviceaccount:shops:${FULLNAME}-generation`;
+    const limiter = await startIn(rendered, "limiter");
+    assert.equal(envVar(limiter.pod, "LIMITER_CALLERS")?.value, caller);
+    assert.deepEqual(loadLimiterConfig(limiter.env).LIMITER_CALLERS, [caller]);
+    for (const name of SERVICES) {
+      const pod = podOf(rendered, name);
+      const limiterTokens = (pod.volumes ?? [])
+        .flatMap((v) => v.projected?.sources ?? [])
+        .filter((s) => s.serviceAccountToken?.audience === "limiter");
+      assert.equal(limiterTokens.length, name === "generation" ? 1 : 0, name);
+    }
+    const generation = await startIn(rendered, "generation");
+    assert.equal(generation.pod.serviceAccountName, `${FULLNAME}-generation`);
+    const tokenFile = loadGenerationConfig(generation.env).OIDC_TOKEN_FILE;
+    assert.equal(
+      mountedFile(generation.pod, envVar(generation.pod, "OIDC_TOKEN_FILE")?.value ?? "").token?.audience,
+      "limiter",
+    );
+    assert.equal(tokenFile, generation.fileOf("/var/run/secrets/taituri/limiter-token"));
+    // Listed callers replace the default.
+    const listed = resources(await renderIn("shops", "limiter.callers={ops-a,ops-b}"));
+    assert.equal(envVar(podOf(listed, "limiter"), "LIMITER_CALLERS")?.value, "ops-a,ops-b");
+  });
+
+  test("SCRAM and PLAIN: each component its own user, its password its own key of the Secret", async () => {
+    for (const mechanism of ["scram-sha-256", "scram-sha-512", "plain"] as const) {
+      const rendered = resources(await render(...scramValues(mechanism)));
+      for (const name of KAFKA_SERVICES) {
+        const pod = podOf(rendered, name);
+        const key = `KAFKA_SASL_PASSWORD_${name.toUpperCase()}`;
+        assert.equal(envVar(pod, "KAFKA_SASL_MECHANISM")?.value, mechanism);
+        assert.equal(envVar(pod, "KAFKA_SASL_USERNAME")?.value, SCRAM_USERS[name]);
+        assert.deepEqual(envVar(pod, "KAFKA_SASL_PASSWORD")?.valueFrom, {
+          secretKeyRef: { name: "taituri-secrets", key },
+        });
+        assert.equal(envVar(pod, "KAFKA_OAUTH_TOKEN_FILE"), undefined);
+        assert.ok(!pod.volumes?.some((v) => v.name === "kafka-token"), name);
+        const { config } = await startIn(rendered, name);
+        assert.deepEqual(kafkaSecurity(config).sasl, {
+          mechanism,
+          username: SCRAM_USERS[name],
+          password: secretValue(key),
+        });
+      }
+    }
+  });
+
+  test("TLS to Kafka and Redis, with CAs from Secrets, and Redis's user and password", async () => {
+    const rendered = resources(await render(...tlsValues));
+    for (const name of KAFKA_SERVICES) {
+      const pod = podOf(rendered, name);
+      assert.equal(envVar(pod, "KAFKA_SSL")?.value, "true");
+      assert.equal(envVar(pod, "KAFKA_SSL_REJECT_UNAUTHORIZED")?.value, "true");
+      const { mount, secret } = mountedFile(pod, envVar(pod, "KAFKA_SSL_CA_FILE")?.value ?? "");
+      assert.deepEqual(secret, { name: "kafka-ca", key: "ca.crt" });
+      assert.equal(mount.readOnly, true);
+      assert.deepEqual(
+        envOf(pod).filter((e) => e.name.startsWith("REDIS_")),
+        [],
+        `${name} does not use Redis`,
+      );
+      const { config } = await startIn(rendered, name);
+      assert.deepEqual(kafkaSecurity(config).ssl, {
+        rejectUnauthorized: true,
+        ca: secretFile("kafka-ca", "ca.crt"),
+      });
+      // TLS leaves the login as it was: the pod's token.
+      assert.equal(config.KAFKA_SASL_MECHANISM, "oauthbearer");
+    }
+    const limiter = podOf(rendered, "limiter");
+    assert.equal(envVar(limiter, "REDIS_USERNAME")?.value, "limiter");
+    assert.deepEqual(envVar(limiter, "REDIS_PASSWORD")?.valueFrom, {
+      secretKeyRef: { name: "taituri-secrets", key: "REDIS_PASSWORD" },
+    });
+    assert.equal(envVar(limiter, "REDIS_TLS")?.value, "true");
+    assert.deepEqual(mountedFile(limiter, envVar(limiter, "REDIS_TLS_CA_FILE")?.value ?? "").secret, {
+      name: "redis-ca",
+      key: "ca.pem",
+    });
+    const { config } = await startIn(rendered, "limiter");
+    assert.deepEqual(redisSecurity(config), {
+      username: "limiter",
+      password: secretValue("REDIS_PASSWORD"),
+      tls: { ca: secretFile("redis-ca", "ca.pem") },
+    });
+  });
+
+  test("kafka.sasl none fails to render outside local, naming kafka.sasl and why", async () => {
+    const stderr = await refusal("kafka.sasl=none");
+    const [line, ...others] = refused(stderr) ?? [];
+    assert.deepEqual(others, [], stderr);
+    assert.match(line ?? "", /^KAFKA_SASL_MECHANISM unset \(kafka\.sasl none\): /);
+    assert.match(line ?? "", /anyone who reaches the brokers can write the paid requests/);
+    assert.match(line ?? "", /kafka\.allowUnauthenticated true/);
+    assert.match(line ?? "", /\(DEPLOYMENT_ENVIRONMENT=production\) \[kafka\.sasl\]$/);
+    // Only the limiter, which does not use Kafka: nothing to refuse.
+    const kafkaOff = KAFKA_SERVICES.map((name) => `components.${name}.enabled=false`);
+    assert.match(await render("kafka.sasl=none", ...kafkaOff), /name: shop-taituri-limiter/);
+  });
+
+  test("kafka.sasl none renders with allowUnauthenticated, or under local: no login, and every service loads", async () => {
+    for (const set of [["kafka.allowUnauthenticated=true"], ["environment=local"]]) {
+      const rendered = resources(await render("kafka.sasl=none", ...set));
+      for (const name of KAFKA_SERVICES) {
+        const pod = podOf(rendered, name);
+        assert.deepEqual(
+          envOf(pod).filter((e) => e.name.startsWith("KAFKA_SASL_") || e.name.startsWith("KAFKA_OAUTH_")),
+          [],
+          name,
+        );
+        assert.ok(!pod.volumes?.some((v) => v.name === "kafka-token"), name);
+        const { config } = await startIn(rendered, name);
+        assert.deepEqual(kafkaSecurity(config), {});
+      }
+    }
+  });
+
+  test("Kafka and Redis settings that do not fit together fail to render, in the services' words", async () => {
+    const stderr = await refusal(
+      "kafka.sasl=scram-sha-256",
+      "kafka.usernames.conversation=shop-conv",
+      "kafka.tls.caSecret=kafka-ca",
+      "redis.username=limiter",
+      "redis.tls.caSecret=redis-ca",
+    );
+    const file = fileURLToPath(import.meta.url);
+    const scram = { KAFKA_SASL_MECHANISM: "scram-sha-256", KAFKA_SASL_PASSWORD: "p" };
+    const username = serviceSays(loadConversationConfig, scram, "KAFKA_SASL_USERNAME");
+    assert.deepEqual(
+      refused(stderr),
+      [
+        `${username} [kafka.usernames.generation]`,
+        `${username} [kafka.usernames.ingress]`,
+        `${username} [kafka.usernames.payment]`,
+        `${serviceSays(loadConversationConfig, { KAFKA_SSL_CA_FILE: file }, "KAFKA_SSL_CA_FILE")} [kafka.tls.caSecret]`,
+        `${serviceSays(loadLimiterConfig, { REDIS_USERNAME: "limiter" }, "REDIS_PASSWORD")} [redis.passwordSecretKey]`,
+        `${serviceSays(loadLimiterConfig, { REDIS_TLS_CA_FILE: file }, "REDIS_TLS_CA_FILE")} [redis.tls.caSecret]`,
+      ],
+      stderr,
+    );
+    assert.match(
+      await refusal("kafka.sasl=scram"),
+      /\n {2}KAFKA_SASL_MECHANISM: scram is none of .* \[kafka\.sasl\]\n/,
+    );
+    // A rediss:// URL asks for TLS by itself.
+    await render("redis.url=rediss://redis:6380", "redis.tls.caSecret=redis-ca");
+  });
+
+  test("kafka.tls.rejectUnauthorized false fails to render outside local, in the services' words", async () => {
+    const off = ["kafka.tls.enabled=true", "kafka.tls.rejectUnauthorized=false"];
+    const says = serviceSays(
+      loadPaymentConfig,
+      { KAFKA_SSL: "true", KAFKA_SSL_REJECT_UNAUTHORIZED: "false" },
+      "KAFKA_SSL_REJECT_UNAUTHORIZED",
+    );
+    assert.deepEqual(refused(await refusal(...off)), [`${says} [kafka.tls.rejectUnauthorized]`]);
+    const local = resources(await render(...off, "environment=local"));
+    assert.equal(envVar(podOf(local, "payment"), "KAFKA_SSL_REJECT_UNAUTHORIZED")?.value, "false");
   });
 });
