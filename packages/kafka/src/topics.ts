@@ -43,14 +43,18 @@ export function topicSpecs(names: TopicNames, partitions: number): TopicSpec[] {
     // outage, short enough that a shopper's events do not outlive their erasure by more
     // (docs/security.md, "Retention and erasure").
     { name, partitions, configs: { "retention.ms": String(7 * 24 * 3600 * 1000) } },
-    // Dead letters are read by people, not by throughput: one partition keeps them in arrival order;
-    // a month's retention gives time to look and replay. They can hold a whole webhook body (Meta
-    // sends up to 3 MB), over the broker's 1 MiB default for a record batch.
+    // Dead letters are read by people, not by throughput: one partition keeps them in arrival order.
+    // A dead letter is the record as it was (a replay needs it), shoppers' text included, so it is
+    // kept no longer than its topic keeps the original: a week to look and replay (the dead-letter
+    // alert fires within minutes), and an erased shopper's words are gone from every topic within
+    // the same 7 days. Only the broker's super user may read it (packages/kafka/data/access.json
+    // lets no service). They can hold a whole webhook body (Meta sends up to 3 MB), over the
+    // broker's 1 MiB default for a record batch.
     {
       name: deadLetterTopic(name),
       partitions: 1,
       configs: {
-        "retention.ms": String(30 * 24 * 3600 * 1000),
+        "retention.ms": String(7 * 24 * 3600 * 1000),
         "max.message.bytes": String(4 * 1024 * 1024),
       },
     },

@@ -213,7 +213,7 @@ function withTimeout<T>(ms: number, fn: () => Promise<T>): Promise<T> {
 const WAMID = /wamid\.[A-Za-z0-9+/=_-]+/g;
 
 /**
- * Why parts of a webhook could not be read, for the dead-letter header people read for 30 days: as
+ * Why parts of a webhook could not be read, for the dead-letter header people read for a week: as
  * a log line would say it, message ids and numbers as their pseudonyms.
  */
 export function readableReasons(unreadable: { reason: string }[]): string {
