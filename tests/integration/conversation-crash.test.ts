@@ -91,8 +91,9 @@ const repliesTo = (waId: string) =>
 before(async () => {
   infra = await startInfra();
   graph = await startFakeGraphApi();
+  // Each service logs in to Kafka as itself, allowed only its own topics and groups under the prefix.
+  await infra.kafka.authorize(prefix);
   const shared = {
-    KAFKA_BROKERS: infra.kafka.brokers.join(","),
     MONGO_URL: infra.mongo.url,
     MONGO_DB: `crash_${run}`,
     KAFKA_TOPIC_PREFIX: prefix,
@@ -101,12 +102,16 @@ before(async () => {
   env = {
     ...process.env,
     ...shared,
+    ...infra.kafka.settings("conversation"),
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
     OTEL_SDK_DISABLED: "true",
   };
+  // The run's master secret is for startInfra(), not for a service.
+  delete env.TAITURI_KAFKA_AUTH;
   ingress = await startIngressService(
     loadIngressConfig({
       ...shared,
+      ...infra.kafka.settings("ingress"),
       INGRESS_PORT: "0",
       WHATSAPP_APP_SECRET: SECRET,
       WHATSAPP_VERIFY_TOKEN: "v",

@@ -59,8 +59,9 @@ function countingLocalProvider(): ImageProvider {
   };
 }
 
+/** The service's settings, but its topic prefix: authorize the prefix (infra.kafka.authorize) first. */
 const baseEnv = () => ({
-  KAFKA_BROKERS: infra.kafka.brokers.join(","),
+  ...infra.kafka.settings("generation"),
   MONGO_URL: infra.mongo.url,
   MONGO_DB: dbName,
   KAFKA_PARTITIONS: "6",
@@ -72,6 +73,7 @@ const baseEnv = () => ({
 });
 
 async function startGeneration(prefix: string, env: Record<string, string> = {}, instances = 1) {
+  await infra.kafka.authorize(prefix);
   for (let i = 0; i < instances; i++) {
     services.push(
       await startGenerationService(
@@ -117,7 +119,7 @@ before(async () => {
     }),
     logger,
   );
-  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "generation-it", logger });
+  kafka = createKafka({ ...infra.kafka.client, clientId: "generation-it", logger });
   mongo = new MongoClient(infra.mongo.url);
   db = mongo.db(dbName);
   // Two replicas in one consumer group, as in production.
@@ -252,7 +254,8 @@ describe("generation on the real servers", { timeout: 5 * 60_000 }, () => {
     const prefix = `gen-${run}-crash.`;
     const probe = new RoundsProbe(kafka, topicNames(prefix));
     probes.push(probe);
-    const env = {
+    await infra.kafka.authorize(prefix);
+    const env: NodeJS.ProcessEnv = {
       ...process.env,
       ...baseEnv(),
       KAFKA_TOPIC_PREFIX: prefix,
@@ -267,6 +270,8 @@ describe("generation on the real servers", { timeout: 5 * 60_000 }, () => {
       OTEL_METRICS_EXPORTER: "none",
       OTEL_LOGS_EXPORTER: "none",
     };
+    // The run's master secret is for startInfra(), not for a service.
+    delete env.TAITURI_KAFKA_AUTH;
     let child: ChildProcess | undefined;
     try {
       fake.script("hang");
@@ -311,6 +316,7 @@ describe("generation on the real servers", { timeout: 5 * 60_000 }, () => {
 });
 
 async function startGenerationWithOpenAI(prefix: string, fake: FakeOpenAI): Promise<RoundsProbe> {
+  await infra.kafka.authorize(prefix);
   services.push(
     await startGenerationService(
       loadGenerationConfig({

@@ -28,8 +28,9 @@ const attempts = new Map<string, number>();
 
 before(async () => {
   infra = await startInfra();
+  // The super user: these topics and groups are no service's, so no service's ACLs would allow them.
   kafka = await connectKafka({
-    brokers: infra.kafka.brokers,
+    ...infra.kafka.client,
     clientId: "it-consumer",
     logger,
     topics: [

@@ -65,16 +65,19 @@ before(async () => {
   const { LocalProvider } = await import("@taituri/payment-service/local-provider");
   infra = await startInfra();
   mongo = new MongoClient(infra.mongo.url);
-  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "payment-outbox-it", logger });
+  kafka = createKafka({ ...infra.kafka.client, clientId: "payment-outbox-it", logger });
   producer = new EventProducer(kafka);
   await producer.connect();
   const prefix = `payment-outbox-${run}.`;
   const dbName = `payment_outbox_${run}`;
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
+  // The service logs in to Kafka as payment, allowed only its own topics and groups under the
+  // prefix; this test plays the conversation with the super user's client above.
+  await infra.kafka.authorize(prefix);
   service = await startPaymentService(
     loadPaymentConfig({
-      KAFKA_BROKERS: infra.kafka.brokers.join(","),
+      ...infra.kafka.settings("payment"),
       MONGO_URL: infra.mongo.url,
       MONGO_DB: dbName,
       KAFKA_TOPIC_PREFIX: prefix,

@@ -24,16 +24,21 @@ const services: Record<string, RunningService> = {};
 
 before(async () => {
   infra = await startInfra();
+  const prefix = `it-${run}.`;
+  // Each service logs in to Kafka as itself (its own settings), allowed only its own topics and
+  // groups under the prefix; the limiter does not use Kafka.
+  await infra.kafka.authorize(prefix);
+  const kafka = infra.kafka.settings;
   const env = {
-    KAFKA_BROKERS: infra.kafka.brokers.join(","),
     MONGO_URL: infra.mongo.url,
     MONGO_DB: `it_services_${run}`,
     REDIS_URL: infra.redis.url,
-    KAFKA_TOPIC_PREFIX: `it-${run}.`,
+    KAFKA_TOPIC_PREFIX: prefix,
   };
   services.ingress = await startIngressService(
     loadIngressConfig({
       ...env,
+      ...kafka("ingress"),
       INGRESS_PORT: "0",
       WHATSAPP_APP_SECRET: "s",
       WHATSAPP_VERIFY_TOKEN: "v",
@@ -43,14 +48,17 @@ before(async () => {
     logger,
   );
   services.conversation = await startConversationService(
-    loadConversationConfig({ ...env, CONVERSATION_PORT: "0" }),
+    loadConversationConfig({ ...env, ...kafka("conversation"), CONVERSATION_PORT: "0" }),
     logger,
   );
   services.generation = await startGenerationService(
-    loadGenerationConfig({ ...env, GENERATION_PORT: "0" }),
+    loadGenerationConfig({ ...env, ...kafka("generation"), GENERATION_PORT: "0" }),
     logger,
   );
-  services.payment = await startPaymentService(loadPaymentConfig({ ...env, PAYMENT_PORT: "0" }), logger);
+  services.payment = await startPaymentService(
+    loadPaymentConfig({ ...env, ...kafka("payment"), PAYMENT_PORT: "0" }),
+    logger,
+  );
   services.limiter = await startLimiterService(
     loadLimiterConfig({ ...env, LIMITER_PORT: "0", LIMITER_GRPC_PORT: "0" }),
     logger,

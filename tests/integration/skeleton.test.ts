@@ -42,8 +42,9 @@ let conversation: Awaited<ReturnType<typeof startConversationService>>;
 before(async () => {
   infra = await startInfra();
   graph = await startFakeGraphApi();
+  // Each service logs in to Kafka as itself, allowed only its own topics and groups under the prefix.
+  await infra.kafka.authorize(prefix);
   const env = {
-    KAFKA_BROKERS: infra.kafka.brokers.join(","),
     MONGO_URL: infra.mongo.url,
     MONGO_DB: `it_${run}`,
     REDIS_URL: infra.redis.url,
@@ -53,6 +54,7 @@ before(async () => {
   ingress = await startIngressService(
     loadIngressConfig({
       ...env,
+      ...infra.kafka.settings("ingress"),
       INGRESS_PORT: "0",
       WHATSAPP_APP_SECRET: SECRET,
       WHATSAPP_VERIFY_TOKEN: "verify",
@@ -64,10 +66,10 @@ before(async () => {
     logger,
   );
   conversation = await startConversationService(
-    loadConversationConfig({ ...env, CONVERSATION_PORT: "0" }),
+    loadConversationConfig({ ...env, ...infra.kafka.settings("conversation"), CONVERSATION_PORT: "0" }),
     logger,
   );
-  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "it-observer", logger });
+  kafka = createKafka({ ...infra.kafka.client, clientId: "it-observer", logger });
 });
 
 after(async () => {
