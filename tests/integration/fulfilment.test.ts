@@ -74,7 +74,9 @@ before(async () => {
   mongo = new MongoClient(infra.mongo.url);
   const dbName = `fulfilment_${run}`;
   db = mongo.db(dbName);
-  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: `fulfilment-it-${run}`, logger });
+  // The test plays the conversation service (payment requests) and the payment service (a
+  // duplicate OrderPaid): the broker's super user, not a service's login.
+  kafka = createKafka({ ...infra.kafka.client, clientId: `fulfilment-it-${run}`, logger });
   producer = new EventProducer(kafka);
   await producer.connect();
   dir = await mkdtemp(join(tmpdir(), "fulfilment-it-"));
@@ -107,11 +109,12 @@ before(async () => {
   await writeFile(secrets, JSON.stringify({ "shop-b": SHOP_B_SECRET }));
   const prefix = `fulfilment-${run}.`;
   topics = topicNames(prefix);
+  await infra.kafka.authorize(prefix);
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
   service = await startPaymentService(
     loadPaymentConfig({
-      KAFKA_BROKERS: infra.kafka.brokers.join(","),
+      ...infra.kafka.settings("payment"),
       MONGO_URL: infra.mongo.url,
       MONGO_DB: dbName,
       KAFKA_TOPIC_PREFIX: prefix,

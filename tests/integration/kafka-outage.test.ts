@@ -40,12 +40,14 @@ let mongo: MongoClient;
 
 before(async () => {
   kafka = await startRestartableKafka();
-  // Our broker stands in for KAFKA_BROKERS, so startInfra starts only what is still missing.
+  // Our broker stands in for KAFKA_BROKERS, so startInfra starts only what is still missing. It is a
+  // plain one (no login, no ACLs): TAITURI_KAFKA_AUTH, about the shared broker, does not apply to it,
+  // so infra.kafka's settings are its address alone and authorize() has nothing to do.
   infra = await startInfra({ env: { ...process.env, KAFKA_BROKERS: kafka.brokers.join(",") } });
   graph = await startFakeGraphApi();
   mongo = new MongoClient(infra.mongo.url);
+  await infra.kafka.authorize(prefix);
   const env = {
-    KAFKA_BROKERS: kafka.brokers.join(","),
     MONGO_URL: infra.mongo.url,
     MONGO_DB: dbName,
     KAFKA_TOPIC_PREFIX: prefix,
@@ -54,6 +56,7 @@ before(async () => {
   ingress = await startIngressService(
     loadIngressConfig({
       ...env,
+      ...infra.kafka.settings("ingress"),
       INGRESS_PORT: "0",
       WHATSAPP_APP_SECRET: SECRET,
       WHATSAPP_VERIFY_TOKEN: "verify",
@@ -64,7 +67,7 @@ before(async () => {
     logger,
   );
   conversation = await startConversationService(
-    loadConversationConfig({ ...env, CONVERSATION_PORT: "0" }),
+    loadConversationConfig({ ...env, ...infra.kafka.settings("conversation"), CONVERSATION_PORT: "0" }),
     logger,
   );
 });
@@ -116,7 +119,7 @@ async function duplicates(): Promise<number> {
  */
 async function recordsCarrying(wamid: string): Promise<number> {
   const client = new Kafka({
-    brokers: kafka.brokers,
+    ...infra.kafka.client,
     clientId: "it-outage-observer",
     logLevel: logLevel.NOTHING,
   });

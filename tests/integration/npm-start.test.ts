@@ -37,9 +37,9 @@ before(async () => {
   }
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    KAFKA_BROKERS: infra.kafka.brokers.join(","),
-    MONGO_URL: infra.mongo.url,
-    REDIS_URL: infra.redis.url,
+    // The servers, and the secured broker's credentials (TAITURI_KAFKA_AUTH): start.ts's startInfra
+    // uses them, authorizes this run's prefix and gives each service its own Kafka login.
+    ...infra.env(),
     MONGO_DB: `it_start_${run}`,
     KAFKA_TOPIC_PREFIX: `it-${run}.`,
   };

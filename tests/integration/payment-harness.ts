@@ -151,7 +151,8 @@ export async function startPaymentWorld(id: string): Promise<PaymentWorld> {
   const infra = await startInfra();
   const issuer = await startLocalIssuer();
   const mongo = new MongoClient(infra.mongo.url);
-  const kafka = createKafka({ brokers: infra.kafka.brokers, clientId: `payment-it-${id}`, logger });
+  // The tests play the conversation service (requests in, events out): the broker's super user.
+  const kafka = createKafka({ ...infra.kafka.client, clientId: `payment-it-${id}`, logger });
   const producer = new EventProducer(kafka);
   await producer.connect();
   const stripeMock = await startStripeMock();
@@ -167,9 +168,11 @@ export async function startPaymentWorld(id: string): Promise<PaymentWorld> {
       const prefix = `payment-${name}-${run}.`;
       const dbName = `payment_${name}_${run}`.replace(/-/g, "_");
       const port = await freePort();
+      // The service logs in to Kafka as itself, allowed only its topics and groups under `prefix`.
+      await infra.kafka.authorize(prefix);
       const service = await startPaymentService(
         loadPaymentConfig({
-          KAFKA_BROKERS: infra.kafka.brokers.join(","),
+          ...infra.kafka.settings("payment"),
           MONGO_URL: infra.mongo.url,
           MONGO_DB: dbName,
           KAFKA_TOPIC_PREFIX: prefix,

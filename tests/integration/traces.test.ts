@@ -39,12 +39,15 @@ before(async () => {
   issuer = await startLocalIssuer({ clients: { generation: GENERATION_SECRET } });
   graph = await startFakeGraphApi();
   for (const name of [...SERVICES, "limiter_grpc"]) ports[name] = await freePort();
+  // Not the run's Kafka master secret (TAITURI_KAFKA_AUTH): each service gets its own login below.
   const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith("OTEL_")),
+    Object.entries(process.env).filter(
+      ([name]) => !name.startsWith("OTEL_") && name !== "TAITURI_KAFKA_AUTH",
+    ),
   );
+  await infra.kafka.authorize(`traces-${run}.`);
   const env: NodeJS.ProcessEnv = {
     ...inherited,
-    KAFKA_BROKERS: infra.kafka.brokers.join(","),
     MONGO_URL: infra.mongo.url,
     REDIS_URL: infra.redis.url,
     MONGO_DB: `it_traces_${run}`,
@@ -86,7 +89,8 @@ before(async () => {
   for (const name of SERVICES) {
     const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
       cwd: root,
-      env: { ...env, ...own[name] },
+      // Each Kafka client logs in as its own service; the limiter has none.
+      env: { ...env, ...(name === "limiter" ? {} : infra.kafka.settings(name)), ...own[name] },
       stdio: ["ignore", "pipe", "pipe"],
     });
     logs[name] = "";

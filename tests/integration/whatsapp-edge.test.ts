@@ -27,7 +27,8 @@ import { type Db, MongoClient } from "mongodb";
  */
 const SECRET = "edge-secret";
 const run = randomUUID().slice(0, 8);
-const topics = topicNames(`edge-${run}.`);
+const prefix = `edge-${run}.`;
+const topics = topicNames(prefix);
 const logger = createLogger({ service: "it", level: "silent" });
 let infra: Infra;
 let graph: FakeGraphApi;
@@ -40,12 +41,13 @@ let db: Db;
 before(async () => {
   infra = await startInfra();
   graph = await startFakeGraphApi();
+  await infra.kafka.authorize(prefix);
   ingress = await startIngressService(
     loadIngressConfig({
-      KAFKA_BROKERS: infra.kafka.brokers.join(","),
+      ...infra.kafka.settings("ingress"),
       MONGO_URL: infra.mongo.url,
       MONGO_DB: `edge_${run}`,
-      KAFKA_TOPIC_PREFIX: `edge-${run}.`,
+      KAFKA_TOPIC_PREFIX: prefix,
       KAFKA_PARTITIONS: "3",
       INGRESS_PORT: "0",
       WHATSAPP_APP_SECRET: `old-secret,${SECRET}`,
@@ -55,7 +57,9 @@ before(async () => {
     }),
     logger,
   );
-  kafka = createKafka({ brokers: infra.kafka.brokers, clientId: "edge-test", logger });
+  // The test plays the conversation service (outbound messages) and reads ingress's topics: the
+  // broker's super user.
+  kafka = createKafka({ ...infra.kafka.client, clientId: "edge-test", logger });
   producer = new EventProducer(kafka);
   await producer.connect();
   mongo = new MongoClient(infra.mongo.url);
