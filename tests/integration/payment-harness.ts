@@ -239,7 +239,12 @@ export async function startPaymentWorld(id: string): Promise<PaymentWorld> {
 async function startStripeMock(): Promise<{ url: string; process: ChildProcess }> {
   const binary = await ensureGoTool(STRIPE_MOCK);
   const port = await freePort();
-  const child = spawn(binary, ["-http-addr", `127.0.0.1:${port}`], { stdio: "ignore" });
+  // Its HTTPS listener too, or stripe-mock opens it on the fixed [::]:12112 and a second copy (test
+  // files run in parallel on a bigger machine) fails to start.
+  const https = await freePort();
+  const child = spawn(binary, ["-http-addr", `127.0.0.1:${port}`, "-https-addr", `127.0.0.1:${https}`], {
+    stdio: "ignore",
+  });
   const url = `http://127.0.0.1:${port}`;
   // It loads Stripe's whole OpenAPI spec first: seconds of CPU, more on a busy machine.
   try {
