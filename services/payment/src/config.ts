@@ -35,6 +35,15 @@ export const schema = baseSchema
     PAYMENT_SWEEP_MS: positiveInt(1000),
     // An outbox entry older than this is published by the sweeper (the writer has probably died).
     PAYMENT_OUTBOX_GRACE_MS: positiveInt(5000),
+    // An order that ended (expired, failed, cancelled: deleted; shipped, refunded: kept as a tombstone
+    // without personal data, as an erase does) this long after its last change is forgotten, and so is
+    // a delivery this long after the shop accepted it. At least 8: longer than the topics keep their
+    // records (7 days), so no payment request or paid order of a forgotten one can be delivered again
+    // and make it or its delivery anew, and than a session can be paid (a day) and a provider retries
+    // a webhook (Stripe: 3 days).
+    PAYMENT_RETENTION_DAYS: z.coerce.number().int().min(8).default(90),
+    // How often orders and deliveries past their retention are looked for (by the sweeper's loop).
+    PAYMENT_RETENTION_SWEEP_MS: positiveInt(3600 * 1000),
     // Signs the local provider's webhook events (Stripe's scheme). The default is public: outside
     // local, where the local provider runs at all, a secret of 32+ bytes is required.
     PAYMENT_LOCAL_WEBHOOK_SECRET: refuseOutsideLocal(

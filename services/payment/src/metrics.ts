@@ -107,6 +107,17 @@ export function createMetrics(registry: Registry, countByState: () => Promise<Re
       labelNames: ["outcome"],
       registers: [registry],
     }),
+    /**
+     * What the retention sweep forgot (PAYMENT_RETENTION_DAYS): unpaid_order (deleted with its
+     * changes, sessions and provider events), paid_order (replaced by its tombstone), delivery (a
+     * delivery to the shop, with its attempts and outcomes).
+     */
+    retentionRemoved: new Counter({
+      name: "payment_retention_removed_total",
+      help: "Records past PAYMENT_RETENTION_DAYS forgotten by the sweep, by what (unpaid_order: deleted; paid_order: replaced by its tombstone; delivery: a delivery to the shop, deleted)",
+      labelNames: ["what"],
+      registers: [registry],
+    }),
     webhooks: new Counter({
       name: "payment_webhooks_total",
       help: "Provider webhooks by outcome (applied, duplicate, stale, ignored, unknown_order, double_charge, bad_signature)",

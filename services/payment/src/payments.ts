@@ -219,7 +219,7 @@ export function createPayments(deps: PaymentsDeps) {
       ?.addEvent("order.transition", { from, to: updated.state, order: redact(updated._id) });
   }
 
-  /** The order as it is now; throws when it vanished (orders are never deleted). */
+  /** The order as it is now; throws when it vanished (erased, or forgotten past its retention, meanwhile). */
   async function reload(orderId: string): Promise<OrderDoc> {
     const reloaded = await store.get(orderId);
     if (!reloaded) throw new TransientError(`order ${orderId} vanished`);

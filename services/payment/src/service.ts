@@ -24,6 +24,7 @@ import { DeliveryStore, fulfilmentIndexes } from "./fulfilment/store.ts";
 import { createDeliveryWorker } from "./fulfilment/worker.ts";
 import { createMetrics } from "./metrics.ts";
 import { createPayments } from "./payments.ts";
+import { createRetentionSweep } from "./retention.ts";
 
 export interface PaymentOptions {
   /** Replaces the OIDC verifier built from the config (tests). */
@@ -34,7 +35,8 @@ export interface PaymentOptions {
  * Builds and starts the payment service: the payment-requests consumer, the HTTP server (provider
  * webhooks, the local checkout page, the internal API, the shops' design links and shipped calls,
  * ops routes), the sweeper, which ends local sessions past their expiry, publishes events a crash
- * left in an order's outbox and finishes refunds a crash or a provider outage left due, and the
+ * left in an order's outbox, finishes refunds a crash or a provider outage left due and forgets
+ * orders and deliveries past their retention (retention.ts), and the
  * fulfilment deliverer (the orders consumer and its worker), which posts every paid order to its
  * shop until the shop acknowledges it (docs/orders.md).
  * Endpoints: `http` (the public base), `webhook`, `ops`.
@@ -186,10 +188,23 @@ export async function startPaymentService(
         logger.warn({ orderNumber: order.number, status }, "expiring a checkout session failed; will retry");
     }
   };
+  // The same loop forgets orders and deliveries past PAYMENT_RETENTION_DAYS, at most every
+  // PAYMENT_RETENTION_SWEEP_MS and a batch at a time, so it never holds up an expiry or a relay long.
+  const retention = createRetentionSweep({
+    orders: store,
+    deliveries,
+    metrics,
+    logger,
+    days: config.PAYMENT_RETENTION_DAYS,
+    everyMs: config.PAYMENT_RETENTION_SWEEP_MS,
+  });
   let sweeping: Promise<unknown> = Promise.resolve();
   const sweeper = setInterval(() => {
     sweeping = sweeping.then(() =>
-      sweep().catch((error: unknown) => logger.warn({ err: error }, "payment sweep failed; will retry")),
+      sweep()
+        .catch((error: unknown) => logger.warn({ err: error }, "payment sweep failed; will retry"))
+        .then(retention)
+        .catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed; will retry")),
     );
   }, config.PAYMENT_SWEEP_MS);
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import {
   type CollectionIndexes,
   isDuplicateKey,
+  MAX_VERSION_CONFLICTS,
   type OutboxEntry,
   outboxValue,
   removeMatching,
@@ -18,6 +19,7 @@ import {
   type RefundReason,
   TRANSITIONS,
 } from "../domain/order.ts";
+import { ENDED, retentionOf } from "../domain/retention.ts";
 import { DELIVERIES, ATTEMPTS as DELIVERY_ATTEMPTS, eraseDeliveries, OUTCOMES } from "../fulfilment/store.ts";
 
 export { type OutboxEntry, outboxValue };
@@ -110,6 +112,18 @@ interface ChangeDoc {
   fromVersion: number;
   set: Partial<OrderDoc>;
   at: Date;
+  /**
+   * Set on the claim of an erasure (an erase or the retention sweep, see PaymentStore.forget): its
+   * `set` is never written, and the order is gone for get() from then on.
+   */
+  erase?: true;
+  /**
+   * On an erasure's claim: when the order was created, which tells it from a later order under the
+   * same id (a shopper back after their conversation ended numbers orders from o1 again).
+   */
+  orderCreatedAt?: Date;
+  /** On an erasure's claim: the order's number, which its tombstone takes once the order is gone. */
+  orderNumber?: string;
 }
 
 const changeId = (orderId: string, version: number) => `${orderId}#${version}`;
@@ -193,6 +207,8 @@ export const paymentIndexes: CollectionIndexes[] = [
       { key: { state: 1 }, name: "state" },
       // The orders CLI's list: newest first, of one state or all.
       { key: { state: 1, createdAt: -1 }, name: "state_created" },
+      // The retention sweep: ended orders by their last change.
+      { key: { state: 1, updatedAt: 1 }, name: "state_updated" },
     ],
   },
   { collection: SESSIONS, indexes: [{ key: { orderId: 1 }, name: "order" }] },
@@ -200,26 +216,62 @@ export const paymentIndexes: CollectionIndexes[] = [
   { collection: PROVIDER_EVENTS, indexes: [{ key: { orderId: 1 }, name: "order" }] },
 ];
 
+/** What forgetting one order removed, per collection, and the tombstone kept of a paid one. */
+export interface Forgotten {
+  counts: Record<string, number>;
+  kept?: { number: string; state: OrderState };
+}
+
+/** What a retention sweep of the orders did (see PaymentStore.sweepExpired). */
+export interface OrderSweep {
+  /** Never-paid orders deleted with their changes, sessions and provider events. */
+  deleted: number;
+  /** Paid orders replaced by their tombstone. */
+  tombstoned: number;
+  /** Orders found past the retention, and erasures found unfinished: `limit` means more may wait. */
+  examined: number;
+}
+
 export class PaymentStore {
   readonly orders: Collection<OrderDoc>;
+  readonly #db: Db;
   readonly #sessions: Collection<SessionDoc>;
   readonly #events: Collection<ProviderEventDoc>;
   readonly #changes: Collection<ChangeDoc>;
+  readonly #tombstones: Collection<Tombstone>;
 
   constructor(db: Db) {
+    this.#db = db;
     this.#changes = db.collection<ChangeDoc>(CHANGES);
     this.orders = db.collection<OrderDoc>(ORDERS);
+    this.#tombstones = db.collection<Tombstone>(ORDERS);
     this.#sessions = db.collection<SessionDoc>(SESSIONS);
     this.#events = db.collection<ProviderEventDoc>(PROVIDER_EVENTS);
   }
 
-  /** The order as of its last committed change (one a crashed writer claimed is finished first). */
+  /**
+   * The order as of its last committed change (one a crashed writer claimed is finished first);
+   * null when there is none or an erasure has claimed it (see forget).
+   */
   async get(orderId: string): Promise<OrderDoc | null> {
+    const settled = await this.#settle(orderId);
+    return settled && !settled.erasing ? settled.order : null;
+  }
+
+  /** The order as of its last committed change, and whether an erasure has claimed it. */
+  async #settle(orderId: string): Promise<{ order: OrderDoc; erasing: boolean } | null> {
     for (let hops = 0; hops < 10; hops++) {
       const doc = await this.orders.findOne({ _id: orderId });
       if (!doc) return null;
       const pending = await this.#changes.findOne({ _id: changeId(orderId, doc.version) });
-      if (!pending) return doc;
+      if (!pending) return { order: doc, erasing: false };
+      if (pending.erase) {
+        if (pending.orderCreatedAt?.getTime() === doc.createdAt.getTime())
+          return { order: doc, erasing: true };
+        // Left by an erasure of an earlier order under this id that stopped before its end.
+        await this.#changes.deleteOne({ _id: pending._id, erase: true });
+        continue;
+      }
       // Claimed but maybe not written (the writer died, or is writing now): write the same
       // content; a second identical write changes nothing.
       await this.orders.updateOne({ _id: orderId, version: doc.version }, { $set: pending.set });
@@ -248,8 +300,10 @@ export class PaymentStore {
         return doc;
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
-        const existing = await this.get(order._id);
-        if (existing) return existing;
+        const existing = await this.#settle(order._id);
+        if (existing?.erasing)
+          throw new Error(`order ${order._id} is being erased; ask again once it is gone`);
+        if (existing) return existing.order;
       }
     }
     throw new Error(`order ${order._id}: ${NUMBER_DRAWS} order numbers in a row were taken`);
@@ -425,6 +479,169 @@ export class PaymentStore {
       .toArray();
     return Object.fromEntries(rows.map((r) => [r._id, r.n]));
   }
+
+  /**
+   * Forgets an order: the one way both an erase and the retention sweep do it. One never paid goes
+   * with its sessions, changes and provider events. A paid one (PAID) is a record the shop may have
+   * to keep for its accounts: it is replaced by its tombstone (see `tombstone`), its changes and
+   * sessions go and its provider events point at the tombstone. Either way its deliveries to the
+   * shop go (their record holds the address). `due` says whether the order, as it is when read
+   * here, is still to go (the sweep's rule; an erase has none). With `dryRun` it only counts.
+   * Undefined: nothing to forget (gone already, a tombstone, or no longer due).
+   *
+   * The first write claims the order's version in payment_order_changes (`erase: true`): a writer
+   * who read that version loses its claim (see #commit), and get() finds no order from then on, so
+   * the tombstone is the order as read here. Two erasers (two replicas' sweeps, a sweep and an
+   * erase) both go on under the one claim: each step after it is idempotent and the tombstone's id
+   * is fixed. The claim goes last, after the original: should this stop half-way, the claim is what
+   * finishErasures finds.
+   */
+  async forget(
+    orderId: string,
+    at: Date,
+    options: { dryRun?: boolean; due?: (order: OrderDoc) => boolean } = {},
+  ): Promise<Forgotten | undefined> {
+    const dryRun = options.dryRun ?? false;
+    for (let conflicts = 0; conflicts < MAX_VERSION_CONFLICTS; conflicts++) {
+      const settled = await this.#settle(orderId);
+      if (!settled || isTombstone(settled.order)) return undefined;
+      const { order, erasing } = settled;
+      if (!erasing) {
+        if (options.due && !options.due(order)) return undefined;
+        // Lost to a writer: the order changed, so it is read and judged again.
+        if (!dryRun && !(await this.#claimErasure(order, at))) continue;
+      }
+      return this.#forgetClaimed(order, at, dryRun);
+    }
+    throw new Error(`order ${orderId} changed ${MAX_VERSION_CONFLICTS} times while being forgotten`);
+  }
+
+  /** True when the order's version is claimed for its erasure, by this call or by another eraser. */
+  async #claimErasure(order: OrderDoc, at: Date): Promise<boolean> {
+    const _id = changeId(order._id, order.version);
+    try {
+      await this.#changes.insertOne({
+        _id,
+        orderId: order._id,
+        fromVersion: order.version,
+        set: {},
+        at,
+        erase: true,
+        orderCreatedAt: order.createdAt,
+        ...(order.number ? { orderNumber: order.number } : {}),
+      });
+      return true;
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+      return (await this.#changes.findOne({ _id }))?.erase === true;
+    }
+  }
+
+  async #forgetClaimed(order: OrderDoc, at: Date, dryRun: boolean): Promise<Forgotten> {
+    const orderId = order._id;
+    const counts: Record<string, number> = {};
+    const add = (name: string, n: number) => {
+      counts[name] = (counts[name] ?? 0) + n;
+    };
+    add(SESSIONS, await removeMatching(this.#sessions, { orderId }, dryRun));
+    if (order.number)
+      for (const [name, n] of Object.entries(await eraseDeliveries(this.#db, order.number, dryRun)))
+        add(name, n);
+    const paid = PAID.includes(order.state);
+    const stone = paid ? tombstone(order, at) : undefined;
+    if (!stone) {
+      add(PROVIDER_EVENTS, await removeMatching(this.#events, { orderId }, dryRun));
+    } else if (!dryRun) {
+      try {
+        await this.#tombstones.insertOne(stone);
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+      }
+      // A late webhook about the order is still recognised: it finds the tombstone.
+      await this.#events.updateMany({ orderId }, { $set: { orderId: stone._id } });
+    }
+    // The claim stays until the end: it keeps every writer off the order, and tells finishErasures
+    // what is left to do should this stop half-way.
+    add(CHANGES, await removeMatching(this.#changes, { orderId, erase: { $ne: true } }, dryRun));
+    if (stone) add(ORDERS, 1);
+    else add(ORDERS, await removeMatching(this.orders, { _id: orderId }, dryRun));
+    if (dryRun) return { counts, ...(paid ? { kept: { number: order.number, state: order.state } } : {}) };
+    if (stone) {
+      await this.orders.deleteOne({ _id: orderId });
+      if (order.number) await this.#settleNumber(stone._id, order.number);
+    }
+    await this.#changes.deleteMany({ orderId, erase: true });
+    return { counts, ...(paid ? { kept: { number: order.number, state: order.state } } : {}) };
+  }
+
+  /**
+   * Gives a tombstone the number its original held, once the original is gone (the number's unique
+   * index allows one order per number). Refused while the original still exists: its erasure is
+   * unfinished and does this itself.
+   */
+  async #settleNumber(tombstoneId: string, number: string): Promise<void> {
+    try {
+      await this.#tombstones.updateOne(
+        { _id: tombstoneId },
+        { $set: { number }, $unset: { pendingNumber: "" } },
+      );
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+    }
+  }
+
+  /** Gives every tombstone still without its number the number, where its original is gone. */
+  async settleNumbers(): Promise<void> {
+    for (const unfinished of await this.#tombstones.find({ pendingNumber: { $exists: true } }).toArray())
+      if (unfinished.pendingNumber) await this.#settleNumber(unfinished._id, unfinished.pendingNumber);
+  }
+
+  /**
+   * Finishes up to `limit` erasures that stopped half-way, found by their claim (see forget): the
+   * order's, if it is still there; else what is left (the tombstone's number, the claim). Also
+   * finds erasures under way elsewhere, which it joins: every step is idempotent.
+   */
+  async finishErasures(at: Date, limit: number): Promise<OrderSweep> {
+    const claims = await this.#changes
+      .find({ erase: true }, { projection: { orderId: 1, orderNumber: 1 } })
+      .limit(limit)
+      .toArray();
+    const done: OrderSweep = { deleted: 0, tombstoned: 0, examined: claims.length };
+    for (const claim of claims) {
+      const settled = await this.#settle(claim.orderId);
+      if (settled?.erasing) {
+        count(done, await this.#forgetClaimed(settled.order, at, false));
+        continue;
+      }
+      // The order is gone (or a later one has its id, which the claim is not about).
+      if (claim.orderNumber) await this.#settleNumber(`${ERASED}:${claim.orderNumber}`, claim.orderNumber);
+      await this.#changes.deleteOne({ _id: claim._id, erase: true });
+    }
+    return done;
+  }
+
+  /**
+   * The retention of PAYMENT_RETENTION_DAYS: forgets (see forget) up to `limit` orders that ended
+   * (domain/retention.ts) with their last change before `before`: the never-paid ones are deleted,
+   * the paid ones replaced by their tombstone. One state at a time, by `state` and `updatedAt`
+   * (indexed; FerretDB hands PostgreSQL the state, an equality); tombstones are not orders to
+   * forget again. Each order is judged again as forget reads it: one changed since is kept. First,
+   * erasures an earlier sweep or erase left unfinished are finished.
+   */
+  async sweepExpired(before: Date, at: Date, limit: number): Promise<OrderSweep> {
+    const done = await this.finishErasures(at, limit);
+    const due = (order: OrderDoc) => retentionOf(order, before) !== "keep";
+    for (const state of ENDED) {
+      if (done.examined >= limit) break;
+      const found = await this.#tombstones
+        .find({ state, updatedAt: { $lt: before }, erasedAt: { $exists: false } }, { projection: { _id: 1 } })
+        .limit(limit - done.examined)
+        .toArray();
+      done.examined += found.length;
+      for (const { _id } of found) count(done, await this.forget(_id, at, { due }));
+    }
+    return done;
+  }
 }
 
 /** A new order as first stored: `created`, version 1, with its number. */
@@ -469,16 +686,26 @@ export const ERASED = "erased";
 
 /**
  * The id an erased paid order is kept under: its number, which the order keeps anyway (the order id
- * `<conversation>/o<n>` holds the shopper's phone number or BSUID). Fixed, so a rerun after a crash
- * finds the tombstone it began. An order from before order numbers gets a random one.
+ * `<conversation>/o<n>` holds the shopper's phone number or BSUID). Fixed, so two erasers and a
+ * rerun after a crash write the same tombstone. An order from before order numbers has the
+ * provider's id of the session it was paid on instead, which the tombstone keeps too.
  */
-const tombstoneId = (order: OrderDoc) => `${ERASED}:${order.number || randomUUID()}`;
+const tombstoneId = (order: OrderDoc) => `${ERASED}:${order.number || order.paidSessionId || randomUUID()}`;
 
 type Tombstone = Omit<OrderDoc, "number"> & {
+  number?: string;
   erasedAt: Date;
   /** The number, until the original is gone and it can move to `number`. */
   pendingNumber?: string;
 };
+
+const isTombstone = (order: OrderDoc) => "erasedAt" in order;
+
+/** Adds what forgetting an order did to a sweep's counts (an order another eraser removed first counts nowhere). */
+function count(sweep: OrderSweep, forgotten: Forgotten | undefined): void {
+  if (forgotten?.kept) sweep.tombstoned++;
+  else if (forgotten?.counts[ORDERS]) sweep.deleted++;
+}
 
 /**
  * An erased paid order: what was sold, for how much, its state, the payment's and the refund's
@@ -509,12 +736,11 @@ function tombstone(order: OrderDoc, at: Date): Tombstone {
 }
 
 /**
- * Erases the conversations' orders, for `npm run erase`; with `dryRun` only counts. An order never
- * paid goes with its sessions, changes and provider events. A paid one (PAID: paid, shipped,
- * refund_due, refunded) is a record the shop may have to keep for its accounts: it is replaced by
- * its tombstone (see `tombstone`), its changes and sessions go, its provider events point at the
- * tombstone, and its deliveries to the shop (the record holds the address) go. Returns the count per
- * collection, and the tombstones kept.
+ * Erases the conversations' orders, for `npm run erase`; with `dryRun` only counts. Each is
+ * forgotten as PaymentStore.forget does: an order never paid goes with everything of it, a paid one
+ * (PAID: paid, shipped, refund_due, refunded) is replaced by its tombstone, and its deliveries to
+ * the shop (the record holds the address) go. Returns the count per collection, and the tombstones
+ * kept.
  */
 export async function eraseShopper(
   db: Db,
@@ -522,8 +748,7 @@ export async function eraseShopper(
   dryRun: boolean,
   at: Date,
 ): Promise<{ counts: Record<string, number>; kept: { number: string; state: OrderState }[] }> {
-  const orders = db.collection<OrderDoc>(ORDERS);
-  const events = db.collection<ProviderEventDoc>(PROVIDER_EVENTS);
+  const store = new PaymentStore(db);
   const counts: Record<string, number> = {
     [ORDERS]: 0,
     [CHANGES]: 0,
@@ -533,48 +758,21 @@ export async function eraseShopper(
     [DELIVERY_ATTEMPTS]: 0,
     [OUTCOMES]: 0,
   };
-  const add = (name: string, n: number) => {
-    counts[name] = (counts[name] ?? 0) + n;
-  };
   const kept: { number: string; state: OrderState }[] = [];
-  // A tombstone whose original was deleted but whose number was not yet set (a crash in between).
-  const tombstones = db.collection<Tombstone>(ORDERS);
-  const settle = (id: string, number: string) =>
-    tombstones.updateOne({ _id: id }, { $set: { number }, $unset: { pendingNumber: "" } });
   for (const conversationId of conversationIds) {
-    for (const order of await orders.find({ conversationId }).toArray()) {
-      const orderId = order._id;
-      add(CHANGES, await removeMatching(db.collection<ChangeDoc>(CHANGES), { orderId }, dryRun));
-      add(SESSIONS, await removeMatching(db.collection<SessionDoc>(SESSIONS), { orderId }, dryRun));
-      if (order.number)
-        for (const [name, n] of Object.entries(await eraseDeliveries(db, order.number, dryRun))) add(name, n);
-      if (!PAID.includes(order.state)) {
-        add(PROVIDER_EVENTS, await removeMatching(events, { orderId }, dryRun));
-        add(ORDERS, await removeMatching(orders, { _id: orderId }, dryRun));
-        continue;
-      }
-      kept.push({ number: order.number, state: order.state });
-      add(ORDERS, 1);
-      if (dryRun) continue;
-      const stone = tombstone(order, at);
-      try {
-        await tombstones.insertOne(stone);
-      } catch (error) {
-        if (!isDuplicateKey(error)) throw error;
-      }
-      await events.updateMany({ orderId }, { $set: { orderId: stone._id } });
-      await orders.deleteOne({ _id: orderId });
-      if (order.number) await settle(stone._id, order.number);
+    const orders = await store.orders.find({ conversationId }, { projection: { _id: 1 } }).toArray();
+    for (const { _id } of orders) {
+      const forgotten = await store.forget(_id, at, { dryRun });
+      if (!forgotten) continue;
+      for (const [name, n] of Object.entries(forgotten.counts)) counts[name] = (counts[name] ?? 0) + n;
+      if (forgotten.kept) kept.push(forgotten.kept);
     }
   }
-  // Tombstones an earlier run left without their number (a crash after the original's deletion);
-  // one whose original still exists (another shopper's unfinished erase) waits for that erase.
-  if (!dryRun)
-    for (const unfinished of await tombstones.find({ pendingNumber: { $exists: true } }).toArray())
-      try {
-        if (unfinished.pendingNumber) await settle(unfinished._id, unfinished.pendingNumber);
-      } catch (error) {
-        if (!isDuplicateKey(error)) throw error;
-      }
+  if (!dryRun) {
+    // Erasures an earlier run (or a sweep) left half-way, this shopper's or another's.
+    await store.finishErasures(at, 1000);
+    // Tombstones erased before erasures were claimed, left without their number by a crash.
+    await store.settleNumbers();
+  }
   return { counts, kept };
 }

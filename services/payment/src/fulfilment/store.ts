@@ -1,5 +1,6 @@
 import { type CollectionIndexes, isDuplicateKey, removeMatching } from "@taituri/mongo";
 import type { Binary, Collection, Db } from "mongodb";
+import { deliveryExpired } from "../domain/retention.ts";
 
 export const DELIVERIES = "fulfilment_deliveries";
 export const ATTEMPTS = "fulfilment_attempts";
@@ -89,7 +90,7 @@ export const attemptId = (deliveryId: string, attempt: number) => `${deliveryId}
 /**
  * Unique indexes: the event id (`_id` of fulfilment_deliveries), the attempt's claim and outcome
  * ("<event id>#<n>", `_id` of fulfilment_attempts and fulfilment_attempt_outcomes). The others serve
- * the worker's due query, the pending metrics and the lookups by order number.
+ * the worker's due query, the pending metrics, the lookups by order number and the retention sweep.
  */
 export const fulfilmentIndexes: CollectionIndexes[] = [
   {
@@ -98,6 +99,8 @@ export const fulfilmentIndexes: CollectionIndexes[] = [
       { key: { state: 1, nextAttemptAt: 1 }, name: "due" },
       { key: { state: 1, createdAt: 1 }, name: "state_created" },
       { key: { orderNumber: 1 }, name: "order_number" },
+      // The retention sweep: deliveries the shop accepted, by when.
+      { key: { state: 1, deliveredAt: 1 }, name: "state_delivered" },
     ],
   },
   { collection: ATTEMPTS, indexes: [{ key: { deliveryId: 1 }, name: "delivery" }] },
@@ -191,6 +194,38 @@ export class DeliveryStore implements DeliveryLedger {
       .limit(1)
       .toArray();
     return { count, oldest: oldest?.createdAt ?? null };
+  }
+
+  /**
+   * The retention of PAYMENT_RETENTION_DAYS: deletes up to `limit` deliveries the shop accepted
+   * before `before`, each with its attempts and outcomes (the delivery last, so one cut short is
+   * found again). Safe: an accepted delivery is never written again, and the retention is longer
+   * than the orders topic keeps the record that would make it anew. One never accepted stays: it is
+   * retried until the shop takes it (or waits for the orders CLI). Any replica may sweep: a delivery
+   * deleted by another is simply not found again. `examined`: a full batch means more may wait.
+   */
+  async sweepExpired(
+    before: Date,
+    limit: number,
+  ): Promise<{ deliveries: number; attempts: number; outcomes: number; examined: number }> {
+    const found = await this.deliveries
+      .find(
+        { state: "delivered", deliveredAt: { $lt: before } },
+        { projection: { _id: 1, state: 1, deliveredAt: 1 } },
+      )
+      .limit(limit)
+      .toArray();
+    let deliveries = 0;
+    let attempts = 0;
+    let outcomes = 0;
+    for (const delivery of found) {
+      if (!deliveryExpired(delivery, before)) continue;
+      const deliveryId = delivery._id;
+      attempts += (await this.#attempts.deleteMany({ deliveryId })).deletedCount;
+      outcomes += (await this.#outcomes.deleteMany({ deliveryId })).deletedCount;
+      deliveries += (await this.deliveries.deleteOne({ _id: deliveryId })).deletedCount;
+    }
+    return { deliveries, attempts, outcomes, examined: found.length };
   }
 }
 
