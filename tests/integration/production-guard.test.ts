@@ -41,6 +41,19 @@ interface Service {
 }
 
 const base = { DEPLOYMENT_ENVIRONMENT: "production", PSEUDONYM_KEY: secret("k") };
+/** The base of a service that uses Kafka: a login to the brokers. */
+const kafkaBase = {
+  ...base,
+  KAFKA_SASL_MECHANISM: "scram-sha-512",
+  KAFKA_SASL_USERNAME: "taituri",
+  KAFKA_SASL_PASSWORD: secret("p"),
+};
+const noLogin = {
+  KAFKA_SASL_MECHANISM: undefined,
+  KAFKA_SASL_USERNAME: undefined,
+  KAFKA_SASL_PASSWORD: undefined,
+};
+const kafkaLogin = [{ set: noLogin, refused: ["KAFKA_SASL_MECHANISM"] }];
 const pseudonymKey = [
   { set: { PSEUDONYM_KEY: undefined }, refused: ["PSEUDONYM_KEY"] },
   { set: { PSEUDONYM_KEY: "taituri-dev-pseudonym-key" }, refused: ["PSEUDONYM_KEY"] },
@@ -56,13 +69,14 @@ const services: Record<string, Service> = {
   ingress: {
     load: loadIngressConfig,
     production: {
-      ...base,
+      ...kafkaBase,
       WHATSAPP_APP_SECRET: "0123456789abcdef0123456789abcdef",
       WHATSAPP_VERIFY_TOKEN: "a-verify-token-of-our-own",
       WHATSAPP_ACCESS_TOKEN: "EAAG-a-system-user-token",
     },
     development: [
       ...pseudonymKey,
+      ...kafkaLogin,
       { set: { WHATSAPP_APP_SECRET: "local-app-secret" }, refused: ["WHATSAPP_APP_SECRET"] },
       { set: { WHATSAPP_APP_SECRET: "0123456789abcdef" }, refused: ["WHATSAPP_APP_SECRET"] },
       // During a rotation every secret counts.
@@ -71,22 +85,29 @@ const services: Record<string, Service> = {
       { set: { WHATSAPP_ACCESS_TOKEN: "local-access-token" }, refused: ["WHATSAPP_ACCESS_TOKEN"] },
     ],
     npmStart: NPM_START_INGRESS,
-    bare: ["PSEUDONYM_KEY", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN"],
+    bare: [
+      "KAFKA_SASL_MECHANISM",
+      "PSEUDONYM_KEY",
+      "WHATSAPP_APP_SECRET",
+      "WHATSAPP_VERIFY_TOKEN",
+      "WHATSAPP_ACCESS_TOKEN",
+    ],
   },
   conversation: {
     load: loadConversationConfig,
-    production: base,
+    production: kafkaBase,
     development: [
       ...pseudonymKey,
+      ...kafkaLogin,
       { set: { CONVERSATION_CRASH_AT: "after_commit" }, refused: ["CONVERSATION_CRASH_AT"] },
     ],
     npmStart: {},
-    bare: ["PSEUDONYM_KEY"],
+    bare: ["KAFKA_SASL_MECHANISM", "PSEUDONYM_KEY"],
   },
   generation: {
     load: loadGenerationConfig,
     production: {
-      ...base,
+      ...kafkaBase,
       IMAGE_PROVIDER: "openai",
       OPENAI_API_KEY: "sk-test",
       OIDC_ISSUER_URL: ISSUER,
@@ -94,18 +115,25 @@ const services: Record<string, Service> = {
     },
     development: [
       ...pseudonymKey,
+      ...kafkaLogin,
       ...issuer,
       { set: { IMAGE_PROVIDER: undefined, OPENAI_API_KEY: undefined }, refused: ["IMAGE_PROVIDER"] },
       { set: { IMAGE_PROVIDER: "local" }, refused: ["IMAGE_PROVIDER"] },
       { set: { OIDC_CLIENT_SECRET: "local-generation" }, refused: ["OIDC_CLIENT_SECRET"] },
     ],
     npmStart: { OIDC_ISSUER_URL: "http://127.0.0.1:3010", OIDC_CLIENT_SECRET: "local-generation" },
-    bare: ["PSEUDONYM_KEY", "IMAGE_PROVIDER", "OIDC_ISSUER_URL", "OIDC_CLIENT_SECRET"],
+    bare: [
+      "KAFKA_SASL_MECHANISM",
+      "PSEUDONYM_KEY",
+      "IMAGE_PROVIDER",
+      "OIDC_ISSUER_URL",
+      "OIDC_CLIENT_SECRET",
+    ],
   },
   payment: {
     load: loadPaymentConfig,
     production: {
-      ...base,
+      ...kafkaBase,
       PAYMENT_PROVIDER: "stripe",
       STRIPE_SECRET_KEY: "sk_test_key",
       STRIPE_WEBHOOK_SECRET: "whsec_short_is_stripes_own",
@@ -114,6 +142,7 @@ const services: Record<string, Service> = {
     },
     development: [
       ...pseudonymKey,
+      ...kafkaLogin,
       ...issuer,
       // The local provider takes its webhook secret with it: both are named.
       {
@@ -146,6 +175,7 @@ const services: Record<string, Service> = {
     ],
     npmStart: { OIDC_ISSUER_URL: "http://127.0.0.1:3010" },
     bare: [
+      "KAFKA_SASL_MECHANISM",
       "PSEUDONYM_KEY",
       "PAYMENT_PROVIDER",
       "PAYMENT_LOCAL_WEBHOOK_SECRET",
@@ -189,6 +219,18 @@ for (const [name, service] of Object.entries(services)) {
     if (name !== "ingress") assert.doesNotThrow(() => service.load({}));
   });
 }
+
+test("Kafka without a login: refused outside local unless KAFKA_ALLOW_UNAUTHENTICATED; the limiter has no Kafka", () => {
+  const production = { ...services.conversation?.production, ...noLogin };
+  assert.deepEqual(
+    problems(() => loadConversationConfig(production)),
+    [
+      "KAFKA_SASL_MECHANISM: no login to Kafka, so anyone who reaches the brokers can write the paid requests; set KAFKA_SASL_MECHANISM (oauthbearer with KAFKA_OAUTH_TOKEN_FILE in Kubernetes), or KAFKA_ALLOW_UNAUTHENTICATED=true if nothing else can reach the brokers (DEPLOYMENT_ENVIRONMENT=production)",
+    ],
+  );
+  assert.doesNotThrow(() => loadConversationConfig({ ...production, KAFKA_ALLOW_UNAUTHENTICATED: "true" }));
+  assert.doesNotThrow(() => loadLimiterConfig({ ...services.limiter?.production }));
+});
 
 test("the message names what to set and the environment", () => {
   assert.deepEqual(

@@ -138,6 +138,7 @@ describe("Kafka connection settings", () => {
     const elsewhere = problems({
       DEPLOYMENT_ENVIRONMENT: "production",
       PSEUDONYM_KEY: "a-production-pseudonym-key-of-32-bytes-or-more",
+      KAFKA_ALLOW_UNAUTHENTICATED: "true",
       KAFKA_SSL: "true",
       KAFKA_SSL_REJECT_UNAUTHORIZED: "false",
     });

@@ -41,6 +41,8 @@ const production = {
   KEYS: strong,
   PROVIDER: "real",
   ISSUER: "https://issuer.example",
+  // baseSchema refuses Kafka without a login elsewhere than local: these tests are about the rest.
+  KAFKA_ALLOW_UNAUTHENTICATED: "true",
 };
 
 describe("development defaults", () => {
@@ -59,6 +61,7 @@ describe("development defaults", () => {
       ),
       [
         "PORT: Invalid input: expected number, received NaN",
+        "KAFKA_SASL_MECHANISM: no login to Kafka, so anyone who reaches the brokers can write the paid requests; set KAFKA_SASL_MECHANISM (oauthbearer with KAFKA_OAUTH_TOKEN_FILE in Kubernetes), or KAFKA_ALLOW_UNAUTHENTICATED=true if nothing else can reach the brokers (DEPLOYMENT_ENVIRONMENT=staging)",
         "PSEUDONYM_KEY: the public development default; set a secret of at least 32 bytes (DEPLOYMENT_ENVIRONMENT=staging)",
         "KEY: the public development default; set a secret of at least 32 bytes (DEPLOYMENT_ENVIRONMENT=staging)",
         "KEYS: the public development default; set a secret of at least 32 bytes (DEPLOYMENT_ENVIRONMENT=staging)",
@@ -112,6 +115,25 @@ describe("development defaults", () => {
       problems(() => loadConfig(schema, { ...production, KEY: "short" })),
       ["KEY: Too small: expected string to have >=8 characters"],
     );
+  });
+
+  test("a setting whose development value is unset: refused while unset, unless its `when` is off", () => {
+    const kafka = { ...production, KAFKA_ALLOW_UNAUTHENTICATED: undefined };
+    assert.deepEqual(
+      problems(() => loadConfig(schema, kafka)).map((p) => p.split(":")[0]),
+      ["KAFKA_SASL_MECHANISM"],
+    );
+    // A flag's value in effect is a boolean; `when` compares it as written ("false").
+    assert.doesNotThrow(() => loadConfig(schema, { ...kafka, KAFKA_ALLOW_UNAUTHENTICATED: "yes" }));
+    assert.doesNotThrow(() =>
+      loadConfig(schema, {
+        ...kafka,
+        KAFKA_SASL_MECHANISM: "plain",
+        KAFKA_SASL_USERNAME: "u",
+        KAFKA_SASL_PASSWORD: "p",
+      }),
+    );
+    assert.doesNotThrow(() => loadConfig(schema, { ...kafka, DEPLOYMENT_ENVIRONMENT: "local" }));
   });
 
   test("a schema without DEPLOYMENT_ENVIRONMENT has nothing to refuse", () => {

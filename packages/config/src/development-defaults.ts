@@ -27,6 +27,12 @@ export type DevelopmentRule = (
       /** An OIDC issuer on a loopback address: only a development issuer runs there. */
       loopbackIssuer: true;
     }
+  | {
+      /** Unset is the development value (what it leaves off), whatever value is set is not. */
+      unset: true;
+      is: string;
+      instead: string;
+    }
 ) & {
   /** The setting takes effect only while each of these other settings has this value. */
   when?: Readonly<Record<string, string>>;
@@ -77,6 +83,7 @@ export function developmentProblem(rule: DevelopmentRule, value: string): string
   }
   if ("values" in rule)
     return rule.values.includes(value) ? `${rule.is ?? PUBLIC}; ${rule.instead}` : undefined;
+  if ("unset" in rule) return undefined;
   return isLoopbackUrl(value) ? LOOPBACK_ISSUER : undefined;
 }
 
@@ -100,8 +107,14 @@ export function developmentDefaultsInEffect(
   for (const [name, field] of Object.entries(schema.shape)) {
     const rule = rules.get(field);
     if (!rule) continue;
-    if (Object.entries(rule.when ?? {}).some(([other, value]) => inEffect(other) !== value)) continue;
+    // String(): a flag's value in effect is a boolean, and `when` says "false".
+    if (Object.entries(rule.when ?? {}).some(([other, value]) => String(inEffect(other)) !== value)) continue;
     const value = inEffect(name);
+    if ("unset" in rule) {
+      if (value === undefined)
+        problems.push(`${name}: ${rule.is}; ${rule.instead} (DEPLOYMENT_ENVIRONMENT=${environment})`);
+      continue;
+    }
     const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
     const problem = values.map((v) => developmentProblem(rule, String(v))).find((p) => p !== undefined);
     if (problem) problems.push(`${name}: ${problem} (DEPLOYMENT_ENVIRONMENT=${environment})`);

@@ -90,6 +90,9 @@ export const logLevel = () =>
 
 const DEV_PSEUDONYM_KEY = "taituri-dev-pseudonym-key";
 
+/** The SASL mechanisms of KAFKA_SASL_MECHANISM (kafkajs's names). */
+export const KAFKA_SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"] as const;
+
 /**
  * The settings every service shares: where the servers are and how to log. Services extend this
  * with their own fields.
@@ -140,8 +143,18 @@ export const baseSchema = z.object({
     is: "certificate checks off",
     instead: "set KAFKA_SSL_CA_FILE to the CA of the brokers' certificates",
   }),
-  // SASL mechanism the brokers' listener wants; unset: no SASL.
-  KAFKA_SASL_MECHANISM: z.enum(["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"]).optional(),
+  // SASL mechanism the brokers' listener wants; unset: no SASL, so no ACL can tell the services
+  // apart and whoever reaches the brokers can write the paid requests: refused outside local
+  // unless KAFKA_ALLOW_UNAUTHENTICATED (docs/security.md, "Kafka: who may start paid work").
+  KAFKA_SASL_MECHANISM: refuseOutsideLocal(z.enum(KAFKA_SASL_MECHANISMS).optional(), {
+    unset: true,
+    is: "no login to Kafka, so anyone who reaches the brokers can write the paid requests",
+    instead:
+      "set KAFKA_SASL_MECHANISM (oauthbearer with KAFKA_OAUTH_TOKEN_FILE in Kubernetes), or KAFKA_ALLOW_UNAUTHENTICATED=true if nothing else can reach the brokers",
+    when: { KAFKA_ALLOW_UNAUTHENTICATED: "false" },
+  }),
+  // true: accept Kafka without a login outside local (brokers no one else can reach).
+  KAFKA_ALLOW_UNAUTHENTICATED: flag(false),
   // User and password for plain and scram-*; the password or a file holding it (a mounted secret).
   KAFKA_SASL_USERNAME: z.string().optional(),
   KAFKA_SASL_PASSWORD: z.string().optional(),

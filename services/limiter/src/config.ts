@@ -1,7 +1,18 @@
 import { fileURLToPath } from "node:url";
-import { baseSchema, csv, loadConfig, port, positiveInt, refuseOutsideLocal, z } from "@taituri/config";
+import {
+  baseSchema,
+  csv,
+  KAFKA_SASL_MECHANISMS,
+  loadConfig,
+  port,
+  positiveInt,
+  refuseOutsideLocal,
+  z,
+} from "@taituri/config";
 
 export const schema = baseSchema.extend({
+  // The limiter does not use Kafka: no login to refuse (baseSchema's mark would).
+  KAFKA_SASL_MECHANISM: z.enum(KAFKA_SASL_MECHANISMS).optional(),
   // gRPC port of the LimiterService and of grpc.health.v1.
   LIMITER_GRPC_PORT: port(50051),
   // Port of /healthz, /readyz and /metrics.

@@ -15,6 +15,7 @@ const PRODUCTION = {
   STRIPE_SECRET_KEY: "sk_test_x",
   STRIPE_WEBHOOK_SECRET: "whsec_x",
   OIDC_ISSUER_URL: "https://issuer.example",
+  KAFKA_ALLOW_UNAUTHENTICATED: "true",
 };
 const shops = [
   { id: "shop-a", fulfilment: { url: "https://a.example/orders" } },
