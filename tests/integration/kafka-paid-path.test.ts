@@ -118,8 +118,17 @@ async function recordsIn(topic: string): Promise<number> {
   const client = admin.admin();
   await client.connect();
   try {
-    const offsets = await client.fetchTopicOffsets(topic);
-    return offsets.reduce((sum, partition) => sum + Number(partition.high), 0);
+    // A topic the service has just created may still answer NOT_LEADER_FOR_PARTITION for a moment
+    // (seen under a loaded npm test): a retriable error, which fetchTopicOffsets does not retry.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const offsets = await client.fetchTopicOffsets(topic);
+        return offsets.reduce((sum, partition) => sum + Number(partition.high), 0);
+      } catch (error) {
+        if (!(error as { retriable?: boolean }).retriable || attempt >= 20) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
   } finally {
     await client.disconnect();
   }
