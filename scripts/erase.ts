@@ -3,11 +3,17 @@
  *   npm run erase -- <wa_id or BSUID> [--phone-number-id <id>] [--dry-run] [--json]
  * Each service erases what it owns with its own adapter's `eraseShopper`; this script only composes
  * them, in an order that a rerun can finish: the conversation, through which the others are found,
- * goes last. It prints counts per collection, bucket and key pattern, and no id but the one typed.
+ * goes last. It prints counts per collection, bucket and key pattern, and no id but the one typed,
+ * and which conversation replicas confirmed they dropped what they kept in memory.
  */
 import { parseArgs } from "node:util";
 import { baseSchema, exitOnConfigError, loadConfig } from "@taituri/config";
-import { eraseConversations, findShopper } from "@taituri/conversation-service/store";
+import {
+  eraseConversations,
+  FORGET_TIMEOUT_MS,
+  type ForgetReport,
+  findShopper,
+} from "@taituri/conversation-service/store";
 import { eraseShopper as eraseGeneration } from "@taituri/generation-service/store";
 import { eraseShopper as eraseIngress } from "@taituri/ingress-service/store";
 import { schema as limiterSchema } from "@taituri/limiter-service/config";
@@ -23,6 +29,9 @@ const usage = `Usage: npm run erase -- <wa_id or BSUID> [--phone-number-id <id>]
   and a BSUID, before and after a number change), designs and rounds, messages and statuses, orders
   and their deliveries to the shop, and limiter keys. A paid order stays as a tombstone: its number,
   amounts, state and dates, for the shop's accounts, without conversation, recipient or address.
+  Then waits (up to ${FORGET_TIMEOUT_MS / 1000} s) for every running conversation replica to drop the
+  conversations it keeps in memory, and warns naming any that did not: restart those and run the
+  erase again.
 
   --phone-number-id <id>   only under this business number (default: under every one)
   --dry-run                count what would go, change nothing
@@ -31,7 +40,7 @@ const usage = `Usage: npm run erase -- <wa_id or BSUID> [--phone-number-id <id>]
 Settings: MONGO_URL, MONGO_DB, REDIS_URL, LIMITER_KEY_PREFIX, LIMITER_REDIS_CLUSTER_NODES and
 KAFKA_TOPIC_PREFIX, as the services have them; the defaults are the servers \`npm start\` runs.
 
-Exit codes: 0 done (or nothing to erase), 1 other error, 2 bad usage, 5 MongoDB unreachable.`;
+Exit codes: 0 done (or nothing to erase; also with the warning about replicas), 1 other error, 2 bad usage, 5 MongoDB unreachable.`;
 
 const config = exitOnConfigError(() =>
   loadConfig(
@@ -129,7 +138,8 @@ try {
       dryRun,
     ),
   );
-  Object.assign(removed, await eraseConversations(db, records, dryRun));
+  const conversations = await eraseConversations(db, records, dryRun);
+  Object.assign(removed, conversations.counts);
   // A kept order is counted under payment_orders but not removed.
   const total = Object.values(removed).reduce((sum, n) => sum + n, 0);
   const report = {
@@ -142,10 +152,15 @@ try {
     removed,
     keptOrders: payment.kept,
     total,
+    // Replica ids (host, process), no personal data; absent on a dry run.
+    ...(conversations.replicas ? { replicas: conversations.replicas } : {}),
     kafka: `events on the ${config.KAFKA_TOPIC_PREFIX}* topics stay until the topics' retention drops them`,
   };
   if (args.values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else process.stdout.write(text(report));
+  // The warning goes to stderr too, so that --json output read by a program still shows it to a person.
+  const warning = unconfirmed(report.replicas);
+  if (warning && args.values.json) process.stderr.write(`${warning}\n`);
 } catch (error) {
   process.stderr.write(`erase failed: ${error instanceof Error ? error.message : error}\n`);
   process.exitCode = 1;
@@ -162,10 +177,12 @@ function text(report: {
   keptOrders: { number: string; state: string }[];
   total: number;
   kafka: string;
+  replicas?: ForgetReport;
 }): string {
   const who = `${shopper}${phoneNumberId ? ` under ${phoneNumberId}` : ""}`;
+  const warning = unconfirmed(report.replicas);
   if (report.total === 0)
-    return `Nothing to erase: no data of ${who} was found${report.dryRun ? " (dry run)" : ""}.\n`;
+    return `Nothing to erase: no data of ${who} was found${report.dryRun ? " (dry run)" : ""}.\n${warning ? `${warning}\n` : ""}`;
   const verb = report.dryRun ? "Would remove (dry run, nothing changed)" : "Removed";
   const width = Math.max(...Object.keys(report.removed).map((name) => name.length));
   const lines = [
@@ -180,6 +197,25 @@ function text(report: {
         " design and checkout session erased",
       ...report.keptOrders.map((order) => `  ${order.number}  ${order.state}`),
     );
+  if (report.replicas) lines.push(confirmed(report.replicas));
+  if (warning) lines.push(warning);
   lines.push(`Not erased: ${report.kafka} (docs/security.md).`);
   return `${lines.join("\n")}\n`;
+}
+
+function confirmed(replicas: ForgetReport): string {
+  const n = replicas.confirmed.length;
+  if (n === 0 && replicas.unconfirmed.length === 0)
+    return "Conversation replicas: none running, none keeps the shopper's conversations in memory.";
+  return `Conversation replicas: ${n} confirmed they dropped the conversations they kept in memory${n > 0 ? ` (${replicas.confirmed.join(", ")})` : ""}.`;
+}
+
+/** The warning line for replicas that did not confirm, if any. */
+function unconfirmed(replicas: ForgetReport | undefined): string | undefined {
+  if (!replicas || replicas.unconfirmed.length === 0) return undefined;
+  return (
+    `Warning: ${replicas.unconfirmed.length} conversation replica(s) did not confirm within ${FORGET_TIMEOUT_MS / 1000} s that they` +
+    ` dropped the conversations they keep in memory, and may write the erased journey back: ${replicas.unconfirmed.join(", ")}.` +
+    " Restart them, then run the erase again (docs/security.md)."
+  );
 }

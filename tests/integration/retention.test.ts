@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import { CACHE_EPOCHS, CacheForgetWatcher } from "@taituri/conversation-service/cache-epochs";
+import {
+  type ConversationDoc,
+  ConversationStore,
+  conversationIndexes,
+  VERSIONS,
+} from "@taituri/conversation-service/store";
 import { type Infra, startInfra } from "@taituri/devenv";
 import {
   CALLS,
@@ -45,6 +52,8 @@ import { Binary, type Db, MongoClient } from "mongodb";
  * statuses older than the cutoff go; recent ones stay. Payment: orders that ended before the
  * cutoff are forgotten (never paid: deleted with everything of them; paid: a tombstone without
  * personal data), the others stay as they were; deliveries the shop accepted before it go.
+ * Conversation (the sweep itself: tests/integration/conversation-store.test.ts): a sweep that
+ * deleted any tells the replicas, which drop what they keep in memory of them.
  */
 let infra: Infra;
 let mongo: MongoClient;
@@ -54,7 +63,13 @@ before(async () => {
   infra = await startInfra();
   mongo = new MongoClient(infra.mongo.url);
   db = mongo.db(`retention_${randomUUID().slice(0, 8)}`);
-  await ensureIndexes(db, [...generationIndexes, ...ingressIndexes, ...paymentIndexes, ...fulfilmentIndexes]);
+  await ensureIndexes(db, [
+    ...generationIndexes,
+    ...ingressIndexes,
+    ...paymentIndexes,
+    ...fulfilmentIndexes,
+    ...conversationIndexes,
+  ]);
 });
 
 after(async () => {
@@ -757,3 +772,46 @@ function asText(value: unknown): string {
       .join("\u0000");
   return String(value);
 }
+
+describe("conversation", () => {
+  test("a sweep that deleted conversations tells the replicas: one that kept a deleted one in memory drops it and writes none of it back", async () => {
+    const old = new Date("1999-06-01T00:00:00Z");
+    const cutoff = new Date("2000-01-01T00:00:00Z");
+    const id = `PNRET:${randomUUID()}`;
+    const replica = new ConversationStore(db);
+    const watcher = new CacheForgetWatcher(db, () => replica.forgetCached(), { replica: "it-retention" });
+    await watcher.start();
+    const next = (state: string) => ({
+      conversationId: id,
+      phoneNumberId: "PNRET",
+      shopperId: id,
+      contact: { waId: id },
+      conversation: { state, recipient: "Philippa" } as unknown as ConversationDoc["conversation"],
+      timers: [],
+    });
+    assert.equal(await replica.commit(null, next("awaiting_theme"), `${id}-e0`, [], old), 1);
+    const remembered = replica.cached(id);
+    assert.equal(remembered?.version, 1);
+    const token = async () =>
+      (await db.collection<{ _id: string; token: string }>(CACHE_EPOCHS).findOne({ _id: "forget" }))?.token;
+    const before = await token();
+
+    assert.deepEqual(await new ConversationStore(db).sweepExpired(cutoff, 100), { removed: 1, examined: 1 });
+    const announced = await token();
+    assert.ok(announced && announced !== before, "the sweep set a new token");
+    assert.equal(await watcher.check(), true, "the replica drops its cache at its next check");
+    assert.equal(replica.cached(id), undefined);
+    assert.equal(
+      await replica.commit(remembered ?? null, next("awaiting_style"), `${id}-e1`, [], new Date()),
+      "conflict",
+      "a copy read before the drop is no ground for a commit (its version claim would succeed)",
+    );
+    assert.equal(await db.collection(VERSIONS).countDocuments({ conversationId: id }), 0);
+    assert.equal(await db.collection("conversation_conversations").countDocuments({ _id: id as never }), 0);
+
+    assert.deepEqual(await new ConversationStore(db).sweepExpired(cutoff, 100), { removed: 0, examined: 0 });
+    assert.equal(await token(), announced, "a sweep that deleted nothing leaves the token");
+    assert.equal(await watcher.check(), false);
+    await watcher.stop();
+  });
+});

@@ -41,6 +41,10 @@ export const schema = baseSchema.extend({
   // Conversations whose latest version is kept in memory, so that their next event needs no read
   // (a stale one costs a lost commit and a read, never a wrong write). 0 turns it off.
   CONVERSATION_CACHE_SIZE: z.coerce.number().int().min(0).default(10_000),
+  // How often each replica looks whether conversations were deleted (an erase, the retention sweep)
+  // and then drops every one it keeps in memory, which it would otherwise write back. At most 5 s:
+  // the erase waits up to 20 s for every replica to confirm, and one silent for 15 s is taken for gone.
+  CONVERSATION_CACHE_CHECK_MS: z.coerce.number().int().positive().max(5000).default(1000),
   // Crash-testing only: the process SIGKILLs itself at this step of applying a shopper's message
   // (after its version claim and before its update, a step a conversation's first message does not
   // have; or after its commit and before publishing), as a crash would. Never set it in a

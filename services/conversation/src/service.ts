@@ -3,8 +3,9 @@ import { topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ensureIndexes } from "@taituri/mongo";
 import { connectBackbone, type RunningService, serveOps } from "@taituri/service";
-import { Gauge } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import { parse } from "yaml";
+import { CacheForgetWatcher } from "./adapters/cache-epochs.ts";
 import { ConversationStore, conversationIndexes } from "./adapters/store.ts";
 import type { ConversationConfig } from "./config.ts";
 import { createConversationHandler } from "./consumers/events.ts";
@@ -14,8 +15,8 @@ import { parseMessageCatalog } from "./domain/messages.ts";
 
 /**
  * Builds and starts the conversation service: one consumer for everything that moves a journey
- * (the shopper's messages, generation results, payment events), the watchdog poller, and the ops
- * server.
+ * (the shopper's messages, generation results, payment events), the watchdog poller, the check
+ * for deleted conversations to forget, and the ops server.
  */
 export async function startConversationService(
   config: ConversationConfig,
@@ -40,6 +41,11 @@ export async function startConversationService(
     cacheSize: config.CONVERSATION_CACHE_SIZE,
     insertIntervalMs: config.MONGO_INSERT_INTERVAL_MS,
   });
+  const forgets = new Counter({
+    name: "conversation_cache_forgets_total",
+    help: "Times this replica dropped every conversation it kept in memory, told that some were deleted",
+    registers: [backbone.registry],
+  });
   const handler = createConversationHandler({
     store,
     publisher: backbone.kafka.producer,
@@ -61,6 +67,14 @@ export async function startConversationService(
         }
       : {}),
   });
+  // Erases and the retention sweep delete conversations this replica may remember: it drops them all
+  // when told (adapters/cache-epochs.ts). Started before consuming, so that an earlier deletion is
+  // not news and an erase from now on waits for this replica.
+  const watcher = new CacheForgetWatcher(backbone.mongo.db, () => {
+    handler.forgetRelayed();
+    return store.forgetCached();
+  });
+  await watcher.start();
   const consumer = await backbone.consume({
     group: "conversation",
     topics: [topics.inbound, topics.generationResults, topics.paymentEvents],
@@ -101,9 +115,32 @@ export async function startConversationService(
         .catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed; will retry")),
     );
   }, config.TIMER_POLL_MS);
+  // Beside the consumers, never in a message's way: one check at a time, a failed one retried at the next tick.
+  let checking: Promise<void> | undefined;
+  const cacheCheck = setInterval(() => {
+    checking ??= watcher
+      .check()
+      .then((forgot) => {
+        if (!forgot) return;
+        forgets.inc();
+        logger.info("conversations were deleted; every one kept in memory dropped");
+      })
+      .catch((error: unknown) =>
+        logger.warn({ err: error }, "checking for deleted conversations failed; will retry"),
+      )
+      .finally(() => {
+        checking = undefined;
+      });
+  }, config.CONVERSATION_CACHE_CHECK_MS);
   return serveOps(backbone, { port: config.CONVERSATION_PORT, host: config.CONVERSATION_HOST }, async () => {
     clearInterval(poller);
     await polling;
     await consumer.stop();
+    // Until the consumers stop, a deletion must still reach the cache they build on.
+    clearInterval(cacheCheck);
+    await checking;
+    await watcher
+      .stop()
+      .catch((error: unknown) => logger.warn({ err: error }, "removing this replica's cache ack failed"));
   });
 }

@@ -9,8 +9,22 @@ import {
 } from "@taituri/mongo";
 import type { Collection, Db } from "mongodb";
 import type { Conversation } from "../domain/machine.ts";
+import {
+  announceForget,
+  awaitForgotten,
+  CACHE_EPOCHS,
+  FORGET_TIMEOUT_MS,
+  type ForgetReport,
+} from "./cache-epochs.ts";
 
-export { type OutboxEntry, outboxValue, type StoredOutboxEntry };
+export {
+  CACHE_EPOCHS,
+  FORGET_TIMEOUT_MS,
+  type ForgetReport,
+  type OutboxEntry,
+  outboxValue,
+  type StoredOutboxEntry,
+};
 
 /**
  * A conversation as the service works with it. Stored as its head document in
@@ -163,6 +177,18 @@ export function hasApplied(doc: ConversationDoc, eventId: string): boolean {
  */
 export type CommitOutcome = number | "conflict" | "duplicate";
 
+/** What a commit writes as the conversation's next version. */
+export interface NextVersion {
+  conversationId: string;
+  phoneNumberId: string;
+  shopperId: string;
+  contact: Contact;
+  conversation: Conversation;
+  timers: Timer[];
+  lastInboundAt?: Date;
+  designsTrace?: string;
+}
+
 /**
  * The claim on one version of a conversation and on the event it applies: `_id` "<conversation
  * id>#<version>", unique, so one writer alone may produce each version; `eventId`, unique, so each
@@ -212,6 +238,16 @@ export class ConversationStore {
    */
   readonly #cache = new Map<string, ConversationDoc>();
   readonly #cacheSize: number;
+  /**
+   * Bumped by `forgetCached`. A version read or written before (`#readIn`) may be of a
+   * conversation deleted since, and is no ground for a commit: with its version claims gone, the
+   * claim of the next one would succeed and write the deleted state back.
+   */
+  #epoch = 0;
+  readonly #readIn = new WeakMap<ConversationDoc, number>();
+  /** Commits in flight, each settled; `forgetCached` waits for those begun before it. */
+  readonly #committing = new Set<Promise<void>>();
+  readonly #db: Db;
 
   /**
    * `cacheSize`: how many conversations `cached` remembers (0: none); `insertIntervalMs`: the
@@ -219,6 +255,7 @@ export class ConversationStore {
    */
   constructor(db: Db, options: { cacheSize?: number; insertIntervalMs?: number } = {}) {
     this.#cacheSize = options.cacheSize ?? 10_000;
+    this.#db = db;
     this.#conversations = db.collection<ConversationDoc>(CONVERSATIONS);
     this.#versions = db.collection<VersionDoc>(VERSIONS);
     this.#identities = db.collection<IdentityDoc>(IDENTITIES);
@@ -233,10 +270,24 @@ export class ConversationStore {
    * claims written since (see HEAD_EVERY); remembered for `cached`.
    */
   async load(conversationId: string): Promise<ConversationDoc | null> {
+    const epoch = this.#epoch;
     const head = await this.#conversations.findOne({ _id: conversationId });
     const doc = head ? await this.#catchUp(head) : null;
-    this.#remember(conversationId, doc ?? undefined);
+    this.#remember(conversationId, doc ?? undefined, epoch);
     return doc;
+  }
+
+  /**
+   * Forgets every conversation and route this store remembers, because conversations were
+   * deleted (CacheForgetWatcher). Returns once the commits begun before have settled: a commit
+   * built on a forgotten version is refused from now on (see `#epoch`), but one past that check
+   * may still land its write, which the erase's second pass, run after this returns, deletes.
+   */
+  async forgetCached(): Promise<void> {
+    this.#epoch += 1;
+    this.#cache.clear();
+    this.#routes.clear();
+    await Promise.all([...this.#committing]);
   }
 
   /**
@@ -287,6 +338,7 @@ export class ConversationStore {
   async route(key: string, ids: string[], at: Date): Promise<string> {
     const known = this.#routes.get(key);
     if (known) return known;
+    const epoch = this.#epoch;
     const outcomes = await Promise.all(
       ids.map((id) => this.#identityInserts.insert({ _id: id, conversationId: key, at })),
     );
@@ -301,6 +353,7 @@ export class ConversationStore {
         ),
       );
     }
+    if (epoch !== this.#epoch) return target;
     this.#routes.set(key, target);
     if (this.#routes.size > this.#cacheSize) this.#routes.delete(this.#routes.keys().next().value ?? "");
     return target;
@@ -317,11 +370,17 @@ export class ConversationStore {
    */
   cached(conversationId: string): ConversationDoc | undefined {
     const doc = this.#cache.get(conversationId);
-    if (doc) this.#remember(conversationId, doc);
+    if (doc) {
+      this.#cache.delete(conversationId);
+      this.#cache.set(conversationId, doc);
+    }
     return doc;
   }
 
-  #remember(conversationId: string, doc: ConversationDoc | undefined): void {
+  /** Remembers `doc` as read or written in `epoch`; not at all if a forget has come since. */
+  #remember(conversationId: string, doc: ConversationDoc | undefined, epoch: number): void {
+    if (doc) this.#readIn.set(doc, epoch);
+    if (epoch !== this.#epoch) return;
     this.#cache.delete(conversationId);
     if (!doc || this.#cacheSize === 0) return;
     this.#cache.set(conversationId, doc);
@@ -332,24 +391,36 @@ export class ConversationStore {
    * Writes the new state, marks the event applied and stores its pending outgoing events, all in one
    * single-document write guarded by the version read, after claiming that version and the event
    * (VersionDoc). `afterClaim` runs between the claim and the write (crash tests). See CommitOutcome.
+   * A `previous` this store read before its latest `forgetCached` is a "conflict" (reload).
    */
-  async commit(
+  commit(
     previous: ConversationDoc | null,
-    next: {
-      conversationId: string;
-      phoneNumberId: string;
-      shopperId: string;
-      contact: Contact;
-      conversation: Conversation;
-      timers: Timer[];
-      lastInboundAt?: Date;
-      designsTrace?: string;
-    },
+    next: NextVersion,
     eventId: string,
     outbox: StoredOutboxEntry[],
     at: Date,
     afterClaim?: () => void,
   ): Promise<CommitOutcome> {
+    const running = this.#commit(previous, next, eventId, outbox, at, afterClaim);
+    const settled = running.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#committing.add(settled);
+    void settled.then(() => this.#committing.delete(settled));
+    return running;
+  }
+
+  async #commit(
+    previous: ConversationDoc | null,
+    next: NextVersion,
+    eventId: string,
+    outbox: StoredOutboxEntry[],
+    at: Date,
+    afterClaim?: () => void,
+  ): Promise<CommitOutcome> {
+    const epoch = this.#epoch;
+    if (previous && (this.#readIn.get(previous) ?? epoch) !== epoch) return "conflict";
     if (previous && hasApplied(previous, eventId)) return "duplicate";
     const appliedEventIds = [...(previous?.appliedEventIds ?? []), eventId].slice(-APPLIED_MEMORY);
     // The caller decides which of the previous version's entries still need publishing.
@@ -383,7 +454,7 @@ export class ConversationStore {
       // A duplicate: the conversation exists (another writer created it first, or this very event
       // did); the caller reloads, and the stored conversation says which.
       const created = await this.#conversationInserts.insert(doc);
-      this.#remember(next.conversationId, created === "inserted" ? doc : undefined);
+      this.#remember(next.conversationId, created === "inserted" ? doc : undefined, epoch);
       return created === "inserted" ? 1 : "conflict";
     }
     const version = previous.version + 1;
@@ -404,7 +475,7 @@ export class ConversationStore {
       at,
     });
     if (claimed === "duplicate") {
-      this.#remember(previous._id, undefined);
+      this.#remember(previous._id, undefined, epoch);
       // Another writer owns this version, or an earlier version applied this event (the two unique
       // indexes; the error does not say which). The version's owner is finished in case it died
       // before writing (the same content, so doing it twice is harmless). If no one owns it, the
@@ -422,7 +493,7 @@ export class ConversationStore {
     // The claim holds the write; the head needs it only for what is read from heads alone (the
     // timers, for the watchdog poller) and to keep catch-ups short.
     if (!sameTimers(previous, doc) || version % HEAD_EVERY === 0) await this.#writeHead(doc);
-    this.#remember(previous._id, doc);
+    this.#remember(previous._id, doc, epoch);
     return version;
   }
 
@@ -433,7 +504,10 @@ export class ConversationStore {
    * and kept if that is newer (its head is then brought up to date, so it is not a candidate again),
    * or if a timer is still pending. `examined`: the candidates read (`limit`: more may wait). A deleted conversation's first event
    * can no longer be refused by its `firstEventId`: safe because the retention is longer than the
-   * topics keep their records (config.ts), so no such event can be delivered again.
+   * topics keep their records (config.ts), so no such event can be delivered again. A batch that
+   * deleted any tells every replica to drop its cache (announceForget): one that remembers a
+   * deleted conversation would write it back at the shopper's next message. It does not wait for
+   * them, as an erase does: a shopper silent for the whole retention is not writing this second.
    */
   async sweepExpired(before: Date, limit: number): Promise<{ removed: number; examined: number }> {
     const stale = await this.#conversations
@@ -454,10 +528,12 @@ export class ConversationStore {
       // the moment their conversation, silent for the whole retention, is swept may still find it
       // gone and start anew: the price of having no transactions, paid once in months.
       const deleted = await this.#conversations.deleteOne({ _id, version: { $lte: doc.version } });
-      this.#remember(_id, undefined);
+      this.#cache.delete(_id);
       for (const [key, target] of this.#routes) if (target === _id) this.#routes.delete(key);
       removed += deleted.deletedCount;
     }
+    // The other replicas may remember what went (and would write it back): they drop their caches.
+    if (removed > 0) await announceForget(this.#db);
     return { removed, examined: stale.length };
   }
 
@@ -555,8 +631,33 @@ export async function findShopper(db: Db, id: string, phoneNumberId?: string): P
  * address included) and every identity claim of them or of the shopper's ids; with `dryRun` only
  * counts. Returns the count per collection. Run it after the other services' erasure: while the
  * conversation is here, a rerun after a failure finds the shopper again.
+ *
+ * Then the replicas' memory: every live replica is told to drop its cache and is waited for
+ * (`replicas`; `wait` for tests), since one that remembers the conversation would claim its next
+ * version, free again once the versions are gone, and write the erased journey back at the
+ * shopper's next message. A commit built on such a copy before the replica dropped it is removed
+ * by a second pass, whose counts are added. Done on every run that is not a dry run, even one that
+ * found nothing: it may be the rerun of an erase cut short between its deletion and this.
  */
 export async function eraseConversations(
+  db: Db,
+  records: ShopperRecords,
+  dryRun: boolean,
+  wait?: Parameters<typeof awaitForgotten>[2],
+): Promise<{ counts: Record<string, number>; replicas?: ForgetReport }> {
+  const counts = await removeConversations(db, records, dryRun);
+  if (dryRun) return { counts };
+  const replicas = await awaitForgotten(db, await announceForget(db), wait);
+  const again = await removeConversations(db, records, false);
+  for (const [collection, n] of Object.entries(again)) counts[collection] = (counts[collection] ?? 0) + n;
+  // What the second pass deleted may have been cached meanwhile (a message of the shopper's after
+  // the first drop starts a conversation anew, under the same id): dropped too, without waiting.
+  if (Object.values(again).some((n) => n > 0)) await announceForget(db);
+  return { counts, replicas };
+}
+
+/** One pass of eraseConversations over the collections. */
+async function removeConversations(
   db: Db,
   records: ShopperRecords,
   dryRun: boolean,

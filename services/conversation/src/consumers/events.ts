@@ -91,6 +91,12 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
   const relayed = new Map<string, number>();
   const RELAYED_MEMORY = 20_000;
   /**
+   * Bumped when deleted conversations are forgotten (`forgetRelayed`): a conversation erased and
+   * started anew counts its versions from 1 again, and an old "version 7 relayed" must not stop its
+   * new version 7's outbox from being carried on.
+   */
+  let relayedEpoch = 0;
+  /**
    * Publishes in flight, by conversation. Events of one conversation arrive on several topics
    * (messages, generation results, payment events) and are handled concurrently, so the reply to
    * an outbox entry (a payment link to a payment request) can be handled before the publish of the
@@ -108,6 +114,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     entries: ConversationDoc["outbox"],
   ): Promise<void> {
     if (entries.length === 0) return;
+    const epoch = relayedEpoch;
     // From the trace of the event that wrote them: an entry carried over from an earlier version,
     // or relayed again after a crash, stays a child of the event that caused it, not of whichever
     // event happens to publish it.
@@ -127,6 +134,7 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
     } finally {
       if (relaying.get(conversationId) === sending) relaying.delete(conversationId);
     }
+    if (epoch !== relayedEpoch) return;
     relayed.delete(conversationId);
     relayed.set(conversationId, version);
     if (relayed.size > RELAYED_MEMORY) relayed.delete(relayed.keys().next().value ?? "");
@@ -303,6 +311,12 @@ export function createConversationHandler(deps: ConversationHandlerDeps) {
   }
 
   return {
+    /** Forgets which versions were relayed: conversations were deleted (see `relayedEpoch`). */
+    forgetRelayed(): void {
+      relayedEpoch += 1;
+      relayed.clear();
+    },
+
     /** The Kafka handler: the inbound topic, generation results and payment events. */
     async handle(incoming: IncomingMessage): Promise<void> {
       let arrival: Arrival | undefined;
