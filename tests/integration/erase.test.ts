@@ -6,9 +6,10 @@ import { type Infra, startInfra } from "@taituri/devenv";
 import { createLogger } from "@taituri/logging";
 import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import { Redis } from "ioredis";
-import { Binary, type Db, MongoClient } from "mongodb";
+import { type Db, MongoClient } from "mongodb";
 import { Shopper } from "./support/shopper.ts";
 import { type Stack, startStack } from "./support/stack.ts";
+import { asText, everyDocument } from "./support/stored.ts";
 
 /**
  * `npm run erase` on real servers: three shoppers go through the real services (generation, the
@@ -192,27 +193,6 @@ async function erase(...args: string[]) {
   };
 }
 
-/** Any value as text: a binary field as its bytes, so a string inside an encoded record is found too. */
-function asText(value: unknown): string {
-  if (value instanceof Binary) return Buffer.from(value.buffer).toString("latin1");
-  if (Buffer.isBuffer(value)) return value.toString("latin1");
-  if (value instanceof Date) return value.toISOString();
-  if (Array.isArray(value)) return value.map(asText).join("\u0000");
-  if (value && typeof value === "object")
-    return Object.entries(value)
-      .map(([k, v]) => `${k}=${asText(v)}`)
-      .join("\u0000");
-  return String(value);
-}
-
-/** Every document of every collection of the database, as text, by collection. */
-async function everyDocument(): Promise<Map<string, string[]>> {
-  const all = new Map<string, string[]>();
-  for (const { name } of await db.listCollections({}, { nameOnly: true }).toArray())
-    all.set(name, (await db.collection(name).find({}).toArray()).map(asText));
-  return all;
-}
-
 /** Every Redis key of the test's limiter prefix, with its value, as text. */
 async function everyKey(): Promise<string[]> {
   const found: string[] = [];
@@ -260,7 +240,7 @@ describe("npm run erase", { timeout: 6 * 60_000 }, () => {
     const number = String(order?.number);
 
     // Before: every secret is somewhere (so the search below can find them), and Redis holds keys.
-    const stored = await everyDocument();
+    const stored = await everyDocument(db);
     const beforeTexts = [...stored.values()].flat();
     const written = [
       A.waId,
@@ -292,7 +272,7 @@ describe("npm run erase", { timeout: 6 * 60_000 }, () => {
     assert.equal(dry.conversations, 1);
     assert.ok((dry.removed["images (GridFS)"] ?? 0) >= 3, JSON.stringify(dry.removed));
     assert.deepEqual(
-      withoutAcks(await everyDocument()),
+      withoutAcks(await everyDocument(db)),
       withoutAcks(stored),
       "the dry run changed no document",
     );
@@ -313,7 +293,7 @@ describe("npm run erase", { timeout: 6 * 60_000 }, () => {
     assert.ok((erasedB.removed.payment_sessions ?? 0) >= 1, JSON.stringify(erasedB.removed));
 
     // Nothing of A and B is left anywhere, except B's order tombstone, which names neither.
-    const remaining = await everyDocument();
+    const remaining = await everyDocument(db);
     const afterTexts = [...remaining.values()].flat();
     const keysAfter = await everyKey();
     for (const [collection, docs] of remaining)
@@ -362,7 +342,7 @@ describe("npm run erase", { timeout: 6 * 60_000 }, () => {
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stdout, /^Nothing to erase/);
     assert.deepEqual(
-      withoutAcks(await everyDocument()),
+      withoutAcks(await everyDocument(db)),
       withoutAcks(remaining),
       "the second erase changed nothing",
     );
@@ -391,7 +371,7 @@ describe("npm run erase", { timeout: 6 * 60_000 }, () => {
     await Promise.all([d.quiet(), e.quiet()]);
     const conversations = ["conversation_conversations", "conversation_versions", "conversation_identities"];
     const everywhere = async (secret: string) =>
-      [...(await everyDocument())]
+      [...(await everyDocument(db))]
         .filter(([, docs]) => docs.some((t) => t.includes(secret)))
         .map(([name]) => name);
     assert.deepEqual(

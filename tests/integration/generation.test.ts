@@ -1,19 +1,12 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { after, before, describe, test } from "node:test";
 import { freePort, type Infra, startInfra } from "@taituri/devenv";
 import { loadGenerationConfig } from "@taituri/generation-service/config";
-import { createLocalProvider } from "@taituri/generation-service/local";
-import { parsePromptTemplates } from "@taituri/generation-service/prompt";
-import type { ImageProvider } from "@taituri/generation-service/provider";
 import { startGenerationService } from "@taituri/generation-service/service";
 import { CALLS, type CallDoc, ROUNDS, type RoundDoc } from "@taituri/generation-service/store";
 import { createKafka, topicNames } from "@taituri/kafka";
-import { loadLimiterConfig } from "@taituri/limiter-service/config";
-import { startLimiterService } from "@taituri/limiter-service/service";
 import { createLogger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
@@ -22,7 +15,7 @@ import { eventually } from "@taituri/testing/harness";
 import { type FakeOpenAI, startFakeOpenAI } from "@taituri/testing/openai";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
-import { RoundsProbe, roundRequest, writeGenerationRules } from "./support/generation.ts";
+import { countingLocalProvider, RoundsProbe, roundRequest, startTestLimiter } from "./support/generation.ts";
 
 /**
  * The generation service on the real servers (Kafka, MongoDB-wire, Redis) with the real limiter
@@ -44,21 +37,6 @@ const services: RunningService[] = [];
 const probes: RoundsProbe[] = [];
 const providerCalls: { roundId: string }[] = [];
 
-/** The local renderer, counting its calls. */
-function countingLocalProvider(): ImageProvider {
-  const templates = parsePromptTemplates(
-    JSON.parse(readFileSync(new URL("../../services/generation/data/prompts.json", import.meta.url), "utf8")),
-  );
-  const local = createLocalProvider({ templates, size: 128, delayMs: 150 });
-  return {
-    ...local,
-    generate(brief, count) {
-      providerCalls.push({ roundId: brief.roundId });
-      return local.generate(brief, count);
-    },
-  };
-}
-
 /** The service's settings, but its topic prefix: authorize the prefix (infra.kafka.authorize) first. */
 const baseEnv = () => ({
   ...infra.kafka.settings("generation"),
@@ -79,7 +57,11 @@ async function startGeneration(prefix: string, env: Record<string, string> = {},
       await startGenerationService(
         loadGenerationConfig({ ...baseEnv(), KAFKA_TOPIC_PREFIX: prefix, ...env }),
         logger,
-        { provider: countingLocalProvider() },
+        {
+          provider: countingLocalProvider({ size: 128, delayMs: 150 }, (roundId) =>
+            providerCalls.push({ roundId }),
+          ),
+        },
       ),
     );
   }
@@ -108,17 +90,12 @@ let main: RoundsProbe;
 before(async () => {
   infra = await startInfra();
   issuer = await startLocalIssuer({ clients: { generation: SECRET } });
-  limiterService = await startLimiterService(
-    loadLimiterConfig({
-      REDIS_URL: infra.redis.url,
-      LIMITER_PORT: "0",
-      LIMITER_GRPC_PORT: "0",
-      LIMITER_RULES_FILE: writeGenerationRules(mkdtempSync(`${tmpdir()}/generation-it-`)),
-      LIMITER_KEY_PREFIX: `gen-${run}`,
-      OIDC_ISSUER_URL: issuer.url,
-    }),
+  limiterService = await startTestLimiter({
+    redisUrl: infra.redis.url,
+    issuerUrl: issuer.url,
+    keyPrefix: `gen-${run}`,
     logger,
-  );
+  });
   kafka = createKafka({ ...infra.kafka.client, clientId: "generation-it", logger });
   mongo = new MongoClient(infra.mongo.url);
   db = mongo.db(dbName);

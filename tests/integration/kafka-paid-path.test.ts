@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { after, before, describe, test } from "node:test";
 import {
   type Infra,
@@ -12,21 +10,16 @@ import {
   superUserSasl,
 } from "@taituri/devenv";
 import { loadGenerationConfig } from "@taituri/generation-service/config";
-import { createLocalProvider } from "@taituri/generation-service/local";
-import { parsePromptTemplates } from "@taituri/generation-service/prompt";
-import type { ImageProvider } from "@taituri/generation-service/provider";
 import { startGenerationService } from "@taituri/generation-service/service";
 import { topicNames } from "@taituri/kafka";
 import { applyKafkaAcls, kafkaAcls, loadAccessPolicy, localPrincipals } from "@taituri/kafka/access";
-import { loadLimiterConfig } from "@taituri/limiter-service/config";
-import { startLimiterService } from "@taituri/limiter-service/service";
 import { createLogger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { generation } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
 import { eventually } from "@taituri/testing/harness";
 import { Kafka, logLevel, type SASLOptions } from "kafkajs";
-import { RoundsProbe, roundRequest, writeGenerationRules } from "./support/generation.ts";
+import { countingLocalProvider, RoundsProbe, roundRequest, startTestLimiter } from "./support/generation.ts";
 
 /**
  * The paid path through Kafka, on a broker secured as the shared one is (OAUTHBEARER against an
@@ -56,20 +49,6 @@ let admin: Kafka;
 let probe: RoundsProbe;
 const services: RunningService[] = [];
 const providerCalls: string[] = [];
-
-function countingLocalProvider(): ImageProvider {
-  const templates = parsePromptTemplates(
-    JSON.parse(readFileSync(new URL("../../services/generation/data/prompts.json", import.meta.url), "utf8")),
-  );
-  const local = createLocalProvider({ templates, size: 64, delayMs: 0 });
-  return {
-    ...local,
-    generate(brief, count) {
-      providerCalls.push(brief.roundId);
-      return local.generate(brief, count);
-    },
-  };
-}
 
 const bearer = (token: string): SASLOptions => ({
   mechanism: "oauthbearer",
@@ -169,17 +148,12 @@ before(async () => {
 
   // MongoDB and Redis are the shared ones; Kafka is ours.
   infra = await startInfra();
-  const limiter = await startLimiterService(
-    loadLimiterConfig({
-      REDIS_URL: infra.redis.url,
-      LIMITER_PORT: "0",
-      LIMITER_GRPC_PORT: "0",
-      LIMITER_RULES_FILE: writeGenerationRules(mkdtempSync(`${tmpdir()}/paid-path-`)),
-      LIMITER_KEY_PREFIX: `paid-${run}`,
-      OIDC_ISSUER_URL: issuer.url,
-    }),
+  const limiter = await startTestLimiter({
+    redisUrl: infra.redis.url,
+    issuerUrl: issuer.url,
+    keyPrefix: `paid-${run}`,
     logger,
-  );
+  });
   services.push(limiter);
   // The generation service logs in as itself, from its settings, exactly as in a deployment.
   services.push(
@@ -200,7 +174,7 @@ before(async () => {
         OIDC_CLIENT_SECRET: SECRETS.generation,
       }),
       logger,
-      { provider: countingLocalProvider() },
+      { provider: countingLocalProvider({ size: 64, delayMs: 0 }, (roundId) => providerCalls.push(roundId)) },
     ),
   );
   probe = new RoundsProbe(admin, topics);

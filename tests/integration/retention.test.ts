@@ -43,7 +43,8 @@ import {
   paymentIndexes,
   SESSIONS,
 } from "@taituri/payment-service/store";
-import { Binary, type Db, MongoClient } from "mongodb";
+import { type Db, MongoClient } from "mongodb";
+import { asText } from "./support/stored.ts";
 
 /**
  * The retention sweeps on the real MongoDB-wire server. Generation: rounds, their markers and
@@ -759,19 +760,6 @@ describe("payment", () => {
     assert.deepEqual(await paymentDocuments(), after, "a second sweep changes nothing");
   });
 });
-
-/** Any value as text: a binary field as its bytes, so a string inside an encoded record is found too. */
-function asText(value: unknown): string {
-  if (value instanceof Binary) return Buffer.from(value.buffer).toString("latin1");
-  if (Buffer.isBuffer(value)) return value.toString("latin1");
-  if (value instanceof Date) return value.toISOString();
-  if (Array.isArray(value)) return value.map(asText).join("\u0000");
-  if (value && typeof value === "object")
-    return Object.entries(value)
-      .map(([k, v]) => `${k}=${asText(v)}`)
-      .join("\u0000");
-  return String(value);
-}
 
 describe("conversation", () => {
   test("a sweep that deleted conversations tells the replicas: one that kept a deleted one in memory drops it and writes none of it back", async () => {

@@ -1,8 +1,16 @@
 import { randomUUID } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createLocalProvider } from "@taituri/generation-service/local";
+import { parsePromptTemplates } from "@taituri/generation-service/prompt";
+import type { ImageProvider } from "@taituri/generation-service/provider";
 import { EventProducer, type TopicNames } from "@taituri/kafka";
+import { loadLimiterConfig } from "@taituri/limiter-service/config";
+import { startLimiterService } from "@taituri/limiter-service/service";
+import type { Logger } from "@taituri/logging";
 import { generation } from "@taituri/proto";
+import type { RunningService } from "@taituri/service";
 import type { Consumer, Kafka } from "kafkajs";
 
 /** Rules for the generation tests: one round per shopper and day, so a second round is refused. */
@@ -18,6 +26,52 @@ ruleSets:
 `,
   );
   return file;
+}
+
+/**
+ * The real limiter in this process, on ephemeral ports, with the generation tests' rules, its keys
+ * under `keyPrefix`, trusting tokens of `issuerUrl`: what a generation service under test calls.
+ */
+export function startTestLimiter(options: {
+  redisUrl: string;
+  issuerUrl: string;
+  keyPrefix: string;
+  logger: Logger;
+}): Promise<RunningService> {
+  return startLimiterService(
+    loadLimiterConfig({
+      REDIS_URL: options.redisUrl,
+      LIMITER_PORT: "0",
+      LIMITER_GRPC_PORT: "0",
+      LIMITER_RULES_FILE: writeGenerationRules(mkdtempSync(`${tmpdir()}/${options.keyPrefix}-`)),
+      LIMITER_KEY_PREFIX: options.keyPrefix,
+      OIDC_ISSUER_URL: options.issuerUrl,
+    }),
+    options.logger,
+  );
+}
+
+/**
+ * The local renderer with the service's own prompt templates, calling `onCall` with the round of
+ * each generation: how a test counts the paid calls a round made.
+ */
+export function countingLocalProvider(
+  options: { size: number; delayMs: number },
+  onCall: (roundId: string) => void,
+): ImageProvider {
+  const templates = parsePromptTemplates(
+    JSON.parse(
+      readFileSync(new URL("../../../services/generation/data/prompts.json", import.meta.url), "utf8"),
+    ),
+  );
+  const local = createLocalProvider({ templates, ...options });
+  return {
+    ...local,
+    generate(brief, count) {
+      onCall(brief.roundId);
+      return local.generate(brief, count);
+    },
+  };
 }
 
 /** Publishes generation requests and collects every generation result of a topic prefix. */

@@ -1,5 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { loadConversationConfig } from "@taituri/conversation-service/config";
 import { startConversationService } from "@taituri/conversation-service/service";
 import { freePort, type Infra } from "@taituri/devenv";
@@ -7,15 +5,13 @@ import { loadGenerationConfig } from "@taituri/generation-service/config";
 import { startGenerationService } from "@taituri/generation-service/service";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
 import { startIngressService } from "@taituri/ingress-service/service";
-import { loadLimiterConfig } from "@taituri/limiter-service/config";
-import { startLimiterService } from "@taituri/limiter-service/service";
 import type { Logger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { loadPaymentConfig } from "@taituri/payment-service/config";
 import { startPaymentService } from "@taituri/payment-service/service";
 import type { RunningService } from "@taituri/service";
 import type { FakeGraphApi } from "@taituri/testing/harness";
-import { writeGenerationRules } from "./generation.ts";
+import { startTestLimiter } from "./generation.ts";
 
 export interface StackOptions {
   /** Names this run's topics (`<id>.`), database (`<id>` with `_`) and limiter keys. */
@@ -78,17 +74,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   if (options.generation) {
     const oidcSecret = `${options.id}-oidc`;
     issuer = await startLocalIssuer({ clients: { generation: oidcSecret } });
-    const limiter = await startLimiterService(
-      loadLimiterConfig({
-        ...env,
-        LIMITER_PORT: "0",
-        LIMITER_GRPC_PORT: "0",
-        LIMITER_RULES_FILE: writeGenerationRules(mkdtempSync(`${tmpdir()}/${options.id}-`)),
-        LIMITER_KEY_PREFIX: options.id,
-        OIDC_ISSUER_URL: issuer.url,
-      }),
+    const limiter = await startTestLimiter({
+      redisUrl: infra.redis.url,
+      issuerUrl: issuer.url,
+      keyPrefix: options.id,
       logger,
-    );
+    });
     services.push(limiter);
     services.push(
       await startGenerationService(
