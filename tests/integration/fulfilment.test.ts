@@ -21,14 +21,14 @@ import type { RunningService } from "@taituri/service";
 import { eventually } from "@taituri/testing/harness";
 import { type Db, MongoClient } from "mongodb";
 import { LOCAL_SECRET, logger, paymentRequest } from "./payment-harness.ts";
-import { assertRefusesTampering, type ReadmeVerifier, readmeVerifier } from "./support/readme.ts";
 import { ShopEndpoint } from "./support/shop.ts";
+import { assertRefusesTampering, type ShopVerifier, shopVerifier } from "./support/shop-verifier.ts";
 
 /**
  * The fulfilment deliverer on the real servers (Kafka, FerretDB, a payment service, two shops'
  * endpoints as node:http servers): paid orders reach their shops through an outage of their
  * endpoints (refused connections, then 503s), each acknowledged exactly once, signed so that the
- * README's verification snippet accepts them; the shop's signed "shipped" call moves a paid order.
+ * verification snippet of docs/orders.md accepts them; the shop's signed "shipped" call moves a paid order.
  */
 const DEFAULT_SECRET = "default-shop-secret-0123456789abcdef0123";
 const SHOP_B_SECRET = "shop-b-secret-0123456789abcdef0123456789";
@@ -45,7 +45,7 @@ let topics: TopicNames;
 let dir = "";
 let demoShop: ShopEndpoint;
 let shopB: ShopEndpoint;
-let verify: ReadmeVerifier;
+let verify: ShopVerifier;
 
 /** What a shop sends: its body signed as Taituri signs (Stripe's scheme), with its own secret. */
 const shopSignature = (body: string, secret: string, t = Math.floor(Date.now() / 1000)) =>
@@ -80,7 +80,7 @@ before(async () => {
   producer = new EventProducer(kafka);
   await producer.connect();
   dir = await mkdtemp(join(tmpdir(), "fulfilment-it-"));
-  verify = await readmeVerifier();
+  verify = await shopVerifier();
   demoShop = await ShopEndpoint.start();
   shopB = await ShopEndpoint.start();
 

@@ -6,8 +6,8 @@ import { type Infra, startInfra } from "@taituri/devenv";
 import { conversationAttributes, pseudonym } from "@taituri/telemetry";
 import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
 import { spanText, startCapture } from "./support/capture.ts";
-import { assertRefusesTampering, type ReadmeVerifier, readmeVerifier } from "./support/readme.ts";
 import { ShopEndpoint } from "./support/shop.ts";
+import { assertRefusesTampering, type ShopVerifier, shopVerifier } from "./support/shop-verifier.ts";
 import { Shopper } from "./support/shopper.ts";
 import type { Stack } from "./support/stack.ts";
 
@@ -67,7 +67,7 @@ let infra: Infra;
 let graph: FakeGraphApi;
 let stack: Stack;
 let shop: ShopEndpoint;
-let verify: ReadmeVerifier;
+let verify: ShopVerifier;
 
 before(async () => {
   // Imported only now, after the SDK has started, so the instrumentations see the services' libraries load.
@@ -75,7 +75,7 @@ before(async () => {
   infra = await startInfra();
   graph = await startFakeGraphApi();
   shop = await ShopEndpoint.start();
-  verify = await readmeVerifier();
+  verify = await shopVerifier();
   stack = await startStack({
     id: `privacy-${run}`,
     infra,

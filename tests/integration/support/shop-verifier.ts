@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 
-/** The README's verifier: true for a body the shop may trust, false otherwise. */
-export type ReadmeVerifier = (
+/** The shops' verifier (docs/orders.md): true for a body the shop may trust, false otherwise. */
+export type ShopVerifier = (
   rawBody: Buffer | string,
   header: string,
   secret: string,
@@ -13,30 +13,30 @@ export type ReadmeVerifier = (
 ) => boolean;
 
 /**
- * The verification snippet of README.md ("## Receiving orders"), as a shop runs it: the ```js
- * block extracted, written to a .mjs file and imported by plain Node. A README edit that breaks it
- * fails the tests that use it.
+ * The verification snippet the README sends shops to (docs/orders.md, "## Verifying the
+ * signature"), as a shop runs it: the ```js block extracted, written to a .mjs file and imported by
+ * plain Node. An edit that breaks it fails the tests that use it.
  */
-export async function readmeVerifier(): Promise<ReadmeVerifier> {
-  const readme = await readFile(new URL("../../../README.md", import.meta.url), "utf8");
-  const start = readme.indexOf("\n## Receiving orders\n");
+export async function shopVerifier(): Promise<ShopVerifier> {
+  const readme = await readFile(new URL("../../../docs/orders.md", import.meta.url), "utf8");
+  const start = readme.indexOf("\n## Verifying the signature\n");
   const next = readme.indexOf("\n## ", start + 1);
   const code = /```js\n([\s\S]*?)```/.exec(readme.slice(start, next < 0 ? undefined : next))?.[1];
-  assert.ok(start >= 0 && code, 'README.md has a ```js block under "## Receiving orders"');
+  assert.ok(start >= 0 && code, 'docs/orders.md has a ```js block under "## Verifying the signature"');
   const file = join(await mkdtemp(join(tmpdir(), "readme-verifier-")), "verify.mjs");
   await writeFile(file, code);
   const verify = (await import(pathToFileURL(file).href)).verifyTaituriSignature;
   assert.equal(typeof verify, "function", "the snippet exports verifyTaituriSignature");
-  return verify as ReadmeVerifier;
+  return verify as ShopVerifier;
 }
 
 /**
  * What an attacker who captured a delivery could try: the same body and header replayed later than
  * the tolerance (the clock moved on, as it would be), and the body with one byte changed. The
- * README's verifier must refuse both.
+ * shops' verifier must refuse both.
  */
 export function assertRefusesTampering(
-  verify: ReadmeVerifier,
+  verify: ShopVerifier,
   delivery: { body: Buffer; signature: string },
   secret: string,
   toleranceSeconds = 300,
