@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Resvg } from "@resvg/resvg-js";
 import { designSvg } from "../domain/design.ts";
 import { captionFor, type DesignBrief, type PromptTemplates } from "../domain/prompt.ts";
+import { loadFonts } from "./fonts.ts";
 import type { CallResult, ImageProvider } from "./provider.ts";
 
 export interface LocalProviderOptions {
@@ -14,10 +15,16 @@ export interface LocalProviderOptions {
 
 /**
  * Renders the designs offline with resvg (Rust, via napi): an SVG per design from
- * domain/design.ts, rasterised to PNG. System fonts are not loaded: the letters are shapes, so the
- * output is the same on any machine and rendering does not scan the font directories.
+ * domain/design.ts, rasterised to PNG with the fonts of adapters/fonts.ts. System fonts are never
+ * loaded, so the output is the same on any machine (and rendering does not scan font directories).
+ * The fonts are found and parsed once per process; resvg's Node binding takes fonts only as paths
+ * (no buffers), so each render loads those files again, about a millisecond for the four.
  */
 export function createLocalProvider(options: LocalProviderOptions): ImageProvider {
+  const fonts = loadFonts();
+  const renderOptions = {
+    font: { loadSystemFonts: false, fontFiles: fonts.files, defaultFontFamily: fonts.typography.sans.family },
+  };
   return {
     name: "local",
     model: "resvg",
@@ -27,16 +34,19 @@ export function createLocalProvider(options: LocalProviderOptions): ImageProvide
       if (options.delayMs) await sleep(options.delayMs);
       const images = [];
       for (let index = 1; index <= count; index++) {
-        const svg = designSvg({
-          roundId: brief.roundId,
-          index,
-          name: brief.recipient,
-          caption: captionFor(options.templates, brief.theme),
-          theme: brief.theme,
-          style: brief.style,
-          size: options.size,
-        });
-        const bytes = new Resvg(svg, { font: { loadSystemFonts: false } }).render().asPng();
+        const svg = designSvg(
+          {
+            roundId: brief.roundId,
+            index,
+            name: brief.recipient,
+            caption: captionFor(options.templates, brief.theme),
+            theme: brief.theme,
+            style: brief.style,
+            size: options.size,
+          },
+          fonts.typography,
+        );
+        const bytes = new Resvg(svg, renderOptions).render().asPng();
         images.push({ bytes: Buffer.from(bytes), contentType: "image/png", extension: "png" });
       }
       return { outcome: "ok", images };
