@@ -172,6 +172,9 @@ export const baseSchema = z.object({
   KAFKA_OAUTH_AUDIENCE: z.string().optional(),
   KAFKA_OAUTH_SCOPE: z.string().optional(),
   LOG_LEVEL: logLevel(),
+  // json: one object a line, what log shippers parse (any deployment); pretty: one readable line
+  // each, for a person at a terminal (npm start sets it). Pretty lines are redacted like JSON ones.
+  LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
   // Value of the deployment.environment resource attribute and of the `env` log field. Anything but
   // `local` refuses every development default (docs/security.md).
   DEPLOYMENT_ENVIRONMENT: z.string().default("local"),

@@ -1,5 +1,6 @@
 import type { Logger } from "@taituri/logging";
 import { Kafka, type LogEntry, logLevel, type SASLOptions } from "kafkajs";
+import { levelOf } from "./log-levels.ts";
 import { fixIdleRequestQueueLoop } from "./request-queue.ts";
 import { type KafkaSecuritySettings, kafkaSecurity } from "./security.ts";
 
@@ -16,14 +17,7 @@ export interface KafkaOptions {
   sasl?: SASLOptions;
 }
 
-const levels: Record<number, "error" | "warn" | "info" | "debug"> = {
-  [logLevel.ERROR]: "error",
-  [logLevel.WARN]: "warn",
-  [logLevel.INFO]: "info",
-  [logLevel.DEBUG]: "debug",
-};
-
-/** A kafkajs client whose own log lines go through the service's pino logger. */
+/** A kafkajs client whose own log lines go through the service's pino logger, at the level they mean (levelOf). */
 export function createKafka(options: KafkaOptions): Kafka {
   const logger = options.logger.child({ component: "kafkajs" });
   if (!fixIdleRequestQueueLoop())
@@ -41,11 +35,10 @@ export function createKafka(options: KafkaOptions): Kafka {
     requestTimeout: 10000,
     retry: { initialRetryTime: 100, retries: 5, maxRetryTime: 2000 },
     logLevel: logLevel.INFO,
-    logCreator:
-      () =>
-      ({ level, log }: LogEntry) => {
-        const { message, ...rest } = log;
-        logger[levels[level] ?? "info"](rest, message);
-      },
+    logCreator: () => (entry: LogEntry) => {
+      // kafkajs's own timestamp and logger name repeat pino's time and the component.
+      const { message, timestamp: _timestamp, logger: _logger, ...rest } = entry.log;
+      logger[levelOf(entry)]({ namespace: entry.namespace, ...rest }, message);
+    },
   });
 }

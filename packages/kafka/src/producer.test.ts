@@ -42,6 +42,9 @@ interface Request {
 function fakeKafka(options: EventProducerOptions = {}, partitions = 3) {
   const requests: Request[] = [];
   let disconnected = false;
+  let created = 0;
+  /** Connects to fail, next first: a test pushes an error to have the next connect throw it. */
+  const connectFailures: Error[] = [];
   const nextOffset = new Map<string, number>();
   /** Per key, the partition and offset each of its messages was given, in order. */
   const placed = new Map<string, { partition: number; offset: number }[]>();
@@ -72,7 +75,10 @@ function fakeKafka(options: EventProducerOptions = {}, partitions = 3) {
     return out;
   };
   const producer = {
-    connect: async () => {},
+    connect: async () => {
+      const failure = connectFailures.shift();
+      if (failure) throw failure;
+    },
     disconnect: async () => {
       disconnected = true;
     },
@@ -83,11 +89,19 @@ function fakeKafka(options: EventProducerOptions = {}, partitions = 3) {
   };
   const kafka = {
     producer: (config: ProducerConfig) => {
+      created++;
       partitioner = config.createPartitioner?.();
       return producer;
     },
   } as unknown as Kafka;
-  return { events: new EventProducer(kafka, options), requests, placed, disconnected: () => disconnected };
+  return {
+    events: new EventProducer(kafka, options),
+    requests,
+    placed,
+    connectFailures,
+    disconnected: () => disconnected,
+    created: () => created,
+  };
 }
 
 const msg = (key: string, value = key): OutgoingMessage => ({ key, value: Buffer.from(value) });
@@ -184,10 +198,52 @@ test("a failed request rejects every send it carried, and the next request goes 
   await assert.rejects(c, (error) => error === boom);
 
   const later = events.send("t", [msg("d")]);
-  assert.equal(requests.length, 3, "an idle producer again sends at once");
+  await tick();
+  assert.equal(requests.length, 3);
   requests[2]?.ack();
   await later;
 });
+
+test(
+  "after a failed request the next goes through a new kafkajs producer, so a new producer id",
+  bounded,
+  async () => {
+    const { events, requests, created, disconnected, connectFailures } = fakeKafka();
+    const first = events.send("t", [msg("a")]);
+    requests[0]?.fail(new Error("Request Produce(key: 0, version: 7) timed out"));
+    await assert.rejects(first);
+    assert.equal(created(), 1, "not before a request needs it");
+
+    // kafkajs gave the failed request's sequence numbers back: the next request must not reuse them
+    // under the same producer id, in case the broker wrote the failed one.
+    const second = events.send("t", [msg("b")]);
+    await tick();
+    assert.equal(created(), 2, "a new producer");
+    assert.ok(disconnected(), "the failed one closed");
+    requests[1]?.ack();
+    await second;
+
+    const third = events.send("t", [msg("c")]);
+    assert.equal(requests.length, 3, "one renewal per failure: the next request goes at once");
+    requests[2]?.ack();
+    await third;
+    assert.equal(created(), 2);
+
+    // A renewal that cannot connect fails its request, and the next request tries again.
+    const fourth = events.send("t", [msg("d")]);
+    const down = new Error("Connection error: connect ECONNREFUSED");
+    requests[3]?.fail(down);
+    await assert.rejects(fourth);
+    connectFailures.push(down);
+    await assert.rejects(events.send("t", [msg("e")]), (error) => error === down);
+    assert.equal(requests.length, 4, "nothing sent through a producer that is not connected");
+    const sixth = events.send("t", [msg("f")]);
+    await tick();
+    assert.equal(created(), 4);
+    requests[4]?.ack();
+    await sixth;
+  },
+);
 
 test("a request never exceeds the message bound; one larger send goes alone, unsplit", bounded, async () => {
   const { events, requests } = fakeKafka({ maxBatchMessages: 3 });

@@ -80,7 +80,7 @@ interface Pending {
  * once: no linger timer, so a lone webhook pays no added latency.
  */
 export class EventProducer {
-  readonly producer: Producer;
+  private producer: Producer;
   private readonly maxBatchMessages: number;
   private readonly maxBatchBytes: number;
   private readonly queue: Pending[] = [];
@@ -95,10 +95,20 @@ export class EventProducer {
    */
   private readonly partitionOf = new WeakMap<Message, number>();
 
+  /** Set by a failed request: the next one goes through a new kafkajs producer (renewProducer). */
+  private renew = false;
+
+  private readonly kafka: Kafka;
+
   constructor(kafka: Kafka, options: EventProducerOptions = {}) {
+    this.kafka = kafka;
     this.maxBatchMessages = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
     this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
-    this.producer = kafka.producer({
+    this.producer = this.createProducer();
+  }
+
+  private createProducer(): Producer {
+    return this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
@@ -112,8 +122,28 @@ export class EventProducer {
           return partition;
         };
       },
+      // Bounded, so that a send fails while its caller can still answer (the webhook's 503). kafkajs
+      // warns that this may invalidate its guarantees: renewProducer is why it does not.
       retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
     });
+  }
+
+  /**
+   * kafkajs numbers an idempotent producer's records per partition, and when a request fails after
+   * its retries it takes the numbers back for the next one. If the broker had written the failed
+   * request after all (only its answer was lost), the broker takes the next request under the same
+   * numbers for a resend of it: acknowledged and dropped when it holds as many records, refused as
+   * out of order otherwise, and every later one on that partition with it. A new producer has a new
+   * producer id and numbers from zero, so what failed is at worst written twice, which the
+   * consumers' idempotency keys absorb.
+   */
+  private async renewProducer(): Promise<void> {
+    const failed = this.producer;
+    this.producer = this.createProducer();
+    // Its connections are of no more use; closing them may fail as the request did.
+    await failed.disconnect().catch(() => {});
+    await this.producer.connect();
+    this.renew = false;
   }
 
   connect(): Promise<void> {
@@ -186,6 +216,7 @@ export class EventProducer {
     while (this.queue.length > 0) {
       const batch = this.takeBatch();
       try {
+        if (this.renew) await this.renewProducer();
         const topicMessages = byTopic(batch);
         const answer = await this.producer.sendBatch({ acks: -1, topicMessages });
         // Worked out only for a span that is kept: this is the webhook's hot path.
@@ -197,6 +228,7 @@ export class EventProducer {
       } catch (error) {
         // The request failed as a whole (kafkajs has already retried it): nobody in it may be told
         // their messages are stored.
+        this.renew = true;
         for (const pending of batch) pending.reject(error);
       }
     }

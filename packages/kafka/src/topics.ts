@@ -78,11 +78,23 @@ export async function ensureTopics(
     configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({ name, value })),
   }));
   try {
+    // Services starting together race to create the same topics: kafkajs resolves when the only
+    // refusals are "already exists" (another service won), and throws any other.
     await admin.createTopics({ topics, waitForLeaders: true });
   } catch (error) {
-    // Two services starting together race to create the same topics; the loser's error is harmless.
+    // Whatever failed on the way (waiting for leaders, say), what counts is that every topic exists.
     const again = new Set(await admin.listTopics());
-    if (!missing.every((spec) => again.has(spec.name))) throw error;
+    if (!missing.every((spec) => again.has(spec.name))) throw topicCreationError(error);
   }
   return missing.map((spec) => spec.name);
+}
+
+/** kafkajs's "Topic creation errors" names neither the topics nor the reasons: this error does. */
+function topicCreationError(error: unknown): unknown {
+  const refusals = (error as { errors?: unknown } | undefined)?.errors;
+  if (!Array.isArray(refusals)) return error;
+  const reasons = refusals.map((refusal: { topic?: string; message?: string }) =>
+    [refusal.topic, refusal.message].filter(Boolean).join(": "),
+  );
+  return new Error(`Kafka refused to create topics: ${reasons.join("; ")}`, { cause: error });
 }

@@ -106,3 +106,39 @@ test("URL-encoded phone numbers and BSUIDs are written as their pseudonyms too",
     "50% of 0af7651916cd43dd %2F1234 %2Fabc1234567",
   );
 });
+
+test("pretty lines are one readable line per entry, redacted like JSON ones", () => {
+  let out = "";
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      out += chunk.toString();
+      done();
+    },
+  });
+  const logger = createLogger({ service: "svc", format: "pretty", destination });
+  const bsuid = "US.13491208655302741918";
+  logger.info({ shopper: "+34600111222", conversation: `PN1:${bsuid}` }, "for 34600111222");
+  logger.child({ component: "kafkajs" }).warn({ url: "https://x/o?signature=abc" }, "slow");
+  const lines = out.trimEnd().split("\n");
+  assert.equal(lines.length, 2, out);
+  const p = pseudonym("34600111222");
+  assert.match(
+    lines[0] ?? "",
+    new RegExp(
+      `^\\[\\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\] INFO: for ${p} \\{"shopper":"${p}","conversation":"PN1:${pseudonym(bsuid)}"\\}$`,
+    ),
+  );
+  assert.match(
+    lines[1] ?? "",
+    /^\[[\d:.]+\] WARN: kafkajs: slow \{"url":"https:\/\/x\/o\?signature=\[redacted\]"\}$/,
+  );
+  assert.doesNotMatch(out, /34600111222|13491208655302741918|abc/);
+  // The service and environment are start.ts's prefix and the deployment's, not each line's.
+  assert.doesNotMatch(out, /svc|"env"/);
+});
+
+test("json stays the default", () => {
+  const { lines, destination } = capture();
+  createLogger({ service: "svc", destination }).info("plain");
+  assert.equal(lines[0]?.msg, "plain");
+});

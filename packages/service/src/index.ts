@@ -51,6 +51,7 @@ export async function runService<C extends BaseConfig>(options: {
   const logger = createLogger({
     service: options.name,
     level: config.LOG_LEVEL,
+    format: config.LOG_FORMAT,
     environment: config.DEPLOYMENT_ENVIRONMENT,
   });
   const start = await options.load();

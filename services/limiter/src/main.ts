@@ -19,7 +19,12 @@ if (several && cluster.isPrimary) {
   const { runPrimary } = await import("./workers.ts");
   await runPrimary(
     config,
-    createLogger({ service: "limiter", level: config.LOG_LEVEL, environment: config.DEPLOYMENT_ENVIRONMENT }),
+    createLogger({
+      service: "limiter",
+      level: config.LOG_LEVEL,
+      format: config.LOG_FORMAT,
+      environment: config.DEPLOYMENT_ENVIRONMENT,
+    }),
   );
 } else {
   await runService({
