@@ -27,6 +27,13 @@ const NPM_START_INGRESS = {
   WHATSAPP_VERIFY_TOKEN: "local-verify-token",
   WHATSAPP_ACCESS_TOKEN: "local-access-token",
 };
+// The WhatsApp simulator's clock, which `npm start` gives ingress and the conversation: any value
+// is a development one.
+const DEV_CLOCK = { DEV_CLOCK_URL: "http://127.0.0.1:3900/sim/api/clock" };
+const devClock = [
+  { set: DEV_CLOCK, refused: ["DEV_CLOCK_URL"] },
+  { set: { DEV_CLOCK_URL: "https://clock.example.com/offset" }, refused: ["DEV_CLOCK_URL"] },
+];
 
 interface Service {
   load(env: Env): unknown;
@@ -83,14 +90,16 @@ const services: Record<string, Service> = {
       { set: { WHATSAPP_APP_SECRET: `${secret("n")},local-app-secret` }, refused: ["WHATSAPP_APP_SECRET"] },
       { set: { WHATSAPP_VERIFY_TOKEN: "local-verify-token" }, refused: ["WHATSAPP_VERIFY_TOKEN"] },
       { set: { WHATSAPP_ACCESS_TOKEN: "local-access-token" }, refused: ["WHATSAPP_ACCESS_TOKEN"] },
+      ...devClock,
     ],
-    npmStart: NPM_START_INGRESS,
+    npmStart: { ...NPM_START_INGRESS, ...DEV_CLOCK },
     bare: [
       "KAFKA_SASL_MECHANISM",
       "PSEUDONYM_KEY",
       "WHATSAPP_APP_SECRET",
       "WHATSAPP_VERIFY_TOKEN",
       "WHATSAPP_ACCESS_TOKEN",
+      "DEV_CLOCK_URL",
     ],
   },
   conversation: {
@@ -100,9 +109,10 @@ const services: Record<string, Service> = {
       ...pseudonymKey,
       ...kafkaLogin,
       { set: { CONVERSATION_CRASH_AT: "after_commit" }, refused: ["CONVERSATION_CRASH_AT"] },
+      ...devClock,
     ],
-    npmStart: {},
-    bare: ["KAFKA_SASL_MECHANISM", "PSEUDONYM_KEY"],
+    npmStart: DEV_CLOCK,
+    bare: ["KAFKA_SASL_MECHANISM", "PSEUDONYM_KEY", "DEV_CLOCK_URL"],
   },
   generation: {
     load: loadGenerationConfig,
@@ -120,12 +130,20 @@ const services: Record<string, Service> = {
       { set: { IMAGE_PROVIDER: undefined, OPENAI_API_KEY: undefined }, refused: ["IMAGE_PROVIDER"] },
       { set: { IMAGE_PROVIDER: "local" }, refused: ["IMAGE_PROVIDER"] },
       { set: { OIDC_CLIENT_SECRET: "local-generation" }, refused: ["OIDC_CLIENT_SECRET"] },
+      // npm start's images provider: the WhatsApp simulator, with a public key.
+      { set: { OPENAI_API_KEY: "local-openai-key" }, refused: ["OPENAI_API_KEY"] },
     ],
-    npmStart: { OIDC_ISSUER_URL: "http://127.0.0.1:3010", OIDC_CLIENT_SECRET: "local-generation" },
+    npmStart: {
+      OIDC_ISSUER_URL: "http://127.0.0.1:3010",
+      OIDC_CLIENT_SECRET: "local-generation",
+      IMAGE_PROVIDER: "openai",
+      OPENAI_BASE_URL: "http://127.0.0.1:3900/v1",
+      OPENAI_API_KEY: "local-openai-key",
+    },
     bare: [
       "KAFKA_SASL_MECHANISM",
       "PSEUDONYM_KEY",
-      "IMAGE_PROVIDER",
+      "OPENAI_API_KEY",
       "OIDC_ISSUER_URL",
       "OIDC_CLIENT_SECRET",
     ],

@@ -4,6 +4,7 @@ import { isLoopbackUrl, MIN_SECRET_BYTES } from "./development-defaults.ts";
 import {
   baseSchema,
   csv,
+  devClockUrl,
   loadConfig,
   port,
   configProblems as problems,
@@ -134,6 +135,21 @@ describe("development defaults", () => {
       }),
     );
     assert.doesNotThrow(() => loadConfig(schema, { ...kafka, DEPLOYMENT_ENVIRONMENT: "local" }));
+  });
+
+  test("a development tool's setting (the development clock) is refused outside local whatever its value", () => {
+    const clocked = baseSchema.extend({ DEV_CLOCK_URL: devClockUrl() });
+    const base = { ...production, KEY: undefined, KEYS: undefined, PROVIDER: undefined, ISSUER: undefined };
+    const url = "http://127.0.0.1:3900/sim/api/clock";
+    assert.equal(loadConfig(clocked, { DEV_CLOCK_URL: url }).DEV_CLOCK_URL, url);
+    assert.equal(loadConfig(clocked, base).DEV_CLOCK_URL, undefined);
+    for (const value of [url, "https://clock.example.com/offset"])
+      assert.deepEqual(
+        problems(() => loadConfig(clocked, { ...base, DEV_CLOCK_URL: value })),
+        [
+          "DEV_CLOCK_URL: a development clock that anyone who reaches it can move; unset it (services keep the real time) (DEPLOYMENT_ENVIRONMENT=production)",
+        ],
+      );
   });
 
   test("a schema without DEPLOYMENT_ENVIRONMENT has nothing to refuse", () => {

@@ -33,6 +33,12 @@ export type DevelopmentRule = (
       is: string;
       instead: string;
     }
+  | {
+      /** A development tool's setting: whatever value is set is a development one; unset is not. */
+      developmentOnly: true;
+      is: string;
+      instead: string;
+    }
 ) & {
   /** The setting takes effect only while each of these other settings has this value. */
   when?: Readonly<Record<string, string>>;
@@ -84,6 +90,7 @@ export function developmentProblem(rule: DevelopmentRule, value: string): string
   if ("values" in rule)
     return rule.values.includes(value) ? `${rule.is ?? PUBLIC}; ${rule.instead}` : undefined;
   if ("unset" in rule) return undefined;
+  if ("developmentOnly" in rule) return `${rule.is}; ${rule.instead}`;
   return isLoopbackUrl(value) ? LOOPBACK_ISSUER : undefined;
 }
 

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { connectionProblems } from "./connections.ts";
 import { developmentDefaultsInEffect, refuseOutsideLocal } from "./development-defaults.ts";
 
+export { devClockUrl } from "./dev-clock.ts";
 export {
   type DevelopmentRule,
   isLoopbackUrl,

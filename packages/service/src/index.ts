@@ -19,6 +19,8 @@ import {
 } from "@taituri/ops";
 import { startTelemetry } from "@taituri/telemetry/sdk";
 
+export { type ServiceClock, startServiceClock } from "./dev-clock.ts";
+
 /** What a service factory returns: how to reach it, and how to stop it. */
 export interface RunningService {
   /** Named URLs or addresses, e.g. { webhook: "http://…/webhook", ops: "http://…" }; logged at start. */

@@ -1,5 +1,13 @@
 import { fileURLToPath } from "node:url";
-import { baseSchema, loadConfig, port, positiveInt, refuseOutsideLocal, z } from "@taituri/config";
+import {
+  baseSchema,
+  devClockUrl,
+  loadConfig,
+  port,
+  positiveInt,
+  refuseOutsideLocal,
+  z,
+} from "@taituri/config";
 // The contracts alone, not @taituri/proto's index: config loads before telemetry starts, and the
 // index loads @grpc/grpc-js, which would then escape its instrumentation (no limiter spans).
 import * as contracts from "@taituri/proto/contracts";
@@ -18,6 +26,9 @@ export const schema = baseSchema.extend({
   CONVERSATION_COUNTRIES_FILE: z.string().default(data("countries.json")),
   // A shopper silent for longer than this is asked "continue or start over?" on return.
   SESSION_TTL_MS: positiveInt(2 * 3600 * 1000),
+  // A development clock to follow (the WhatsApp simulator's): sessions, the 24-hour window and the
+  // watchdogs are judged on it. Refused outside local.
+  DEV_CLOCK_URL: devClockUrl(),
   // A round with no result after this long is abandoned with an apology and a retry button. Longer
   // than a round whose worker died mid-call and was taken over (generation's lease plus a whole
   // provider call, contracts.ROUND_TIMING), so designs someone paid for are not thrown away.

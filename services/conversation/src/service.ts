@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ensureIndexes } from "@taituri/mongo";
-import { connectBackbone, type RunningService, serveOps } from "@taituri/service";
+import { connectBackbone, type RunningService, serveOps, startServiceClock } from "@taituri/service";
 import { Counter, Gauge } from "prom-client";
 import { parse } from "yaml";
 import { CacheForgetWatcher } from "./adapters/cache-epochs.ts";
@@ -35,6 +35,7 @@ export async function startConversationService(
       `${config.CATALOG_FILE} and ${config.CONVERSATION_COUNTRIES_FILE}: ${problems.join("; ")}`,
     );
   const backbone = await connectBackbone("conversation", config, logger);
+  const clock = await startServiceClock(config.DEV_CLOCK_URL, logger);
   await ensureIndexes(backbone.mongo.db, conversationIndexes);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const store = new ConversationStore(backbone.mongo.db, {
@@ -57,6 +58,7 @@ export async function startConversationService(
     generationDeadlineMs: config.GENERATION_DEADLINE_MS,
     logger,
     registry: backbone.registry,
+    now: clock.now,
     ...(config.CONVERSATION_CRASH_AT
       ? {
           onStep: (step: string) => {
@@ -89,7 +91,9 @@ export async function startConversationService(
     help: "Conversations still generating a minute or more after their round's deadline",
     registers: [backbone.registry],
     async collect() {
-      this.set(await store.countStuckGenerating(new Date(Date.now() - config.TIMER_POLL_MS - 60_000)));
+      this.set(
+        await store.countStuckGenerating(new Date(clock.now().getTime() - config.TIMER_POLL_MS - 60_000)),
+      );
     },
   });
   // Watchdogs live in the conversation documents, so any replica may fire them; the claim on
@@ -134,6 +138,7 @@ export async function startConversationService(
   }, config.CONVERSATION_CACHE_CHECK_MS);
   return serveOps(backbone, { port: config.CONVERSATION_PORT, host: config.CONVERSATION_HOST }, async () => {
     clearInterval(poller);
+    clock.stop();
     await polling;
     await consumer.stop();
     // Until the consumers stop, a deletion must still reach the cache they build on.

@@ -6,6 +6,9 @@ import * as contracts from "@taituri/proto/contracts";
 
 const data = (file: string) => fileURLToPath(new URL(`../data/${file}`, import.meta.url));
 
+/** The key `npm start` gives the generation service and the WhatsApp simulator's images endpoint. */
+export const LOCAL_OPENAI_KEY = "local-openai-key";
+
 /** Time kept free at the end of a lease to store the images and record the result. */
 export const ATTEMPT_MARGIN_MS = contracts.ROUND_TIMING.attemptMarginMs;
 
@@ -53,8 +56,13 @@ export const schema = baseSchema
     LOCAL_IMAGE_SIZE: z.coerce.number().int().min(64).max(2048).default(512),
     // A pause before each local render: a stand-in for a slow model (demos, crash tests).
     LOCAL_PROVIDER_DELAY_MS: z.coerce.number().int().min(0).default(0),
-    // OpenAI key; required when IMAGE_PROVIDER=openai.
-    OPENAI_API_KEY: z.string().optional(),
+    // OpenAI key; required when IMAGE_PROVIDER=openai. The one `npm start` gives the WhatsApp
+    // simulator's images endpoint is public: refused outside local.
+    OPENAI_API_KEY: refuseOutsideLocal(z.string().optional(), {
+      values: [LOCAL_OPENAI_KEY],
+      is: "the key of the WhatsApp simulator's images endpoint (npm start)",
+      instead: "set your OpenAI API key, or your gateway's",
+    }),
     // OpenAI-compatible base URL (proxy, Azure-style gateway, a local fake); the SDK's default when unset.
     OPENAI_BASE_URL: z.string().url().optional(),
     OPENAI_IMAGE_MODEL: z.string().default("gpt-image-1"),

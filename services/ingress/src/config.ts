@@ -1,4 +1,14 @@
-import { baseSchema, csv, flag, loadConfig, port, positiveInt, refuseOutsideLocal, z } from "@taituri/config";
+import {
+  baseSchema,
+  csv,
+  devClockUrl,
+  flag,
+  loadConfig,
+  port,
+  positiveInt,
+  refuseOutsideLocal,
+  z,
+} from "@taituri/config";
 
 // The values `npm start` (scripts/start.ts) and .env.example give: public, so refused outside local.
 const LOCAL = {
@@ -73,6 +83,9 @@ export const schema = baseSchema
     INGRESS_RETENTION_DAYS: z.coerce.number().int().min(8).default(30),
     // How often outbound records past their retention are looked for (by dispatcher processes).
     INGRESS_RETENTION_SWEEP_MS: positiveInt(3600 * 1000),
+    // A development clock to follow (the WhatsApp simulator's): the 24-hour window is judged on it.
+    // Refused outside local.
+    DEV_CLOCK_URL: devClockUrl(),
   })
   .superRefine((config, ctx) => {
     if (config.OUTBOUND_CLAIM_LEASE_MS <= 2 * config.GRAPH_API_TIMEOUT_MS)

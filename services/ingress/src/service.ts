@@ -1,7 +1,7 @@
 import { type RunningConsumer, topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ensureIndexes, ImageStore } from "@taituri/mongo";
-import { connectBackbone, type RunningService } from "@taituri/service";
+import { connectBackbone, type RunningService, startServiceClock } from "@taituri/service";
 import { GraphApiClient } from "./adapters/graph-api.ts";
 import { IngressStore, ingressIndexes } from "./adapters/store.ts";
 import { buildIngressApp } from "./app.ts";
@@ -16,6 +16,7 @@ import { createStatusHandler } from "./statuses/tracker.ts";
  */
 export async function startIngressService(config: IngressConfig, logger: Logger): Promise<RunningService> {
   const backbone = await connectBackbone("ingress", config, logger);
+  const clock = await startServiceClock(config.DEV_CLOCK_URL, logger);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   await ensureIndexes(backbone.mongo.db, ingressIndexes);
   const app = buildIngressApp({
@@ -29,6 +30,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
     logger,
     registry: backbone.registry,
     checks: backbone.checks,
+    now: clock.now,
   });
 
   const consumers: RunningConsumer[] = [];
@@ -60,6 +62,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
         logger,
         registry: backbone.registry,
         leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
+        now: clock.now,
       }),
     });
     // Statuses come in through the webhook like messages; this group reads them beside the
@@ -77,6 +80,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
         publisher: backbone.kafka.producer,
         topics,
         registry: backbone.registry,
+        now: clock.now,
       }),
     });
     consumers.push(dispatcher, statuses);
@@ -112,6 +116,7 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
       await sweeping;
       for (const consumer of consumers) await consumer.stop();
       await graph.close();
+      clock.stop();
       await backbone.close();
     },
   };
