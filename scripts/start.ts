@@ -1,14 +1,18 @@
 /**
  * `npm start`: provisions and starts Kafka, a MongoDB-wire server and Redis (unless KAFKA_BROKERS /
- * MONGO_URL / REDIS_URL name running ones), a local WhatsApp Graph API stand-in (unless
- * WHATSAPP_API_URL is set), Jaeger for traces (unless OTEL_EXPORTER_OTLP_ENDPOINT or
- * OTEL_TRACES_EXPORTER is set), then every service, and prints where to look. Ctrl-C stops all of it.
+ * MONGO_URL / REDIS_URL name running ones), Jaeger for traces (unless OTEL_EXPORTER_OTLP_ENDPOINT or
+ * OTEL_TRACES_EXPORTER is set), the WhatsApp simulator (unless WHATSAPP_API_URL is set: Meta's both
+ * sides in a browser chat, the image provider and the development clock), then every service, and
+ * prints where to look. Ctrl-C stops all of it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { parseCatalogYaml } from "@taituri/conversation-service/catalog";
+import { schema as conversationSchema } from "@taituri/conversation-service/config";
 import { type Jaeger, startInfra, startJaeger } from "@taituri/devenv";
 import type { KafkaService } from "@taituri/kafka/access";
-import { recipientOf, startFakeGraphApi } from "@taituri/testing/harness";
+import { type BusinessNumber, LOCAL_OPENAI_KEY, type Simulator, startSimulator } from "@taituri/simulator";
 import { generate, loadDotEnv, root, step } from "./lib.ts";
 
 loadDotEnv();
@@ -17,6 +21,8 @@ const local = {
   WHATSAPP_VERIFY_TOKEN: "local-verify-token",
   WHATSAPP_ACCESS_TOKEN: "local-access-token",
   INGRESS_PORT: "3000",
+  // For a person at this terminal; LOG_FORMAT=json in .env gives what a log shipper would read.
+  LOG_FORMAT: "pretty",
   // Spans go to the local Jaeger started below, or to OTEL_EXPORTER_OTLP_ENDPOINT when set.
   OTEL_METRICS_EXPORTER: "none",
   OTEL_LOGS_EXPORTER: "none",
@@ -59,17 +65,61 @@ if (!process.env.OTEL_EXPORTER_OTLP_ENDPOINT && !process.env.OTEL_TRACES_EXPORTE
   env.OTEL_EXPORTER_OTLP_ENDPOINT = jaeger.otlpEndpoint;
 }
 
-let simulator: Awaited<ReturnType<typeof startFakeGraphApi>> | undefined;
+// The WhatsApp simulator: shoppers in a browser chat, Meta's webhooks to ingress and its Graph API
+// for the dispatcher, an OpenAI-compatible images endpoint drawn by the local renderer, and a clock
+// ingress and the conversation follow (so "three hours later" can be tried now).
+let simulator: Simulator | undefined;
 if (!process.env.WHATSAPP_API_URL) {
-  simulator = await startFakeGraphApi({
-    port: Number(process.env.WHATSAPP_SIMULATOR_PORT ?? 3900),
-    onSend: (phoneNumberId, body) => {
-      const message = body as { type?: string; text?: { body?: string } };
-      const text = message.type === "text" ? message.text?.body : `(${message.type})`;
-      process.stdout.write(`[whatsapp] ${phoneNumberId} -> ${recipientOf(body)}: ${text}\n`);
-    },
-  });
-  env.WHATSAPP_API_URL = simulator.url;
+  simulator = await step("starting the WhatsApp simulator", () =>
+    startSimulator({
+      port: Number(process.env.WHATSAPP_SIMULATOR_PORT ?? 3900),
+      webhookUrl: `http://127.0.0.1:${env.INGRESS_PORT}/webhook`,
+      appSecret: String(env.WHATSAPP_APP_SECRET).split(",")[0] ?? "",
+      accessToken: String(env.WHATSAPP_ACCESS_TOKEN),
+      businessNumbers: catalogNumbers(),
+      ...(jaeger ? { jaegerUrl: jaeger.queryUrl, jaegerUi: Boolean(process.env.JAEGER_UI_ASSETS) } : {}),
+      openaiApiKey: env.OPENAI_API_KEY ?? LOCAL_OPENAI_KEY,
+      ...(env.PROMPTS_FILE ? { promptsFile: env.PROMPTS_FILE } : {}),
+    }),
+  );
+  env.WHATSAPP_API_URL = simulator.graphUrl;
+  env.DEV_CLOCK_URL ??= simulator.clockUrl;
+  // The designs come from the simulator's images endpoint (the local renderer behind OpenAI's API),
+  // so its "image provider fails / times out" toggles reach the generation service.
+  if (!env.IMAGE_PROVIDER) {
+    env.IMAGE_PROVIDER = "openai";
+    env.OPENAI_BASE_URL = simulator.openaiBaseUrl;
+    env.OPENAI_API_KEY ??= LOCAL_OPENAI_KEY;
+    // A hung provider is given up on within seconds rather than a minute: the toggle is for watching.
+    env.OPENAI_TIMEOUT_MS ??= "20000";
+  }
+}
+
+/**
+ * The business numbers shoppers write to: those the catalog lists, and Meta's example number for a
+ * shop that serves any number ("*").
+ */
+function catalogNumbers(): BusinessNumber[] {
+  const file = conversationSchema.shape.CATALOG_FILE.parse(env.CATALOG_FILE);
+  const wabaId = "102290129340398";
+  const title = (id: string) => id.charAt(0).toUpperCase() + id.slice(1).replace(/[-_]+/g, " ");
+  return parseCatalogYaml(readFileSync(file, "utf8")).shops.flatMap((shop) =>
+    shop.phoneNumberIds.map((id) =>
+      id === "*"
+        ? {
+            phoneNumberId: "106540352242922",
+            displayPhoneNumber: "15550783881",
+            wabaId,
+            name: title(shop.id),
+          }
+        : {
+            phoneNumberId: id,
+            displayPhoneNumber: `1555${id.slice(-7).padStart(7, "0")}`,
+            wabaId,
+            name: title(shop.id),
+          },
+    ),
+  );
 }
 
 // The limiter and payment trust the same local issuer, unless OIDC_ISSUER_URL names another; the
@@ -156,9 +206,9 @@ await step("waiting for every service to be ready", async () => {
 
 const ingress = `http://127.0.0.1:${services.ingress}`;
 process.stdout.write(`
-Taituri is ready.
+${simulator ? `Open the WhatsApp simulator: ${simulator.url}\n\n` : ""}Taituri is ready.
   Webhook (Meta -> us):   ${ingress}/webhook
-  Graph API (us -> Meta): ${env.WHATSAPP_API_URL}${simulator ? "  (local simulator: replies are printed here as [whatsapp] lines)" : ""}
+  Graph API (us -> Meta): ${env.WHATSAPP_API_URL}${simulator ? "  (the WhatsApp simulator)" : ""}
   OIDC issuer:            ${env.OIDC_ISSUER_URL}
   Traces (Jaeger): ${jaeger ? `API ${jaeger.queryUrl}/api/traces?service=ingress; UI ${jaeger.queryUrl} ${process.env.JAEGER_UI_ASSETS ? "" : "(a placeholder page unless JAEGER_UI_ASSETS names a jaeger-ui build: docs/operations.md)"}` : (env.OTEL_EXPORTER_OTLP_ENDPOINT ?? `OTEL_TRACES_EXPORTER=${env.OTEL_TRACES_EXPORTER}`)}
   Health:                 ${Object.entries(services)
@@ -167,9 +217,15 @@ Taituri is ready.
   Metrics:                http://127.0.0.1:<port>/metrics on the same ports
   Kafka ${env.KAFKA_BROKERS} · MongoDB ${env.MONGO_URL} · Redis ${env.REDIS_URL}
 
-Send a signed message as Meta would:
+${
+  simulator
+    ? `Chat in the browser (above), or from a terminal, through the simulator:
+  npm run -s shopper -- "I want a gift"        (--tap "<button or row>" to answer one)
+`
+    : `Send a signed webhook as Meta would:
   npm run -s sign-webhook -- "I want a gift" | sh
-
+`
+}
 Paid orders: ${env.ORDERS_WEBHOOK_URL ? `posted, signed, to ${env.ORDERS_WEBHOOK_URL}` : "kept for you (set ORDERS_WEBHOOK_URL and ORDERS_WEBHOOK_SECRET to have them posted)"}:
   npm run -s orders -- list --state paid · show <number> · mark-shipped <number> [--tracking <url>]
 

@@ -101,3 +101,5 @@ export function ensureDebianTool(tool: { binary: string; aptPackage: string }, o
     log: options.log ?? defaultLog,
   });
 }
+
+export { CHROMIUM_FLAGS, type ChromiumInstall, chromiumArgs, ensureChromium } from "./chromium.ts";

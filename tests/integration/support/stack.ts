@@ -17,7 +17,8 @@ export interface StackOptions {
   /** Names this run's topics (`<id>.`), database (`<id>` with `_`) and limiter keys. */
   id: string;
   infra: Infra;
-  graph: FakeGraphApi;
+  /** Where the dispatcher finds the Graph API: a fake, or the WhatsApp simulator (its `graphUrl`). */
+  graph: Pick<FakeGraphApi, "url">;
   logger: Logger;
   /** The WhatsApp app secret the shoppers sign with. */
   secret: string;
@@ -27,6 +28,10 @@ export interface StackOptions {
   payment?: boolean;
   /** Extra settings of the conversation service. */
   conversation?: Record<string, string>;
+  /** Extra settings of the generation service (e.g. its image provider). */
+  generationSettings?: Record<string, string>;
+  /** Extra settings of ingress (e.g. a port chosen beforehand, for a client that must know it first). */
+  ingressSettings?: Record<string, string>;
   /** Extra settings of the payment service (e.g. the shop's orders endpoint). */
   paymentSettings?: Record<string, string>;
 }
@@ -90,6 +95,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           LIMITER_URL: limiter.endpoints.grpc,
           OIDC_ISSUER_URL: issuer.url,
           OIDC_CLIENT_SECRET: oidcSecret,
+          ...options.generationSettings,
         }),
         logger,
       ),
@@ -133,6 +139,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       WHATSAPP_VERIFY_TOKEN: "v",
       WHATSAPP_ACCESS_TOKEN: "t",
       WHATSAPP_API_URL: options.graph.url,
+      ...options.ingressSettings,
     }),
     logger,
   );

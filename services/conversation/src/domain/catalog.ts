@@ -1,3 +1,4 @@
+import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import type { Countries } from "./countries.ts";
 
@@ -92,6 +93,9 @@ export type PickupLocation = NonNullable<Shop["delivery"]["pickup"]>[number];
 export function parseCatalog(data: unknown): Catalog {
   return catalogSchema.parse(data);
 }
+
+/** The catalog file's text (YAML), validated. */
+export const parseCatalogYaml = (text: string): Catalog => parseCatalog(parseYaml(text));
 
 /**
  * What the catalog asks of the countries file, which it is read beside (start-up): every country a

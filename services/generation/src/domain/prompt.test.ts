@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { buildPrompt, captionFor, cleanName, parsePromptTemplates } from "./prompt.ts";
+import { briefFromPrompt, buildPrompt, captionFor, cleanName, parsePromptTemplates } from "./prompt.ts";
 
 const templates = parsePromptTemplates(
   JSON.parse(readFileSync(new URL("../../data/prompts.json", import.meta.url), "utf8")),
@@ -50,4 +50,19 @@ test("templates with an unknown placeholder or without the name are refused", ()
   );
   assert.throws(() => parsePromptTemplates({ ...base, template: "no name" }), /must place \{name\}/);
   assert.throws(() => parsePromptTemplates({ ...base }), /template/);
+});
+
+test("a prompt gives back the brief it was built from, unknown ids as their words", () => {
+  assert.deepEqual(briefFromPrompt(templates, buildPrompt(templates, brief), brief.roundId), brief);
+  const unknown = { ...brief, recipient: "José María", theme: "new-baby", style: "pop-art" };
+  assert.deepEqual(briefFromPrompt(templates, buildPrompt(templates, unknown), "r2"), {
+    ...unknown,
+    roundId: "r2",
+  });
+  const noVariation = { ...templates, variation: "" };
+  assert.deepEqual(
+    briefFromPrompt(noVariation, buildPrompt(noVariation, brief), brief.roundId)?.recipient,
+    "Rosa",
+  );
+  assert.equal(briefFromPrompt(templates, "Draw a cat.", "r3"), undefined);
 });

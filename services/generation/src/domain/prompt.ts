@@ -69,3 +69,50 @@ export function buildPrompt(templates: PromptTemplates, brief: DesignBrief): str
 export function captionFor(templates: PromptTemplates, theme: string): string {
   return templates.themes[theme]?.caption ?? humanise(theme).toUpperCase();
 }
+
+/**
+ * The brief a prompt was built from (buildPrompt's inverse), for a stand-in that renders what a
+ * prompt asks for without a model: the simulator's OpenAI-compatible images endpoint. Theme, style
+ * and product come back as their ids (an unknown one as its words, dashed); undefined when the
+ * prompt was not built from these templates.
+ */
+export function briefFromPrompt(
+  templates: PromptTemplates,
+  prompt: string,
+  roundId: string,
+): DesignBrief | undefined {
+  const parts = templates.template
+    .replace(/\s+/g, " ")
+    .trim()
+    .split(/\{(\w+)\}/);
+  // Odd parts are placeholder names; even parts are the text between them, whose spaces may
+  // have merged with an empty value's.
+  const order: string[] = [];
+  const pattern = parts
+    .map((part, i) => {
+      if (i % 2 === 1) {
+        order.push(part);
+        return "(.*?)";
+      }
+      return part
+        .split(" ")
+        .map((word) => word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+        .join("\\s*");
+    })
+    .join("");
+  const match = new RegExp(`^\\s*${pattern}\\s*$`, "s").exec(prompt);
+  if (!match) return undefined;
+  const value = (name: string) => match[order.indexOf(name) + 1]?.trim() ?? "";
+  const idOf = (words: string, known: Record<string, string>) =>
+    Object.entries(known).find(([, text]) => text === words)?.[0] ?? words.replace(/\s+/g, "-");
+  return {
+    roundId,
+    recipient: value("name"),
+    theme: idOf(
+      value("theme"),
+      Object.fromEntries(Object.entries(templates.themes).map(([id, theme]) => [id, theme.prompt])),
+    ),
+    style: idOf(value("style"), templates.styles),
+    productId: idOf(value("product"), templates.products),
+  };
+}
