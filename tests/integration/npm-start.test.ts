@@ -109,11 +109,31 @@ describe("npm start", { timeout: 5 * 60_000 }, () => {
     const state = (await (
       await fetch(`http://127.0.0.1:${ports.WHATSAPP_SIMULATOR}/sim/api/state`)
     ).json()) as {
-      shoppers: { waId?: string; messages: { from: string; text?: string }[] }[];
+      shoppers: { waId?: string; messages: { from: string; text?: string; traceUrl?: string }[] }[];
     };
     const chat = state.shoppers.find((shopper) => shopper.waId === "15550002222");
     assert.ok(
       chat?.messages.some((message) => message.from === "bot" && message.text?.startsWith("Hi Ana!")),
+    );
+    // The shopper's message links to its trace: the webhook's traceparent started it, and the
+    // services' spans joined it (Jaeger's query API, as npm start runs no Jaeger UI).
+    const traceUrl = chat?.messages.find((message) => message.from === "shopper")?.traceUrl ?? "";
+    assert.match(
+      traceUrl,
+      new RegExp(`^http://127\\.0\\.0\\.1:${ports.JAEGER_QUERY}/api/traces/[0-9a-f]{32}$`),
+    );
+    await eventually(
+      "ingress and conversation spans in the message's trace",
+      async () => {
+        const response = await fetch(traceUrl);
+        if (!response.ok) return false;
+        const body = (await response.json()) as {
+          data?: { processes?: Record<string, { serviceName: string }> }[];
+        };
+        const services = Object.values(body.data?.[0]?.processes ?? {}).map((p) => p.serviceName);
+        return services.includes("ingress") && services.includes("conversation");
+      },
+      30_000,
     );
   });
 
