@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { freePort, type Infra, startInfra } from "@taituri/devenv";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { eventually } from "@taituri/testing/harness";
+import { freeStartPorts, startPortsEnv } from "./support/start-script.ts";
 
 /**
  * What a person sees under `npm start`: readable lines, and on a clean start no warning or error,
@@ -31,19 +32,7 @@ before(async () => {
   delete env.LOG_FORMAT;
   delete env.LOG_LEVEL;
   for (const name of Object.keys(env)) if (name.startsWith("OTEL_")) delete env[name];
-  for (const name of [
-    "INGRESS",
-    "CONVERSATION",
-    "GENERATION",
-    "PAYMENT",
-    "LIMITER",
-    "LIMITER_GRPC",
-    "WHATSAPP_SIMULATOR",
-    "OIDC_ISSUER",
-    "JAEGER_OTLP",
-    "JAEGER_QUERY",
-  ])
-    env[`${name}_PORT`] = String(await freePort());
+  Object.assign(env, startPortsEnv(await freeStartPorts()));
 });
 
 after(async () => {

@@ -3,8 +3,9 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { freePort, type Infra, startInfra } from "@taituri/devenv";
+import { type Infra, startInfra } from "@taituri/devenv";
 import { eventually } from "@taituri/testing/harness";
+import { freeStartPorts, type StartPorts, startPortsEnv } from "./support/start-script.ts";
 
 /**
  * What the README promises a newcomer: `npm start` reaches "ready" and names the WhatsApp simulator
@@ -18,24 +19,11 @@ const run = randomUUID().slice(0, 8);
 let infra: Infra;
 let child: ChildProcess;
 let output = "";
-const ports: Record<string, number> = {};
+let ports: StartPorts;
 
 before(async () => {
   infra = await startInfra();
-  for (const name of [
-    "INGRESS",
-    "CONVERSATION",
-    "GENERATION",
-    "PAYMENT",
-    "LIMITER",
-    "LIMITER_GRPC",
-    "WHATSAPP_SIMULATOR",
-    "OIDC_ISSUER",
-    "JAEGER_OTLP",
-    "JAEGER_QUERY",
-  ]) {
-    ports[name] = await freePort();
-  }
+  ports = await freeStartPorts();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     // The servers, and the secured broker's credentials (TAITURI_KAFKA_AUTH): start.ts's startInfra
@@ -47,7 +35,7 @@ before(async () => {
   // Unset, so that start.ts starts its WhatsApp simulator and Jaeger, as on a newcomer's machine.
   delete env.WHATSAPP_API_URL;
   for (const name of Object.keys(env)) if (name.startsWith("OTEL_")) delete env[name];
-  for (const [name, port] of Object.entries(ports)) env[`${name}_PORT`] = String(port);
+  Object.assign(env, startPortsEnv(ports));
   child = spawn(process.execPath, ["scripts/start.ts"], {
     cwd: root,
     env,
