@@ -6,13 +6,11 @@
  * prints where to look. Ctrl-C stops all of it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { parseCatalogYaml } from "@taituri/conversation-service/catalog";
 import { schema as conversationSchema } from "@taituri/conversation-service/config";
 import { type Jaeger, startInfra, startJaeger } from "@taituri/devenv";
 import type { KafkaService } from "@taituri/kafka/access";
-import { type BusinessNumber, LOCAL_OPENAI_KEY, type Simulator, startSimulator } from "@taituri/simulator";
+import { catalogNumbers, LOCAL_OPENAI_KEY, type Simulator, startSimulator } from "@taituri/simulator";
 import { generate, loadDotEnv, root, step } from "./lib.ts";
 
 loadDotEnv();
@@ -76,7 +74,7 @@ if (!process.env.WHATSAPP_API_URL) {
       webhookUrl: `http://127.0.0.1:${env.INGRESS_PORT}/webhook`,
       appSecret: String(env.WHATSAPP_APP_SECRET).split(",")[0] ?? "",
       accessToken: String(env.WHATSAPP_ACCESS_TOKEN),
-      businessNumbers: catalogNumbers(),
+      businessNumbers: catalogNumbers(conversationSchema.shape.CATALOG_FILE.parse(env.CATALOG_FILE)),
       ...(jaeger ? { jaegerUrl: jaeger.queryUrl, jaegerUi: Boolean(process.env.JAEGER_UI_ASSETS) } : {}),
       openaiApiKey: env.OPENAI_API_KEY ?? LOCAL_OPENAI_KEY,
       ...(env.PROMPTS_FILE ? { promptsFile: env.PROMPTS_FILE } : {}),
@@ -93,33 +91,6 @@ if (!process.env.WHATSAPP_API_URL) {
     // A hung provider is given up on within seconds rather than a minute: the toggle is for watching.
     env.OPENAI_TIMEOUT_MS ??= "20000";
   }
-}
-
-/**
- * The business numbers shoppers write to: those the catalog lists, and Meta's example number for a
- * shop that serves any number ("*").
- */
-function catalogNumbers(): BusinessNumber[] {
-  const file = conversationSchema.shape.CATALOG_FILE.parse(env.CATALOG_FILE);
-  const wabaId = "102290129340398";
-  const title = (id: string) => id.charAt(0).toUpperCase() + id.slice(1).replace(/[-_]+/g, " ");
-  return parseCatalogYaml(readFileSync(file, "utf8")).shops.flatMap((shop) =>
-    shop.phoneNumberIds.map((id) =>
-      id === "*"
-        ? {
-            phoneNumberId: "106540352242922",
-            displayPhoneNumber: "15550783881",
-            wabaId,
-            name: title(shop.id),
-          }
-        : {
-            phoneNumberId: id,
-            displayPhoneNumber: `1555${id.slice(-7).padStart(7, "0")}`,
-            wabaId,
-            name: title(shop.id),
-          },
-    ),
-  );
 }
 
 // The limiter and payment trust the same local issuer, unless OIDC_ISSUER_URL names another; the

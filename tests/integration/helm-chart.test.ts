@@ -16,6 +16,8 @@ import { KAFKA_SERVICES, kubernetesPrincipals } from "@taituri/kafka/access";
 import { loadLimiterConfig } from "@taituri/limiter-service/config";
 import { redisSecurity } from "@taituri/limiter-service/redis-connection";
 import { loadPaymentConfig } from "@taituri/payment-service/config";
+import { startSimulator } from "@taituri/simulator";
+import { loadSimulatorConfig } from "@taituri/simulator/config";
 import { parseAllDocuments } from "yaml";
 
 /**
@@ -121,11 +123,21 @@ interface Volume {
   };
   secret?: { secretName: string; items?: Array<{ key: string; path: string }> };
 }
+interface Probe {
+  httpGet?: { path: string; port: string | number };
+}
 interface PodSpec {
   serviceAccountName?: string;
   automountServiceAccountToken?: boolean;
+  securityContext?: unknown;
   containers: Array<{
+    image?: string;
+    command?: string[];
+    securityContext?: unknown;
+    ports?: Array<{ name: string; containerPort: number }>;
     env: EnvVar[];
+    livenessProbe?: Probe;
+    readinessProbe?: Probe;
     volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
   }>;
   volumes?: Volume[];
@@ -134,7 +146,11 @@ interface Resource {
   kind: string;
   metadata: { name: string; namespace?: string };
   automountServiceAccountToken?: boolean;
-  spec?: { template?: { spec: PodSpec } };
+  spec?: {
+    replicas?: number;
+    template?: { spec: PodSpec };
+    ports?: Array<{ name: string; port: number; targetPort: string | number }>;
+  };
 }
 
 /** The rendered resources, parsed. */
@@ -185,6 +201,14 @@ const tokenFor = (serviceAccount: string, audience: string) => `token of ${servi
  * config loader. The chart's names are the services' names, or this throws.
  */
 async function startIn(rendered: Resource[], component: string) {
+  const load = LOADERS[component];
+  assert.ok(load, component);
+  const pod = await podEnvIn(rendered, component);
+  return { ...pod, config: load(pod.env) };
+}
+
+/** A component's pod and the environment it would see on this machine (startIn), not yet loaded. */
+async function podEnvIn(rendered: Resource[], component: string) {
   const pod = podOf(rendered, component);
   const root = await mkdtemp(join(scratch, `${component}-`));
   const mounts = pod.containers[0]?.volumeMounts ?? [];
@@ -205,15 +229,15 @@ async function startIn(rendered: Resource[], component: string) {
       env[name] = mounts.some((m) => value.startsWith(`${m.mountPath}/`)) ? join(root, value) : value;
     else if (valueFrom?.secretKeyRef) env[name] = secretValue(valueFrom.secretKeyRef.key);
   }
-  const load = LOADERS[component];
-  assert.ok(load, component);
-  return { pod, env, config: load(env), fileOf: (path: string) => join(root, path) };
+  return { pod, env, fileOf: (path: string) => join(root, path) };
 }
 
 describe("helm chart", { timeout: 10 * 60_000 }, () => {
   test("helm lint passes", async () => {
-    const { stdout } = await exec(helm, ["lint", "--strict", chart]);
-    assert.match(stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    for (const set of [[], ["--set", "simulator.enabled=true"]]) {
+      const { stdout } = await exec(helm, ["lint", "--strict", chart, ...set]);
+      assert.match(stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/, set.join(" "));
+    }
   });
 
   test("every rendered resource is valid against the Kubernetes 1.37 schemas", async () => {
@@ -222,6 +246,12 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     // The other volumes and secret references: SCRAM, TLS with CAs, Redis credentials.
     const scram = join(scratch, "rendered-scram.yaml");
     await writeFile(scram, await render(...scramValues("scram-sha-512"), ...tlsValues));
+    // The WhatsApp simulator's too, when asked for.
+    const simulator = join(scratch, "rendered-simulator.yaml");
+    await writeFile(
+      simulator,
+      await render("simulator.enabled=true", "simulator.jaegerUrl=http://127.0.0.1:16686"),
+    );
     const { stdout, stderr } = await exec(python, [
       "-m",
       "kubernetes_validate",
@@ -230,10 +260,11 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
       "1.37.0",
       oauth,
       scram,
+      simulator,
     ]);
     const passed = `${stdout}${stderr}`.match(/passed for resource/g)?.length ?? 0;
-    // A ServiceAccount, a Deployment and a Service each, twice.
-    assert.equal(passed, SERVICES.length * 3 * 2, `${stdout}${stderr}`);
+    // A ServiceAccount, a Deployment and a Service each, three times; the simulator's, once.
+    assert.equal(passed, SERVICES.length * 3 * 3 + 3, `${stdout}${stderr}`);
   });
 
   test("each service gets a Deployment and a Service, probed on /healthz and /readyz", async () => {
@@ -540,5 +571,101 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(refused(await refusal(...off)), [`${says} [kafka.tls.rejectUnauthorized]`]);
     const local = resources(await render(...off, "environment=local"));
     assert.equal(envVar(podOf(local, "payment"), "KAFKA_SSL_REJECT_UNAUTHORIZED")?.value, "false");
+  });
+  test("the WhatsApp simulator is not deployed unless asked: no object of it, and ingress sends to Meta", async () => {
+    const out = await render();
+    assert.doesNotMatch(out, /simulator/i);
+    const ingress = await startIn(resources(out), "ingress");
+    assert.equal(envVar(ingress.pod, "WHATSAPP_API_URL")?.value, "https://graph.facebook.com/v23.0");
+    assert.equal(loadIngressConfig(ingress.env).WHATSAPP_API_URL, "https://graph.facebook.com/v23.0");
+  });
+
+  test("simulator.enabled: its own Deployment, Service and account, like the components'", async () => {
+    const rendered = resources(await render("simulator.enabled=true"));
+    const simulator = (kind: string) =>
+      rendered.find((r) => r.kind === kind && r.metadata.name === `${FULLNAME}-simulator`);
+    assert.equal(simulator("ServiceAccount")?.automountServiceAccountToken, false);
+    assert.deepEqual(simulator("Service")?.spec?.ports, [{ name: "http", port: 3900, targetPort: "http" }]);
+    // Its chats are in one process's memory.
+    assert.equal(simulator("Deployment")?.spec?.replicas, 1);
+    const pod = podOf(rendered, "simulator");
+    const ingressPod = podOf(rendered, "ingress");
+    const [container] = pod.containers;
+    const [ingressContainer] = ingressPod.containers;
+    assert.ok(container && ingressContainer);
+    assert.equal(pod.serviceAccountName, `${FULLNAME}-simulator`);
+    assert.equal(pod.automountServiceAccountToken, false);
+    assert.deepEqual(container.command, ["node", "packages/simulator/src/main.ts"]);
+    assert.equal(container.image, ingressContainer.image);
+    assert.deepEqual(pod.securityContext, ingressPod.securityContext);
+    assert.deepEqual(container.securityContext, ingressContainer.securityContext);
+    assert.deepEqual(container.ports, [{ name: "http", containerPort: 3900 }]);
+    for (const key of ["WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN", "PSEUDONYM_KEY"])
+      assert.deepEqual(envVar(pod, key)?.valueFrom, { secretKeyRef: { name: "taituri-secrets", key } }, key);
+    // No development clock in a cluster: the services refuse one outside local.
+    for (const name of [...SERVICES, "simulator"])
+      assert.equal(envVar(podOf(rendered, name), "DEV_CLOCK_URL"), undefined, name);
+    // Three of each kind for the components' five: nothing else changed.
+    assert.equal(rendered.length, (SERVICES.length + 1) * 3);
+  });
+
+  test("simulator.enabled: ingress and the simulator play each other, on the simulator's own paths", async () => {
+    const rendered = resources(await render("simulator.enabled=true"));
+    const serviceOf = (name: string) =>
+      rendered.find((r) => r.kind === "Service" && r.metadata.name === `${FULLNAME}-${name}`);
+    const portOf = (name: string) => serviceOf(name)?.spec?.ports?.find((p) => p.name === "http")?.port;
+    // The pod's environment, loaded by the simulator's own loader as main.ts loads it.
+    const { pod, env } = await podEnvIn(rendered, "simulator");
+    const config = loadSimulatorConfig(env);
+    assert.equal(config.SIMULATOR_PORT, pod.containers[0]?.ports?.[0]?.containerPort);
+    assert.equal(config.SIMULATOR_HOST, "0.0.0.0");
+    assert.equal(config.SIMULATOR_WEBHOOK_URL, `http://${FULLNAME}-ingress:${portOf("ingress")}/webhook`);
+    assert.equal(config.WHATSAPP_APP_SECRET, secretValue("WHATSAPP_APP_SECRET"));
+    assert.equal(config.WHATSAPP_ACCESS_TOKEN, secretValue("WHATSAPP_ACCESS_TOKEN"));
+    assert.equal(config.DEPLOYMENT_ENVIRONMENT, "production");
+    assert.equal(config.SIMULATOR_JAEGER_URL, undefined);
+
+    const sim = await startSimulator({
+      webhookUrl: config.SIMULATOR_WEBHOOK_URL,
+      appSecret: config.WHATSAPP_APP_SECRET,
+      accessToken: config.WHATSAPP_ACCESS_TOKEN,
+    });
+    try {
+      // Ingress's Graph API: the simulator's Service, at the path the simulator serves it on.
+      const ingress = await startIn(rendered, "ingress");
+      assert.equal(
+        loadIngressConfig(ingress.env).WHATSAPP_API_URL,
+        `http://${FULLNAME}-simulator:${portOf("simulator")}${new URL(sim.graphUrl).pathname}`,
+      );
+      // The probes ask a path the simulator answers.
+      const [container] = pod.containers;
+      for (const probe of [container?.livenessProbe, container?.readinessProbe]) {
+        assert.equal(probe?.httpGet?.port, "http");
+        const response = await fetch(`${sim.url}${probe?.httpGet?.path}`);
+        assert.equal(response.status, 200, probe?.httpGet?.path);
+      }
+    } finally {
+      await sim.close();
+    }
+    const jaeger = await podEnvIn(
+      resources(
+        await render(
+          "simulator.enabled=true",
+          "simulator.jaegerUrl=http://127.0.0.1:16686",
+          "simulator.jaegerUi=true",
+        ),
+      ),
+      "simulator",
+    );
+    const withJaeger = loadSimulatorConfig(jaeger.env);
+    assert.equal(withJaeger.SIMULATOR_JAEGER_URL, "http://127.0.0.1:16686");
+    assert.equal(withJaeger.SIMULATOR_JAEGER_UI, true);
+  });
+
+  test("simulator.enabled without ingress fails to render", async () => {
+    const stderr = await refusal("simulator.enabled=true", "components.ingress.enabled=false");
+    assert.deepEqual(refused(stderr), [
+      "SIMULATOR_WEBHOOK_URL: no ingress in this release for the WhatsApp simulator to send its webhooks to; enable components.ingress, or leave the simulator off [simulator.enabled]",
+    ]);
   });
 });

@@ -1,12 +1,14 @@
 import type { AddressInfo } from "node:net";
 import { schema as generationSchema } from "@taituri/generation-service/config";
 import type { Logger } from "@taituri/logging";
+import { META_EXAMPLE_NUMBER } from "./catalog-numbers.ts";
 import { LocalImages } from "./images.ts";
 import type { ThroughputOptions } from "./limits.ts";
 import { buildServer } from "./server.ts";
 import { SimulatorCore } from "./simulator.ts";
 import type { BusinessNumber } from "./types.ts";
 
+export { catalogNumbers } from "./catalog-numbers.ts";
 export type { BusinessNumber, ChatMessage, LogLine, Shopper, Toggles } from "./types.ts";
 
 export interface SimulatorOptions {
@@ -56,13 +58,6 @@ export interface Simulator {
 const GRAPH_VERSION = "v23.0";
 export const LOCAL_OPENAI_KEY = "local-openai-key";
 
-/** Meta's example business number: what a shopper writes to when the caller names none. */
-const DEFAULT_NUMBER: BusinessNumber = {
-  phoneNumberId: "106540352242922",
-  displayPhoneNumber: "15550783881",
-  wabaId: "102290129340398",
-};
-
 /**
  * Starts the WhatsApp simulator: the chat UI at `/`, Meta's Graph API for the dispatcher at
  * `graphUrl`, webhooks to `webhookUrl`, an OpenAI-compatible images endpoint, and the clock the
@@ -72,7 +67,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const core = new SimulatorCore({
     webhookUrl: options.webhookUrl,
     appSecret: options.appSecret,
-    businessNumbers: options.businessNumbers?.length ? options.businessNumbers : [DEFAULT_NUMBER],
+    businessNumbers: options.businessNumbers?.length ? options.businessNumbers : [META_EXAMPLE_NUMBER],
     // Meta retries for days, less often each time; a few seconds to half a minute shows the same here.
     retrySchedule: options.retrySchedule ?? [1000, 2000, 4000, 8000, 16000],
     webhookTimeoutMs: options.webhookTimeoutMs ?? 5000,

@@ -36,7 +36,8 @@ without a login (kafka.sasl none), which no service can see for itself: the paid
 writable by anyone who reaches the brokers.
 
 In any environment: Kafka and Redis settings that do not fit together, in the words of the
-services' own check (packages/config/src/connections.ts).
+services' own check (packages/config/src/connections.ts); and the WhatsApp simulator without the
+ingress it would play Meta towards.
 */}}
 {{- define "taituri.refuseInvalidValues" -}}
 {{- $env := .Values.environment -}}
@@ -97,6 +98,9 @@ services' own check (packages/config/src/connections.ts).
 {{- if and $redis.tls.caSecret (not $redis.tls.enabled) (not (hasPrefix "rediss:" $redis.url)) -}}
 {{- $problems = append $problems "REDIS_TLS_CA_FILE is set but neither REDIS_TLS nor a rediss:// REDIS_URL asks for TLS [redis.tls.caSecret]" -}}
 {{- end -}}
+{{- end -}}
+{{- if and .Values.simulator.enabled (not $c.ingress.enabled) -}}
+{{- $problems = append $problems "SIMULATOR_WEBHOOK_URL: no ingress in this release for the WhatsApp simulator to send its webhooks to; enable components.ingress, or leave the simulator off [simulator.enabled]" -}}
 {{- end -}}
 {{- if $problems -}}
 {{- fail (printf "Invalid configuration:\n  %s" (join "\n  " $problems)) -}}
