@@ -215,6 +215,23 @@ describe("webhook", () => {
     );
     assert.ok(kept.some((x) => x.value.toString() === body));
   });
+
+  test("a body with one event out of range: the good one stored, the bad one dead-lettered with its reason, 200", async () => {
+    const json = textWebhook("fine", { wamid: `wamid.${run}.fine`, waId: "447700900321" });
+    const value = json.entry[0]?.changes[0]?.value as { messages: Record<string, unknown>[] } | undefined;
+    const [good] = value?.messages ?? [];
+    value?.messages.push({ ...good, id: `wamid.${run}.poison`, timestamp: "100000000000000000" });
+    const body = JSON.stringify(json);
+    assert.equal((await post(body)).status, 200);
+    const events = await inboundEvents((all) => all.some((e) => e.eventId === `wamid.${run}.fine`));
+    assert.equal(events.filter((e) => e.eventId.startsWith(`wamid.${run}.`)).length, 1);
+    const dead = (
+      await readTopic(kafka, deadLetterTopic(topics.inbound), (r) =>
+        r.some((x) => x.value.toString() === body),
+      )
+    ).find((x) => x.value.toString() === body);
+    assert.match(dead?.headers["dlq-error"] ?? "", /timestamp 100000000000000000 out of range/);
+  });
 });
 
 describe("outbound dispatcher", () => {

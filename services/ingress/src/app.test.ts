@@ -11,12 +11,12 @@ import { buildIngressApp, readableReasons } from "./app.ts";
 
 const topics = topicNames("t.");
 
-function setup(publisher?: Publisher) {
+function setup(publisher?: Publisher, bodyLimitBytes = 1024) {
   const sent: { topic: string; messages: OutgoingMessage[] }[] = [];
   const app = buildIngressApp({
     appSecrets: ["secret"],
     verifyToken: "verify-me",
-    bodyLimitBytes: 1024,
+    bodyLimitBytes,
     topics,
     publisher: publisher ?? { send: async (topic, messages) => void sent.push({ topic, messages }) },
     logger: createLogger({ service: "test", level: "silent" }),
@@ -140,4 +140,97 @@ test("the dead-letter reasons of an unreadable webhook name message ids and numb
   ]);
   assert.doesNotMatch(said, /HBgLMzQ2MDAxMTEyMjIV|34600111222/);
   assert.match(said, new RegExp(`message ${pseudonym(wamid)}: neither`));
+});
+
+const inboundOf = (sent: { topic: string; messages: OutgoingMessage[] }[]) =>
+  sent
+    .filter((s) => s.topic === "t.inbound.v1")
+    .flatMap((s) => s.messages.map((m) => inbound.InboundEvent.decode(m.value as Uint8Array)));
+const deadOf = (sent: { topic: string; messages: OutgoingMessage[] }[]) =>
+  sent.filter((s) => s.topic === "t.inbound.v1.dlq").flatMap((s) => s.messages);
+
+/** One body with two messages: `good` as given, `bad` with `change` applied to a text message. */
+function goodAndBad(change: (message: Record<string, unknown>) => void) {
+  const json = textWebhook("good", { wamid: "wamid.good", waId: "555" });
+  const value = json.entry[0]?.changes[0]?.value as { messages: Record<string, unknown>[] } | undefined;
+  const messages = value?.messages ?? [];
+  const bad: Record<string, unknown> = { ...messages[0], id: "wamid.bad", text: { body: "bad" } };
+  change(bad);
+  messages.push(bad);
+  return JSON.stringify(json);
+}
+
+test("a message whose timestamp is out of range is dead-lettered with the reason; its neighbour is stored; 200", async () => {
+  const { app, sent } = setup(undefined, 64 * 1024);
+  const body = goodAndBad((m) => {
+    m.timestamp = "100000000000000000";
+  });
+  const response = await post(app, body, signWebhook(body, "secret"));
+  assert.equal(response.statusCode, 200);
+  assert.deepEqual(
+    inboundOf(sent).map((e) => e.eventId),
+    ["wamid.good"],
+  );
+  assert.match(deadOf(sent)[0]?.headers?.["dlq-error"] ?? "", /timestamp/);
+});
+
+test("a message of a shape we cannot read does not cost its neighbour: stored, dead-lettered, 200", async () => {
+  const { app, sent } = setup(undefined, 64 * 1024);
+  const body = goodAndBad((m) => {
+    m.type = "location";
+    m.location = { latitude: "north", longitude: 1 };
+  });
+  assert.equal((await post(app, body, signWebhook(body, "secret"))).statusCode, 200);
+  assert.deepEqual(
+    inboundOf(sent).map((e) => e.eventId),
+    ["wamid.good"],
+  );
+  assert.match(deadOf(sent)[0]?.headers?.["dlq-error"] ?? "", /latitude/);
+});
+
+test("a signed body nested too deep is dead-lettered whole with the reason, never a 5xx", async () => {
+  const { app, sent } = setup(undefined, 256 * 1024);
+  const json = textWebhook("hi", { wamid: "wamid.deep" });
+  const value = json.entry[0]?.changes[0]?.value as Record<string, unknown>;
+  value.errors = [{ code: 131000, title: "x", error_data: {} }];
+  // JSON.stringify recurses; this many levels overflow it, so the body is written by hand.
+  const body = JSON.stringify(json).replace(
+    '"error_data":{}',
+    `"error_data":${'{"n":'.repeat(20_000)}{}${"}".repeat(20_000)}`,
+  );
+  const response = await post(app, body, signWebhook(body, "secret"));
+  assert.equal(response.statusCode, 200);
+  assert.deepEqual(inboundOf(sent), []);
+  assert.match(deadOf(sent)[0]?.headers?.["dlq-error"] ?? "", /deeper than/);
+});
+
+test("a message too large to store is dead-lettered with the reason; 200", async () => {
+  const { app, sent } = setup(undefined, 3 * 1024 * 1024);
+  const body = goodAndBad((m) => {
+    m.text = { body: "x".repeat(2 * 1024 * 1024) };
+  });
+  assert.equal((await post(app, body, signWebhook(body, "secret"))).statusCode, 200);
+  assert.deepEqual(
+    inboundOf(sent).map((e) => e.eventId),
+    ["wamid.good"],
+  );
+  assert.match(deadOf(sent)[0]?.headers?.["dlq-error"] ?? "", /text\.body: Too big/);
+});
+
+test("an event whose fields are each within bounds but whose record would be too large is dead-lettered; 200", async () => {
+  const { app, sent } = setup(undefined, 3 * 1024 * 1024);
+  const phones = Array.from({ length: 900 }, (_, i) => ({ phone: `${i}`.padEnd(1000, "0") }));
+  const body = goodAndBad((m) => {
+    m.type = "contacts";
+    m.contacts = [{ name: { formatted_name: "Many" }, phones }];
+  });
+  assert.equal((await post(app, body, signWebhook(body, "secret"))).statusCode, 200);
+  assert.deepEqual(
+    inboundOf(sent).map((e) => e.eventId),
+    ["wamid.good"],
+  );
+  assert.match(
+    deadOf(sent)[0]?.headers?.["dlq-error"] ?? "",
+    /event \S+: \d+ bytes encoded, over the 524288/,
+  );
 });

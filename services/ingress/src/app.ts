@@ -3,6 +3,7 @@ import {
   deadLetterTopic,
   encodeRecord,
   Header,
+  type OutgoingMessage,
   type Publisher,
   Records,
   type TopicNames,
@@ -15,7 +16,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { Counter, Histogram } from "prom-client";
 import { RecentIds } from "./domain/recent-ids.ts";
 import { checkSignature } from "./domain/signature.ts";
-import { parseWebhook } from "./domain/webhook.ts";
+import { limits, type ParsedWebhook, parseWebhook } from "./domain/webhook.ts";
 
 export interface IngressAppDeps {
   appSecrets: readonly string[];
@@ -78,18 +79,11 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
 
   /** Every event to the inbound topic; what could not be read, whole, to its dead-letter twin. */
   async function store(
-    parsed: inbound.InboundEvent[],
+    records: OutgoingMessage[],
     unreadable: { reason: string }[],
     raw: Buffer,
   ): Promise<void> {
-    await deps.publisher.send(
-      deps.topics.inbound,
-      parsed.map((event) => ({
-        key: event.conversationId,
-        id: event.eventId,
-        ...encodeRecord(Records.inboundEvent, event),
-      })),
-    );
+    if (records.length > 0) await deps.publisher.send(deps.topics.inbound, records);
     if (unreadable.length === 0) return;
     // Signed, so truly from Meta, but not a shape we know: acknowledged so Meta stops retrying,
     // and kept whole with the reason for a person (and a later release) to read.
@@ -147,8 +141,22 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
             requests.inc({ outcome: "bad_json", reason: "" });
             return reply.code(400).send({ error: "body is not JSON" });
           }
-          const { events: all, unreadable } = parseWebhook(json, now());
-          const parsed = all.filter((event) => !recent.has(event.eventId));
+          const { events: readable, unreadable } = normalise(json, now());
+          // Each event on its own: one that cannot be a record is dead-lettered, the rest stored.
+          const all: inbound.InboundEvent[] = [];
+          const parsed: inbound.InboundEvent[] = [];
+          const records: OutgoingMessage[] = [];
+          for (const event of readable) {
+            const record = recordOf(event);
+            if (typeof record === "string") {
+              unreadable.push({ reason: `event ${event.eventId}: ${record}` });
+              continue;
+            }
+            all.push(event);
+            if (recent.has(event.eventId)) continue;
+            parsed.push(event);
+            records.push(record);
+          }
           span.setAttribute("webhook.events", parsed.length);
           // Pseudonyms only: an operator finds the shopper's webhook by the hash of their number.
           // Hashed only for a span that is kept: most are not sampled, and this is the hot path.
@@ -164,7 +172,7 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
             return reply.code(200).send({ status: "ok" });
           }
           try {
-            await withTimeout(deps.publishTimeoutMs, () => store(parsed, unreadable, raw));
+            await withTimeout(deps.publishTimeoutMs, () => store(records, unreadable, raw));
           } catch (error) {
             requests.inc({ outcome: "unavailable", reason: "" });
             deps.logger.error(
@@ -193,6 +201,32 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
 
   registerOpsRoutes(app, { registry: deps.registry, checks: deps.checks });
   return app;
+}
+
+/**
+ * The events of a signed body, and why any part of it could not be read. Normalising reports what
+ * it cannot read rather than throwing; should it throw all the same, the body is dead-lettered
+ * with the error, not answered 500: Meta would re-send it for days and it would fail each time.
+ */
+function normalise(json: unknown, at: Date): ParsedWebhook {
+  try {
+    return parseWebhook(json, at);
+  } catch (error) {
+    return { events: [], unreadable: [{ reason: `could not normalise the body: ${String(error)}` }] };
+  }
+}
+
+/** The record of an event, or why it cannot be one (Kafka refuses a record over its size limit). */
+function recordOf(event: inbound.InboundEvent): OutgoingMessage | string {
+  let record: ReturnType<typeof encodeRecord>;
+  try {
+    record = encodeRecord(Records.inboundEvent, event);
+  } catch (error) {
+    return `cannot be encoded: ${String(error)}`;
+  }
+  if (record.value.byteLength > limits.eventBytes)
+    return `${record.value.byteLength} bytes encoded, over the ${limits.eventBytes} an event may have`;
+  return { key: event.conversationId, id: event.eventId, ...record };
 }
 
 /**

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { inbound } from "@taituri/proto";
 import { messageWebhook, statusWebhook, textWebhook } from "@taituri/testing/whatsapp";
-import { parseWebhook } from "./webhook.ts";
+import { deeperThan, limits, parseWebhook } from "./webhook.ts";
 
 const at = new Date("2026-11-30T10:00:00Z");
 const one = (json: unknown) => {
@@ -279,4 +279,120 @@ test("every kind of webhook Meta sends is normalised (project fixtures)", async 
       }
     });
   }
+});
+
+test("a message without a type is read by the content it carries, as Meta's contacts sample is", () => {
+  // Meta's reference sample of a contacts message: no `type`, the content under `contacts`.
+  const contacts = messageWebhook({
+    contacts: [
+      {
+        name: { first_name: "Chandler", last_name: "Bing", formatted_name: "Chandler Bing" },
+        phones: [{ phone: "+1 555-555-5555", wa_id: "15555555555", type: "CELL" }],
+      },
+    ],
+  });
+  assert.deepEqual(messageOf(one(contacts)).content, {
+    $case: "contacts",
+    value: {
+      contacts: [
+        {
+          formattedName: "Chandler Bing",
+          phones: [{ phone: "+1 555-555-5555", waId: "15555555555", type: "CELL" }],
+          emails: [],
+        },
+      ],
+    },
+  });
+  const cases: [Record<string, unknown>, string][] = [
+    [{ text: { body: "hi" } }, "text"],
+    [{ image: { id: "MEDIA1", mime_type: "image/jpeg" } }, "media"],
+    [{ location: { latitude: 41.39, longitude: 2.17 } }, "location"],
+    [{ interactive: { type: "button_reply", button_reply: { id: "b1", title: "Yes" } } }, "reply"],
+    [{ reaction: { message_id: "wamid.X", emoji: "👍" } }, "reaction"],
+    [{ order: { product_items: [] } }, "order"],
+    [{}, "unsupported"],
+  ];
+  for (const [content, expected] of cases) {
+    assert.equal(messageOf(one(messageWebhook(content))).content?.$case, expected, JSON.stringify(content));
+  }
+  const nothing = messageOf(one(messageWebhook({ errors: [{ code: 131051, title: "Unsupported" }] })));
+  assert.deepEqual(nothing.content, {
+    $case: "unsupported",
+    value: { type: "", errors: [{ code: 131051, title: "Unsupported", message: "", details: "" }] },
+  });
+});
+
+test("a type naming a property of every object is not read as a kind of media", () => {
+  for (const type of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+    assert.equal(messageOf(one(messageWebhook({ type }))).content?.$case, "unsupported", type);
+  }
+});
+
+test("a timestamp outside a sane range costs its own event only, with the reason", () => {
+  const ranges = [
+    ["100000000000000000", /timestamp 100000000000000000 out of range/],
+    ["-5", /out of range/],
+    ["1000", /out of range/],
+    [String(at.getTime() / 1000 + 32 * 24 * 3600), /out of range/],
+    ["soon", /timestamp/],
+  ] as const;
+  for (const [timestamp, reason] of ranges) {
+    const json = textWebhook("late", { wamid: "wamid.late" });
+    const value = json.entry[0]?.changes[0]?.value as { messages: Record<string, unknown>[] };
+    const [good] = value.messages;
+    value.messages = [
+      { ...good, id: "wamid.bad", timestamp },
+      { ...good, id: "wamid.fine" },
+    ];
+    const { events, unreadable } = parseWebhook(json, at);
+    assert.deepEqual(
+      events.map((e) => e.eventId),
+      ["wamid.fine"],
+      timestamp,
+    );
+    assert.equal(unreadable.length, 1);
+    assert.match(unreadable[0]?.reason ?? "", /^message wamid\.bad: /);
+    assert.match(unreadable[0]?.reason ?? "", reason);
+  }
+  const status = statusWebhook("wamid.S", "read", { timestamp: 1e17 });
+  assert.match(parseWebhook(status, at).unreadable[0]?.reason ?? "", /^status wamid\.S: timestamp/);
+});
+
+test("texts, names and lists over their bounds are refused with the field named", () => {
+  const long = parseWebhook(textWebhook("x".repeat(limits.text + 1), { wamid: "wamid.long" }), at);
+  assert.deepEqual(long.events, []);
+  assert.match(long.unreadable[0]?.reason ?? "", /^message wamid\.long: text\.body: Too big/);
+  const many = parseWebhook(
+    messageWebhook({ type: "contacts", contacts: Array.from({ length: limits.items + 1 }, () => ({})) }),
+    at,
+  );
+  assert.match(many.unreadable[0]?.reason ?? "", /contacts: Too big/);
+  const id = parseWebhook(textWebhook("hi", { wamid: `wamid.${"A".repeat(limits.name)}` }), at);
+  assert.match(id.unreadable[0]?.reason ?? "", /id: Too big/);
+  assert.equal(one(textWebhook("x".repeat(limits.text))).eventId.startsWith("wamid."), true);
+});
+
+test("a body nested deeper than the bound is refused whole, without recursing into it", () => {
+  let deep: unknown = {};
+  for (let i = 0; i < 100_000; i++) deep = [deep];
+  const json = textWebhook("hi");
+  (json.entry[0]?.changes[0]?.value as Record<string, unknown>).extra = deep;
+  assert.deepEqual(parseWebhook(json, at), {
+    events: [],
+    unreadable: [{ reason: `body nested deeper than ${limits.depth} levels` }],
+  });
+  assert.equal(deeperThan({ a: [{ b: 1 }] }, 3), false);
+  assert.equal(deeperThan({ a: [{ b: {} }] }, 3), true);
+  assert.equal(deeperThan("flat", 0), false);
+});
+
+test("errors of the same content get the same event id whatever else their objects carry", () => {
+  const withErrors = (extra: Record<string, unknown>) => {
+    const json = textWebhook("hi");
+    const value = json.entry[0]?.changes[0]?.value as Record<string, unknown>;
+    delete value.messages;
+    value.errors = [{ code: 131000, title: "Something went wrong", ...extra }];
+    return one(json).eventId;
+  };
+  assert.equal(withErrors({}), withErrors({ href: "https://developers.facebook.com/docs" }));
 });

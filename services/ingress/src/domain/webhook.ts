@@ -3,45 +3,81 @@ import { inbound } from "@taituri/proto";
 import { z } from "zod";
 
 /**
+ * Bounds on what one event may carry. Meta's own bodies sit far inside them (a shared contact's
+ * phone, the deepest field, is 12 levels down); past them a body is not Meta's ordinary traffic,
+ * and an event built from it could be refused by Kafka (1 MiB a record), answered 503 for days.
+ */
+export const limits = {
+  /** Levels of objects and arrays in a body. */
+  depth: 32,
+  /** Characters of an id, a name, a type or a number. */
+  name: 1024,
+  /** Characters of a text, a caption, an error's message. */
+  text: 65_536,
+  /** Items in a list inside one message (contacts shared, their phones, an order's items, errors). */
+  items: 1000,
+  /** Bytes of one encoded event. */
+  eventBytes: 512 * 1024,
+  /**
+   * Seconds a message or status may be dated after we receive it. Meta's clock and ours agree to
+   * within seconds, but a development clock jumps up to 30 days and this service follows it a
+   * poll later; a month past that is no clock's reading, only a number that would stand as the
+   * conversation's last activity.
+   */
+  aheadSeconds: 31 * 24 * 3600,
+  /** Before WhatsApp existed: an earlier date is not a message's. */
+  earliest: Date.UTC(2009, 0, 1) / 1000,
+};
+
+const name = () => z.string().max(limits.name);
+const text = () => z.string().max(limits.text);
+const list = <T extends z.ZodType>(item: T) => z.array(item).max(limits.items);
+// Meta writes epoch seconds as a string; the range is checked against the time we received it.
+const seconds = () => z.coerce.number().finite();
+
+/**
  * The WhatsApp Cloud API webhook body, as far as we read it. Objects are loose: Meta adds fields
  * without notice, and an unknown field must never cost us a message.
  */
 const errorDetail = z.looseObject({
-  code: z.coerce.number().int(),
-  title: z.string().optional(),
-  message: z.string().optional(),
+  code: z.coerce
+    .number()
+    .int()
+    .min(-(2 ** 31))
+    .max(2 ** 31 - 1),
+  title: text().optional(),
+  message: text().optional(),
   // Newer payloads nest details in error_data; older ones put them at the top.
-  details: z.string().optional(),
-  error_data: z.looseObject({ details: z.string().optional() }).optional(),
+  details: text().optional(),
+  error_data: z.looseObject({ details: text().optional() }).optional(),
 });
 
 const media = z.looseObject({
-  id: z.string(),
-  mime_type: z.string().optional(),
-  sha256: z.string().optional(),
-  caption: z.string().optional(),
-  filename: z.string().optional(),
+  id: name(),
+  mime_type: name().optional(),
+  sha256: name().optional(),
+  caption: text().optional(),
+  filename: text().optional(),
   voice: z.boolean().optional(),
 });
 
 const message = z.looseObject({
-  id: z.string().min(1),
-  from: z.string().optional(),
-  from_user_id: z.string().optional(),
-  timestamp: z.coerce.number(),
-  type: z.string(),
-  context: z.looseObject({ id: z.string().optional(), forwarded: z.boolean().optional() }).optional(),
-  text: z.looseObject({ body: z.string() }).optional(),
+  id: name().min(1),
+  from: name().optional(),
+  from_user_id: name().optional(),
+  timestamp: seconds(),
+  // Meta's own reference sample of a contacts message has none: the content key then says it.
+  type: name().optional(),
+  context: z.looseObject({ id: name().optional(), forwarded: z.boolean().optional() }).optional(),
+  text: z.looseObject({ body: text() }).optional(),
   interactive: z
     .looseObject({
-      type: z.string(),
-      button_reply: z.looseObject({ id: z.string(), title: z.string() }).optional(),
-      list_reply: z
-        .looseObject({ id: z.string(), title: z.string(), description: z.string().optional() })
-        .optional(),
+      type: name(),
+      button_reply: z.looseObject({ id: name(), title: text() }).optional(),
+      list_reply: z.looseObject({ id: name(), title: text(), description: text().optional() }).optional(),
     })
     .optional(),
-  button: z.looseObject({ payload: z.string().optional(), text: z.string().optional() }).optional(),
+  button: z.looseObject({ payload: text().optional(), text: text().optional() }).optional(),
   image: media.optional(),
   audio: media.optional(),
   video: media.optional(),
@@ -49,98 +85,96 @@ const message = z.looseObject({
   sticker: media.optional(),
   location: z
     .looseObject({
-      latitude: z.number(),
-      longitude: z.number(),
-      name: z.string().optional(),
-      address: z.string().optional(),
+      latitude: z.number().min(-90).max(90),
+      longitude: z.number().min(-180).max(180),
+      name: text().optional(),
+      address: text().optional(),
     })
     .optional(),
-  reaction: z.looseObject({ message_id: z.string(), emoji: z.string().optional() }).optional(),
-  contacts: z
-    .array(
-      z.looseObject({
-        name: z.looseObject({ formatted_name: z.string().optional() }).optional(),
-        phones: z
-          .array(
-            z.looseObject({
-              phone: z.string().optional(),
-              wa_id: z.string().optional(),
-              type: z.string().optional(),
-            }),
-          )
-          .optional(),
-        emails: z.array(z.looseObject({ email: z.string().optional() })).optional(),
-      }),
-    )
-    .optional(),
+  reaction: z.looseObject({ message_id: name(), emoji: name().optional() }).optional(),
+  contacts: list(
+    z.looseObject({
+      name: z.looseObject({ formatted_name: text().optional() }).optional(),
+      phones: list(
+        z.looseObject({ phone: name().optional(), wa_id: name().optional(), type: name().optional() }),
+      ).optional(),
+      emails: list(z.looseObject({ email: text().optional() })).optional(),
+    }),
+  ).optional(),
   order: z
     .looseObject({
-      catalog_id: z.string().optional(),
-      text: z.string().optional(),
-      product_items: z
-        .array(
-          z.looseObject({
-            product_retailer_id: z.string(),
-            quantity: z.coerce.number().int(),
-            item_price: z.coerce.number(),
-            currency: z.string(),
-          }),
-        )
-        .optional(),
+      catalog_id: name().optional(),
+      text: text().optional(),
+      product_items: list(
+        z.looseObject({
+          product_retailer_id: name(),
+          quantity: z.coerce
+            .number()
+            .int()
+            .min(0)
+            .max(2 ** 31 - 1),
+          item_price: z.coerce.number().finite(),
+          currency: name(),
+        }),
+      ).optional(),
     })
     .optional(),
   system: z
     .looseObject({
-      type: z.string().optional(),
-      body: z.string().optional(),
-      wa_id: z.string().optional(),
-      new_wa_id: z.string().optional(),
+      type: name().optional(),
+      body: text().optional(),
+      wa_id: name().optional(),
+      new_wa_id: name().optional(),
       // Where a number or BSUID change puts the new BSUID is not documented: both names are read.
-      user_id: z.string().optional(),
-      new_user_id: z.string().optional(),
+      user_id: name().optional(),
+      new_user_id: name().optional(),
       // The BSUID the change replaces (newer payloads).
-      previous_user_id: z.string().optional(),
+      previous_user_id: name().optional(),
     })
     .optional(),
-  errors: z.array(errorDetail).optional(),
+  errors: list(errorDetail).optional(),
 });
 
 const status = z.looseObject({
-  id: z.string().min(1),
-  status: z.string(),
-  timestamp: z.coerce.number(),
-  recipient_id: z.string().optional(),
-  recipient_user_id: z.string().optional(),
-  errors: z.array(errorDetail).optional(),
-  pricing: z.looseObject({ category: z.string().optional(), billable: z.boolean().optional() }).optional(),
+  id: name().min(1),
+  status: name(),
+  timestamp: seconds(),
+  recipient_id: name().optional(),
+  recipient_user_id: name().optional(),
+  errors: list(errorDetail).optional(),
+  pricing: z.looseObject({ category: name().optional(), billable: z.boolean().optional() }).optional(),
 });
 
 const contact = z.looseObject({
-  wa_id: z.string().optional(),
-  user_id: z.string().optional(),
-  profile: z.looseObject({ name: z.string().optional() }).optional(),
+  wa_id: name().optional(),
+  user_id: name().optional(),
+  profile: z.looseObject({ name: text().optional() }).optional(),
 });
 
+/**
+ * A change's value. Its messages and statuses are read one by one (below), so that one we cannot
+ * read costs only itself; what they share (the business number, the senders' names) must be read.
+ */
 const value = z.looseObject({
   messaging_product: z.literal("whatsapp").optional(),
   metadata: z.looseObject({
-    phone_number_id: z.string().min(1),
-    display_phone_number: z.string().optional(),
+    phone_number_id: name().min(1),
+    display_phone_number: name().optional(),
   }),
   contacts: z.array(contact).optional(),
-  messages: z.array(message).optional(),
-  statuses: z.array(status).optional(),
-  errors: z.array(errorDetail).optional(),
+  messages: z.array(z.unknown()).optional(),
+  statuses: z.array(z.unknown()).optional(),
+  errors: list(errorDetail).optional(),
 });
 
-const change = z.looseObject({ field: z.string(), value: z.unknown() });
+const change = z.looseObject({ field: name(), value: z.unknown() });
 
 const body = z.looseObject({
   object: z.literal("whatsapp_business_account"),
-  entry: z.array(z.looseObject({ id: z.string(), changes: z.array(change) })),
+  entry: z.array(z.looseObject({ id: name(), changes: z.array(change) })),
 });
 
-type WireMessage = z.infer<typeof message>;
+type WireMessage = z.infer<typeof message> & { type: string };
 type WireContact = z.infer<typeof contact>;
 type WireError = z.infer<typeof errorDetail>;
 
@@ -210,6 +244,8 @@ function senderOf(m: WireMessage, contacts: WireContact[]): { waId: string; user
  * reported, never thrown: one odd change must not make Meta retry (and us re-publish) the whole body.
  */
 export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
+  if (deeperThan(json, limits.depth))
+    return { events: [], unreadable: [{ reason: `body nested deeper than ${limits.depth} levels` }] };
   const parsed = body.safeParse(json);
   if (!parsed.success)
     return { events: [], unreadable: [{ reason: `not a WhatsApp webhook: ${summary(parsed.error)}` }] };
@@ -239,11 +275,23 @@ export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
         if (name && c.wa_id) names.set(c.wa_id, name);
         if (name && c.user_id) names.set(c.user_id, name);
       }
-      for (const m of v.messages ?? []) {
+      for (const [position, item] of (v.messages ?? []).entries()) {
+        const read = message.safeParse(item);
+        const label = `message ${idOf(item) ?? `${position} of entry ${entry.id} change ${index}`}`;
+        if (!read.success) {
+          unreadable.push({ reason: `${label}: ${summary(read.error)}` });
+          continue;
+        }
+        const m = { ...read.data, type: read.data.type ?? typeOf(read.data) };
+        const sentAt = dateOf(m.timestamp, receivedAt);
+        if (typeof sentAt === "string") {
+          unreadable.push({ reason: `${label}: ${sentAt}` });
+          continue;
+        }
         const sender = senderOf(m, contacts);
         const key = shopperKey(sender);
         if (!key) {
-          unreadable.push({ reason: `message ${m.id}: neither from nor from_user_id` });
+          unreadable.push({ reason: `${label}: neither from nor from_user_id` });
           continue;
         }
         const profileName = names.get(sender.userId) ?? names.get(sender.waId) ?? "";
@@ -257,7 +305,7 @@ export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
             value: {
               id: m.id,
               from: { ...sender, profileName },
-              sentAt: new Date(m.timestamp * 1000),
+              sentAt,
               contextMessageId: m.context?.id ?? "",
               forwarded: m.context?.forwarded ?? false,
               content: content(m),
@@ -265,10 +313,22 @@ export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
           },
         });
       }
-      for (const s of v.statuses ?? []) {
+      for (const [position, item] of (v.statuses ?? []).entries()) {
+        const read = status.safeParse(item);
+        const label = `status ${idOf(item) ?? `${position} of entry ${entry.id} change ${index}`}`;
+        if (!read.success) {
+          unreadable.push({ reason: `${label}: ${summary(read.error)}` });
+          continue;
+        }
+        const s = read.data;
+        const at = dateOf(s.timestamp, receivedAt);
+        if (typeof at === "string") {
+          unreadable.push({ reason: `${label}: ${at}` });
+          continue;
+        }
         const recipient = s.recipient_id ?? s.recipient_user_id;
         if (!recipient) {
-          unreadable.push({ reason: `status ${s.id}: no recipient` });
+          unreadable.push({ reason: `${label}: no recipient` });
           continue;
         }
         // Keyed like the shopper's messages, so a status lands in the same conversation.
@@ -287,7 +347,7 @@ export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
               messageId: s.id,
               kind: statusKinds[s.status] ?? inbound.StatusKind.STATUS_KIND_UNSPECIFIED,
               recipientId: recipient,
-              at: new Date(s.timestamp * 1000),
+              at,
               errors: (s.errors ?? []).map(detail),
               pricingCategory: s.pricing?.category ?? "",
               billable: s.pricing?.billable ?? false,
@@ -296,21 +356,77 @@ export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
         });
       }
       if (v.errors?.length) {
+        const errors = v.errors.map(detail);
         events.push({
-          // Value-level errors have no id of their own; their content identifies Meta's retry of them.
+          // Value-level errors have no id of their own; their content identifies Meta's retry of
+          // them. What we read of them, not the raw objects: those may hold anything.
           eventId: `error:${createHash("sha256")
-            .update(JSON.stringify([entry.id, business.phoneNumberId, v.errors]))
+            .update(JSON.stringify([entry.id, business.phoneNumberId, errors]))
             .digest("hex")
             .slice(0, 32)}`,
           conversationId: conversationId(business.phoneNumberId, ""),
           business,
           receivedAt,
-          payload: { $case: "error", value: { errors: v.errors.map(detail) } },
+          payload: { $case: "error", value: { errors } },
         });
       }
     }
   }
   return { events, unreadable };
+}
+
+/** The message's or status's own id, when it has one, to name it in a reason. */
+function idOf(item: unknown): string | undefined {
+  const id = (item as { id?: unknown } | null)?.id;
+  return typeof id === "string" && id.length > 0 ? id.slice(0, limits.name) : undefined;
+}
+
+/** The time Meta dates an event with, or why it cannot be an event's. */
+function dateOf(seconds: number, receivedAt: Date): Date | string {
+  const latest = receivedAt.getTime() / 1000 + limits.aheadSeconds;
+  if (seconds < limits.earliest || seconds > latest)
+    return `timestamp ${seconds} out of range (${limits.earliest} to ${Math.floor(latest)}, seconds)`;
+  return new Date(seconds * 1000);
+}
+
+/** The content keys Meta names a message's type by, in the order they are looked for. */
+const contentKeys = [
+  "text",
+  "interactive",
+  "button",
+  "image",
+  "audio",
+  "video",
+  "document",
+  "sticker",
+  "location",
+  "reaction",
+  "contacts",
+  "order",
+  "system",
+] as const;
+
+/**
+ * A message's type when Meta leaves `type` out: the key of the content it carries. Without one the
+ * message is unsupported, and said so with an empty type.
+ */
+export function typeOf(m: z.infer<typeof message>): string {
+  return contentKeys.find((key) => m[key] !== undefined) ?? "";
+}
+
+/**
+ * Whether `json` nests objects and arrays more than `limit` levels. Walked without recursion: the
+ * body is what is being checked, so it must not be able to overflow the stack doing it.
+ */
+export function deeperThan(json: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[json, 1]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [node, depth] = next;
+    if (node === null || typeof node !== "object") continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(node)) pending.push([child, depth + 1]);
+  }
+  return false;
 }
 
 const statusKinds: Record<string, inbound.StatusKind> = {
@@ -362,7 +478,8 @@ function content(m: WireMessage): inbound.Message["content"] {
       },
     };
   }
-  if (m.type in mediaKinds) {
+  // Own keys only: a type of "constructor" or "toString" names no media.
+  if (Object.hasOwn(mediaKinds, m.type)) {
     const kind = m.type as keyof typeof mediaKinds;
     const media = m[kind];
     if (media) {
