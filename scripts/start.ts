@@ -176,6 +176,12 @@ await step("waiting for every service to be ready", async () => {
 });
 
 const ingress = `http://127.0.0.1:${services.ingress}`;
+/** Only the broker's super user may read the *.dlq topics: the settings `npm run dlq` logs in with. */
+const dlqLogin = () => {
+  const sasl = infra.kafka.client.sasl;
+  if (sasl?.mechanism !== "plain") return "";
+  return `KAFKA_BROKERS=${env.KAFKA_BROKERS} KAFKA_SASL_MECHANISM=plain KAFKA_SASL_USERNAME=${sasl.username} KAFKA_SASL_PASSWORD=${sasl.password} `;
+};
 process.stdout.write(`
 ${simulator ? `Open the WhatsApp simulator: ${simulator.url}\n\n` : ""}Taituri is ready.
   Webhook (Meta -> us):   ${ingress}/webhook
@@ -202,6 +208,9 @@ Paid orders: ${env.ORDERS_WEBHOOK_URL ? `posted, signed, to ${env.ORDERS_WEBHOOK
 
 Inspect or reset a shopper's limits:
   OIDC_CLIENT_SECRET=local-limiter-admin npm run -s limiter -- peek --shop <id> --shopper <id>
+
+Dead letters, as the broker's super user (its password is new each run):
+  ${dlqLogin()}npm run -s dlq -- list · show <topic> <partition>:<offset> · replay [--dry-run]
 
 Ctrl-C stops everything.
 `);

@@ -7,6 +7,7 @@ export {
   type InfraMode,
   KAFKA_VERSION,
   type LogFn,
+  localSuperUser,
   provisionInfra,
   type RestartableKafka,
   type RestartableKafkaOptions,

@@ -119,6 +119,15 @@ export async function startInfra(opts: StartInfraOptions = {}): Promise<Infra> {
   );
 }
 
+/**
+ * The super user's login on the secured local broker TAITURI_KAFKA_AUTH describes, when it is about
+ * `brokers`: for operator tools (`npm run dlq`) run beside `npm start` or `scripts/infra.ts up`.
+ */
+export function localSuperUser(value: string | undefined, brokers: string[]): SASLOptions | undefined {
+  const auth = decodeKafkaAuth(value, brokers);
+  return auth ? superUserSasl(brokerOAuth(auth)) : undefined;
+}
+
 const brokerList = (value: string) =>
   value
     .split(",")
