@@ -46,7 +46,9 @@ before(async () => {
     logger,
     retryInitialMs: 20,
     retryMaxMs: 100,
-    maxUnknownAttempts: 3,
+    // Long enough for "flaky" below (two failures, ~60 ms of waits) to get through; a "bug" then
+    // fails for all of it and is dead-lettered.
+    retryForMs: 1_000,
     // Keys in parallel within a partition: the order, retry and dead-letter tests below must hold
     // with it (the services run this way).
     keyConcurrency: 4,
@@ -57,6 +59,7 @@ before(async () => {
       if (body.startsWith("poison")) throw new PermanentError(`cannot use ${body}`);
       if (body.startsWith("flaky") && attempt < 3) throw new TransientError("dependency down");
       if (body.startsWith("bug")) throw new Error("unexpected");
+      if (body.startsWith("down")) throw new TransientError("dependency away for good");
       seen.push(message);
     },
   });
@@ -285,12 +288,33 @@ describe("kafka consumer", () => {
     }
   });
 
-  test("an unclassified error is retried a bounded number of times, then dead-lettered", async () => {
+  test("an unclassified error is retried for a bounded time, then dead-lettered", async () => {
     await kafka.producer.send(topic, [{ key: "u", value: Buffer.from("bug-1") }]);
-    await eventually("three attempts", () => attempts.get("bug-1") === 3);
     const dead = await eventually("the dead letter", async () =>
       (await deadLetters()).find((m) => m.value.toString() === "bug-1"),
     );
-    assert.equal(dead.headers["dlq-reason"], "unknown error after 3 attempts");
+    const reason = /^unknown error, retried for (\d+) s \((\d+) attempts\)$/.exec(
+      dead.headers["dlq-reason"] ?? "",
+    );
+    assert.ok(reason, `dlq-reason: ${dead.headers["dlq-reason"]}`);
+    // The attempts it names were made: several, spread over the second it was given.
+    assert.equal(Number(reason[2]), attempts.get("bug-1"));
+    assert.ok(Number(reason[2]) > 3, `${reason[2]} attempts`);
+    assert.ok(Number(reason[1]) >= 1, `retried for ${reason[1]} s`);
+  });
+
+  test("a transient error that outlasts the bound is dead-lettered too; the key moves on", async () => {
+    await kafka.producer.send(topic, [
+      { key: "t", value: Buffer.from("down-1") },
+      { key: "t", value: Buffer.from("after-down-1") },
+    ]);
+    const dead = await eventually("the dead letter", async () =>
+      (await deadLetters()).find((m) => m.value.toString() === "down-1"),
+    );
+    assert.match(dead.headers["dlq-reason"] ?? "", /^transient error, retried for \d+ s \(\d+ attempts\)$/);
+    assert.match(dead.headers["dlq-error"] ?? "", /TransientError: dependency away for good/);
+    await eventually("the next message of that key", () =>
+      seen.some((m) => m.value.toString() === "after-down-1"),
+    );
   });
 });

@@ -114,6 +114,13 @@ export const baseSchema = z.object({
   // on its rows; the price is up to that long per insert on a message's path (bench/README.md has
   // the trade measured). 0: each insert goes as soon as the one before it returns.
   MONGO_INSERT_INTERVAL_MS: z.coerce.number().int().min(0).max(1000).default(10),
+  // How long a consumer retries a message that fails for a transient or unclassified reason (a
+  // database or broker away, a bug), counted from its first failure, before dead-lettering it (ms).
+  // Its key waits meanwhile, so a shopper's order holds; a failover or restart takes well under it.
+  CONSUMER_RETRY_MAX_MS: z.coerce.number().int().min(0).default(300_000),
+  // Longest wait between two attempts at a message (backoff doubling from 200 ms, jittered): about
+  // the longest a message waits after its dependency came back.
+  CONSUMER_RETRY_BACKOFF_MAX_MS: z.coerce.number().int().positive().default(10_000),
   // Redis connection string. REDIS_USERNAME/REDIS_PASSWORD apply where it carries none.
   REDIS_URL: z.string().url().default("redis://127.0.0.1:16379"),
   // Redis ACL user (Redis 6+); unset: the `default` user.

@@ -8,12 +8,15 @@ export {
   KAFKA_VERSION,
   type LogFn,
   localSuperUser,
+  type MongoOutage,
   provisionInfra,
   type RestartableKafka,
   type RestartableKafkaOptions,
+  type RestartableMongo,
   type StartInfraOptions,
   startInfra,
   startRestartableKafka,
+  startRestartableMongo,
 } from "./infra.ts";
 export { JAEGER_TOOL, type Jaeger, type JaegerOptions, startJaeger } from "./jaeger.ts";
 export { type KafkaOAuth, superUserSasl } from "./kafka.ts";

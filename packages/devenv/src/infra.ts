@@ -28,6 +28,7 @@ export {
   type RestartableKafkaOptions,
   startRestartableKafka,
 } from "./restartable-kafka.ts";
+export { type MongoOutage, type RestartableMongo, startRestartableMongo } from "./restartable-mongo.ts";
 export type { Infra, InfraKafka, InfraMode, LogFn, StartInfraOptions } from "./types.ts";
 
 const SERVICES: readonly ServiceName[] = ["kafka", "mongo", "redis"];

@@ -4,8 +4,19 @@ import { MongoClient } from "mongodb";
 import { ensureInstalled } from "./cache.ts";
 import type { LocalContext } from "./local.ts";
 import { choosePort, DEFAULT_PORTS, LOOPBACK } from "./ports.ts";
-import { type PostgresInstall, provisionPostgres, startLocalPostgres } from "./postgres.ts";
-import { ForeignServerError, retryOnPortClash, spawnServer, waitUntilReady } from "./process.ts";
+import {
+  type PostgresInstall,
+  provisionPostgres,
+  type StartedPostgres,
+  startLocalPostgres,
+} from "./postgres.ts";
+import {
+  ForeignServerError,
+  retryOnPortClash,
+  type ServerProcess,
+  spawnServer,
+  waitUntilReady,
+} from "./process.ts";
 import type { LogFn, StartedService } from "./types.ts";
 import { findExecutable, run, timed } from "./util.ts";
 
@@ -97,7 +108,28 @@ async function makeWritable(dir: string): Promise<void> {
   }
 }
 
+/** The MongoDB-wire server as it runs locally, each process of it to be taken away and brought back. */
+export interface LocalMongo {
+  url: string;
+  /** Stops both processes and removes what is not to be kept (see StartedPostgres.stop). */
+  stop(): Promise<void>;
+  /** mongod, or FerretDB: the server the clients talk to. */
+  server: { halt(): Promise<void>; resume(): Promise<void>; isRunning(): boolean };
+  /** FerretDB's storage; absent with a real mongod. */
+  postgres?: StartedPostgres;
+}
+
 export async function startLocalMongo(ctx: LocalContext, install: MongoInstall): Promise<StartedService> {
+  const mongo = await startLocalMongoServers(ctx, install);
+  return { name: "mongo", endpoint: mongo.url, stop: mongo.stop };
+}
+
+/**
+ * Starts the MongoDB-wire server (with PostgreSQL under FerretDB). The first launch may move to
+ * another port after a lost port race; later launches (server.resume) reuse it, because clients
+ * reconnect to the address they were given.
+ */
+export async function startLocalMongoServers(ctx: LocalContext, install: MongoInstall): Promise<LocalMongo> {
   const dataDir = ctx.persist
     ? join(ctx.cacheDir, "data", install.kind)
     : join(ctx.runDir, `${install.kind}-data`);
@@ -105,8 +137,7 @@ export async function startLocalMongo(ctx: LocalContext, install: MongoInstall):
   const logFile = join(ctx.logDir, `${install.kind}.log`);
   const postgres = install.kind === "ferretdb" ? await startLocalPostgres(ctx, install.postgres) : undefined;
 
-  const mongo = await retryOnPortClash("mongo", ctx.log, async (attempt) => {
-    const port = await choosePort(DEFAULT_PORTS.mongo, new Set(attempt > 1 ? [DEFAULT_PORTS.mongo] : []));
+  const launch = async (port: number): Promise<ServerProcess> => {
     const args =
       install.kind === "mongod"
         ? ["--dbpath", dataDir, "--port", String(port), "--bind_ip", LOOPBACK, "--nounixsocket"]
@@ -144,17 +175,31 @@ export async function startLocalMongo(ctx: LocalContext, install: MongoInstall):
       await server.stop(5_000);
       throw err;
     }
-    return { name: "mongo" as const, endpoint: url, stop: () => server.stop(15_000) };
+    return server;
+  };
+
+  const first = await retryOnPortClash("mongo", ctx.log, async (attempt) => {
+    const port = await choosePort(DEFAULT_PORTS.mongo, new Set(attempt > 1 ? [DEFAULT_PORTS.mongo] : []));
+    return { server: await launch(port), port };
   }).catch(async (err: unknown) => {
     await postgres?.stop();
     throw err;
   });
+  let server = first.server;
   return {
-    ...mongo,
+    url: `mongodb://${LOOPBACK}:${first.port}/`,
     async stop() {
-      await mongo.stop();
+      await server.stop(15_000);
       await postgres?.stop();
     },
+    server: {
+      halt: () => server.stop(15_000),
+      async resume() {
+        if (server.hasExited()) server = await launch(first.port);
+      },
+      isRunning: () => !server.hasExited(),
+    },
+    ...(postgres ? { postgres } : {}),
   };
 }
 

@@ -105,7 +105,13 @@ SELECT taituri_index_id(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.
 export interface StartedPostgres {
   /** `postgres://taituri@127.0.0.1:<port>/postgres` (trust authentication, loopback only). */
   url: string;
+  /** Stops the server and, as root outside a persistent run, removes its data folder. */
   stop(): Promise<void>;
+  /** Stops the server and keeps its data, for an outage test; resolves once it is gone. */
+  halt(): Promise<void>;
+  /** Launches it again on the same port and data (no-op while it runs); resolves once it is ready. */
+  resume(): Promise<void>;
+  isRunning(): boolean;
 }
 
 export async function startLocalPostgres(
@@ -135,11 +141,7 @@ export async function startLocalPostgres(
     );
   }
   const logFile = join(ctx.logDir, "postgres.log");
-  const started = await retryOnPortClash("postgres", ctx.log, async (attempt) => {
-    const port = await choosePort(
-      DEFAULT_PORTS.postgres,
-      new Set(attempt > 1 ? [DEFAULT_PORTS.postgres] : []),
-    );
+  const launch = async (port: number) => {
     const server = spawnServer({
       name: "postgres",
       command: join(install.binDir, "postgres"),
@@ -193,7 +195,14 @@ export async function startLocalPostgres(
       await server.stop(5_000);
       throw err;
     }
-    return { server, port };
+    return server;
+  };
+  const started = await retryOnPortClash("postgres", ctx.log, async (attempt) => {
+    const port = await choosePort(
+      DEFAULT_PORTS.postgres,
+      new Set(attempt > 1 ? [DEFAULT_PORTS.postgres] : []),
+    );
+    return { server: await launch(port), port };
   });
   await timed(ctx.log, "postgres: indexing FerretDB's _id lookups", () =>
     run(join(install.binDir, "psql"), [
@@ -213,11 +222,18 @@ export async function startLocalPostgres(
       ID_INDEXES_SQL,
     ]),
   );
+  let server = started.server;
   return {
     url: `postgres://taituri@${LOOPBACK}:${started.port}/postgres`,
     async stop() {
-      await started.server.stop(15_000);
+      await server.stop(15_000);
       if (user && !ctx.persist) await rm(dataDir, { recursive: true, force: true });
     },
+    halt: () => server.stop(15_000),
+    async resume() {
+      // Later launches keep the first one's port: FerretDB's pool reconnects to the URL it was given.
+      if (server.hasExited()) server = await launch(started.port);
+    },
+    isRunning: () => !server.hasExited(),
   };
 }

@@ -74,9 +74,21 @@ export interface ConsumerOptions {
    * commit per batch instead of per message. Unset: a fetch returns as soon as one message is there.
    */
   batchFetch?: { minBytes: number; maxWaitMs: number };
-  /** An error that is neither permanent nor transient (a bug, most likely) is retried this often, then dead-lettered. */
-  maxUnknownAttempts?: number;
+  /**
+   * How long a message whose handling fails with a transient or unclassified error is retried in
+   * place, counted from its first failure, before it is dead-lettered (CONSUMER_RETRY_MAX_MS).
+   * Bounded by time, not attempts: a database failover or a broker restart takes tens of seconds
+   * whatever the attempt count, and every message of it must outlive it; a message that fails for
+   * longer (a bug, an outage of many minutes) stops holding its key and partition, and goes where
+   * it can be replayed from. Default 5 minutes.
+   */
+  retryForMs?: number;
+  /** The first retry's wait; each later one doubles, jittered (backoffMs), up to `retryMaxMs`. */
   retryInitialMs?: number;
+  /**
+   * The longest wait between two attempts (CONSUMER_RETRY_BACKOFF_MAX_MS), so also about the
+   * longest a message waits after its dependency came back. Default 10 s.
+   */
   retryMaxMs?: number;
   /** Called once per message with its outcome. */
   onOutcome?: (topic: string, outcome: Outcome, error?: unknown) => void;
@@ -113,6 +125,22 @@ function consumerMetrics(registry: Registry) {
         buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
         registers: [registry],
       }),
+    retries:
+      existing<Counter>("kafka_consumer_retries_total") ??
+      new Counter({
+        name: "kafka_consumer_retries_total",
+        help: "Failed attempts at a message that will be retried, by the failure's class (transient, unknown)",
+        labelNames: ["group", "topic", "kind"],
+        registers: [registry],
+      }),
+    retrySeconds:
+      existing<Counter>("kafka_consumer_retry_seconds_total") ??
+      new Counter({
+        name: "kafka_consumer_retry_seconds_total",
+        help: "Time messages spent waiting between attempts, by the failure's class (transient, unknown)",
+        labelNames: ["group", "topic", "kind"],
+        registers: [registry],
+      }),
     delay:
       existing<Histogram>("kafka_consumer_delay_seconds") ??
       new Histogram({
@@ -132,9 +160,11 @@ export interface RunningConsumer {
 
 /**
  * A consumer group member that classifies failures at the boundary: permanent ones go to the
- * topic's dead-letter twin with the reason and are committed; transient ones are retried in place
- * with backoff and jitter (that key waits, so its order holds) until they succeed or the consumer
- * stops, in which case the offset stays uncommitted and the message comes back after a restart.
+ * topic's dead-letter twin with the reason at once and are committed; transient and unclassified
+ * ones are retried in place with backoff and jitter (that key waits, so its order holds, and its
+ * partition's position is not committed past it) until they succeed, `retryForMs` has passed since
+ * the first failure (then they are dead-lettered too), or the consumer stops, in which case the
+ * offset stays uncommitted and the message comes back after a restart.
  */
 export async function startConsumer(options: ConsumerOptions): Promise<RunningConsumer> {
   const {
@@ -151,9 +181,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     fetchSpacingMs = 10,
     fetchSpacingFromExpected = 1.2,
     batchFetch,
-    maxUnknownAttempts = 5,
+    retryForMs = 5 * 60_000,
     retryInitialMs = 200,
-    retryMaxMs = 30_000,
+    retryMaxMs = 10_000,
     registry,
   } = options;
   const metrics = registry ? consumerMetrics(registry) : undefined;
@@ -229,6 +259,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
           const messageId = incoming.headers[Header.messageId];
           if (messageId && span.isRecording())
             span.setAttribute("messaging.message.id", pseudonym(messageId));
+          let firstFailure: number | undefined;
           for (let attempt = 1; ; attempt++) {
             try {
               await handle(incoming);
@@ -236,9 +267,14 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
               return;
             } catch (error) {
               const kind = classify(error);
-              const exhausted = kind === "unknown" && attempt >= maxUnknownAttempts;
+              firstFailure ??= Date.now();
+              const retriedMs = Date.now() - firstFailure;
+              const exhausted = kind !== "permanent" && retriedMs >= retryForMs;
               if (kind === "permanent" || exhausted) {
-                const reason = kind === "permanent" ? "permanent" : `unknown error after ${attempt} attempts`;
+                const reason =
+                  kind === "permanent"
+                    ? "permanent"
+                    : `${kind} error, retried for ${Math.round(retriedMs / 1000)} s (${attempt} attempts)`;
                 logger.error(
                   { err: error, topic, partition, offset: message.offset, reason },
                   "dead-lettering message",
@@ -264,13 +300,17 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
                 return;
               }
               if (stopping.signal.aborted) throw error;
-              const delay = backoffMs(attempt, retryInitialMs, retryMaxMs);
+              // The last wait ends at the bound, so the last attempt is made at it, not before.
+              const delay = Math.min(backoffMs(attempt, retryInitialMs, retryMaxMs), retryForMs - retriedMs);
               logger.warn(
-                { err: error, topic, partition, offset: message.offset, attempt, delay, kind },
+                { err: error, topic, partition, offset: message.offset, attempt, delay, kind, retriedMs },
                 "retrying message",
               );
               onOutcome(topic, "retried", error);
+              metrics?.retries.inc({ group: groupId, topic, kind });
+              const waitStarted = Date.now();
               await sleepWithHeartbeat(delay, heartbeat, stopping.signal);
+              metrics?.retrySeconds.inc({ group: groupId, topic, kind }, (Date.now() - waitStarted) / 1000);
               if (stopping.signal.aborted) throw error;
             }
           }

@@ -41,7 +41,7 @@ test("ids in an error that is not an Error, or URL-encoded, are pseudonyms too",
   const dead = deadLetterOf(record, {
     topic: "t",
     partition: 0,
-    reason: "unknown error after 5 attempts",
+    reason: "unknown error, retried for 300 s (34 attempts)",
     error: `GET /internal/orders/PN1%3A${bsuid}%2Fo1 for %2B34600111222 failed`,
     at: new Date(0),
   });
@@ -49,5 +49,5 @@ test("ids in an error that is not an Error, or URL-encoded, are pseudonyms too",
     dead.headers?.["dlq-error"],
     `GET /internal/orders/PN1%3A${pseudonym(bsuid)}%2Fo1 for %2B${pseudonym("34600111222")} failed`,
   );
-  assert.equal(dead.headers?.["dlq-reason"], "unknown error after 5 attempts");
+  assert.equal(dead.headers?.["dlq-reason"], "unknown error, retried for 300 s (34 attempts)");
 });

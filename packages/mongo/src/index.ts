@@ -6,14 +6,19 @@ export interface MongoHandle {
   close(): Promise<void>;
 }
 
-/** Connects and verifies the server answers, so a wrong URL fails start-up, not the first message. */
-export async function connectMongo(options: {
+export interface MongoOptions {
   url: string;
   dbName: string;
   appName: string;
   /** Most connections, so operations in flight (see MONGO_POOL_SIZE). */
   maxPoolSize?: number;
-}): Promise<MongoHandle> {
+}
+
+/**
+ * A client that connects on its first operation, so a service starts with the server away (its
+ * start-up pings until it answers). Throws only on a URL or option the driver refuses.
+ */
+export function openMongo(options: MongoOptions): MongoHandle {
   const client = new MongoClient(options.url, {
     appName: options.appName,
     ...(options.maxPoolSize ? { maxPoolSize: options.maxPoolSize } : {}),
@@ -21,10 +26,15 @@ export async function connectMongo(options: {
     serverSelectionTimeoutMS: 5000,
     connectTimeoutMS: 5000,
   });
-  await client.connect();
   const db = client.db(options.dbName);
-  await db.command({ ping: 1 });
   return { client, db, close: () => client.close() };
+}
+
+/** Connects and verifies the server answers, so a wrong URL fails a tool at once, not at its first query. */
+export async function connectMongo(options: MongoOptions): Promise<MongoHandle> {
+  const handle = openMongo(options);
+  await handle.db.command({ ping: 1 });
+  return handle;
 }
 
 export interface CollectionIndexes {
@@ -46,7 +56,13 @@ export async function ensureIndexes(db: Db, specs: CollectionIndexes[]): Promise
 }
 
 export { escapeRegex, removeMatching } from "./erase.ts";
-export { asTransient, isDuplicateKey, isTransientMongoError } from "./errors.ts";
+export {
+  asTransient,
+  classifyMongoError,
+  isDuplicateKey,
+  isTransientMongoError,
+  type MongoErrorClass,
+} from "./errors.ts";
 export { ImageStore, type StoredImage } from "./images.ts";
 export { GroupInserter, type InsertOutcome } from "./inserts.ts";
 export { type OutboxEntry, outboxValue, type StoredOutboxEntry } from "./outbox.ts";

@@ -119,6 +119,8 @@ export async function connectBackbone(name: string, config: BaseConfig, logger: 
     checks: { kafka: () => kafka.ping(), mongo: () => mongo.db.command({ ping: 1 }) },
     consume: ({ group, logger: own, ...options }) =>
       startConsumer({
+        retryForMs: config.CONSUMER_RETRY_MAX_MS,
+        retryMaxMs: config.CONSUMER_RETRY_BACKOFF_MAX_MS,
         ...options,
         kafka: kafka.kafka,
         producer: kafka.producer,
