@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { freePort, type Infra, startInfra } from "@taituri/devenv";
@@ -15,7 +15,13 @@ import { eventually } from "@taituri/testing/harness";
 import { type FakeOpenAI, startFakeOpenAI } from "@taituri/testing/openai";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
-import { countingLocalProvider, RoundsProbe, roundRequest, startTestLimiter } from "./support/generation.ts";
+import {
+  countingLocalProvider,
+  RoundsProbe,
+  roundRequest,
+  spawnGeneration,
+  startTestLimiter,
+} from "./support/generation.ts";
 
 /**
  * The generation service on the real servers (Kafka, MongoDB-wire, Redis) with the real limiter
@@ -312,31 +318,4 @@ async function startGenerationWithOpenAI(prefix: string, fake: FakeOpenAI): Prom
   await probe.start();
   probes.push(probe);
   return probe;
-}
-
-/** `node services/generation/src/main.ts`, resolved once it logs "ready". */
-async function spawnGeneration(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const root = new URL("../../", import.meta.url).pathname;
-  const child = spawn(process.execPath, ["services/generation/src/main.ts"], {
-    cwd: root,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-    if (process.env.TEST_LOG_LEVEL) process.stderr.write(chunk);
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  await eventually(
-    "generation process ready",
-    () => {
-      if (child.exitCode !== null) throw new Error(`generation exited ${child.exitCode}: ${output}`);
-      return /"msg":"ready"/.test(output);
-    },
-    60_000,
-  );
-  return child;
 }

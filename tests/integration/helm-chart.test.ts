@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { type BaseConfig, ConfigError } from "@taituri/config";
 import { loadConversationConfig } from "@taituri/conversation-service/config";
 import { ensureGoTool, ensurePythonTool } from "@taituri/devenv/tools";
-import { loadGenerationConfig } from "@taituri/generation-service/config";
+import { drainMs, type GenerationConfig, loadGenerationConfig } from "@taituri/generation-service/config";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
 import { kafkaSecurity } from "@taituri/kafka";
 import { KAFKA_SERVICES, kubernetesPrincipals } from "@taituri/kafka/access";
@@ -127,6 +127,7 @@ interface Probe {
   httpGet?: { path: string; port: string | number };
 }
 interface PodSpec {
+  terminationGracePeriodSeconds?: number;
   serviceAccountName?: string;
   automountServiceAccountToken?: boolean;
   securityContext?: unknown;
@@ -667,5 +668,46 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(refused(stderr), [
       "SIMULATOR_WEBHOOK_URL: no ingress in this release for the WhatsApp simulator to send its webhooks to; enable components.ingress, or leave the simulator off [simulator.enabled]",
     ]);
+  });
+
+  test("each component's grace period comes from values; generation's outlasts a paid call in flight", async () => {
+    const rendered = resources(await render("components.payment.terminationGracePeriodSeconds=30"));
+    for (const name of SERVICES)
+      assert.ok((podOf(rendered, name).terminationGracePeriodSeconds ?? 0) > 0, name);
+    assert.equal(podOf(rendered, "payment").terminationGracePeriodSeconds, 30);
+    const generation = await startIn(rendered, "generation");
+    const config = generation.config as GenerationConfig;
+    const graceMs = (generation.pod.terminationGracePeriodSeconds ?? 0) * 1000;
+    // The service drains for the lease (no GENERATION_DRAIN_MS), which covers a whole call.
+    assert.equal(generation.env.GENERATION_DRAIN_MS, undefined);
+    assert.equal(drainMs(config), config.GENERATION_LEASE_MS);
+    assert.ok(graceMs > drainMs(config) + 10_000, `${graceMs} ms of grace`);
+    assert.ok(graceMs > config.OPENAI_TIMEOUT_MS + 10_000, `${graceMs} ms of grace`);
+  });
+
+  test("a generation grace period a paid call could outlast fails to render, naming the value", async () => {
+    for (const grace of ["75", "60", "45"]) {
+      const stderr = await refusal(`components.generation.terminationGracePeriodSeconds=${grace}`);
+      assert.deepEqual(refused(stderr), [
+        `terminationGracePeriodSeconds: ${grace} s is not more than GENERATION_DRAIN_MS (65000 ms; generation.leaseMs when drainMs is empty) + 10 s to leave the consumer group: a rollout would kill a paid image call mid-way and its take-over pay again; raise it, or lower generation.drainMs to have calls cancelled and handed back [components.generation.terminationGracePeriodSeconds]`,
+      ]);
+    }
+  });
+
+  test("a shorter generation.drainMs renders a shorter grace: calls past it are cancelled and handed back", async () => {
+    const rendered = resources(
+      await render("generation.drainMs=20000", "components.generation.terminationGracePeriodSeconds=31"),
+    );
+    const generation = await startIn(rendered, "generation");
+    assert.equal(generation.pod.terminationGracePeriodSeconds, 31);
+    assert.equal(drainMs(generation.config as GenerationConfig), 20_000);
+    const stderr = await refusal(
+      "generation.drainMs=20000",
+      "components.generation.terminationGracePeriodSeconds=30",
+    );
+    assert.match(
+      stderr,
+      /terminationGracePeriodSeconds: 30 s is not more than GENERATION_DRAIN_MS \(20000 ms/,
+    );
   });
 });

@@ -9,6 +9,12 @@ export {
   MIN_SECRET_BYTES,
   refuseOutsideLocal,
 } from "./development-defaults.ts";
+export {
+  checkHttpListener,
+  type HttpListenerConfig,
+  httpListenerOptions,
+  httpListenerSettings,
+} from "./http.ts";
 export { z };
 
 /** Thrown at start-up when the environment does not satisfy a service's schema. */

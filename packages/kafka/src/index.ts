@@ -20,6 +20,7 @@ export { Header, headersToRecord } from "./headers.ts";
 export {
   EventProducer,
   type OutgoingMessage,
+  ProducerQueueFullError,
   type Publisher,
   sendInWritersTraces,
   type TracedMessage,

@@ -11,7 +11,13 @@ import type {
   ProducerConfig,
   RecordMetadata,
 } from "kafkajs";
-import { EventProducer, type EventProducerOptions, type OutgoingMessage } from "./producer.ts";
+import { classify } from "./errors.ts";
+import {
+  EventProducer,
+  type EventProducerOptions,
+  type OutgoingMessage,
+  ProducerQueueFullError,
+} from "./producer.ts";
 
 // A real tracer and the W3C propagator, so headers carry trace context. The SDK only installs a
 // tracer with at least one span processor; this one keeps what it is given for the span tests.
@@ -425,3 +431,47 @@ test(
     assert.match(String(message?.headers?.traceparent), /-00$/, "the trace context still travels, unsampled");
   },
 );
+
+test(
+  "sends over the message bound are refused at once, and every send taken is still stored",
+  bounded,
+  async () => {
+    const { events, requests } = fakeKafka({ maxQueuedMessages: 3 });
+    // The broker does not answer: the first request stays in flight, the next sends queue behind it.
+    const taken = [events.send("t", [msg("a")]), events.send("t", [msg("b1"), msg("b2")])];
+    const refused = events.send("t", [msg("c")]);
+    await assert.rejects(refused, (error) => error instanceof ProducerQueueFullError);
+    await assert.rejects(refused, (error) => classify(error) === "transient");
+    assert.deepEqual(events.waiting.messages, 3);
+    assert.deepEqual(requests.map(carried), [["t:a"]], "the refused send was never queued");
+
+    await ackAll(requests, taken);
+    assert.deepEqual(requests.map(carried), [["t:a"], ["t:b1", "t:b2"]]);
+    assert.deepEqual(events.waiting, { messages: 0, bytes: 0 });
+    // Room again once acknowledged.
+    const after = events.send("t", [msg("d")]);
+    await ackAll(requests, [after]);
+    assert.deepEqual(carried(requests.at(-1)), ["t:d"]);
+  },
+);
+
+test("sends over the byte bound are refused; a failed request frees its room", bounded, async () => {
+  const perMessage = 1 + 200 + 66;
+  const { events, requests } = fakeKafka({ maxQueuedBytes: 2 * perMessage });
+  const first = events.send("t", [msg("a", "x".repeat(200))]);
+  const second = events.send("t", [msg("b", "x".repeat(200))]);
+  await assert.rejects(events.send("t", [msg("c", "x".repeat(200))]), ProducerQueueFullError);
+  const boom = new Error("REQUEST_TIMED_OUT");
+  requests[0]?.fail(boom);
+  await assert.rejects(first, (error) => error === boom);
+  const third = events.send("t", [msg("d", "x".repeat(200))]);
+  await ackAll(requests, [second, third]);
+  assert.deepEqual(requests.slice(1).flatMap(carried), ["t:b", "t:d"]);
+});
+
+test("one send larger than the bound still goes when nothing waits", bounded, async () => {
+  const { events, requests } = fakeKafka({ maxQueuedMessages: 2 });
+  const big = events.send("t", [msg("a"), msg("b"), msg("c")]);
+  await ackAll(requests, [big]);
+  assert.deepEqual(requests.map(carried), [["t:a", "t:b", "t:c"]]);
+});

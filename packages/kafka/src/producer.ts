@@ -15,6 +15,7 @@ import {
   type RecordMetadata,
   type TopicMessages,
 } from "kafkajs";
+import { TransientError } from "./errors.ts";
 import { Header } from "./headers.ts";
 
 export interface OutgoingMessage {
@@ -38,7 +39,20 @@ export interface EventProducerOptions {
   maxBatchMessages?: number;
   /** Most bytes of keys, values and headers one produce request carries (same exception). */
   maxBatchBytes?: number;
+  /**
+   * Most messages waiting for an acknowledgement (queued or in flight) before a send is refused at
+   * once with ProducerQueueFullError (a send larger than the bound still goes when nothing waits).
+   */
+  maxQueuedMessages?: number;
+  /** Most bytes waiting for an acknowledgement, likewise. */
+  maxQueuedBytes?: number;
 }
+
+/**
+ * Refused without being queued: the broker is too slow or away and the sends already waiting fill
+ * the bound. Transient: nothing was sent; the caller answers "later" (the webhook's 503) or retries.
+ */
+export class ProducerQueueFullError extends TransientError {}
 
 // Half the broker's default message.max.bytes (1 MiB per partition's record batch): a full batch
 // that lands on one partition is still accepted, record overhead included.
@@ -46,6 +60,11 @@ const DEFAULT_MAX_BATCH_BYTES = 512 * 1024;
 // kafkajs copies a partition's message array once per message it adds (quadratic), so requests stay
 // at a few hundred messages; at ~8,000 sends/s a round trip gathers about a dozen anyway (bench/).
 const DEFAULT_MAX_BATCH_MESSAGES = 500;
+// A caller that gives up on a send (the webhook after WEBHOOK_PUBLISH_TIMEOUT_MS) leaves it queued,
+// so while the broker is away the queue would grow with every retry Meta makes. About two seconds
+// of the webhook's peak (~8,000 events/s), in at most 16 MiB of a service's 512 MiB.
+const DEFAULT_MAX_QUEUED_MESSAGES = 20_000;
+const DEFAULT_MAX_QUEUED_BYTES = 16 * 1024 * 1024;
 
 /** Where the broker put one message. */
 export interface Placement {
@@ -83,7 +102,12 @@ export class EventProducer {
   private producer: Producer;
   private readonly maxBatchMessages: number;
   private readonly maxBatchBytes: number;
+  private readonly maxQueuedMessages: number;
+  private readonly maxQueuedBytes: number;
   private readonly queue: Pending[] = [];
+  /** Messages and bytes of the sends not yet settled, queued or in flight. */
+  private waitingMessages = 0;
+  private waitingBytes = 0;
   /** True while a request is in flight; set and cleared synchronously, so no send is stranded. */
   private sending = false;
   /** The latest drain loop, for disconnect to wait on. */
@@ -104,6 +128,8 @@ export class EventProducer {
     this.kafka = kafka;
     this.maxBatchMessages = options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES;
     this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
+    this.maxQueuedMessages = options.maxQueuedMessages ?? DEFAULT_MAX_QUEUED_MESSAGES;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.producer = this.createProducer();
   }
 
@@ -203,9 +229,42 @@ export class EventProducer {
     );
   }
 
+  /** Messages and bytes waiting for an acknowledgement (queued or in flight). */
+  get waiting(): { messages: number; bytes: number } {
+    return { messages: this.waitingMessages, bytes: this.waitingBytes };
+  }
+
   private enqueue(topic: string, messages: Message[], bytes: number, placed: boolean): Promise<Placement[]> {
+    const full =
+      this.waitingMessages + messages.length > this.maxQueuedMessages ||
+      this.waitingBytes + bytes > this.maxQueuedBytes;
+    if (full && this.waitingMessages > 0)
+      return Promise.reject(
+        new ProducerQueueFullError(
+          `${this.waitingMessages} messages (${this.waitingBytes} bytes) already wait for Kafka; refusing ${messages.length} more`,
+        ),
+      );
+    this.waitingMessages += messages.length;
+    this.waitingBytes += bytes;
+    const settle = () => {
+      this.waitingMessages -= messages.length;
+      this.waitingBytes -= bytes;
+    };
     return new Promise((resolve, reject) => {
-      this.queue.push({ topic, messages, bytes, placed, resolve, reject });
+      this.queue.push({
+        topic,
+        messages,
+        bytes,
+        placed,
+        resolve: (placements) => {
+          settle();
+          resolve(placements);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+      });
       if (!this.sending) this.draining = this.drain();
     });
   }

@@ -18,6 +18,8 @@ export type FakeReply =
   | "bad_request"
   /** Accepts the request and never answers (until the server closes). */
   | "hang"
+  /** Accepts the request and answers as "ok" once `releaseHeld` is called: a slow model. */
+  | "held"
   /** 200 with a body that is not JSON. */
   | "garbage"
   /** 200, JSON, but no images in it. */
@@ -31,6 +33,8 @@ export interface FakeOpenAI {
   /** Replies for the next requests, in order; after them, `fallback`. */
   script(...replies: FakeReply[]): void;
   fallback: FakeReply;
+  /** Answers every "held" request waiting so far. */
+  releaseHeld(): void;
   close(): Promise<void>;
 }
 
@@ -46,12 +50,17 @@ const error = (message: string, type: string, code: string | null) => ({
 export async function startFakeOpenAI(options: { port?: number } = {}): Promise<FakeOpenAI> {
   const queue: FakeReply[] = [];
   const hanging = new Set<ServerResponse>();
+  const held = new Set<() => void>();
   const fake: FakeOpenAI = {
     baseURL: "",
     requests: [],
     fallback: "ok",
     script: (...replies) => {
       queue.push(...replies);
+    },
+    releaseHeld: () => {
+      for (const answer of held) answer();
+      held.clear();
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -77,17 +86,19 @@ export async function startFakeOpenAI(options: { port?: number } = {}): Promise<
     if (request.method !== "POST" || request.url !== "/v1/images/generations")
       return json(404, error(`Unknown path ${request.url}`, "invalid_request_error", null));
     const body = JSON.parse(text || "{}") as Record<string, unknown>;
+    const images = () => {
+      const n = typeof body.n === "number" ? body.n : 1;
+      json(200, {
+        created: Math.floor(Date.now() / 1000),
+        data: Array.from({ length: n }, () => ({ b64_json: TINY_PNG.toString("base64") })),
+        usage: { input_tokens: 50, output_tokens: 4160 * n, total_tokens: 50 + 4160 * n },
+      });
+    };
     const reply = queue.shift() ?? fake.fallback;
     fake.requests.push({ body, authorization: request.headers.authorization ?? "", reply });
     switch (reply) {
-      case "ok": {
-        const n = typeof body.n === "number" ? body.n : 1;
-        return json(200, {
-          created: Math.floor(Date.now() / 1000),
-          data: Array.from({ length: n }, () => ({ b64_json: TINY_PNG.toString("base64") })),
-          usage: { input_tokens: 50, output_tokens: 4160 * n, total_tokens: 50 + 4160 * n },
-        });
-      }
+      case "ok":
+        return images();
       case "rate_limited":
         return json(
           429,
@@ -117,6 +128,14 @@ export async function startFakeOpenAI(options: { port?: number } = {}): Promise<
       case "hang":
         hanging.add(response);
         response.on("close", () => hanging.delete(response));
+        return;
+      case "held":
+        hanging.add(response);
+        response.on("close", () => hanging.delete(response));
+        held.add(() => {
+          hanging.delete(response);
+          images();
+        });
         return;
       case "garbage":
         response.writeHead(200, { "content-type": "application/json" });

@@ -35,6 +35,11 @@ export const schema = baseSchema
     // conversation's GENERATION_DEADLINE_MS (contracts.ROUND_TIMING), so a take-over's designs
     // still reach the shopper.
     GENERATION_LEASE_MS: positiveInt(contracts.ROUND_TIMING.leaseMs),
+    // How long SIGTERM waits for the rounds in hand before cancelling their provider calls and
+    // releasing their leases for another replica (which may pay again: docs/generation.md). Unset:
+    // GENERATION_LEASE_MS, which no attempt outlasts, so a call in flight always finishes. The
+    // pod's terminationGracePeriodSeconds must exceed it (the chart refuses otherwise).
+    GENERATION_DRAIN_MS: z.coerce.number().int().positive().optional(),
     // Claims a round may have: the first plus take-overs after a crash. Each claim makes at most
     // one call the provider may bill, so this is the most paid calls a round can cost.
     GENERATION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(5).default(2),
@@ -122,5 +127,9 @@ export const schema = baseSchema
   });
 
 export type GenerationConfig = z.infer<typeof schema>;
+
+/** How long a shutdown waits for the rounds in hand (GENERATION_DRAIN_MS, or the lease). */
+export const drainMs = (config: GenerationConfig): number =>
+  config.GENERATION_DRAIN_MS ?? config.GENERATION_LEASE_MS;
 
 export const loadGenerationConfig = (env?: Record<string, string | undefined>) => loadConfig(schema, env);

@@ -9,7 +9,7 @@ export function createMetrics(registry: Registry) {
   return {
     rounds: new Counter({
       name: "generation_rounds_total",
-      help: "Round deliveries by outcome: completed, failed, rejected, duplicate, busy, superseded, invalid",
+      help: "Round deliveries by outcome: completed, failed, rejected, duplicate, busy, superseded, invalid, handed_back (shutdown)",
       labelNames: ["outcome"],
       registers: [registry],
     }),

@@ -4,6 +4,7 @@ import {
   encodeRecord,
   Header,
   type OutgoingMessage,
+  ProducerQueueFullError,
   type Publisher,
   Records,
   type TopicNames,
@@ -12,10 +13,15 @@ import type { Logger } from "@taituri/logging";
 import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
 import type { inbound } from "@taituri/proto";
 import { conversationAttributes, pseudonym, redact, SpanKind, withSpan } from "@taituri/telemetry";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from "fastify";
 import { Counter, Histogram } from "prom-client";
 import { RecentIds } from "./domain/recent-ids.ts";
-import { checkSignature } from "./domain/signature.ts";
+import { checkSignature, signatureHeaderProblem } from "./domain/signature.ts";
 import { limits, type ParsedWebhook, parseWebhook } from "./domain/webhook.ts";
 
 export interface IngressAppDeps {
@@ -31,6 +37,8 @@ export interface IngressAppDeps {
   publishTimeoutMs: number;
   /** How many recently stored event ids to remember for dropping Meta's retries early (0: none). */
   recentIdsCapacity: number;
+  /** Fastify's timeouts for the public listener (httpListenerOptions of @taituri/config). */
+  listener?: FastifyServerOptions;
   now?: () => Date;
 }
 
@@ -42,10 +50,10 @@ export interface IngressAppDeps {
 export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
   const now = deps.now ?? (() => new Date());
   const recent = new RecentIds(deps.recentIdsCapacity);
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimitBytes });
+  const app = Fastify({ ...deps.listener, logger: false, bodyLimit: deps.bodyLimitBytes });
   const requests = new Counter({
     name: "webhook_requests_total",
-    help: "Webhook requests by outcome (accepted, bad_signature, bad_json, too_large, unavailable, verify_ok, verify_refused)",
+    help: "Webhook requests by outcome (accepted, duplicate, bad_signature, bad_json, too_large, unavailable, verify_ok, verify_refused) and reason (a bad signature's kind; unavailable: timeout, queue_full or error)",
     labelNames: ["outcome", "reason"],
     registers: [deps.registry],
   });
@@ -114,7 +122,16 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
     return reply.code(403).send({ error: "verification refused" });
   });
 
-  app.post("/webhook", async (request, reply) => {
+  // A request without a well-formed signature is refused before its body is read, and its
+  // connection closed: an unsigned sender never gets up to WEBHOOK_BODY_LIMIT_BYTES buffered.
+  const refuseUnsigned = async (request: FastifyRequest, reply: FastifyReply) => {
+    const problem = signatureHeaderProblem(request.headers["x-hub-signature-256"] as string | undefined);
+    if (!problem) return;
+    requests.inc({ outcome: "bad_signature", reason: problem });
+    return reply.code(401).header("connection", "close").send({ error: "invalid signature" });
+  };
+
+  app.post("/webhook", { onRequest: refuseUnsigned }, async (request, reply) => {
     const stopTimer = ackLatency.startTimer();
     try {
       return await withSpan(
@@ -174,7 +191,7 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
           try {
             await withTimeout(deps.publishTimeoutMs, () => store(records, unreadable, raw));
           } catch (error) {
-            requests.inc({ outcome: "unavailable", reason: "" });
+            requests.inc({ outcome: "unavailable", reason: unavailableReason(error) });
             deps.logger.error(
               { err: error },
               "could not store webhook events; answering 503 so Meta retries",
@@ -229,6 +246,15 @@ function recordOf(event: inbound.InboundEvent): OutgoingMessage | string {
   return { key: event.conversationId, id: event.eventId, ...record };
 }
 
+class PublishTimeout extends Error {}
+
+/** Why a body could not be stored, as a metric label. */
+function unavailableReason(error: unknown): string {
+  if (error instanceof ProducerQueueFullError) return "queue_full";
+  if (error instanceof PublishTimeout) return "timeout";
+  return "error";
+}
+
 /**
  * Rejects when `fn` has not settled in time. The send may still complete later; Meta's retry of a
  * webhook we answered 503 is then deduplicated downstream like any other retry.
@@ -238,7 +264,7 @@ function withTimeout<T>(ms: number, fn: () => Promise<T>): Promise<T> {
   return Promise.race([
     fn(),
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Kafka did not acknowledge within ${ms} ms`)), ms);
+      timer = setTimeout(() => reject(new PublishTimeout(`Kafka did not acknowledge within ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }

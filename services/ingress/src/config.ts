@@ -1,8 +1,10 @@
 import {
   baseSchema,
+  checkHttpListener,
   csv,
   devClockUrl,
   flag,
+  httpListenerSettings,
   loadConfig,
   port,
   positiveInt,
@@ -46,6 +48,9 @@ export const schema = baseSchema
       .url()
       .default("https://graph.facebook.com/v23.0")
       .transform((url) => url.replace(/\/+$/, "")),
+    // Timeouts of the webhook's listener (HTTP_REQUEST_TIMEOUT_MS, HTTP_HEADERS_TIMEOUT_MS,
+    // HTTP_KEEP_ALIVE_TIMEOUT_MS; packages/config/src/http.ts).
+    ...httpListenerSettings,
     // Meta refuses bodies over 3 MB; so do we, before reading further.
     WEBHOOK_BODY_LIMIT_BYTES: positiveInt(3 * 1024 * 1024),
     // Longest wait for Kafka's acknowledgement before answering 503: well inside Meta's own timeout,
@@ -88,6 +93,7 @@ export const schema = baseSchema
     DEV_CLOCK_URL: devClockUrl(),
   })
   .superRefine((config, ctx) => {
+    checkHttpListener(config, ctx);
     if (config.OUTBOUND_CLAIM_LEASE_MS <= 2 * config.GRAPH_API_TIMEOUT_MS)
       ctx.addIssue({
         code: "custom",

@@ -4,7 +4,12 @@ import { AuthError, type Verifier } from "@taituri/oidc";
 import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
 import { contracts } from "@taituri/proto";
 import { SpanKind, withSpan } from "@taituri/telemetry";
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from "fastify";
 import {
   LOCAL_SIGNATURE_HEADER,
   type LocalEventType,
@@ -33,6 +38,8 @@ export interface PaymentAppDeps {
   logger: Logger;
   registry: Registry;
   checks: ReadinessChecks;
+  /** Fastify's timeouts for the public listener (httpListenerOptions of @taituri/config). */
+  listener?: FastifyServerOptions;
 }
 
 /**
@@ -47,7 +54,7 @@ export interface PaymentAppDeps {
  */
 export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
   const { payments, provider, metrics, logger } = deps;
-  const app = Fastify({ logger: false, bodyLimit: 256 * 1024 });
+  const app = Fastify({ ...deps.listener, logger: false, bodyLimit: 256 * 1024 });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
   registerOpsRoutes(app, { registry: deps.registry, checks: deps.checks });

@@ -1,5 +1,15 @@
 import { fileURLToPath } from "node:url";
-import { baseSchema, csv, loadConfig, port, positiveInt, refuseOutsideLocal, z } from "@taituri/config";
+import {
+  baseSchema,
+  checkHttpListener,
+  csv,
+  httpListenerSettings,
+  loadConfig,
+  port,
+  positiveInt,
+  refuseOutsideLocal,
+  z,
+} from "@taituri/config";
 import { endpointUrlProblem, MIN_SECRET_LENGTH } from "./fulfilment/endpoints.ts";
 
 const conversationData = (file: string) =>
@@ -12,6 +22,9 @@ export const schema = baseSchema
     // Port of the checkout page, the provider webhooks, the internal API and /healthz, /readyz, /metrics.
     PAYMENT_PORT: port(3003),
     PAYMENT_HOST: z.string().default("127.0.0.1"),
+    // Timeouts of the public listener: checkout and the provider's webhook (HTTP_REQUEST_TIMEOUT_MS,
+    // HTTP_HEADERS_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS; packages/config/src/http.ts).
+    ...httpListenerSettings,
     // Base URL shoppers' browsers (and Stripe's redirects) reach this service at: checkout links
     // are built from it. Unset: the address the server listens on (http://127.0.0.1:3003 by default).
     PAYMENT_PUBLIC_URL: z
@@ -104,6 +117,7 @@ export const schema = baseSchema
     ORDERS_IMAGE_URL_TTL_S: positiveInt(7 * 86_400),
   })
   .superRefine((c, ctx) => {
+    checkHttpListener(c, ctx);
     const local = c.DEPLOYMENT_ENVIRONMENT === "local";
     const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
     if (c.ORDERS_WEBHOOK_URL) {

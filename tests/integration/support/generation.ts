@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +12,7 @@ import { startLimiterService } from "@taituri/limiter-service/service";
 import type { Logger } from "@taituri/logging";
 import { generation } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
+import { eventually } from "@taituri/testing/harness";
 import type { Consumer, Kafka } from "kafkajs";
 
 /** Rules for the generation tests: one round per shopper and day, so a second round is refused. */
@@ -143,4 +145,34 @@ export function roundRequest(run: string, over: Partial<generation.GenerationReq
     requestedAt: new Date(),
     ...over,
   });
+}
+
+/** `node services/generation/src/main.ts`, resolved once it logs "ready" (or what `ready` matches). */
+export async function spawnGeneration(
+  env: NodeJS.ProcessEnv,
+  ready = /"msg":"ready"/,
+): Promise<ChildProcess> {
+  const root = new URL("../../../", import.meta.url).pathname;
+  const child = spawn(process.execPath, ["services/generation/src/main.ts"], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+    if (process.env.TEST_LOG_LEVEL) process.stderr.write(chunk);
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  await eventually(
+    "generation process ready",
+    () => {
+      if (child.exitCode !== null) throw new Error(`generation exited ${child.exitCode}: ${output}`);
+      return ready.test(output);
+    },
+    60_000,
+  );
+  return child;
 }

@@ -36,8 +36,9 @@ without a login (kafka.sasl none), which no service can see for itself: the paid
 writable by anyone who reaches the brokers.
 
 In any environment: Kafka and Redis settings that do not fit together, in the words of the
-services' own check (packages/config/src/connections.ts); and the WhatsApp simulator without the
-ingress it would play Meta towards.
+services' own check (packages/config/src/connections.ts); a generation grace period that would
+kill a paid image call mid-way; and the WhatsApp simulator without the ingress it would play Meta
+towards.
 */}}
 {{- define "taituri.refuseInvalidValues" -}}
 {{- $env := .Values.environment -}}
@@ -97,6 +98,17 @@ ingress it would play Meta towards.
 {{- end -}}
 {{- if and $redis.tls.caSecret (not $redis.tls.enabled) (not (hasPrefix "rediss:" $redis.url)) -}}
 {{- $problems = append $problems "REDIS_TLS_CA_FILE is set but neither REDIS_TLS nor a rediss:// REDIS_URL asks for TLS [redis.tls.caSecret]" -}}
+{{- end -}}
+{{- end -}}
+{{- range $name, $component := $c -}}
+{{- if and $component.enabled (lt (int $component.terminationGracePeriodSeconds) 1) -}}
+{{- $problems = append $problems (printf "terminationGracePeriodSeconds: %v is not a positive number of seconds [components.%s.terminationGracePeriodSeconds]" $component.terminationGracePeriodSeconds $name) -}}
+{{- end -}}
+{{- end -}}
+{{- if $c.generation.enabled -}}
+{{- $drainMs := int (.Values.generation.drainMs | default .Values.generation.leaseMs) -}}
+{{- if le (mul (int $c.generation.terminationGracePeriodSeconds) 1000) (add $drainMs 10000) -}}
+{{- $problems = append $problems (printf "terminationGracePeriodSeconds: %d s is not more than GENERATION_DRAIN_MS (%d ms; generation.leaseMs when drainMs is empty) + 10 s to leave the consumer group: a rollout would kill a paid image call mid-way and its take-over pay again; raise it, or lower generation.drainMs to have calls cancelled and handed back [components.generation.terminationGracePeriodSeconds]" (int $c.generation.terminationGracePeriodSeconds) $drainMs) -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.simulator.enabled (not $c.ingress.enabled) -}}

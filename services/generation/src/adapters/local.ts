@@ -30,8 +30,16 @@ export function createLocalProvider(options: LocalProviderOptions): ImageProvide
     model: "resvg",
     size: `${options.size}x${options.size}`,
     quality: "standard",
-    async generate(brief: DesignBrief, count: number): Promise<CallResult> {
-      if (options.delayMs) await sleep(options.delayMs);
+    async generate(brief: DesignBrief, count: number, signal?: AbortSignal): Promise<CallResult> {
+      if (signal?.aborted) return { outcome: "cancelled", detail: "cancelled before rendering" };
+      if (options.delayMs) {
+        try {
+          await sleep(options.delayMs, undefined, { signal });
+        } catch (error) {
+          if (signal?.aborted) return { outcome: "cancelled", detail: "cancelled while rendering" };
+          throw error;
+        }
+      }
       const images = [];
       for (let index = 1; index <= count; index++) {
         const svg = designSvg(

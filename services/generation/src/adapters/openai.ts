@@ -35,19 +35,24 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): ImageProvi
     model: options.model,
     size: options.size,
     quality: options.quality,
-    async generate(brief: DesignBrief, count: number): Promise<CallResult> {
+    async generate(brief: DesignBrief, count: number, signal?: AbortSignal): Promise<CallResult> {
       let response: OpenAI.ImagesResponse;
       try {
-        response = await client.images.generate({
-          model: options.model,
-          prompt: buildPrompt(options.templates, brief),
-          n: count,
-          size: options.size as OpenAI.ImageGenerateParams["size"],
-          quality: options.quality as OpenAI.ImageGenerateParams["quality"],
-          // Ties the request to the round in OpenAI's abuse monitoring, without the shopper's number.
-          user: brief.roundId.slice(0, 64),
-        });
+        response = await client.images.generate(
+          {
+            model: options.model,
+            prompt: buildPrompt(options.templates, brief),
+            n: count,
+            size: options.size as OpenAI.ImageGenerateParams["size"],
+            quality: options.quality as OpenAI.ImageGenerateParams["quality"],
+            // Ties the request to the round in OpenAI's abuse monitoring, without the shopper's number.
+            user: brief.roundId.slice(0, 64),
+          },
+          { signal },
+        );
       } catch (error) {
+        // Our shutdown's abort: the SDK reports it as a user abort, which would read as a timeout.
+        if (signal?.aborted) return { outcome: "cancelled", detail: "cancelled while waiting for OpenAI" };
         return classifyError(error);
       }
       return readImages(response);

@@ -16,14 +16,15 @@ export type CallResult =
 /**
  * An image provider, chosen by IMAGE_PROVIDER. `generate` makes exactly one call and never
  * retries: the round worker decides retries from the outcome, so every call is counted and priced
- * in one place (the cost ledger).
+ * in one place (the cost ledger). Once `signal` aborts (a shutdown past its drain deadline), it
+ * stops waiting and answers `cancelled`.
  */
 export interface ImageProvider {
   readonly name: string;
   readonly model: string;
   readonly size: string;
   readonly quality: string;
-  generate(brief: DesignBrief, count: number): Promise<CallResult>;
+  generate(brief: DesignBrief, count: number, signal?: AbortSignal): Promise<CallResult>;
 }
 
 /** File signatures of the formats a provider may answer with. */

@@ -57,6 +57,13 @@ export interface RoundHandlerDeps {
 type Outcome = NonNullable<generation.GenerationResult["outcome"]>;
 
 /**
+ * A round this worker gives back because it is shutting down: not claimed at all, or claimed and
+ * released (its provider call, if any, cancelled and counted as paid). Transient, so the consumer
+ * leaves the offset uncommitted and the request comes back, to another replica or after the restart.
+ */
+export class HandedBack extends TransientError {}
+
+/**
  * Turns each generation request into at most GENERATION_MAX_ATTEMPTS paid provider calls and one
  * published result.
  *
@@ -69,6 +76,10 @@ type Outcome = NonNullable<generation.GenerationResult["outcome"]>;
 export function createRoundHandler(deps: RoundHandlerDeps) {
   const { store, metrics, logger, provider } = deps;
   const now = deps.now ?? (() => new Date());
+  /** Set by drain: no round is claimed any more. */
+  let draining = false;
+  /** The rounds in hand, each with what cancels its provider call. */
+  const inFlight = new Set<{ cancel: AbortController; done: Promise<unknown> }>();
 
   /**
    * Retries a write (or the result's publish) that must not be lost after money was spent, until
@@ -143,6 +154,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
     attempt: number,
     count: number,
     leaseUntil: Date,
+    signal: AbortSignal,
   ): Promise<{ result: CallResult; anyPaid: boolean }> {
     const estimate = estimateCents(deps.prices, {
       provider: provider.name,
@@ -153,6 +165,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
     });
     let anyPaid = false;
     for (let call = 1; ; call++) {
+      if (signal.aborted) throw new HandedBack(`round ${brief.roundId} handed back before its provider call`);
       const id = `${brief.roundId}#${attempt}.${call}`;
       await store.callStarted({
         _id: id,
@@ -181,7 +194,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
         },
         async (span): Promise<CallResult> => {
           const r = await provider
-            .generate(brief, count)
+            .generate(brief, count, signal)
             .catch((error: unknown): CallResult => ({ outcome: "server_error", detail: String(error) }));
           span.setAttribute("gen_ai.outcome", r.outcome);
           return r;
@@ -206,6 +219,8 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
           ...(result.outcome === "ok" ? {} : { detail: result.detail.slice(0, 500) }),
         }),
       );
+      if (result.outcome === "cancelled")
+        throw new HandedBack(`round ${brief.roundId} handed back: its provider call was cancelled`);
       if (result.outcome === "ok" || !isRetryable(result.outcome) || call > deps.maxRetries)
         return { result, anyPaid };
       const ceiling = deps.retryBaseMs * 2 ** (call - 1);
@@ -219,7 +234,9 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
         { roundId: brief.roundId, outcome: result.outcome, wait },
         "provider did not charge; retrying",
       );
-      await sleep(wait);
+      await sleep(wait, undefined, { signal }).catch(() => {
+        throw new HandedBack(`round ${brief.roundId} handed back while waiting to retry`);
+      });
     }
   }
 
@@ -228,6 +245,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
     attemptNo: number,
     leaseUntil: Date,
     owner: string,
+    signal: AbortSignal,
   ) {
     const count = Math.min(Math.max(1, request.count), deps.maxDesigns);
     const brief = {
@@ -281,7 +299,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
       }
       if (attemptNo === 1) metrics.accepted.inc();
 
-      const { result, anyPaid } = await callProvider(brief, attemptNo, count, leaseUntil);
+      const { result, anyPaid } = await callProvider(brief, attemptNo, count, leaseUntil, signal);
       paidCallMade = anyPaid;
       if (result.outcome !== "ok") {
         logger.warn(
@@ -312,13 +330,38 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
       }
       await conclude(request, "completed", { $case: "completed", value: { designs } }, leaseUntil);
     } catch (error) {
-      // Failed before paying: give the claim back now so the retry need not wait for the lease.
-      if (!paidCallMade) await store.release(request.roundId, owner, now()).catch(() => {});
+      // Failed before paying, or handed back by a shutdown: give the claim back now so the retry
+      // need not wait for the lease. A handed-back attempt is spent all the same (its cancelled
+      // call counts as paid), so the take-over is the next attempt and the bound holds.
+      if (!paidCallMade || error instanceof HandedBack) {
+        await store.release(request.roundId, owner, now()).catch(() => {});
+        if (error instanceof HandedBack) {
+          metrics.rounds.inc({ outcome: "handed_back" });
+          logger.warn({ roundId: request.roundId, attempt: attemptNo }, error.message);
+        }
+      }
       throw error;
     }
   }
 
+  /** One round, tracked while in hand so that drain can wait for it or cancel it. */
   async function handleRequest(request: generation.GenerationRequest): Promise<void> {
+    if (draining) {
+      metrics.rounds.inc({ outcome: "handed_back" });
+      throw new HandedBack(`round ${request.roundId} not claimed: shutting down`);
+    }
+    const cancel = new AbortController();
+    const done = claimAndRun(request, cancel.signal);
+    const entry = { cancel, done: done.catch(() => {}) };
+    inFlight.add(entry);
+    try {
+      await done;
+    } finally {
+      inFlight.delete(entry);
+    }
+  }
+
+  async function claimAndRun(request: generation.GenerationRequest, signal: AbortSignal): Promise<void> {
     const owner = randomUUID();
     const claim = await store.claim(
       {
@@ -342,7 +385,7 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
             { roundId: request.roundId, attempt: claim.attempt },
             "took over a round whose lease expired",
           );
-        return attempt(request, claim.attempt, claim.leaseUntil, owner);
+        return attempt(request, claim.attempt, claim.leaseUntil, owner, signal);
       case "finished":
         metrics.rounds.inc({ outcome: "duplicate" });
         if (!claim.published) {
@@ -367,8 +410,38 @@ export function createRoundHandler(deps: RoundHandlerDeps) {
     }
   }
 
+  /**
+   * Stops claiming rounds and waits up to `deadlineMs` for those in hand to finish. Past it, their
+   * provider calls are cancelled and their leases released, so another replica takes them over at
+   * once (a take-over: the next attempt, which may pay again; the cancelled call counts as paid).
+   * A call that has answered is never cancelled: its images are stored and its result recorded,
+   * so no take-over pays for a call that completed.
+   */
+  async function drain(deadlineMs: number): Promise<void> {
+    draining = true;
+    const rounds = [...inFlight];
+    if (rounds.length === 0) return;
+    logger.info({ rounds: rounds.length, deadlineMs }, "waiting for the rounds in hand before stopping");
+    const settled = Promise.all(rounds.map((round) => round.done));
+    const timer = new AbortController();
+    const expired = await Promise.race([
+      settled.then(() => false),
+      sleep(deadlineMs, true, { signal: timer.signal }).catch(() => false),
+    ]);
+    timer.abort();
+    if (!expired) return;
+    const left = rounds.filter((round) => inFlight.has(round));
+    logger.warn(
+      { rounds: left.length, deadlineMs },
+      "drain deadline passed: cancelling provider calls and handing the rounds back",
+    );
+    for (const round of left) round.cancel.abort();
+    await settled;
+  }
+
   return {
     handleRequest,
+    drain,
     /** The Kafka handler for the generation-requests topic. */
     async handle(message: IncomingMessage): Promise<void> {
       const request = decodeRecord(Records.generationRequest, message);

@@ -56,14 +56,26 @@ export type CallOutcome =
   | "server_error"
   | "timeout"
   /** A 2xx whose body is not the images we asked for. */
-  | "malformed";
+  | "malformed"
+  /**
+   * Abandoned by this worker while shutting down (past its drain deadline, GENERATION_DRAIN_MS):
+   * the provider had the request and may still make and bill the images.
+   */
+  | "cancelled";
 
 /**
- * Could the provider have charged for a call that ended this way? A 5xx, a timeout or a garbled
- * answer may come after the images were generated (and billed), so they count as paid.
+ * Could the provider have charged for a call that ended this way? A 5xx, a timeout, a garbled
+ * answer or a call we abandoned may come after the images were generated (and billed), so they
+ * count as paid.
  */
 export function mayHaveCharged(outcome: CallOutcome): boolean {
-  return outcome === "ok" || outcome === "server_error" || outcome === "timeout" || outcome === "malformed";
+  return (
+    outcome === "ok" ||
+    outcome === "server_error" ||
+    outcome === "timeout" ||
+    outcome === "malformed" ||
+    outcome === "cancelled"
+  );
 }
 
 /** Retried only where the provider guarantees no charge and waiting can help. */

@@ -4,6 +4,12 @@ const HEADER_FORMAT = /^sha256=([0-9a-f]{64})$/i;
 
 export type SignatureCheck = "valid" | "missing" | "malformed" | "mismatch";
 
+/** What is wrong with the header on its own, before any body is read: missing or malformed. */
+export function signatureHeaderProblem(header: string | undefined): "missing" | "malformed" | undefined {
+  if (header === undefined || header === "") return "missing";
+  return HEADER_FORMAT.test(header.trim()) ? undefined : "malformed";
+}
+
 /**
  * Checks Meta's X-Hub-Signature-256 header: "sha256=" + hex HMAC-SHA256 of the raw request body
  * under the app secret. Compared in constant time against each accepted secret (several during a
