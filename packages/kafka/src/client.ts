@@ -15,6 +15,12 @@ export interface KafkaOptions {
    * tools that log in as a broker's super user (@taituri/devenv's `infra.kafka.client`).
    */
   sasl?: SASLOptions;
+  /**
+   * While it answers true, kafkajs's own lines go at debug: someone else reports the outcome (a
+   * service's start-up logs one line per attempt to reach the brokers, where kafkajs would log
+   * each connection refused and each of its retries).
+   */
+  quiet?: () => boolean;
 }
 
 /** A kafkajs client whose own log lines go through the service's pino logger, at the level they mean (levelOf). */
@@ -38,7 +44,7 @@ export function createKafka(options: KafkaOptions): Kafka {
     logCreator: () => (entry: LogEntry) => {
       // kafkajs's own timestamp and logger name repeat pino's time and the component.
       const { message, timestamp: _timestamp, logger: _logger, ...rest } = entry.log;
-      logger[levelOf(entry)]({ namespace: entry.namespace, ...rest }, message);
+      logger[options.quiet?.() ? "debug" : levelOf(entry)]({ namespace: entry.namespace, ...rest }, message);
     },
   });
 }

@@ -1,7 +1,7 @@
 // The consumers' backoff, for the services' own retries too (it lives in @taituri/pacing).
 export { backoffMs } from "@taituri/pacing";
 export { createKafka, type KafkaOptions } from "./client.ts";
-export { connectKafka, type KafkaHandle } from "./connect.ts";
+export { connectKafka, type KafkaHandle, openKafka } from "./connect.ts";
 export {
   type ConsumerOptions,
   type IncomingMessage,

@@ -2,26 +2,28 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createOpsServer, createRegistry } from "./index.ts";
 
-test("healthz is always ok, readyz reports each dependency, metrics is Prometheus text", async () => {
+test("healthz is always ok, readyz names the checks that fail, metrics is Prometheus text", async () => {
   const registry = createRegistry("svc");
   let kafkaUp = true;
   const app = createOpsServer({
     registry,
     checks: {
       kafka: async () => {
-        if (!kafkaUp) throw new Error("connection refused");
+        if (!kafkaUp) throw new Error("connect ECONNREFUSED 10.0.0.7:9092");
       },
-      mongo: async () => {},
+      mongodb: async () => {},
     },
   });
   assert.equal((await app.inject("/healthz")).statusCode, 200);
   const ready = await app.inject("/readyz");
   assert.equal(ready.statusCode, 200);
-  assert.deepEqual(ready.json().checks, { kafka: "ok", mongo: "ok" });
+  assert.deepEqual(ready.json(), { ready: true, failing: [] });
   kafkaUp = false;
   const notReady = await app.inject("/readyz");
   assert.equal(notReady.statusCode, 503);
-  assert.equal(notReady.json().checks.kafka, "connection refused");
+  assert.deepEqual(notReady.json(), { ready: false, failing: ["kafka"] });
+  // The error's text (and the broker's address in it) stays off the probe's answer.
+  assert.doesNotMatch(notReady.body, /ECONNREFUSED|10\.0\.0\.7/);
   assert.equal((await app.inject("/healthz")).statusCode, 200);
   const metrics = await app.inject("/metrics");
   assert.match(metrics.headers["content-type"] as string, /text\/plain/);
@@ -32,9 +34,9 @@ test("a check that hangs fails readiness instead of hanging the probe", async ()
   const app = createOpsServer({
     registry: createRegistry("svc"),
     checkTimeoutMs: 50,
-    checks: { slow: () => new Promise(() => {}) },
+    checks: { slow: () => new Promise(() => {}), fast: async () => {} },
   });
   const response = await app.inject("/readyz");
   assert.equal(response.statusCode, 503);
-  assert.match(response.json().checks.slow, /no answer within 50 ms/);
+  assert.deepEqual(response.json(), { ready: false, failing: ["slow"] });
 });

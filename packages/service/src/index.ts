@@ -1,32 +1,50 @@
-import { type BaseConfig, exitOnConfigError } from "@taituri/config";
+import { type BaseConfig, ConfigError, exitOnConfigError } from "@taituri/config";
 import {
   type ConsumerOptions,
-  connectKafka,
   type KafkaHandle,
+  openKafka,
   type RunningConsumer,
   startConsumer,
   topicNames,
   topicSpecs,
 } from "@taituri/kafka";
 import { configurePseudonyms, createLogger, type Logger } from "@taituri/logging";
-import type { MongoHandle } from "@taituri/mongo";
-import {
-  createOpsServer,
-  createRegistry,
-  onShutdown,
-  type ReadinessChecks,
-  type Registry,
-} from "@taituri/ops";
+import type { CollectionIndexes, MongoHandle } from "@taituri/mongo";
+import { createOpsServer, createRegistry, onShutdown, type Registry } from "@taituri/ops";
 import { startTelemetry } from "@taituri/telemetry/sdk";
+import { DEFAULT_RETRY, mongoAddress, type RetryPolicy, StartStep } from "./start-step.ts";
 
 export { type ServiceClock, startServiceClock } from "./dev-clock.ts";
+export { DEFAULT_RETRY, failureReason, type RetryPolicy, StartStep, type StepState } from "./start-step.ts";
 
 /** What a service factory returns: how to reach it, and how to stop it. */
 export interface RunningService {
   /** Named URLs or addresses, e.g. { webhook: "http://…/webhook", ops: "http://…" }; logged at start. */
   endpoints: Record<string, string>;
   registry: Registry;
+  /**
+   * Resolves once every dependency is reached and every consumer started; pending meanwhile (the
+   * service answers /readyz 503 naming what it waits for).
+   */
+  started?: Promise<void>;
   stop(): Promise<void>;
+}
+
+/** How a factory returns: at once (main.ts), or once started (tests and tools, which use it straight away). */
+export interface StartOptions {
+  /** Resolve only once `started` has (the default); main.ts passes false and serves while it waits. */
+  waitForDependencies?: boolean;
+}
+
+/** A factory's return: the service with `started`, awaited unless the caller asked not to wait. */
+export async function returnStarted(
+  service: RunningService,
+  started: Promise<unknown>,
+  options: StartOptions = {},
+): Promise<RunningService> {
+  const whole: RunningService = { ...service, started: started.then(() => {}) };
+  if (options.waitForDependencies !== false) await whole.started;
+  return whole;
 }
 
 export type ServiceFactory<C> = (config: C, logger: Logger) => Promise<RunningService>;
@@ -34,7 +52,8 @@ export type ServiceFactory<C> = (config: C, logger: Logger) => Promise<RunningSe
 /**
  * Everything a service's main.ts does: parse the config (exit 78 naming every bad variable),
  * start OpenTelemetry, and only then load the service's code (so instrumentation sees its
- * libraries load), start it, log "ready", and stop it cleanly on SIGTERM or Ctrl-C.
+ * libraries load), start it, log "ready" once it has reached its dependencies, and stop it
+ * cleanly on SIGTERM or Ctrl-C.
  */
 export async function runService<C extends BaseConfig>(options: {
   name: string;
@@ -57,8 +76,16 @@ export async function runService<C extends BaseConfig>(options: {
     environment: config.DEPLOYMENT_ENVIRONMENT,
   });
   const start = await options.load();
-  const service = await start(config, logger);
-  logger.info(service.endpoints, "ready");
+  // Dependencies away do not stop the start (connectBackbone waits for them in the background);
+  // a setting refused on the way (a file, a malformed URL) exits as a bad variable does.
+  const service = await start(config, logger).catch((error: unknown) => {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(78);
+  });
+  // "ready" once its dependencies are reached and its consumers started, as /readyz would say;
+  // meanwhile its StartSteps log what it waits for, and SIGTERM already stops it cleanly.
+  void (service.started ?? Promise.resolve()).then(() => logger.info(service.endpoints, "ready"));
   onShutdown(
     async () => {
       await service.stop();
@@ -79,44 +106,111 @@ export type BackboneConsumerOptions = Omit<
   logger?: Logger;
 };
 
+/** The backbone's dependencies, as /readyz and the log name them. */
+export type Dependency = "kafka" | "mongodb";
+
+/** Work started in the background once its dependencies are up (StartStep), and how to end it. */
+export interface StartedWork {
+  step: StartStep;
+  /** Ends the attempts if it has not started yet, else what it started. */
+  stop(): Promise<void>;
+}
+
 export interface Backbone {
   registry: Registry;
+  /** Usable at once: sends and queries before Kafka or MongoDB are reached fail as in an outage. */
   kafka: KafkaHandle;
   mongo: MongoHandle;
-  /** Readiness checks for both. */
-  checks: ReadinessChecks;
-  /** Starts a consumer on this backbone. */
+  /** Each dependency, reached (and set up: topics, producer, indexes) in the background. */
+  dependencies: Record<Dependency, StartStep>;
+  /** Readiness of each: `kafka`, `mongodb`. A service whose traffic needs only one passes only it. */
+  checks: Record<Dependency, () => Promise<unknown>>;
+  /** Starts a consumer on this backbone now (inside whenUp: its dependencies are there). */
   consume(options: BackboneConsumerOptions): Promise<RunningConsumer>;
+  /**
+   * Runs `start` once `needs` are up, retried with backoff if it throws; what it returns is called
+   * on stop. Consumers, pollers and sweepers start this way, so none runs into a dependency that
+   * is not there yet.
+   */
+  whenUp(name: string, needs: Dependency[], start: () => Promise<() => Promise<void>>): StartedWork;
+  /** Resolves once both dependencies and every whenUp so far are up. */
+  started(): Promise<void>;
   close(): Promise<void>;
 }
 
+export interface BackboneOptions {
+  /** Created once MongoDB answers, before anything that needs MongoDB starts (ensureIndexes). */
+  indexes?: CollectionIndexes[];
+  retry?: RetryPolicy;
+}
+
 /**
- * The connections every Kafka-and-MongoDB service opens at start-up: MongoDB (pinged), Kafka with
- * the topics created and the idempotent producer open, a metrics registry, and readiness checks.
+ * The connections every Kafka-and-MongoDB service uses, opened without waiting for either: each is
+ * reached in the background with backoff (MongoDB pinged and its indexes created; Kafka's topics
+ * created and the idempotent producer open), a metrics registry, and readiness checks. Throws only
+ * on a setting the drivers refuse (a malformed MONGO_URL), as a ConfigError.
  */
-export async function connectBackbone(name: string, config: BaseConfig, logger: Logger): Promise<Backbone> {
+export async function connectBackbone(
+  name: string,
+  config: BaseConfig,
+  logger: Logger,
+  options: BackboneOptions = {},
+): Promise<Backbone> {
   const registry = createRegistry(name);
   // Loaded here, after runService has started telemetry: the MongoDB instrumentation patches the
   // driver as it loads, and an import at the top of this file would load it first.
-  const { connectMongo } = await import("@taituri/mongo");
-  const mongo = await connectMongo({
-    url: config.MONGO_URL,
-    dbName: config.MONGO_DB,
-    appName: name,
-    maxPoolSize: config.MONGO_POOL_SIZE,
-  });
-  const kafka = await connectKafka({
+  const { openMongo, ensureIndexes } = await import("@taituri/mongo");
+  let mongo: MongoHandle;
+  try {
+    mongo = openMongo({
+      url: config.MONGO_URL,
+      dbName: config.MONGO_DB,
+      appName: name,
+      maxPoolSize: config.MONGO_POOL_SIZE,
+    });
+  } catch (error) {
+    throw new ConfigError([`MONGO_URL: ${error instanceof Error ? error.message : String(error)}`]);
+  }
+  const kafka = openKafka({
     brokers: config.KAFKA_BROKERS,
     clientId: name,
     logger,
     security: config,
     topics: topicSpecs(topicNames(config.KAFKA_TOPIC_PREFIX), config.KAFKA_PARTITIONS),
   });
+  const retry = options.retry ?? DEFAULT_RETRY;
+  const ping = () => mongo.db.command({ ping: 1 });
+  const dependencies: Record<Dependency, StartStep> = {
+    kafka: new StartStep({
+      name: "kafka",
+      address: config.KAFKA_BROKERS.join(","),
+      attempt: () => kafka.connect(),
+      ping: () => kafka.ping(),
+      logger,
+      retry,
+    }).start(),
+    mongodb: new StartStep({
+      name: "mongodb",
+      address: mongoAddress(config.MONGO_URL),
+      attempt: async () => {
+        // Explicitly, not by the first operation: a failed connect leaves the client's topology
+        // closed, and only connect() opens a new one (a no-op once connected).
+        await mongo.client.connect();
+        await ping();
+        await ensureIndexes(mongo.db, options.indexes ?? []);
+      },
+      ping,
+      logger,
+      retry,
+    }).start(),
+  };
+  const work = new Set<StartedWork>();
   return {
     registry,
     kafka,
     mongo,
-    checks: { kafka: () => kafka.ping(), mongo: () => mongo.db.command({ ping: 1 }) },
+    dependencies,
+    checks: { kafka: () => dependencies.kafka.check(), mongodb: () => dependencies.mongodb.check() },
     consume: ({ group, logger: own, ...options }) =>
       startConsumer({
         retryForMs: config.CONSUMER_RETRY_MAX_MS,
@@ -128,9 +222,40 @@ export async function connectBackbone(name: string, config: BaseConfig, logger: 
         groupId: `${config.KAFKA_TOPIC_PREFIX}${group}`,
         logger: own ?? logger,
       }),
+    whenUp(workName, needs, start) {
+      let stopStarted: (() => Promise<void>) | undefined;
+      const step = new StartStep({
+        name: workName,
+        after: needs.map((need) => dependencies[need]),
+        attempt: async () => {
+          stopStarted = await start();
+        },
+        logger,
+        retry,
+      }).start();
+      const started: StartedWork = {
+        step,
+        async stop() {
+          work.delete(started);
+          step.stop();
+          await step.settled();
+          // Also when the start succeeded while stopping: what it started is ended all the same.
+          await stopStarted?.();
+        },
+      };
+      work.add(started);
+      return started;
+    },
+    async started() {
+      await Promise.all([...Object.values(dependencies), ...[...work].map((w) => w.step)].map((s) => s.up));
+    },
     async close() {
+      for (const started of [...work]) await started.stop();
+      for (const step of Object.values(dependencies)) step.stop();
+      // Closing the clients is what ends an attempt in flight.
       await kafka.close();
       await mongo.close();
+      for (const step of Object.values(dependencies)) await step.settled();
     },
   };
 }
@@ -144,16 +269,21 @@ export async function serveOps(
   backbone: Backbone,
   listen: { port: number; host: string },
   stopWork: () => Promise<void> = async () => {},
+  options: StartOptions = {},
 ): Promise<RunningService> {
   const ops = createOpsServer({ registry: backbone.registry, checks: backbone.checks });
   const url = await ops.listen(listen);
-  return {
-    endpoints: { ops: url },
-    registry: backbone.registry,
-    async stop() {
-      await stopWork();
-      await ops.close();
-      await backbone.close();
+  return returnStarted(
+    {
+      endpoints: { ops: url },
+      registry: backbone.registry,
+      async stop() {
+        await stopWork();
+        await ops.close();
+        await backbone.close();
+      },
     },
-  };
+    backbone.started(),
+    options,
+  );
 }

@@ -5,5 +5,9 @@ await runService({
   name: "conversation",
   loadConfig: () => loadConversationConfig(),
   // Imported after telemetry has started, so instrumentation sees the libraries load.
-  load: async () => (await import("./service.ts")).startConversationService,
+  load: async () => {
+    const { startConversationService } = await import("./service.ts");
+    // At once: /readyz says what it waits for while Kafka or MongoDB is away.
+    return (config, logger) => startConversationService(config, logger, { waitForDependencies: false });
+  },
 });

@@ -1,8 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { ensureIndexes } from "@taituri/mongo";
-import { connectBackbone, type RunningService, serveOps, startServiceClock } from "@taituri/service";
+import {
+  connectBackbone,
+  type RunningService,
+  type StartOptions,
+  serveOps,
+  startServiceClock,
+} from "@taituri/service";
 import { Counter, Gauge } from "prom-client";
 import { parse } from "yaml";
 import { CacheForgetWatcher } from "./adapters/cache-epochs.ts";
@@ -16,11 +21,13 @@ import { parseMessageCatalog } from "./domain/messages.ts";
 /**
  * Builds and starts the conversation service: one consumer for everything that moves a journey
  * (the shopper's messages, generation results, payment events), the watchdog poller, the check
- * for deleted conversations to forget, and the ops server.
+ * for deleted conversations to forget, and the ops server. The ops server listens at once; the
+ * rest starts once Kafka and MongoDB are there.
  */
 export async function startConversationService(
   config: ConversationConfig,
   logger: Logger,
+  options: StartOptions = {},
 ): Promise<RunningService> {
   const catalog = parseCatalog(parse(await readFile(config.CATALOG_FILE, "utf8")));
   const messages = parseMessageCatalog(JSON.parse(await readFile(config.MESSAGES_FILE, "utf8")));
@@ -34,9 +41,8 @@ export async function startConversationService(
     throw new Error(
       `${config.CATALOG_FILE} and ${config.CONVERSATION_COUNTRIES_FILE}: ${problems.join("; ")}`,
     );
-  const backbone = await connectBackbone("conversation", config, logger);
+  const backbone = await connectBackbone("conversation", config, logger, { indexes: conversationIndexes });
   const clock = await startServiceClock(config.DEV_CLOCK_URL, logger);
-  await ensureIndexes(backbone.mongo.db, conversationIndexes);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const store = new ConversationStore(backbone.mongo.db, {
     cacheSize: config.CONVERSATION_CACHE_SIZE,
@@ -76,14 +82,6 @@ export async function startConversationService(
     handler.forgetRelayed();
     return store.forgetCached();
   });
-  await watcher.start();
-  const consumer = await backbone.consume({
-    group: "conversation",
-    topics: [topics.inbound, topics.generationResults, topics.paymentEvents],
-    partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
-    keyConcurrency: config.CONSUMER_KEY_CONCURRENCY,
-    handle: (message) => handler.handle(message),
-  });
   // Counted at each scrape: a deadline passed by more than a poll and a minute means the watchdog
   // did not fire (the poller is stuck or failing); the alert ConversationsStuckGenerating reads it.
   new Gauge({
@@ -91,61 +89,81 @@ export async function startConversationService(
     help: "Conversations still generating a minute or more after their round's deadline",
     registers: [backbone.registry],
     async collect() {
+      // Before MongoDB is first reached there is nothing to count, and a scrape must not wait on it.
+      if (backbone.dependencies.mongodb.state !== "up") return;
       this.set(
         await store.countStuckGenerating(new Date(clock.now().getTime() - config.TIMER_POLL_MS - 60_000)),
       );
     },
   });
-  // Watchdogs live in the conversation documents, so any replica may fire them; the claim on
-  // "timer:<id>" makes a firing count once even if two replicas find it due together.
-  // The same loop sweeps conversations past their retention, at most every
-  // CONVERSATION_RETENTION_SWEEP_MS and a batch at a time, so a sweep never delays a watchdog long.
-  let polling: Promise<unknown> = Promise.resolve();
-  let sweptAt = 0;
-  const retentionMs = config.CONVERSATION_RETENTION_DAYS * 24 * 3600 * 1000;
-  const sweep = async () => {
-    if (Date.now() - sweptAt < config.CONVERSATION_RETENTION_SWEEP_MS) return;
-    const { removed, examined } = await store.sweepExpired(new Date(Date.now() - retentionMs), 100);
-    // A full batch: more may wait, so the next poll looks again.
-    if (examined < 100) sweptAt = Date.now();
-    if (removed > 0) logger.info({ removed }, "conversations past their retention deleted");
-  };
-  const poller = setInterval(() => {
-    polling = polling.then(() =>
-      handler
-        .fireDueTimers()
-        .catch((error: unknown) => logger.warn({ err: error }, "firing due timers failed; will retry"))
-        .then(sweep)
-        .catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed; will retry")),
-    );
-  }, config.TIMER_POLL_MS);
-  // Beside the consumers, never in a message's way: one check at a time, a failed one retried at the next tick.
-  let checking: Promise<void> | undefined;
-  const cacheCheck = setInterval(() => {
-    checking ??= watcher
-      .check()
-      .then((forgot) => {
-        if (!forgot) return;
-        forgets.inc();
-        logger.info("conversations were deleted; every one kept in memory dropped");
-      })
-      .catch((error: unknown) =>
-        logger.warn({ err: error }, "checking for deleted conversations failed; will retry"),
-      )
-      .finally(() => {
-        checking = undefined;
-      });
-  }, config.CONVERSATION_CACHE_CHECK_MS);
-  return serveOps(backbone, { port: config.CONVERSATION_PORT, host: config.CONVERSATION_HOST }, async () => {
-    clearInterval(poller);
-    clock.stop();
-    await polling;
-    await consumer.stop();
-    // Until the consumers stop, a deletion must still reach the cache they build on.
-    clearInterval(cacheCheck);
-    await checking;
-    await watcher
-      .stop()
-      .catch((error: unknown) => logger.warn({ err: error }, "removing this replica's cache ack failed"));
+  const work = backbone.whenUp("consumer", ["kafka", "mongodb"], async () => {
+    await watcher.start();
+    const consumer = await backbone.consume({
+      group: "conversation",
+      topics: [topics.inbound, topics.generationResults, topics.paymentEvents],
+      partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
+      keyConcurrency: config.CONSUMER_KEY_CONCURRENCY,
+      handle: (message) => handler.handle(message),
+    });
+    // Watchdogs live in the conversation documents, so any replica may fire them; the claim on
+    // "timer:<id>" makes a firing count once even if two replicas find it due together.
+    // The same loop sweeps conversations past their retention, at most every
+    // CONVERSATION_RETENTION_SWEEP_MS and a batch at a time, so a sweep never delays a watchdog long.
+    let polling: Promise<unknown> = Promise.resolve();
+    let sweptAt = 0;
+    const retentionMs = config.CONVERSATION_RETENTION_DAYS * 24 * 3600 * 1000;
+    const sweep = async () => {
+      if (Date.now() - sweptAt < config.CONVERSATION_RETENTION_SWEEP_MS) return;
+      const { removed, examined } = await store.sweepExpired(new Date(Date.now() - retentionMs), 100);
+      // A full batch: more may wait, so the next poll looks again.
+      if (examined < 100) sweptAt = Date.now();
+      if (removed > 0) logger.info({ removed }, "conversations past their retention deleted");
+    };
+    const poller = setInterval(() => {
+      polling = polling.then(() =>
+        handler
+          .fireDueTimers()
+          .catch((error: unknown) => logger.warn({ err: error }, "firing due timers failed; will retry"))
+          .then(sweep)
+          .catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed; will retry")),
+      );
+    }, config.TIMER_POLL_MS);
+    // Beside the consumers, never in a message's way: one check at a time, a failed one retried at the next tick.
+    let checking: Promise<void> | undefined;
+    const cacheCheck = setInterval(() => {
+      checking ??= watcher
+        .check()
+        .then((forgot) => {
+          if (!forgot) return;
+          forgets.inc();
+          logger.info("conversations were deleted; every one kept in memory dropped");
+        })
+        .catch((error: unknown) =>
+          logger.warn({ err: error }, "checking for deleted conversations failed; will retry"),
+        )
+        .finally(() => {
+          checking = undefined;
+        });
+    }, config.CONVERSATION_CACHE_CHECK_MS);
+    return async () => {
+      clearInterval(poller);
+      await polling;
+      await consumer.stop();
+      // Until the consumers stop, a deletion must still reach the cache they build on.
+      clearInterval(cacheCheck);
+      await checking;
+      await watcher
+        .stop()
+        .catch((error: unknown) => logger.warn({ err: error }, "removing this replica's cache ack failed"));
+    };
   });
+  return serveOps(
+    backbone,
+    { port: config.CONVERSATION_PORT, host: config.CONVERSATION_HOST },
+    async () => {
+      await work.stop();
+      clock.stop();
+    },
+    options,
+  );
 }

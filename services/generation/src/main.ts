@@ -5,5 +5,9 @@ await runService({
   name: "generation",
   loadConfig: () => loadGenerationConfig(),
   // Imported after telemetry has started, so instrumentation sees the libraries load.
-  load: async () => (await import("./service.ts")).startGenerationService,
+  load: async () => {
+    const { startGenerationService } = await import("./service.ts");
+    // At once: /readyz says what it waits for while Kafka or MongoDB is away.
+    return (config, logger) => startGenerationService(config, logger, { waitForDependencies: false });
+  },
 });

@@ -8,5 +8,9 @@ await runService({
   // per hook there would cost throughput and show nothing more.
   fastifyIgnoreRoutes: ["/webhook"],
   // Imported after telemetry has started, so instrumentation sees the libraries load.
-  load: async () => (await import("./service.ts")).startIngressService,
+  load: async () => {
+    const { startIngressService } = await import("./service.ts");
+    // At once: /readyz says what it waits for while Kafka or MongoDB is away.
+    return (config, logger) => startIngressService(config, logger, { waitForDependencies: false });
+  },
 });

@@ -1,7 +1,15 @@
+import { httpListenerOptions } from "@taituri/config";
 import { type RunningConsumer, topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { ensureIndexes, ImageStore } from "@taituri/mongo";
-import { connectBackbone, type RunningService, startServiceClock } from "@taituri/service";
+import { ImageStore } from "@taituri/mongo";
+import {
+  connectBackbone,
+  type RunningService,
+  returnStarted,
+  type StartedWork,
+  type StartOptions,
+  startServiceClock,
+} from "@taituri/service";
 import { GraphApiClient } from "./adapters/graph-api.ts";
 import { IngressStore, ingressIndexes } from "./adapters/store.ts";
 import { buildIngressApp } from "./app.ts";
@@ -13,30 +21,34 @@ import { createStatusHandler } from "./statuses/tracker.ts";
 /**
  * Builds and starts the ingress service from its config: the webhook server (with the ops routes
  * on the same port) and, unless disabled, the outbound dispatcher. Endpoints: `webhook`, `ops`.
+ * It listens at once, whether Kafka and MongoDB are there or not; the dispatcher starts once both are.
  */
-export async function startIngressService(config: IngressConfig, logger: Logger): Promise<RunningService> {
-  const backbone = await connectBackbone("ingress", config, logger);
+export async function startIngressService(
+  config: IngressConfig,
+  logger: Logger,
+  options: StartOptions = {},
+): Promise<RunningService> {
+  const backbone = await connectBackbone("ingress", config, logger, { indexes: ingressIndexes });
   const clock = await startServiceClock(config.DEV_CLOCK_URL, logger);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
-  await ensureIndexes(backbone.mongo.db, ingressIndexes);
   const app = buildIngressApp({
     appSecrets: config.WHATSAPP_APP_SECRET,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
     bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES,
     publishTimeoutMs: config.WEBHOOK_PUBLISH_TIMEOUT_MS,
     recentIdsCapacity: config.WEBHOOK_RECENT_IDS,
+    listener: httpListenerOptions(config),
     topics,
     publisher: backbone.kafka.producer,
     logger,
     registry: backbone.registry,
-    checks: backbone.checks,
+    // The webhook needs Kafka alone: a MongoDB outage must not take ingress out of service and have
+    // Meta's deliveries refused; the dispatcher, which needs MongoDB, waits for it meanwhile.
+    checks: { kafka: backbone.checks.kafka },
     now: clock.now,
   });
 
-  const consumers: RunningConsumer[] = [];
-  let sweeping: Promise<unknown> = Promise.resolve();
-  let stopped = false;
-  let stopSweeper = () => {};
+  let dispatching: StartedWork | undefined;
   const graph = new GraphApiClient({
     baseUrl: config.WHATSAPP_API_URL,
     accessToken: config.WHATSAPP_ACCESS_TOKEN,
@@ -47,77 +59,102 @@ export async function startIngressService(config: IngressConfig, logger: Logger)
       claimIntervalMs: config.OUTBOUND_CLAIM_INTERVAL_MS,
       recordIntervalMs: config.OUTBOUND_RECORD_INTERVAL_MS,
     });
-    const dispatcher = await backbone.consume({
-      group: "ingress-dispatcher",
-      topics: [topics.outbound],
-      logger: logger.child({ component: "dispatcher" }),
-      keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
-      handle: createOutboundHandler({
-        store,
-        images: new ImageStore(backbone.mongo.db),
-        pacer: new Pacer(config.OUTBOUND_RATE_PER_NUMBER),
-        publisher: backbone.kafka.producer,
-        topics,
-        graph,
-        logger,
-        registry: backbone.registry,
-        leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
-        now: clock.now,
-      }),
-    });
-    // Statuses come in through the webhook like messages; this group reads them beside the
-    // conversation's, so the dispatcher that sent a message also tracks what became of it.
-    const statuses = await backbone.consume({
-      group: "ingress-statuses",
-      topics: [topics.inbound],
-      logger: logger.child({ component: "statuses" }),
-      keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
-      // Nothing waits on a status but a report: reading the busy inbound topic in half-second
-      // batches spares the broker a fetch and an offset commit per shopper message.
-      batchFetch: { minBytes: 256 * 1024, maxWaitMs: 500 },
-      handle: createStatusHandler({
-        store,
-        publisher: backbone.kafka.producer,
-        topics,
-        registry: backbone.registry,
-        now: clock.now,
-      }),
-    });
-    consumers.push(dispatcher, statuses);
-    // Outbound records past their retention go a batch at a time, in the processes that write
-    // them; a full batch means more may wait, so the next follows at once. Any replica may sweep: a
-    // record deleted by another is simply not found again.
-    const retentionMs = config.INGRESS_RETENTION_DAYS * 24 * 3600 * 1000;
-    const sweep = async () => {
-      for (;;) {
-        const { examined, ...removed } = await store.sweepExpired(new Date(Date.now() - retentionMs), 100);
-        if (removed.sends + removed.attempts + removed.sent + removed.statuses > 0)
-          logger.info(removed, "outbound records past their retention deleted");
-        if (examined < 100 || stopped) return;
+    dispatching = backbone.whenUp("dispatcher", ["kafka", "mongodb"], async () => {
+      const consumers: RunningConsumer[] = [];
+      const stopConsumers = async () => {
+        for (const consumer of consumers) await consumer.stop();
+      };
+      try {
+        consumers.push(
+          await backbone.consume({
+            group: "ingress-dispatcher",
+            topics: [topics.outbound],
+            logger: logger.child({ component: "dispatcher" }),
+            keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
+            handle: createOutboundHandler({
+              store,
+              images: new ImageStore(backbone.mongo.db),
+              pacer: new Pacer(config.OUTBOUND_RATE_PER_NUMBER),
+              publisher: backbone.kafka.producer,
+              topics,
+              graph,
+              logger,
+              registry: backbone.registry,
+              leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
+              now: clock.now,
+            }),
+          }),
+        );
+        // Statuses come in through the webhook like messages; this group reads them beside the
+        // conversation's, so the dispatcher that sent a message also tracks what became of it.
+        consumers.push(
+          await backbone.consume({
+            group: "ingress-statuses",
+            topics: [topics.inbound],
+            logger: logger.child({ component: "statuses" }),
+            keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
+            // Nothing waits on a status but a report: reading the busy inbound topic in half-second
+            // batches spares the broker a fetch and an offset commit per shopper message.
+            batchFetch: { minBytes: 256 * 1024, maxWaitMs: 500 },
+            handle: createStatusHandler({
+              store,
+              publisher: backbone.kafka.producer,
+              topics,
+              registry: backbone.registry,
+              now: clock.now,
+            }),
+          }),
+        );
+      } catch (error) {
+        // Retried whole: the one that did start is stopped, not left as a second member.
+        await stopConsumers();
+        throw error;
       }
-    };
-    const sweeper = setInterval(() => {
-      sweeping = sweeping.then(() =>
-        sweep().catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed; will retry")),
-      );
-    }, config.INGRESS_RETENTION_SWEEP_MS);
-    stopSweeper = () => clearInterval(sweeper);
+      // Outbound records past their retention go a batch at a time, in the processes that write
+      // them; a full batch means more may wait, so the next follows at once. Any replica may sweep: a
+      // record deleted by another is simply not found again.
+      const retentionMs = config.INGRESS_RETENTION_DAYS * 24 * 3600 * 1000;
+      let sweeping: Promise<unknown> = Promise.resolve();
+      let stopped = false;
+      const sweep = async () => {
+        for (;;) {
+          const { examined, ...removed } = await store.sweepExpired(new Date(Date.now() - retentionMs), 100);
+          if (removed.sends + removed.attempts + removed.sent + removed.statuses > 0)
+            logger.info(removed, "outbound records past their retention deleted");
+          if (examined < 100 || stopped) return;
+        }
+      };
+      const sweeper = setInterval(() => {
+        sweeping = sweeping.then(() =>
+          sweep().catch((error: unknown) =>
+            logger.warn({ err: error }, "retention sweep failed; will retry"),
+          ),
+        );
+      }, config.INGRESS_RETENTION_SWEEP_MS);
+      return async () => {
+        stopped = true;
+        clearInterval(sweeper);
+        await sweeping;
+        await stopConsumers();
+      };
+    });
   }
 
   const url = await app.listen({ port: config.INGRESS_PORT, host: config.INGRESS_HOST });
-  return {
-    endpoints: { webhook: `${url}/webhook`, ops: url },
-    registry: backbone.registry,
-    async stop() {
-      // The webhook first: stop taking what we could no longer store.
-      await app.close();
-      stopped = true;
-      stopSweeper();
-      await sweeping;
-      for (const consumer of consumers) await consumer.stop();
-      await graph.close();
-      clock.stop();
-      await backbone.close();
+  return returnStarted(
+    {
+      endpoints: { webhook: `${url}/webhook`, ops: url },
+      registry: backbone.registry,
+      async stop() {
+        // The webhook first: stop taking what we could no longer store.
+        await app.close();
+        await dispatching?.stop();
+        await graph.close();
+        clock.stop();
+        await backbone.close();
+      },
     },
-  };
+    backbone.started(),
+    options,
+  );
 }

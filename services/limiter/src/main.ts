@@ -42,11 +42,13 @@ if (several && cluster.isPrimary) {
               { recommended: `NODE_OPTIONS=--max-semi-space-size=${c.LIMITER_SEMI_SPACE_MB}` },
               "young generation left at Node's default; its scavenges set the p99 under load (LIMITER_SEMI_SPACE_MB)",
             );
-          return startLimiterService(c, logger);
+          // Serving at once: /readyz and the health service say that it waits for Redis, if it does.
+          return startLimiterService(c, logger, { waitForDependencies: false });
         };
       }
       const { reportToPrimary } = await import("./workers.ts");
       return async (c, logger) => {
+        // Ready for the primary once Redis answers: its /readyz counts ready workers.
         const service = await startLimiterService(c, logger, { serveOps: false });
         reportToPrimary(service.registry);
         return service;

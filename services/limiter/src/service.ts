@@ -3,7 +3,13 @@ import type { Logger } from "@taituri/logging";
 import { createVerifier, type Verifier } from "@taituri/oidc";
 import { createOpsServer, createRegistry } from "@taituri/ops";
 import { limiter } from "@taituri/proto";
-import type { RunningService } from "@taituri/service";
+import {
+  failureReason,
+  type RunningService,
+  returnStarted,
+  type StartOptions,
+  StartStep,
+} from "@taituri/service";
 import { HealthImplementation } from "grpc-health-check";
 import { Cluster, Redis } from "ioredis";
 import { createHandlers } from "./adapters/grpc.ts";
@@ -13,7 +19,7 @@ import { createStore } from "./adapters/store.ts";
 import type { LimiterConfig } from "./config.ts";
 import { createMetrics } from "./metrics.ts";
 
-export interface LimiterOptions {
+export interface LimiterOptions extends StartOptions {
   /** Replaces the OIDC verifier built from the config (tests). */
   verifier?: Verifier;
   /** A fixed clock for the Redis script (tests); by default Redis TIME. */
@@ -47,14 +53,53 @@ export async function startLimiterService(
     },
   });
   const redis = connectRedis(config);
-  redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
-  await redis.connect();
+  const address =
+    config.LIMITER_REDIS_CLUSTER_NODES.length > 0
+      ? config.LIMITER_REDIS_CLUSTER_NODES.join(",")
+      : redisAddress(config.REDIS_URL);
+  // ioredis reconnects by itself, every 2 s at most, so that the limiter is back within seconds of
+  // Redis; what it met on the way is kept for the log lines below rather than logged each time.
+  let lastError: unknown;
+  redis.on("error", (error) => {
+    lastError = error;
+  });
+  // Started in the background: the limiter serves (failing closed: no Redis, no decision) and says
+  // on /readyz and the health service that it waits for Redis, one log line per retry window.
+  redis.connect().catch(() => {});
+  const reached = new StartStep({
+    name: "redis",
+    address,
+    attempt: async () => {
+      if (redis.status !== "ready") await nextConnection(redis, config.LIMITER_REDIS_TIMEOUT_MS + 5000);
+      await redis.ping();
+    },
+    ping: () => redis.ping(),
+    logger,
+  }).start();
+  // After the start, an outage is one line when it begins and one when it ends.
+  let lost = false;
+  redis.on("close", () => {
+    if (reached.state !== "up" || lost) return;
+    lost = true;
+    logger.warn({ step: "redis", reason: failureReason(lastError) }, `lost redis (${address}); reconnecting`);
+  });
+  redis.on("ready", () => {
+    if (!lost) return;
+    lost = false;
+    logger.info({ step: "redis" }, `redis (${address}) back`);
+  });
 
   const verifier =
     options.verifier ?? createVerifier({ issuer: config.OIDC_ISSUER_URL, audience: config.LIMITER_AUDIENCE });
   const store = createStore({ redis, prefix: config.LIMITER_KEY_PREFIX, now: options.now });
 
-  const health = new HealthImplementation({ "": "SERVING", [serviceName]: "SERVING" });
+  const health = new HealthImplementation({
+    "": "SERVING",
+    [serviceName]: redis.status === "ready" ? "SERVING" : "NOT_SERVING",
+  });
+  // Health follows Redis: without it no decision can be made.
+  redis.on("ready", () => health.setStatus(serviceName, "SERVING"));
+  redis.on("close", () => health.setStatus(serviceName, "NOT_SERVING"));
   const server = new Server();
   health.addToServer(server);
   server.addService(
@@ -79,28 +124,64 @@ export async function startLimiterService(
       (error, bound) => (error ? reject(error) : resolve(bound)),
     ),
   );
-  // Health follows Redis: without it no decision can be made.
-  redis.on("ready", () => health.setStatus(serviceName, "SERVING"));
-  redis.on("close", () => health.setStatus(serviceName, "NOT_SERVING"));
 
   const ops =
     options.serveOps === false
       ? undefined
-      : createOpsServer({ registry, checks: { redis: () => redis.ping() } });
+      : createOpsServer({ registry, checks: { redis: () => reached.check() } });
   const opsUrl = await ops?.listen({ port: config.LIMITER_PORT, host: config.LIMITER_HOST });
-  return {
-    endpoints: { grpc: `${config.LIMITER_HOST}:${grpcPort}`, ...(opsUrl ? { ops: opsUrl } : {}) },
-    registry,
-    async stop() {
-      rules.stop();
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      await ops?.close();
-      redis.disconnect();
+  return returnStarted(
+    {
+      endpoints: { grpc: `${config.LIMITER_HOST}:${grpcPort}`, ...(opsUrl ? { ops: opsUrl } : {}) },
+      registry,
+      async stop() {
+        rules.stop();
+        reached.stop();
+        await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+        await ops?.close();
+        redis.disconnect();
+      },
     },
-  };
+    reached.up,
+    options,
+  );
 }
 
 const serviceName = "limiter.v1.LimiterService";
+
+/**
+ * Waits for ioredis's next connection attempt to end: resolves when it is ready, throws what it
+ * failed with (or a TimeoutError after `timeoutMs`), so each start-up attempt reports its reason.
+ */
+function nextConnection(redis: Redis | Cluster, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (error?: unknown) => {
+      clearTimeout(timer);
+      redis.off("ready", onReady);
+      redis.off("error", settle);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onReady = () => settle();
+    const timer = setTimeout(
+      () =>
+        settle(Object.assign(new Error(`no connection within ${timeoutMs} ms`), { name: "TimeoutError" })),
+      timeoutMs,
+    );
+    redis.on("ready", onReady);
+    redis.on("error", settle);
+  });
+}
+
+/** REDIS_URL's host and port, without its credentials. */
+function redisAddress(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return parsed.port ? `${parsed.hostname}:${parsed.port}` : parsed.hostname;
+  } catch {
+    return "redis";
+  }
+}
 
 /**
  * One Redis (REDIS_URL) or a Redis Cluster (LIMITER_REDIS_CLUSTER_NODES), with the credentials and

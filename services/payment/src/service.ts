@@ -1,10 +1,10 @@
 import { readFile } from "node:fs/promises";
-import { ConfigError } from "@taituri/config";
+import { ConfigError, httpListenerOptions } from "@taituri/config";
 import { topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { ensureIndexes, ImageStore } from "@taituri/mongo";
+import { ImageStore } from "@taituri/mongo";
 import { createVerifier, type Verifier } from "@taituri/oidc";
-import { connectBackbone, type RunningService } from "@taituri/service";
+import { connectBackbone, type RunningService, returnStarted, type StartOptions } from "@taituri/service";
 import { parse } from "yaml";
 import { LocalProvider } from "./adapters/local-provider.ts";
 import type { PaymentProvider } from "./adapters/provider.ts";
@@ -26,7 +26,7 @@ import { createMetrics } from "./metrics.ts";
 import { createPayments } from "./payments.ts";
 import { createRetentionSweep } from "./retention.ts";
 
-export interface PaymentOptions {
+export interface PaymentOptions extends StartOptions {
   /** Replaces the OIDC verifier built from the config (tests). */
   verifier?: Verifier;
 }
@@ -55,8 +55,11 @@ export async function startPaymentService(
     local: config.DEPLOYMENT_ENVIRONMENT === "local",
   });
   for (const warning of warnings) logger.warn(warning);
-  const backbone = await connectBackbone("payment", config, logger);
-  await ensureIndexes(backbone.mongo.db, [...paymentIndexes, ...fulfilmentIndexes]);
+  // Kafka and MongoDB are reached in the background: the server listens at once (its /readyz says
+  // what it waits for), the consumers, the deliverer and the sweeper start once both are there.
+  const backbone = await connectBackbone("payment", config, logger, {
+    indexes: [...paymentIndexes, ...fulfilmentIndexes],
+  });
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const store = new PaymentStore(backbone.mongo.db);
   const metrics = createMetrics(backbone.registry, () => store.countByState());
@@ -95,6 +98,7 @@ export async function startPaymentService(
   });
   const images = new ImageStore(backbone.mongo.db);
   const app = buildPaymentApp({
+    listener: httpListenerOptions(config),
     payments,
     provider,
     ...(local ? { local } : {}),
@@ -149,79 +153,99 @@ export async function startPaymentService(
 
   const url = await app.listen({ port: config.PAYMENT_PORT, host: config.PAYMENT_HOST });
   listening = url;
-  const consumer = await backbone.consume({
-    group: "payment",
-    topics: [topics.paymentRequests],
-    partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
-    handle: createRequestHandler({ payments, topics }),
-  });
-  // After listening: the design links the worker makes need the public base URL.
-  worker.start();
-  const orders = await backbone.consume({
-    group: "payment.fulfilment",
-    topics: [topics.orders],
-    handle: createOrderPaidHandler({
-      ledger: deliveries,
-      endpoints,
-      topics,
-      metrics: fulfilmentMetrics,
-      logger,
-      wake: () => worker.wake(),
-    }),
-  });
-
-  // Any replica may sweep: expiring a session is a signed event through the webhook path (the
-  // event index and the version claim make a second replica's copy a no-op), and a refund is
-  // asked for under the order's refund key and completed by one claimed write.
-  const sweep = async () => {
-    await payments.relayStale(config.PAYMENT_OUTBOX_GRACE_MS);
-    // Due for longer than the outbox grace: the writer that claimed it has probably died.
-    await payments.refundDueRetries(config.PAYMENT_OUTBOX_GRACE_MS);
-    if (!local) return;
-    for (const order of await payments.dueForExpiry()) {
-      if (!order.session) continue;
-      const status = await deliverLocalEvent(app, local, "checkout.session.expired", {
-        id: order.session.id,
-        orderNumber: order.number,
+  const work = backbone.whenUp("consumers", ["kafka", "mongodb"], async () => {
+    const consumer = await backbone.consume({
+      group: "payment",
+      topics: [topics.paymentRequests],
+      partitionsConsumedConcurrently: config.CONSUMER_CONCURRENCY,
+      handle: createRequestHandler({ payments, topics }),
+    });
+    // After listening: the design links the worker makes need the public base URL.
+    worker.start();
+    const orders = await backbone
+      .consume({
+        group: "payment.fulfilment",
+        topics: [topics.orders],
+        handle: createOrderPaidHandler({
+          ledger: deliveries,
+          endpoints,
+          topics,
+          metrics: fulfilmentMetrics,
+          logger,
+          wake: () => worker.wake(),
+        }),
+      })
+      .catch(async (error: unknown) => {
+        // Retried whole: the requests consumer is stopped, not left as a second member (the
+        // worker's start is a no-op the next time).
+        await consumer.stop();
+        throw error;
       });
-      if (status !== 200)
-        logger.warn({ orderNumber: order.number, status }, "expiring a checkout session failed; will retry");
-    }
-  };
-  // The same loop forgets orders and deliveries past PAYMENT_RETENTION_DAYS, at most every
-  // PAYMENT_RETENTION_SWEEP_MS and a batch at a time, so it never holds up an expiry or a relay long.
-  const retention = createRetentionSweep({
-    orders: store,
-    deliveries,
-    metrics,
-    logger,
-    days: config.PAYMENT_RETENTION_DAYS,
-    everyMs: config.PAYMENT_RETENTION_SWEEP_MS,
-  });
-  let sweeping: Promise<unknown> = Promise.resolve();
-  const sweeper = setInterval(() => {
-    sweeping = sweeping.then(() =>
-      sweep()
-        .catch((error: unknown) => logger.warn({ err: error }, "payment sweep failed; will retry"))
-        .then(retention)
-        .catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed; will retry")),
-    );
-  }, config.PAYMENT_SWEEP_MS);
 
-  return {
-    endpoints: { http: publicUrl(), webhook: `${url}/payments/webhooks/${provider.name}`, ops: url },
-    registry: backbone.registry,
-    async stop() {
+    // Any replica may sweep: expiring a session is a signed event through the webhook path (the
+    // event index and the version claim make a second replica's copy a no-op), and a refund is
+    // asked for under the order's refund key and completed by one claimed write.
+    const sweep = async () => {
+      await payments.relayStale(config.PAYMENT_OUTBOX_GRACE_MS);
+      // Due for longer than the outbox grace: the writer that claimed it has probably died.
+      await payments.refundDueRetries(config.PAYMENT_OUTBOX_GRACE_MS);
+      if (!local) return;
+      for (const order of await payments.dueForExpiry()) {
+        if (!order.session) continue;
+        const status = await deliverLocalEvent(app, local, "checkout.session.expired", {
+          id: order.session.id,
+          orderNumber: order.number,
+        });
+        if (status !== 200)
+          logger.warn(
+            { orderNumber: order.number, status },
+            "expiring a checkout session failed; will retry",
+          );
+      }
+    };
+    // The same loop forgets orders and deliveries past PAYMENT_RETENTION_DAYS, at most every
+    // PAYMENT_RETENTION_SWEEP_MS and a batch at a time, so it never holds up an expiry or a relay long.
+    const retention = createRetentionSweep({
+      orders: store,
+      deliveries,
+      metrics,
+      logger,
+      days: config.PAYMENT_RETENTION_DAYS,
+      everyMs: config.PAYMENT_RETENTION_SWEEP_MS,
+    });
+    let sweeping: Promise<unknown> = Promise.resolve();
+    const sweeper = setInterval(() => {
+      sweeping = sweeping.then(() =>
+        sweep()
+          .catch((error: unknown) => logger.warn({ err: error }, "payment sweep failed; will retry"))
+          .then(retention)
+          .catch((error: unknown) => logger.warn({ err: error }, "retention sweep failed; will retry")),
+      );
+    }, config.PAYMENT_SWEEP_MS);
+
+    return async () => {
       clearInterval(sweeper);
       await sweeping;
-      await app.close();
       await consumer.stop();
       await orders.stop();
       // Posts in flight end within ORDERS_WEBHOOK_TIMEOUT_MS; their outcomes need MongoDB.
       await worker.stop();
-      await backbone.close();
+    };
+  });
+
+  return returnStarted(
+    {
+      endpoints: { http: publicUrl(), webhook: `${url}/payments/webhooks/${provider.name}`, ops: url },
+      registry: backbone.registry,
+      async stop() {
+        await app.close();
+        await work.stop();
+        await backbone.close();
+      },
     },
-  };
+    backbone.started(),
+    options,
+  );
 }
 
 /** ORDERS_WEBHOOK_SECRETS_FILE, read; a missing or unreadable file refuses the start like a bad setting. */
