@@ -63,9 +63,9 @@ export async function startLimiterService(
   redis.on("error", (error) => {
     lastError = error;
   });
-  // Started in the background: the limiter serves (failing closed: no Redis, no decision) and says
-  // on /readyz and the health service that it waits for Redis, one log line per retry window.
-  redis.connect().catch(() => {});
+  // Started in the background (below, once the servers are up): the limiter serves (failing
+  // closed: no Redis, no decision) and says on /readyz and the health service that it waits for
+  // Redis, one log line per retry window.
   const reached = new StartStep({
     name: "redis",
     address,
@@ -75,7 +75,7 @@ export async function startLimiterService(
     },
     ping: () => redis.ping(),
     logger,
-  }).start();
+  });
   // After the start, an outage is one line when it begins and one when it ends.
   let lost = false;
   redis.on("close", () => {
@@ -130,6 +130,12 @@ export async function startLimiterService(
       ? undefined
       : createOpsServer({ registry, checks: { redis: () => reached.check() } });
   const opsUrl = await ops?.listen({ port: config.LIMITER_PORT, host: config.LIMITER_HOST });
+  // Connected only now, with the start's synchronous work done: ioredis's ready check (INFO) is
+  // bound by LIMITER_REDIS_TIMEOUT_MS (250 ms), and a connect made before the gRPC and ops servers
+  // were built timed out while this process was still busy building them ("Command timed out" on
+  // the first attempt of a clean npm start).
+  redis.connect().catch(() => {});
+  reached.start();
   return returnStarted(
     {
       endpoints: { grpc: `${config.LIMITER_HOST}:${grpcPort}`, ...(opsUrl ? { ops: opsUrl } : {}) },
