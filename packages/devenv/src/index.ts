@@ -23,3 +23,4 @@ export { type KafkaOAuth, superUserSasl } from "./kafka.ts";
 export { type FeatureResult, probeMongoFeatures } from "./mongo-features.ts";
 export { freePort } from "./ports.ts";
 export { type RedisCluster, type RedisClusterOptions, startRedisCluster } from "./redis-cluster.ts";
+export { type RestartableRedis, startRestartableRedis } from "./restartable-redis.ts";
