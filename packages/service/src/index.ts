@@ -130,7 +130,8 @@ export interface Backbone {
   /**
    * Runs `start` once `needs` are up, retried with backoff if it throws; what it returns is called
    * on stop. Consumers, pollers and sweepers start this way, so none runs into a dependency that
-   * is not there yet.
+   * is not there yet. `start` must be safe to run again after a failure: build handlers, which
+   * register metrics, outside it (a second registration throws, and the retry never succeeds).
    */
   whenUp(name: string, needs: Dependency[], start: () => Promise<() => Promise<void>>): StartedWork;
   /** Resolves once both dependencies and every whenUp so far are up. */

@@ -104,7 +104,18 @@ export class StartStep {
         const message = this.#options.address
           ? `waiting for ${label}: ${reason}; retrying in ${seconds(waitMs)}`
           : `starting ${label} failed: ${reason}; retrying in ${seconds(waitMs)}`;
-        logger.warn({ step: this.name, reason, attempt, retryInMs: waitMs }, message);
+        // A dependency's error stays out (a driver's message may quote a document); a start of our
+        // own work keeps it, redacted by the logger, since "Error" alone cannot be acted on.
+        logger.warn(
+          {
+            step: this.name,
+            reason,
+            attempt,
+            retryInMs: waitMs,
+            ...(this.#options.address ? {} : { err: error }),
+          },
+          message,
+        );
         await sleep(waitMs, undefined, { signal }).catch(() => {});
         continue;
       }

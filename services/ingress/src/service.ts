@@ -59,6 +59,27 @@ export async function startIngressService(
       claimIntervalMs: config.OUTBOUND_CLAIM_INTERVAL_MS,
       recordIntervalMs: config.OUTBOUND_RECORD_INTERVAL_MS,
     });
+    // Built once, outside the start that is retried: each registers its metrics, and a second
+    // registration throws (a dispatcher whose first start met the broker away never started again).
+    const outbound = createOutboundHandler({
+      store,
+      images: new ImageStore(backbone.mongo.db),
+      pacer: new Pacer(config.OUTBOUND_RATE_PER_NUMBER),
+      publisher: backbone.kafka.producer,
+      topics,
+      graph,
+      logger,
+      registry: backbone.registry,
+      leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
+      now: clock.now,
+    });
+    const statuses = createStatusHandler({
+      store,
+      publisher: backbone.kafka.producer,
+      topics,
+      registry: backbone.registry,
+      now: clock.now,
+    });
     dispatching = backbone.whenUp("dispatcher", ["kafka", "mongodb"], async () => {
       const consumers: RunningConsumer[] = [];
       const stopConsumers = async () => {
@@ -71,18 +92,7 @@ export async function startIngressService(
             topics: [topics.outbound],
             logger: logger.child({ component: "dispatcher" }),
             keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
-            handle: createOutboundHandler({
-              store,
-              images: new ImageStore(backbone.mongo.db),
-              pacer: new Pacer(config.OUTBOUND_RATE_PER_NUMBER),
-              publisher: backbone.kafka.producer,
-              topics,
-              graph,
-              logger,
-              registry: backbone.registry,
-              leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
-              now: clock.now,
-            }),
+            handle: outbound,
           }),
         );
         // Statuses come in through the webhook like messages; this group reads them beside the
@@ -96,13 +106,7 @@ export async function startIngressService(
             // Nothing waits on a status but a report: reading the busy inbound topic in half-second
             // batches spares the broker a fetch and an offset commit per shopper message.
             batchFetch: { minBytes: 256 * 1024, maxWaitMs: 500 },
-            handle: createStatusHandler({
-              store,
-              publisher: backbone.kafka.producer,
-              topics,
-              registry: backbone.registry,
-              now: clock.now,
-            }),
+            handle: statuses,
           }),
         );
       } catch (error) {
