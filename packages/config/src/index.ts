@@ -127,6 +127,14 @@ export const baseSchema = z.object({
   // Longest wait between two attempts at a message (backoff doubling from 200 ms, jittered): about
   // the longest a message waits after its dependency came back.
   CONSUMER_RETRY_BACKOFF_MAX_MS: z.coerce.number().int().positive().default(10_000),
+  // Sends waiting for Kafka, at most (messages, bytes): past either, a send fails at once (ingress
+  // answers the webhook 503, so Meta retries) rather than growing a queue while the broker is away.
+  PRODUCER_MAX_QUEUED_MESSAGES: z.coerce.number().int().positive().default(20_000),
+  PRODUCER_MAX_QUEUED_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 * 1024),
   // Redis connection string. REDIS_USERNAME/REDIS_PASSWORD apply where it carries none.
   REDIS_URL: z.string().url().default("redis://127.0.0.1:16379"),
   // Redis ACL user (Redis 6+); unset: the `default` user.

@@ -1,6 +1,6 @@
 import type { Admin, Kafka } from "kafkajs";
 import { createKafka, type KafkaOptions } from "./client.ts";
-import { EventProducer } from "./producer.ts";
+import { EventProducer, type EventProducerOptions } from "./producer.ts";
 import { ensureTopics, type TopicSpec } from "./topics.ts";
 
 export interface KafkaHandle {
@@ -19,13 +19,15 @@ export interface KafkaHandle {
 }
 
 /** The clients of a Kafka connection, not yet connected: connect() reaches the brokers. */
-export function openKafka(options: KafkaOptions & { topics: TopicSpec[] }): KafkaHandle {
+export function openKafka(
+  options: KafkaOptions & { topics: TopicSpec[]; producer?: EventProducerOptions },
+): KafkaHandle {
   let connected = false;
   // Until the first connect succeeds its caller reports each failed one (StartStep): kafkajs's
   // lines for every refused connection and retry would bury that line.
   const kafka = createKafka({ ...options, quiet: () => !connected || options.quiet?.() === true });
   const admin = kafka.admin();
-  const producer = new EventProducer(kafka);
+  const producer = new EventProducer(kafka, options.producer);
   let topicsEnsured = false;
   return {
     kafka,

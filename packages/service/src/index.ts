@@ -178,6 +178,10 @@ export async function connectBackbone(
     logger,
     security: config,
     topics: topicSpecs(topicNames(config.KAFKA_TOPIC_PREFIX), config.KAFKA_PARTITIONS),
+    producer: {
+      maxQueuedMessages: config.PRODUCER_MAX_QUEUED_MESSAGES,
+      maxQueuedBytes: config.PRODUCER_MAX_QUEUED_BYTES,
+    },
   });
   const retry = options.retry ?? DEFAULT_RETRY;
   const ping = () => mongo.db.command({ ping: 1 });
