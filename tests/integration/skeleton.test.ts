@@ -165,6 +165,8 @@ describe("walking skeleton", () => {
       messaging_product: "whatsapp",
       recipient_type: "individual",
       to: who.waId,
+      // The outbound id (the shopper's message and the effect's index), which statuses echo.
+      biz_opaque_callback_data: `wamid.${run}.hello:0`,
       type: "text",
       text: {
         body: "Hi Ana! 🎁 I design one-of-a-kind gifts. Who is this gift for? Send me their name.",

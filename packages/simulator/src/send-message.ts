@@ -38,6 +38,8 @@ export interface SendRequest {
   template?: { name: string; language: string };
   /** An image sent by media id (uploaded earlier), to be resolved to its bytes. */
   mediaId?: string;
+  /** biz_opaque_callback_data: echoed, untouched, in the message's status webhooks. */
+  callbackData?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -93,7 +95,14 @@ function parse(body: unknown): SendRequest {
     fail("Param recipient must be a valid business-scoped user ID.");
   const context = isObject(body.context) ? body.context : undefined;
   const replyTo = typeof context?.message_id === "string" ? context.message_id : undefined;
-  const base = { ...(to ? { to } : {}), ...(recipient ? { recipient } : {}) };
+  const callback = body.biz_opaque_callback_data;
+  if (callback !== undefined && (typeof callback !== "string" || callback.length > 512))
+    fail("Param biz_opaque_callback_data must be a string of at most 512 characters.");
+  const base = {
+    ...(to ? { to } : {}),
+    ...(recipient ? { recipient } : {}),
+    ...(callback ? { callbackData: callback } : {}),
+  };
   const request = content(body);
   return { ...base, ...request, content: { ...request.content, ...(replyTo ? { replyTo } : {}) } };
 }

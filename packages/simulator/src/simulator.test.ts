@@ -60,7 +60,13 @@ interface WebhookBody {
         metadata: { phone_number_id: string };
         contacts?: { wa_id?: string; user_id?: string; profile: { name: string } }[];
         messages?: WireMessage[];
-        statuses?: { id: string; status: string; recipient_id?: string; recipient_user_id?: string }[];
+        statuses?: {
+          id: string;
+          status: string;
+          recipient_id?: string;
+          recipient_user_id?: string;
+          biz_opaque_callback_data?: string;
+        }[];
       };
     }[];
   }[];
@@ -362,6 +368,34 @@ describe("towards the dispatcher: sends and their statuses", () => {
     assert.equal(bot?.text, "*Hello* Ana");
     assert.equal(bot?.status, "read");
     assert.equal(bot?.traceUrl, "http://jaeger.test:16686/api/traces/0af7651916cd43dd8448eb211c80319c");
+  });
+
+  test("a send's biz_opaque_callback_data comes back in each of its statuses, as Meta echoes it", async () => {
+    const noor = await newShopper({ name: "Noor", waId: "34600111444" });
+    await write(noor, { type: "text", text: "hi" });
+    const before = receiver.received.length;
+    const sent = await graph(`/${NUMBER.phoneNumberId}/messages`, {
+      ...text({ to: "34600111444" }, "Hello"),
+      biz_opaque_callback_data: "wamid.IN:0",
+    });
+    assert.equal(sent.status, 200);
+    const wamid = sent.body.messages?.[0]?.id;
+    const statuses = await until("sent and delivered", () => {
+      const mine = receiver.received
+        .slice(before)
+        .flatMap((r) => changeValue(r.body)?.statuses ?? [])
+        .filter((s) => s.id === wamid);
+      return mine.length >= 2 && mine;
+    });
+    assert.deepEqual(
+      statuses.map((s) => s.biz_opaque_callback_data),
+      statuses.map(() => "wamid.IN:0"),
+    );
+    const refused = await graph(`/${NUMBER.phoneNumberId}/messages`, {
+      ...text({ to: "34600111444" }, "Hello"),
+      biz_opaque_callback_data: "x".repeat(513),
+    });
+    assert.equal(refused.status, 400);
   });
 
   test("a BSUID shopper's statuses name the recipient by recipient_user_id", async () => {

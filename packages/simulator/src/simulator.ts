@@ -101,6 +101,8 @@ export class SimulatorCore {
   readonly #media = new Map<string, Media>();
   /** The trace of each message the bot sent (from the dispatcher's traceparent): its statuses join it. */
   readonly #traces = new Map<string, string>();
+  /** Each bot message's biz_opaque_callback_data, by wamid: Meta echoes it in the statuses. */
+  readonly #callbackData = new Map<string, string>();
   readonly #throughput: Throughput;
   /** The shopper whose chat the UI shows: the bot's messages to them are read once delivered. */
   #openShopper: string | undefined;
@@ -525,6 +527,7 @@ export class SimulatorCore {
       status,
       this.now(),
       conversationIdFor(shopper),
+      this.#callbackData.get(message.id),
     );
     await this.#deliver(body, traceId, `status ${status} of ${short(message.id)}`, () => {});
   }
@@ -580,6 +583,7 @@ export class SimulatorCore {
     });
     const wamid = newWamid();
     if (traceId) this.#traces.set(wamid, traceId);
+    if (request.callbackData) this.#callbackData.set(wamid, request.callbackData);
     const traceUrl = traceId ? this.traceUrl(traceId) : undefined;
     const message: ChatMessage = {
       id: wamid,

@@ -149,7 +149,8 @@ export function messageWebhook(
  * A status webhook for a message the bot sent: sent, delivered or read, with the conversation and
  * pricing objects Meta adds (a service conversation: free inside the customer service window). A
  * shopper known only by BSUID is named by `recipient_user_id`; with a phone number, by
- * `recipient_id`, the BSUID beside it in `contacts` (status-delivered-bsuid.json).
+ * `recipient_id`, the BSUID beside it in `contacts` (status-delivered-bsuid.json). The send's
+ * biz_opaque_callback_data comes back in each, as Meta echoes it.
  */
 export function statusWebhook(
   business: BusinessNumber,
@@ -158,6 +159,7 @@ export function statusWebhook(
   status: "sent" | "delivered" | "read",
   at: Date,
   conversationId: string,
+  callbackData?: string,
 ) {
   return envelope(business, {
     ...(to.userId ? { contacts: contacts(to) } : {}),
@@ -167,6 +169,7 @@ export function statusWebhook(
         status,
         timestamp: String(Math.floor(at.getTime() / 1000)),
         ...(to.waId ? { recipient_id: to.waId } : { recipient_user_id: to.userId }),
+        ...(callbackData ? { biz_opaque_callback_data: callbackData } : {}),
         ...(status === "read"
           ? {}
           : {

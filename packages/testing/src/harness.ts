@@ -63,7 +63,8 @@ export async function startFakeGraphApi(
   options: {
     port?: number;
     host?: string;
-    onSend?: (phoneNumberId: string, body: unknown) => void;
+    /** Each send Meta would take, with the wamid it is answered with (a caller's statuses name it). */
+    onSend?: (phoneNumberId: string, body: unknown, wamid: string) => void;
     /**
      * Whether to keep every request in `requests` (default true). A benchmark sending tens of
      * thousands turns it off: the growing heap would cost its process major GC pauses, and that
@@ -123,13 +124,14 @@ export async function startFakeGraphApi(
             "Send this message to the user's phone number instead.",
           ),
         );
-      options.onSend?.(path.split("/")[1] ?? "", body);
       sequence += 1;
+      const wamid = `wamid.fake.${sequence}`;
+      options.onSend?.(path.split("/")[1] ?? "", body, wamid);
       response.end(
         JSON.stringify({
           messaging_product: "whatsapp",
           contacts: [byPhone ? { input, wa_id: input } : { input, user_id: input }],
-          messages: [{ id: `wamid.fake.${sequence}` }],
+          messages: [{ id: wamid }],
         }),
       );
       return;

@@ -103,7 +103,11 @@ export const textWebhook = (text: string, options: WebhookMessageOptions = {}) =
 export function statusWebhook(
   wamid: string,
   status: "sent" | "delivered" | "read" | "failed",
-  options: WebhookMessageOptions & { errors?: { code: number; title: string }[] } = {},
+  options: WebhookMessageOptions & {
+    errors?: { code: number; title: string }[];
+    /** The send's biz_opaque_callback_data, echoed (any JSON value: a test may send a wrong one). */
+    callbackData?: unknown;
+  } = {},
 ) {
   const { waId, userId } = identity(options);
   return envelope(
@@ -119,6 +123,7 @@ export function statusWebhook(
           ...(waId !== undefined ? { recipient_id: waId } : {}),
           ...(userId !== undefined ? { recipient_user_id: userId } : {}),
           ...(options.errors ? { errors: options.errors } : {}),
+          ...(options.callbackData !== undefined ? { biz_opaque_callback_data: options.callbackData } : {}),
         },
       ],
     },

@@ -227,6 +227,18 @@ test("a status is keyed by recipient_user_id when it has one, like the shopper's
   assert.equal(failed.conversationId, "PN1:US.99", "failed statuses carry no contacts");
 });
 
+test("a status carries back the callback data its send set; anything else of that name is no callback data", () => {
+  const ours = one(statusWebhook("wamid.OUT", "sent", { waId: "555", callbackData: "wamid.IN:0" }));
+  assert.equal(statusOf(ours).callbackData, "wamid.IN:0");
+  assert.equal(statusOf(one(statusWebhook("wamid.OUT", "sent", { waId: "555" }))).callbackData, "");
+  // Another app on the account may set what it likes: the status is still read, without it.
+  for (const other of [{ $gt: "" }, 42, "x".repeat(513)]) {
+    const event = one(statusWebhook("wamid.OUT", "read", { waId: "555", callbackData: other }));
+    assert.equal(statusOf(event).callbackData, "");
+    assert.equal(statusOf(event).kind, inbound.StatusKind.STATUS_KIND_READ);
+  }
+});
+
 test("several messages in one body each become an event, in order", () => {
   const json = textWebhook("one", { wamid: "wamid.1" });
   const value = json.entry[0]?.changes[0]?.value as { messages: Record<string, unknown>[] };

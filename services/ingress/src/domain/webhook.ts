@@ -143,6 +143,8 @@ const status = z.looseObject({
   recipient_user_id: name().optional(),
   errors: list(errorDetail).optional(),
   pricing: z.looseObject({ category: name().optional(), billable: z.boolean().optional() }).optional(),
+  // Read apart (callbackDataOf): a value we did not set must not make the status unreadable.
+  biz_opaque_callback_data: z.unknown().optional(),
 });
 
 const contact = z.looseObject({
@@ -351,6 +353,7 @@ export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
               errors: (s.errors ?? []).map(detail),
               pricingCategory: s.pricing?.category ?? "",
               billable: s.pricing?.billable ?? false,
+              callbackData: callbackDataOf(s.biz_opaque_callback_data),
             },
           },
         });
@@ -374,6 +377,17 @@ export function parseWebhook(json: unknown, receivedAt: Date): ParsedWebhook {
   }
   return { events, unreadable };
 }
+
+/** Meta's limit on biz_opaque_callback_data (send-message reference). */
+export const CALLBACK_DATA_MAX = 512;
+
+/**
+ * A status's biz_opaque_callback_data as the dispatcher set it (an outbound id), or "" for anything
+ * else: another app on the same account may set what it likes, and only a string within Meta's
+ * limit can be one of ours.
+ */
+const callbackDataOf = (value: unknown) =>
+  typeof value === "string" && value.length <= CALLBACK_DATA_MAX ? value : "";
 
 /** The message's or status's own id, when it has one, to name it in a reason. */
 function idOf(item: unknown): string | undefined {

@@ -8,6 +8,7 @@ import { type BulkWriteResult, type Db, type Document, MongoBulkWriteError, Mong
 import { Registry } from "prom-client";
 import { type GraphApiClient, GraphApiError } from "../adapters/graph-api.ts";
 import { IngressStore, SENDS, SENT } from "../adapters/store.ts";
+import { createStatusHandler } from "../statuses/tracker.ts";
 import { createOutboundHandler } from "./dispatcher.ts";
 import { Pacer } from "./pacer.ts";
 
@@ -27,7 +28,11 @@ function memoryDb() {
     return docs;
   };
   const matches = (doc: Document, filter: Document) =>
-    Object.entries(filter).every(([key, value]) => doc[key] === value);
+    Object.entries(filter).every(([key, value]) =>
+      typeof value === "object" && value !== null && "$lt" in value
+        ? doc[key] < (value as { $lt: number }).$lt
+        : doc[key] === value,
+    );
   const duplicate = (id: unknown) =>
     new MongoServerError({ message: `E11000 duplicate key ${id}`, code: 11000 });
   const db = {
@@ -56,9 +61,15 @@ function memoryDb() {
           const doc = [...docs.values()].find((d) => matches(d, filter));
           return doc ? structuredClone(doc) : null;
         },
-        async updateOne(filter: Document, update: { $set: Document }) {
+        async updateOne(filter: Document, update: { $set: Document }, options?: { upsert?: boolean }) {
           const doc = [...docs.values()].find((d) => matches(d, filter));
           if (doc) Object.assign(doc, update.$set);
+          else if (options?.upsert) {
+            // As MongoDB: the upsert inserts the filter's _id, and collides with a document that
+            // has it but did not match the rest of the filter.
+            if (docs.has(filter._id)) throw duplicate(filter._id);
+            docs.set(filter._id, { _id: filter._id, ...structuredClone(update.$set) });
+          }
           return { matchedCount: doc ? 1 : 0 };
         },
       };
@@ -90,7 +101,7 @@ const refusedBsuid = () =>
     131062,
   );
 
-function dispatcher(answer: Answer) {
+function dispatcher(answer: Answer, clock = { now: Date.now() }) {
   const { db, docsOf } = memoryDb();
   const { graph, bodies } = fakeGraph(answer);
   const published: { topic: string; value: Uint8Array; key: string }[] = [];
@@ -111,7 +122,45 @@ function dispatcher(answer: Answer) {
     logger: createLogger({ service: "unit", level: "silent" }),
     registry,
     leaseMs: 60_000,
+    now: () => new Date(clock.now),
   });
+  const statuses = createStatusHandler({
+    store: new IngressStore(db),
+    publisher,
+    topics,
+    registry,
+    now: () => new Date(clock.now),
+  });
+  /** Meta's status webhook for a send, as ingress stores it on the inbound topic. */
+  const status = (wamid: string, callbackData: string, conversationId: string) =>
+    statuses({
+      topic: topics.inbound,
+      partition: 0,
+      offset: "0",
+      key: conversationId,
+      value: Buffer.from(
+        inbound.InboundEvent.encode({
+          eventId: `${wamid}:sent`,
+          conversationId,
+          business: undefined,
+          receivedAt: new Date(clock.now),
+          payload: {
+            $case: "status",
+            value: {
+              messageId: wamid,
+              kind: inbound.StatusKind.STATUS_KIND_SENT,
+              recipientId: "US.1",
+              at: new Date(clock.now),
+              errors: [],
+              pricingCategory: "service",
+              billable: false,
+              callbackData,
+            },
+          },
+        }).finish(),
+      ),
+      headers: {},
+    });
   const deliver = (message: outbound.OutboundMessage) =>
     handle({
       topic: topics.outbound,
@@ -131,6 +180,8 @@ function dispatcher(answer: Answer) {
   const metrics = () => registry.getSingleMetricAsString("outbound_sends_total");
   return {
     deliver,
+    status,
+    registry,
     bodies,
     failures,
     metrics,
@@ -271,4 +322,52 @@ test("a message with no phone number and no BSUID never reaches Meta", async () 
     inbound.DeliveryFailureReason.DELIVERY_FAILURE_REASON_INVALID_CONTENT,
   );
   assert.match(d.failures()[0]?.failure.detail ?? "", /no recipient/);
+});
+
+/**
+ * A sender that dies after Meta took the message and before its "sent" record (a SIGKILL there
+ * is the chaos suite's finding: replies sent twice after ingress was killed). Meta echoes the
+ * outbound id in the message's statuses (biz_opaque_callback_data); the status records the send,
+ * so the take-over after the lease finds it sent.
+ */
+test("a send whose sender died before recording it is not sent again once its status named it", async () => {
+  const clock = { now: Date.now() };
+  let calls = 0;
+  const d = dispatcher(() => {
+    calls += 1;
+    return `wamid.crash.${calls}`;
+  }, clock);
+  const m = message({ recipientUserId: "US.10" });
+  await d.deliver(m);
+  // What a sender that died at Meta's answer leaves: the claim, and no record.
+  d.sent.delete(m.id);
+  assert.equal(d.bodies[0]?.biz_opaque_callback_data, m.id);
+  await d.status("wamid.crash.1", m.id, m.conversationId);
+  assert.equal(d.sent.get(m.id)?.wamid, "wamid.crash.1");
+  assert.equal(d.sent.get(m.id)?.conversationId, m.conversationId);
+  assert.match(
+    (await d.registry.getSingleMetricAsString("outbound_sent_recorded_from_status_total")) ?? "",
+    /outbound_sent_recorded_from_status_total 1/,
+  );
+  // The lease runs out and the message is delivered again (the take-over): nothing is sent.
+  clock.now += 61_000;
+  await d.deliver(m);
+  assert.equal(d.bodies.length, 1);
+});
+
+test("without a status the take-over sends again: the one duplicate the dispatcher documents", async () => {
+  const clock = { now: Date.now() };
+  const d = dispatcher(() => "wamid.nostatus", clock);
+  const m = message({ recipientUserId: "US.11" });
+  await d.deliver(m);
+  d.sent.delete(m.id);
+  clock.now += 61_000;
+  await d.deliver(m);
+  assert.equal(d.bodies.length, 2);
+});
+
+test("a status whose callback data names no claim of ours records nothing", async () => {
+  const d = dispatcher(() => "wamid.other");
+  await d.status("wamid.other-app", "someone-elses-tracker", "PN:US.12");
+  assert.equal(d.sent.size, 0);
 });

@@ -43,9 +43,11 @@ export interface DispatcherDeps {
  *
  * Idempotency key: OutboundMessage.id. Enforced by the unique `_id` index of `ingress_outbound_sends`
  * (the claim, IngressStore.insertClaim). A redelivered event finds the claim and sends nothing. A
- * claim whose sender died is taken over once its lease has expired; the one case that can still
- * send twice is a sender that crashed after Meta accepted the message and before it recorded so
- * (Meta's send API takes no idempotency key), which costs at most one duplicate per crash. A send
+ * claim whose sender died is taken over once its lease has expired. Meta's send API takes no
+ * idempotency key; a sender that crashed after Meta accepted the message and before it recorded so
+ * is covered by the message's statuses, which echo the outbound id (biz_opaque_callback_data, see
+ * statuses/tracker.ts) and record the send before the lease runs out. Only a message none of whose
+ * statuses came within the lease can be sent twice, at most once per crash. A send
  * to a BSUID that Meta refuses (131062) is sent again to the phone number under the same claim:
  * Meta took nothing the first time, so the second call is still the only one that can deliver.
  */

@@ -32,9 +32,15 @@ test("a text becomes Meta's send-message body; a reply quotes what it answers", 
     messaging_product: "whatsapp",
     recipient_type: "individual",
     to: "555",
+    biz_opaque_callback_data: "out-1",
     type: "text",
     text: { body: "Hello!", preview_url: false },
   });
+  // Meta's limit is 512 characters: a longer id is not sent rather than cut (a cut one names nothing).
+  assert.equal(
+    toGraphPayload(message(text("Hi"), { id: "x".repeat(513) })).biz_opaque_callback_data,
+    undefined,
+  );
   assert.deepEqual(toGraphPayload(message(text("Hi"), { replyToMessageId: "wamid.IN" })).context, {
     message_id: "wamid.IN",
   });
@@ -48,6 +54,7 @@ test("a shopper with a BSUID is sent to by `recipient`, with no `to`, whether or
     messaging_product: "whatsapp",
     recipient_type: "individual",
     recipient: "US.13491208655302741918",
+    biz_opaque_callback_data: "out-1",
     type: "text",
     text: { body: "Hi", preview_url: false },
   });

@@ -1,4 +1,5 @@
 import type { outbound } from "@taituri/proto";
+import { CALLBACK_DATA_MAX } from "../domain/webhook.ts";
 
 export class InvalidOutboundMessage extends Error {
   override readonly name = "InvalidOutboundMessage";
@@ -82,6 +83,9 @@ export function toGraphPayload(
     recipient_type: "individual",
     ...(address === "bsuid" ? { recipient: message.recipientUserId } : { to: message.to }),
     ...(message.replyToMessageId ? { context: { message_id: message.replyToMessageId } } : {}),
+    // Echoed in the message's statuses: how the status tracker records a send whose sender died
+    // before it could (dispatcher.ts), so a take-over does not send it again.
+    ...(message.id.length <= CALLBACK_DATA_MAX ? { biz_opaque_callback_data: message.id } : {}),
   };
   const decorations = (c: { header: string; footer: string }) => {
     within(c.header, LIMITS.headerText, "header", false);

@@ -26,7 +26,8 @@ const RANK: Partial<Record<inbound.StatusKind, { name: string; rank: number }>> 
  * conversation, like a send Meta refused outright.
  *
  * Idempotency: the update (IngressStore.applyStatus) is conditional on a lower rank, so a replayed
- * status changes nothing; the failure event's id is derived from the outbound id and deduplicated
+ * status changes nothing; the sent record it may write is keyed by the outbound id (unique `_id`
+ * of `ingress_outbound_sent`); the failure event's id is derived from the outbound id and deduplicated
  * by the conversation.
  */
 export function createStatusHandler(deps: {
@@ -44,6 +45,28 @@ export function createStatusHandler(deps: {
     labelNames: ["status", "outcome", "code"],
     registers: [deps.registry],
   });
+  const recovered = new Counter({
+    name: "outbound_sent_recorded_from_status_total",
+    help: "Sends recorded from their status because the dispatcher had not recorded them (it died, or its record failed): each one a send a take-over would have repeated",
+    registers: [deps.registry],
+  });
+
+  /**
+   * Any status of a message proves Meta took it. A dispatcher that died between Meta's answer and
+   * its "sent" record left the claim sending, and a take-over would send it again once the lease
+   * ran out: the status, which names the outbound id it was sent with (biz_opaque_callback_data),
+   * records it first. Only for a claim of ours, under its own conversation id (erase finds it by
+   * that). A record already there is the dispatcher's own: the same message.
+   */
+  async function recordFromStatus(outboundId: string, wamid: string) {
+    const known = await store.findSent(outboundId);
+    if (known) return known;
+    const claim = await store.findClaim(outboundId);
+    if (!claim) return null;
+    const record = { _id: outboundId, wamid, conversationId: claim.conversationId, at: now() };
+    if ((await store.recordSent(record)) === "inserted") recovered.inc();
+    return record;
+  }
 
   async function apply(event: inbound.InboundEvent, status: inbound.Status): Promise<void> {
     const kind = RANK[status.kind];
@@ -53,6 +76,10 @@ export function createStatusHandler(deps: {
     }
     const code = status.errors[0]?.code;
     const labels = { status: kind.name, code: code === undefined ? "" : String(code) };
+    // Before the status is applied: a retry after a failed record would find the status stale.
+    const recorded = status.callbackData
+      ? await recordFromStatus(status.callbackData, status.messageId)
+      : undefined;
     const outcome = await store.applyStatus({
       _id: status.messageId,
       status: kind.name,
@@ -64,7 +91,7 @@ export function createStatusHandler(deps: {
     });
     counted.inc({ ...labels, outcome });
     if (outcome === "stale" || kind.name !== "failed") return;
-    const send = await store.findSentByWamid(status.messageId);
+    const send = recorded === undefined ? await store.findSentByWamid(status.messageId) : recorded;
     if (!send) return;
     const failure = deliveryFailureEvent(
       {
