@@ -55,8 +55,13 @@ describe("chaos invariants", () => {
     const v = violations(record({ shoppers: [bad] }));
     assert.equal(v["no reply sent twice"], 1);
     assert.equal(v["every inbound message answered"], 1);
-    // Charged twice, and told twice.
-    assert.equal(v["one charge per order"], 2);
+    // Charged twice; told twice is the reply sent twice above, not a charge.
+    assert.equal(v["one charge per order"], 1);
+  });
+
+  test("a charge the shopper was never told of is a violation of the order", () => {
+    const silent = shopper({ mail: [{ at: 5, read: text("Here is your checkout") }], payAnswers: [200] });
+    assert.equal(violations(record({ shoppers: [silent] }))["one charge per order"], 1);
   });
 
   test("a reply the shopper asked for again ('Try again') is not a duplicate; a third copy is", () => {

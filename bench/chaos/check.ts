@@ -38,6 +38,8 @@ export interface RunRecord {
   /** Undefined: the dead-letter topics could not be read (itself a failure). */
   deadLetters?: { topic: string; reason: string; error: string; key: string; atMs: number }[] | undefined;
   pspDeliveries: { shopper: number; status: number; delayMs: number }[];
+  /** Meta's "sent" statuses for the bot's sends: accepted, answers other than 200 on the way, given up. */
+  statuses?: { posted: number; refused: number; lost: number };
 }
 
 export interface Check {
@@ -145,7 +147,9 @@ export function checkInvariants(r: RunRecord, _o: { recipientPseudonym: (id: str
         // Errors before a 200 are the page failing under a fault, pressed again: not a charge.
         if (s.payAnswers.length > 0 && charges === 0)
           problems.push(`shopper ${s.id}: Pay never went through (answers ${s.payAnswers.join(",")})`);
-        if (confirmations > 1) problems.push(`shopper ${s.id}: told "paid" ${confirmations} times`);
+        // A second "paid" for one charge is a reply sent twice (counted there), not a second charge.
+        if (charges === 1 && confirmations === 0)
+          problems.push(`shopper ${s.id}: charged, and never told so`);
         return problems;
       }),
     ),

@@ -55,6 +55,7 @@ export function reliability(r: RunRecord, checks: Check[]) {
     chargesPerOrder: { orders: charges.length, max: Math.max(0, ...charges) },
     roundsRetriedByShoppers: r.shoppers.reduce((n, x) => n + x.roundsRetried, 0),
     webhookDeliveriesRefused: r.shoppers.reduce((n, x) => n + x.deliveriesRefused, 0),
+    statuses: r.statuses ?? { posted: 0, refused: 0, lost: 0 },
   };
 }
 
@@ -112,6 +113,7 @@ export function renderMarkdown(summary: Summary, record: RunRecord): string {
     `- Charges per order: max ${rel.chargesPerOrder.max} over ${rel.chargesPerOrder.orders} orders`,
     `- Rounds the shoppers had to start again ("Try again" after a failed round): ${rel.roundsRetriedByShoppers}`,
     `- Webhook deliveries not answered 200 (re-sent, as Meta does): ${rel.webhookDeliveriesRefused}`,
+    `- Meta's "sent" statuses posted for the bot's sends: ${rel.statuses.posted} accepted, ${rel.statuses.refused} answers other than 200 on the way, ${rel.statuses.lost} given up`,
     "",
   ];
   return lines.join("\n");

@@ -26,7 +26,7 @@ import {
   type ServiceName,
 } from "./faults.ts";
 import { reliability, renderMarkdown } from "./report.ts";
-import { ChaosShopper, Mailboxes, type Read, StuckError } from "./shopper.ts";
+import { ChaosShopper, Mailboxes, postWebhook, type Read, StuckError, sentStatus } from "./shopper.ts";
 import { APP_SECRET, ChaosSystem, PAYMENT_SECRET } from "./system.ts";
 
 const { values } = parseArgs({
@@ -73,6 +73,8 @@ const log = (line: string) =>
   process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
 const random = prng(seed);
+// The statuses' delays draw from their own PRNG: the sends come in whatever order the run makes.
+const statusJitter = prng((seed ^ 0x5a17) >>> 0);
 // Late copies: "minutes later" in the full run; scaled to the short run's length.
 const lateMs: [number, number] = short ? [10_000, 30_000] : [60_000, 180_000];
 // Past the conversation's round watchdog (150 s) and a take-over, so a stalled round is seen to end.
@@ -92,10 +94,41 @@ let trafficStarted = false;
 const since = () => Date.now() - t0;
 let openWindows = 0;
 
+/** Late copies, provider redeliveries and statuses in flight: the run waits for them before checking. */
+const pending = new Set<Promise<unknown>>();
+/** Meta's statuses for the bot's sends: posted, and refused answers on the way. */
+const statuses = { posted: 0, refused: 0, lost: 0 };
+
 const system = new ChaosSystem({
   run,
   logDir,
   log,
+  // Meta posts a "sent" status for every send it took, within a second or so, re-sent until
+  // answered 200 like any webhook.
+  onSend: (_phoneNumberId, body, wamid) => {
+    const { body: status, signature } = sentStatus(body, wamid, APP_SECRET);
+    const post = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.floor(statusJitter() * 900)));
+      await postWebhook(
+        `${system.ingressUrl}/webhook`,
+        status,
+        signature,
+        Date.now() + replyTimeoutMs,
+        () => {
+          statuses.refused += 1;
+        },
+      ).then(
+        () => {
+          statuses.posted += 1;
+        },
+        () => {
+          statuses.lost += 1;
+        },
+      );
+    })();
+    pending.add(post);
+    void post.finally(() => pending.delete(post));
+  },
   events: {
     onCrash: (service, code, signal) => {
       // Before traffic starts, times are from the run's start and named so.
@@ -421,7 +454,6 @@ async function main(): Promise<number> {
   log(`system ready in ${((Date.now() - wall) / 1000).toFixed(0)} s; logs in ${logDir}`);
   const plan = planFaults({ durationMs, faults, postgres: system.mongo.kind === "ferretdb", random });
   const mail = new Mailboxes(system.graph);
-  const pending = new Set<Promise<unknown>>();
   const nonce = String(seed % 10_000).padStart(4, "0");
   const people: ChaosShopper[] = [];
   for (let i = 0; i < shoppers; i += 1) {
@@ -513,6 +545,7 @@ async function main(): Promise<number> {
     orderProblems,
     deadLetters,
     pspDeliveries,
+    statuses,
   };
   const checks: Check[] = checkInvariants(record, { recipientPseudonym: pseudonym });
   const violated = checks.filter((c) => c.violations > 0);

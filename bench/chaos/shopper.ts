@@ -6,7 +6,7 @@
  */
 import type { FakeGraphApi, RecordedRequest } from "@taituri/testing/harness";
 import { recipientOf } from "@taituri/testing/harness";
-import { messageWebhook, signWebhook } from "@taituri/testing/whatsapp";
+import { messageWebhook, signWebhook, statusWebhook } from "@taituri/testing/whatsapp";
 
 /** What the shopper reads of one message the bot sent. */
 export interface Read {
@@ -103,6 +103,57 @@ export interface ShopperOptions {
 
 export class StuckError extends Error {}
 
+/** Posts a signed webhook until it is answered 200, as Meta does (its backoff compressed to seconds). */
+export async function postWebhook(
+  url: string,
+  body: string,
+  signature: string,
+  deadline: number,
+  onRefused: () => void,
+): Promise<void> {
+  for (let wait = 250; ; wait = Math.min(wait * 2, 4_000)) {
+    const status = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": signature },
+      body,
+      signal: AbortSignal.timeout(10_000),
+    }).then(
+      async (r) => {
+        await r.arrayBuffer();
+        return r.status;
+      },
+      () => 0,
+    );
+    if (status === 200) return;
+    onRefused();
+    if (Date.now() > deadline)
+      throw new StuckError(`webhook never accepted (last answer ${status || "none"})`);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+}
+
+/**
+ * Meta's "sent" status webhook for a send the Graph API took, signed: the recipient as the send
+ * named it, and the send's biz_opaque_callback_data echoed, as Meta does. That echo is how ingress
+ * learns of a send whose sender was killed before it recorded it.
+ */
+export function sentStatus(
+  send: unknown,
+  wamid: string,
+  secret: string,
+): { body: string; signature: string } {
+  const b = send as { to?: string; recipient?: string; biz_opaque_callback_data?: string };
+  const body = JSON.stringify(
+    statusWebhook(wamid, "sent", {
+      ...(b.to ? { waId: b.to } : { userId: b.recipient ?? "" }),
+      phoneNumberId: "PNCHAOS",
+      timestamp: Math.floor(Date.now() / 1000),
+      ...(b.biz_opaque_callback_data !== undefined ? { callbackData: b.biz_opaque_callback_data } : {}),
+    }),
+  );
+  return { body, signature: signWebhook(body, secret) };
+}
+
 export class ChaosShopper {
   readonly inbound: Inbound[] = [];
   /** Replies seen, duplicates left out, in arrival order. */
@@ -137,26 +188,10 @@ export class ChaosShopper {
   }
 
   /** Posts one copy until it is answered 200, as Meta does (its backoff compressed to seconds). */
-  async #post(body: string, signature: string, deadline: number): Promise<void> {
-    for (let wait = 250; ; wait = Math.min(wait * 2, 4_000)) {
-      const status = await fetch(this.o.webhookUrl(), {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-hub-signature-256": signature },
-        body,
-        signal: AbortSignal.timeout(10_000),
-      }).then(
-        async (r) => {
-          await r.arrayBuffer();
-          return r.status;
-        },
-        () => 0,
-      );
-      if (status === 200) return;
+  #post(body: string, signature: string, deadline: number): Promise<void> {
+    return postWebhook(this.o.webhookUrl(), body, signature, deadline, () => {
       this.deliveriesRefused += 1;
-      if (Date.now() > deadline)
-        throw new StuckError(`webhook never accepted (last answer ${status || "none"})`);
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
+    });
   }
 
   async send(step: string, part: Record<string, unknown>, secret: string): Promise<void> {

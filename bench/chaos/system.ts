@@ -113,7 +113,17 @@ export class ChaosSystem {
   readonly #events: SystemEvents;
   readonly #log: (line: string) => void;
 
-  constructor(options: { run: string; logDir: string; events: SystemEvents; log: (line: string) => void }) {
+  readonly #onSend: ((phoneNumberId: string, body: unknown, wamid: string) => void) | undefined;
+
+  constructor(options: {
+    run: string;
+    logDir: string;
+    events: SystemEvents;
+    log: (line: string) => void;
+    /** Each send the recording Graph API took (Meta's statuses for it start here). */
+    onSend?: (phoneNumberId: string, body: unknown, wamid: string) => void;
+  }) {
+    this.#onSend = options.onSend;
     this.prefix = `chaos-${options.run}.`;
     this.dbName = `chaos_${options.run}`;
     this.logDir = options.logDir;
@@ -151,7 +161,9 @@ export class ChaosSystem {
       },
     });
     this.issuer = await startLocalIssuer({ clients: { generation: OIDC_SECRET } });
-    this.graph = await startFakeGraphApi();
+    this.graph = await startFakeGraphApi({
+      onSend: (phoneNumberId, body, wamid) => this.#onSend?.(phoneNumberId, body, wamid),
+    });
     this.openai = await startFakeOpenAI();
     this.graphProxy = await startFaultyProxy(this.graph.url);
     this.imagesProxy = await startFaultyProxy(this.openai.baseURL.replace(/\/v1\/?$/, ""));
