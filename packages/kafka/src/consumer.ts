@@ -203,6 +203,14 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     maxWaitTimeInMs: batchFetch?.maxWaitMs ?? 1000,
     ...(batchFetch ? { minBytes: batchFetch.minBytes } : {}),
     heartbeatInterval: 3_000,
+    retry: {
+      retries: 5,
+      // kafkajs restarts a crashed consumer on a timer that a disconnect already in progress does
+      // not see: a crash during stop() (a start retried while Kafka is away stops what it started)
+      // came back as a second member of the group that takes partitions and handles nothing (the
+      // chaos suite lost every reply on them). A stopped consumer is never restarted.
+      restartOnFailure: async () => !stopping.signal.aborted,
+    },
   });
   const stopping = new AbortController();
   const fetched = new RecentRate();
@@ -385,6 +393,13 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   // new owner does). A partition kept is fetched again from its committed position; its lane skips
   // what it already holds.
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    // A restart that slipped past restartOnFailure (its timer set just before stop() began): this
+    // member must not hold partitions it will never handle.
+    if (stopping.signal.aborted) {
+      logger.warn({ groupId }, "a stopped consumer rejoined its group; leaving it");
+      void consumer.disconnect().catch(() => {});
+      return;
+    }
     const assigned = new Set(
       Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
         partitions.map((partition) => `${topic}\u0000${partition}`),
