@@ -18,14 +18,21 @@ const logger = createLogger({ service: "unit", level: "silent" });
 /** kafkajs's consumer, as much of it as startConsumer uses, with its config and events in hand. */
 function fakeKafka() {
   const emitter = new EventEmitter();
-  const state = { config: undefined as ConsumerConfig | undefined, disconnects: 0 };
+  const state = {
+    config: undefined as ConsumerConfig | undefined,
+    disconnects: 0,
+    /** What run() crashes with, as kafkajs's does when the first join fails (run still resolves). */
+    crashOnRun: undefined as { error: Error; restart: boolean } | undefined,
+  };
   const events = { GROUP_JOIN: "consumer.group_join", CRASH: "consumer.crash" };
   const consumer = {
     events,
     on: (event: string, listener: (e: unknown) => void) => emitter.on(event, listener),
     connect: async () => {},
     subscribe: async () => {},
-    run: async () => {},
+    run: async () => {
+      if (state.crashOnRun) emitter.emit(events.CRASH, { payload: { groupId: "unit", ...state.crashOnRun } });
+    },
     pause: () => {},
     commitOffsets: async () => {},
     disconnect: async () => {
@@ -107,5 +114,22 @@ describe("a stopped consumer stays stopped", () => {
     assert.deepEqual(crashes, [{ restart: false }]);
     assert.equal(starts, 0);
     await consumer.disconnect();
+  });
+});
+
+describe("a start whose first join fails", () => {
+  test("throws when kafkajs will not restart it (the group refused), and leaves the brokers", async () => {
+    const { kafka, state } = fakeKafka();
+    state.crashOnRun = { error: new Error("Failed to find group coordinator"), restart: false };
+    await assert.rejects(start(kafka), /Failed to find group coordinator/);
+    assert.equal(state.disconnects, 1);
+  });
+
+  test("returns when kafkajs restarts it by itself (the broker away)", async () => {
+    const { kafka, state } = fakeKafka();
+    state.crashOnRun = { error: new Error("Connection error"), restart: true };
+    const running = await start(kafka);
+    assert.equal(state.disconnects, 0);
+    await running.stop();
   });
 });

@@ -413,6 +413,15 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     }
   });
 
+  // kafkajs's run() resolves even when its first join fails, and a failure it does not retry (the
+  // group refused by the broker's ACLs: "Failed to find group coordinator") leaves a stopped
+  // consumer behind a start that seemed to succeed. Such a start throws instead, so that the
+  // caller's start step retries it.
+  let refused: Error | undefined;
+  let ran = false;
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (!ran && !payload.restart) refused ??= payload.error;
+  });
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
   await consumer.run({
@@ -455,6 +464,12 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
         await new Promise((resolve) => setTimeout(resolve, fetchSpacingMs));
     },
   });
+  ran = true;
+  if (refused) {
+    // kafkajs has disconnected it already; this also ends the connection to the brokers.
+    await consumer.disconnect().catch(() => {});
+    throw refused;
+  }
   return {
     consumer,
     async stop() {

@@ -48,9 +48,13 @@ if (several && cluster.isPrimary) {
       }
       const { reportToPrimary } = await import("./workers.ts");
       return async (c, logger) => {
-        // Ready for the primary once Redis answers: its /readyz counts ready workers.
-        const service = await startLimiterService(c, logger, { serveOps: false });
-        reportToPrimary(service.registry);
+        // Ready for the primary once its gRPC server is bound; whether Redis answers is the
+        // `redis` check, which the primary asks of every worker at each /readyz.
+        const service = await startLimiterService(c, logger, {
+          serveOps: false,
+          waitForDependencies: false,
+        });
+        reportToPrimary(service.registry, service.checks);
         return service;
       };
     },

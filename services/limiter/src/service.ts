@@ -31,6 +31,14 @@ export interface LimiterOptions extends StartOptions {
   serveOps?: boolean;
 }
 
+/** The limiter, with its readiness checks: a worker of several runs them for the primary's /readyz. */
+export interface RunningLimiter extends RunningService {
+  checks: LimiterChecks;
+}
+
+/** What /readyz checks: `redis`, reached and answering a PING (no Redis, no decision). */
+export type LimiterChecks = { redis: () => Promise<void> };
+
 /**
  * The limiter's gRPC server: LimiterService (every RPC authenticated with an OIDC bearer token and
  * authorized per caller, domain/access.ts) and the standard grpc.health.v1 service, open for
@@ -40,7 +48,7 @@ export async function startLimiterService(
   config: LimiterConfig,
   logger: Logger,
   options: LimiterOptions = {},
-): Promise<RunningService> {
+): Promise<RunningLimiter> {
   const registry = createRegistry("limiter");
   const metrics = createMetrics(registry);
   const rules = watchRules(config.LIMITER_RULES_FILE, {
@@ -125,10 +133,8 @@ export async function startLimiterService(
     ),
   );
 
-  const ops =
-    options.serveOps === false
-      ? undefined
-      : createOpsServer({ registry, checks: { redis: () => reached.check() } });
+  const checks: LimiterChecks = { redis: () => reached.check() };
+  const ops = options.serveOps === false ? undefined : createOpsServer({ registry, checks });
   const opsUrl = await ops?.listen({ port: config.LIMITER_PORT, host: config.LIMITER_HOST });
   // Connected only now, with the start's synchronous work done: ioredis's ready check (INFO) is
   // bound by LIMITER_REDIS_TIMEOUT_MS (250 ms), and a connect made before the gRPC and ops servers
@@ -136,7 +142,7 @@ export async function startLimiterService(
   // the first attempt of a clean npm start).
   redis.connect().catch(() => {});
   reached.start();
-  return returnStarted(
+  const running = await returnStarted(
     {
       endpoints: { grpc: `${config.LIMITER_HOST}:${grpcPort}`, ...(opsUrl ? { ops: opsUrl } : {}) },
       registry,
@@ -151,6 +157,7 @@ export async function startLimiterService(
     reached.up,
     options,
   );
+  return { ...running, checks };
 }
 
 const serviceName = "limiter.v1.LimiterService";
