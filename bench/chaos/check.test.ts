@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { checkInvariants, type RunRecord, type ShopperRecord } from "./check.ts";
+import { chargesOf, checkInvariants, type RunRecord, type ShopperRecord } from "./check.ts";
 import { deliveryPlan, FAULTS, planFaults, prng } from "./faults.ts";
 
 const text = (t: string) => ({ type: "text", text: t, ids: [] });
@@ -57,6 +57,19 @@ describe("chaos invariants", () => {
     assert.equal(v["every inbound message answered"], 1);
     // Charged twice; told twice is the reply sent twice above, not a charge.
     assert.equal(v["one charge per order"], 1);
+  });
+
+  test("a press whose answer was lost charged when a later one is told 'Paid'; not when told 'Checkout closed'", () => {
+    const lost = (title: string) =>
+      shopper({ payAnswers: [0, 0, 409], payPages: ["", "", title] }) as Parameters<typeof chargesOf>[0];
+    assert.equal(chargesOf(lost("Paid")), 1);
+    assert.equal(chargesOf(lost("Checkout closed")), 0);
+    assert.equal(
+      violations(record({ shoppers: [shopper({ payAnswers: [0, 409], payPages: ["", "Paid"] })] }))[
+        "one charge per order"
+      ],
+      0,
+    );
   });
 
   test("a charge the shopper was never told of is a violation of the order", () => {

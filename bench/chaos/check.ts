@@ -21,6 +21,8 @@ export interface ShopperRecord {
   paid: boolean;
   orderNumber?: string | undefined;
   payAnswers: number[];
+  /** The page title of each answer (aligned with payAnswers). */
+  payPages?: string[];
   deliveriesRefused: number;
   /** Rounds started again after the shopper was told they failed. */
   roundsRetried: number;
@@ -59,6 +61,17 @@ const check = (name: string, count: number, problems: string[]): Check => ({
 });
 
 const PAID = /Payment received/;
+
+/**
+ * Charges the checkout made for a shopper, from its answers: each 200 to Pay, or, when every press
+ * that charged lost its answer (a timeout, a reset), one if a later press was answered 409 with the
+ * "Paid" page, the provider's word that this session was paid.
+ */
+export function chargesOf(s: Pick<ShopperRecord, "payAnswers" | "payPages">): number {
+  const ok = s.payAnswers.filter((status) => status === 200).length;
+  if (ok > 0) return ok;
+  return s.payAnswers.some((status, i) => status === 409 && s.payPages?.[i] === "Paid") ? 1 : 0;
+}
 const SERVICE_COUNT = 5;
 const CREATING = /Creating your designs/;
 
@@ -140,7 +153,7 @@ export function checkInvariants(r: RunRecord, _o: { recipientPseudonym: (id: str
       "one charge per order",
       r.shoppers.filter((s) => s.payAnswers.length > 0).length,
       r.shoppers.flatMap((s) => {
-        const charges = s.payAnswers.filter((status) => status === 200).length;
+        const charges = chargesOf(s);
         const confirmations = s.mail.filter((m) => PAID.test(m.read.text)).length;
         const problems: string[] = [];
         if (charges > 1) problems.push(`shopper ${s.id}: charged ${charges} times`);

@@ -1,5 +1,5 @@
 /** The chaos run's report in markdown: what ran, what was injected when, and what held. */
-import { type Check, latencies, type RunRecord } from "./check.ts";
+import { type Check, chargesOf, latencies, type RunRecord } from "./check.ts";
 
 export interface Summary {
   run: string;
@@ -40,9 +40,7 @@ export function reliability(r: RunRecord, checks: Check[]) {
   const perRound = new Map<string, number>();
   for (const c of r.imageCalls) if (c.reply === "ok") perRound.set(c.round, (perRound.get(c.round) ?? 0) + 1);
   const calls = [...perRound.values()];
-  const charges = r.shoppers
-    .filter((x) => x.payAnswers.length > 0)
-    .map((x) => x.payAnswers.filter((a) => a === 200).length);
+  const charges = r.shoppers.filter((x) => x.payAnswers.length > 0).map((x) => chargesOf(x));
   return {
     messagesLost: lost,
     duplicatesSent: duplicates,

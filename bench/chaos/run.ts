@@ -359,14 +359,17 @@ async function journey(s: ChaosShopper, pending: Set<Promise<unknown>>): Promise
   // presses it again, as a person would, while the page answers with an error or not at all.
   const payBy = Date.now() + 90_000;
   for (;;) {
-    const paid = await fetch(`${cta.url}/pay`, { method: "POST", signal: AbortSignal.timeout(30_000) }).then(
-      async (r) => {
-        await r.arrayBuffer();
-        return r.status;
-      },
-      () => 0,
+    const { paid, title } = await fetch(`${cta.url}/pay`, {
+      method: "POST",
+      signal: AbortSignal.timeout(30_000),
+    }).then(
+      async (r) => ({ paid: r.status, title: /<title>([^<]*)<\/title>/.exec(await r.text())?.[1] ?? "" }),
+      () => ({ paid: 0, title: "" }),
     );
     s.payAnswers.push(paid);
+    // What the page said: after a press whose answer was lost, "Paid" (409, the session closed)
+    // is the provider telling that the lost one charged.
+    s.payPages.push(title);
     if ((paid !== 0 && paid < 500) || Date.now() > payBy) break;
     await new Promise((resolve) => setTimeout(resolve, 2_000 + s.o.choose() * 3_000));
   }
@@ -533,6 +536,7 @@ async function main(): Promise<number> {
       paid: Boolean(s.orderNumber),
       orderNumber: s.orderNumber,
       payAnswers: s.payAnswers,
+      payPages: s.payPages,
       deliveriesRefused: s.deliveriesRefused,
       roundsRetried: s.roundsRetried,
       again: s.again,

@@ -164,6 +164,8 @@ export class ChaosShopper {
   orderNumber?: string;
   /** Answers to POST <checkout>/pay: a 200 is a charge at the provider. */
   readonly payAnswers: number[] = [];
+  /** The title of the page each press was answered with ("" when there was no answer). */
+  readonly payPages: string[] = [];
   deliveriesRefused = 0;
   /** Rounds the shopper had to start again after being told the designs failed. */
   roundsRetried = 0;
