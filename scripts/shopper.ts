@@ -51,7 +51,7 @@ try {
       wait: { type: "string", default: "20" },
       url: {
         type: "string",
-        default: `http://127.0.0.1:${process.env.WHATSAPP_SIMULATOR_PORT ?? 3900}`,
+        default: `http://127.0.0.1:${process.env.SIMULATOR_PORT ?? 3900}`,
       },
     },
   }));

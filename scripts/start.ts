@@ -70,7 +70,7 @@ let simulator: Simulator | undefined;
 if (!process.env.WHATSAPP_API_URL) {
   simulator = await step("starting the WhatsApp simulator", () =>
     startSimulator({
-      port: Number(process.env.WHATSAPP_SIMULATOR_PORT ?? 3900),
+      port: Number(process.env.SIMULATOR_PORT ?? 3900),
       webhookUrl: `http://127.0.0.1:${env.INGRESS_PORT}/webhook`,
       appSecret: String(env.WHATSAPP_APP_SECRET).split(",")[0] ?? "",
       accessToken: String(env.WHATSAPP_ACCESS_TOKEN),
@@ -101,12 +101,14 @@ if (!process.env.OIDC_ISSUER_URL && infra.oidc) {
 }
 env.LIMITER_URL ??= `127.0.0.1:${process.env.LIMITER_GRPC_PORT ?? "50051"}`;
 
+// Each service's ops port (/healthz, /readyz, /metrics): ingress's and payment's are apart from
+// their public ones; the others serve nothing else over HTTP.
 const services: Record<string, string> = {
   limiter: process.env.LIMITER_PORT ?? "3004",
   conversation: process.env.CONVERSATION_PORT ?? "3001",
   generation: process.env.GENERATION_PORT ?? "3002",
-  payment: process.env.PAYMENT_PORT ?? "3003",
-  ingress: env.INGRESS_PORT ?? "3000",
+  payment: process.env.PAYMENT_OPS_PORT ?? "3103",
+  ingress: process.env.INGRESS_OPS_PORT ?? "3100",
 };
 const children: ChildProcess[] = [];
 for (const name of Object.keys(services)) {
@@ -175,7 +177,7 @@ await step("waiting for every service to be ready", async () => {
   }
 });
 
-const ingress = `http://127.0.0.1:${services.ingress}`;
+const ingress = `http://127.0.0.1:${env.INGRESS_PORT}`;
 /** Only the broker's super user may read the *.dlq topics: the settings `npm run dlq` logs in with. */
 const dlqLogin = () => {
   const sasl = infra.kafka.client.sasl;

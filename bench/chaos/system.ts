@@ -106,6 +106,8 @@ export class ChaosSystem {
   readonly dbName: string;
   readonly logDir: string;
   readonly ports = {} as Record<ServiceName, number>;
+  /** Where each serves /readyz and /metrics: ingress's and payment's apart from their public ports. */
+  readonly opsPorts = {} as Record<ServiceName, number>;
   #grpcPort = 0;
   #children = new Map<ServiceName, Child>();
   #env: Record<ServiceName, NodeJS.ProcessEnv> = {} as Record<ServiceName, NodeJS.ProcessEnv>;
@@ -180,6 +182,9 @@ export class ChaosSystem {
     };
     for (const name of ["ingress", "conversation", "generation", "payment", "limiter"] as const)
       this.ports[name] = await distinct();
+    for (const name of ["conversation", "generation", "limiter"] as const)
+      this.opsPorts[name] = this.ports[name];
+    for (const name of ["ingress", "payment"] as const) this.opsPorts[name] = await distinct();
     this.#grpcPort = await distinct();
     const rules = join(this.logDir, "limits.yaml");
     // The shop's and shoppers' limits are not under test here: high enough for every shopper's
@@ -245,6 +250,7 @@ ruleSets:
         ...common,
         ...kafka("payment"),
         PAYMENT_PORT: String(this.ports.payment),
+        PAYMENT_OPS_PORT: String(this.opsPorts.payment),
         PAYMENT_PUBLIC_URL: this.paymentUrl,
         PAYMENT_SWEEP_MS: "500",
         PAYMENT_LOCAL_WEBHOOK_SECRET: PAYMENT_SECRET,
@@ -255,6 +261,7 @@ ruleSets:
         ...common,
         ...kafka("ingress"),
         INGRESS_PORT: String(this.ports.ingress),
+        INGRESS_OPS_PORT: String(this.opsPorts.ingress),
         WHATSAPP_APP_SECRET: APP_SECRET,
         WHATSAPP_VERIFY_TOKEN: "chaos-verify",
         WHATSAPP_ACCESS_TOKEN: "chaos-token",
@@ -300,7 +307,9 @@ ruleSets:
   }
 
   async ready(name: ServiceName): Promise<boolean> {
-    return fetch(`http://127.0.0.1:${this.ports[name]}/readyz`, { signal: AbortSignal.timeout(2_000) }).then(
+    return fetch(`http://127.0.0.1:${this.opsPorts[name]}/readyz`, {
+      signal: AbortSignal.timeout(2_000),
+    }).then(
       (r) => r.ok,
       () => false,
     );

@@ -116,7 +116,9 @@ const replyTo = (key: string) => {
   return replies.get(waId)?.[Number(n) - 1];
 };
 const run = Date.now().toString(36);
+// Each service's ops port (/readyz, /metrics); ingress's webhook has a port of its own.
 const ports = { ingress: await freePort(), conversation: await freePort() };
+const webhookPort = await freePort();
 const prefix = `bench-conv-${run}.`;
 // Each service logs in to Kafka as itself (infra.kafka.settings below), allowed only what
 // packages/kafka/data/access.json gives it under this run's prefix.
@@ -142,7 +144,8 @@ const env: NodeJS.ProcessEnv = {
   // Meta allows 80/s per business number; the benchmark spreads shoppers over many numbers so
   // pacing is not what is measured.
   OUTBOUND_RATE_PER_NUMBER: "1000",
-  INGRESS_PORT: String(ports.ingress),
+  INGRESS_PORT: String(webhookPort),
+  INGRESS_OPS_PORT: String(ports.ingress),
   CONVERSATION_PORT: String(ports.conversation),
   LOG_LEVEL: "warn",
   OTEL_SDK_DISABLED: "true",
@@ -186,7 +189,7 @@ try {
       await new Promise((done) => setTimeout(done, 200));
     }
   }
-  const webhook = `http://127.0.0.1:${ports.ingress}/webhook`;
+  const webhook = `http://127.0.0.1:${webhookPort}/webhook`;
   const agent = new Agent({ keepAliveTimeout: 30_000 });
   let shopper = 0;
   /**

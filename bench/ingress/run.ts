@@ -143,6 +143,8 @@ async function main(): Promise<void> {
   const prefix = `bench-${run}.`;
   const topics = topicNames(prefix);
   const port = await freePort();
+  // /readyz is on a port of its own, apart from the webhook's.
+  const opsPort = await freePort();
   // Ingress logs in to Kafka as itself (infra.kafka.settings), allowed only what
   // packages/kafka/data/access.json gives it under this run's prefix.
   await infra.kafka.authorize(prefix);
@@ -154,6 +156,7 @@ async function main(): Promise<void> {
     KAFKA_TOPIC_PREFIX: prefix,
     INGRESS_HOST: "127.0.0.1",
     INGRESS_PORT: String(port),
+    INGRESS_OPS_PORT: String(opsPort),
     WHATSAPP_APP_SECRET: SECRET,
     WHATSAPP_VERIFY_TOKEN: "bench-verify",
     WHATSAPP_ACCESS_TOKEN: "bench-token",
@@ -173,7 +176,7 @@ async function main(): Promise<void> {
   log(`starting ingress on port ${port}`);
   const ingress = startChild("ingress", ["services/ingress/src/main.ts"], ingressEnv);
   await waitUntil("ingress /readyz", ingress, async () => {
-    const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+    const response = await fetch(`http://127.0.0.1:${opsPort}/readyz`);
     return response.ok;
   });
   const webhook = `http://127.0.0.1:${port}/webhook`;
@@ -199,7 +202,7 @@ async function main(): Promise<void> {
   const inbound = inKafka[topics.inbound] ?? 0;
   const deadLettered = inKafka[deadLetterTopic(topics.inbound)] ?? 0;
 
-  const tracing = tracingSec > 0 ? await tracingRuns(ingressEnv, port) : undefined;
+  const tracing = tracingSec > 0 ? await tracingRuns(ingressEnv, port, opsPort) : undefined;
 
   log("starting bare Fastify");
   const barePort = await freePort();
@@ -338,7 +341,11 @@ interface TracingReport {
  * over OTLP/HTTP to a sink here that answers 200 and discards them: the SDK does all its work
  * (sampling, span creation, batching, protobuf encoding, HTTP export), and no collector is needed.
  */
-async function tracingRuns(baseEnv: Record<string, string>, port: number): Promise<TracingReport> {
+async function tracingRuns(
+  baseEnv: Record<string, string>,
+  port: number,
+  opsPort: number,
+): Promise<TracingReport> {
   // Declared here, not at the top: main() runs from the module's top level before later constants.
   const SAMPLING: { name: string; env: Record<string, string> }[] = [
     { name: "off", env: { OTEL_SDK_DISABLED: "true", OTEL_TRACES_EXPORTER: "none" } },
@@ -380,7 +387,7 @@ async function tracingRuns(baseEnv: Record<string, string>, port: number): Promi
       await waitUntil(
         "ingress /readyz",
         ingress,
-        async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok,
+        async () => (await fetch(`http://127.0.0.1:${opsPort}/readyz`)).ok,
       );
       const webhook = `http://127.0.0.1:${port}/webhook`;
       await load(webhook, tracingWarmupSec, bodyOptions(`tw${variants.length}`));

@@ -113,6 +113,7 @@ before(async () => {
       ...shared,
       ...infra.kafka.settings("ingress"),
       INGRESS_PORT: "0",
+      INGRESS_OPS_PORT: "0",
       WHATSAPP_APP_SECRET: SECRET,
       WHATSAPP_VERIFY_TOKEN: "v",
       WHATSAPP_ACCESS_TOKEN: "t",

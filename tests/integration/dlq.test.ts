@@ -186,6 +186,7 @@ describe("npm run dlq", { timeout: 180_000 }, () => {
         KAFKA_PARTITIONS: "3",
         ...infra.kafka.settings("ingress"),
         INGRESS_PORT: "0",
+        INGRESS_OPS_PORT: "0",
         WHATSAPP_APP_SECRET: "dlq-secret",
         WHATSAPP_VERIFY_TOKEN: "v",
         WHATSAPP_ACCESS_TOKEN: "t",

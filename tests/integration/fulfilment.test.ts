@@ -56,9 +56,9 @@ const orderNumber = () => {
   return `${symbols.slice(0, 4)}-${symbols.slice(4)}`;
 };
 
-/** One sample of the payment service's /metrics (0 when absent). */
+/** One sample of the payment service's /metrics, on its ops port (0 when absent). */
 async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await (await fetch(`${service.endpoints.ops}/metrics`)).text();
   const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   const line = text
     .split("\n")
@@ -120,6 +120,7 @@ before(async () => {
       KAFKA_TOPIC_PREFIX: prefix,
       KAFKA_PARTITIONS: "2",
       PAYMENT_PORT: String(port),
+      PAYMENT_OPS_PORT: "0",
       PAYMENT_PUBLIC_URL: url,
       PAYMENT_CATALOG_FILE: catalog,
       PAYMENT_LOCAL_WEBHOOK_SECRET: LOCAL_SECRET,

@@ -139,6 +139,7 @@ interface PodSpec {
     env: EnvVar[];
     livenessProbe?: Probe;
     readinessProbe?: Probe;
+    startupProbe?: Probe;
     volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
   }>;
   volumes?: Volume[];
@@ -149,7 +150,7 @@ interface Resource {
   automountServiceAccountToken?: boolean;
   spec?: {
     replicas?: number;
-    template?: { spec: PodSpec };
+    template?: { metadata?: { annotations?: Record<string, string> }; spec: PodSpec };
     ports?: Array<{ name: string; port: number; targetPort: string | number }>;
   };
 }
@@ -278,6 +279,64 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     assert.equal(out.match(/path: \/healthz/g)?.length, SERVICES.length * 2);
     assert.equal(out.match(/path: \/readyz/g)?.length, SERVICES.length);
     assert.match(out, /name: grpc\n\s+containerPort: 50051/);
+  });
+
+  test("ingress and payment are probed and scraped on their ops port, apart from public traffic", async () => {
+    const rendered = resources(await render());
+    const OPS: Record<string, { http: number; ops: number }> = {
+      ingress: { http: 3000, ops: 3100 },
+      payment: { http: 3003, ops: 3103 },
+    };
+    for (const name of SERVICES) {
+      const { pod, config } = await startIn(rendered, name);
+      const container = pod.containers[0];
+      const deployment = rendered.find(
+        (r) => r.kind === "Deployment" && r.metadata.name === `${FULLNAME}-${name}`,
+      );
+      const service = rendered.find((r) => r.kind === "Service" && r.metadata.name === `${FULLNAME}-${name}`);
+      const ports = OPS[name];
+      // Where the probes and the scraper go, by port name and number.
+      const probed = ports ? "ops" : "http";
+      const opsPort = container?.ports?.find((p) => p.name === probed)?.containerPort;
+      for (const probe of [container?.livenessProbe, container?.readinessProbe, container?.startupProbe])
+        assert.equal(probe?.httpGet?.port, probed, name);
+      assert.equal(
+        deployment?.spec?.template?.metadata?.annotations?.["prometheus.io/port"],
+        String(opsPort),
+        name,
+      );
+      if (!ports) continue;
+      assert.deepEqual(
+        container?.ports,
+        [
+          { name: "http", containerPort: ports.http },
+          { name: "ops", containerPort: ports.ops },
+        ],
+        name,
+      );
+      assert.deepEqual(
+        service?.spec?.ports?.map((p) => [p.name, p.port, p.targetPort]),
+        [
+          ["http", ports.http, "http"],
+          ["ops", ports.ops, "ops"],
+        ],
+        name,
+      );
+      // The service itself listens where the chart probes: its config, loaded from the pod's env.
+      const loaded = config as unknown as Record<string, number>;
+      assert.equal(loaded[`${name.toUpperCase()}_PORT`], ports.http, name);
+      assert.equal(loaded[`${name.toUpperCase()}_OPS_PORT`], ports.ops, name);
+    }
+  });
+
+  test("an ops port equal to the public one fails to render, in the service's words", async () => {
+    const stderr = await refusal("components.payment.opsPort=3003");
+    const says = serviceSays(
+      loadPaymentConfig,
+      { DEPLOYMENT_ENVIRONMENT: "local", PAYMENT_PORT: "3003", PAYMENT_OPS_PORT: "3003" },
+      "PAYMENT_OPS_PORT",
+    );
+    assert.deepEqual(refused(stderr), [`${says} [components.payment.opsPort]`], stderr);
   });
 
   test("secrets come from a Secret, never from values", async () => {

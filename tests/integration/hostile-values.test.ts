@@ -65,7 +65,6 @@ async function deliver(body: Record<string, unknown>): Promise<number> {
     publisher,
     logger,
     registry: new Registry(),
-    checks: {},
     publishTimeoutMs: 5000,
     recentIdsCapacity: 0,
   });

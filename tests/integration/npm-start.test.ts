@@ -65,16 +65,23 @@ describe("npm start", { timeout: 5 * 60_000 }, () => {
     );
     assert.match(
       output,
-      new RegExp(`^Open the WhatsApp simulator: http://127\\.0\\.0\\.1:${ports.WHATSAPP_SIMULATOR}$`, "m"),
+      new RegExp(`^Open the WhatsApp simulator: http://127\\.0\\.0\\.1:${ports.SIMULATOR}$`, "m"),
     );
-    assert.match(
-      output,
-      new RegExp(`Graph API \\(us -> Meta\\): http://127\\.0\\.0\\.1:${ports.WHATSAPP_SIMULATOR}`),
-    );
+    assert.match(output, new RegExp(`Graph API \\(us -> Meta\\): http://127\\.0\\.0\\.1:${ports.SIMULATOR}`));
     assert.match(
       output,
       new RegExp(`Traces \\(Jaeger\\): API http://127\\.0\\.0\\.1:${ports.JAEGER_QUERY}/api/traces`),
     );
+    // Ready was judged on the ops ports, which it names; the public ones do not serve them.
+    for (const [name, port] of [
+      ["payment", ports.PAYMENT_OPS],
+      ["ingress", ports.INGRESS_OPS],
+    ] as const) {
+      assert.match(output, new RegExp(`${name} http://127\\.0\\.0\\.1:${port}/readyz`));
+      assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200, `${name} ready`);
+    }
+    for (const port of [ports.INGRESS, ports.PAYMENT])
+      assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 404, `public port ${port}`);
   });
 
   test("the README's `npm run shopper` writes through the simulator and prints the bot's reply", async () => {
@@ -83,7 +90,7 @@ describe("npm start", { timeout: 5 * 60_000 }, () => {
       [
         "scripts/shopper.ts",
         "--url",
-        `http://127.0.0.1:${ports.WHATSAPP_SIMULATOR}`,
+        `http://127.0.0.1:${ports.SIMULATOR}`,
         "--phone",
         "15550002222",
         "--wait",
@@ -94,9 +101,7 @@ describe("npm start", { timeout: 5 * 60_000 }, () => {
     );
     assert.match(stdout, /^bot: Hi Ana! 🎁 .*Who is this gift for\?/m);
     // The simulator shows the same chat in the browser.
-    const state = (await (
-      await fetch(`http://127.0.0.1:${ports.WHATSAPP_SIMULATOR}/sim/api/state`)
-    ).json()) as {
+    const state = (await (await fetch(`http://127.0.0.1:${ports.SIMULATOR}/sim/api/state`)).json()) as {
       shoppers: { waId?: string; messages: { from: string; text?: string; traceUrl?: string }[] }[];
     };
     const chat = state.shoppers.find((shopper) => shopper.waId === "15550002222");
@@ -157,10 +162,12 @@ describe("npm start", { timeout: 5 * 60_000 }, () => {
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     child.kill("SIGINT");
     assert.equal(await exited, 0);
-    const refused = await fetch(`http://127.0.0.1:${ports.INGRESS}/healthz`).then(
-      () => false,
-      () => true,
-    );
-    assert.ok(refused, "ingress still answers after Ctrl-C");
+    for (const port of [ports.INGRESS, ports.INGRESS_OPS]) {
+      const refused = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        () => false,
+        () => true,
+      );
+      assert.ok(refused, `ingress still answers on ${port} after Ctrl-C`);
+    }
   });
 });

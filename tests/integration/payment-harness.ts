@@ -118,9 +118,9 @@ export class PaymentInstance {
     return response.status;
   }
 
-  /** The value of one sample of /metrics (0 when absent). */
+  /** The value of one sample of /metrics, on the ops port (0 when absent). */
   async metric(name: string, labels: Record<string, string>): Promise<number> {
-    const text = await (await fetch(`${this.url}/metrics`)).text();
+    const text = await (await fetch(`${this.service.endpoints.ops}/metrics`)).text();
     const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
     const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && wanted.every((w) => l.includes(w)));
     return line ? Number(line.split(" ").pop()) : 0;
@@ -178,6 +178,7 @@ export async function startPaymentWorld(id: string): Promise<PaymentWorld> {
           KAFKA_TOPIC_PREFIX: prefix,
           KAFKA_PARTITIONS: "2",
           PAYMENT_PORT: String(port),
+          PAYMENT_OPS_PORT: "0",
           PAYMENT_PUBLIC_URL: `http://127.0.0.1:${port}`,
           PAYMENT_LOCAL_WEBHOOK_SECRET: LOCAL_SECRET,
           PAYMENT_SWEEP_MS: "200",

@@ -83,6 +83,7 @@ before(async () => {
       KAFKA_TOPIC_PREFIX: prefix,
       KAFKA_PARTITIONS: "2",
       PAYMENT_PORT: String(port),
+      PAYMENT_OPS_PORT: "0",
       PAYMENT_PUBLIC_URL: url,
       PAYMENT_LOCAL_WEBHOOK_SECRET: LOCAL_SECRET,
       PAYMENT_SWEEP_MS: "200",

@@ -362,7 +362,7 @@ describe("internal endpoints", () => {
   });
 
   test("metrics: orders by state, conversion, provider latency", async () => {
-    const metrics = await (await fetch(`${local.url}/metrics`)).text();
+    const metrics = await (await fetch(`${local.service.endpoints.ops}/metrics`)).text();
     assert.match(metrics, /payment_orders\{state="paid",service="payment"\} [1-9]/);
     assert.match(metrics, /payment_link_conversion_ratio\{service="payment"\} 0\.\d+/);
     assert.match(

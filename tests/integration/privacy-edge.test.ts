@@ -144,7 +144,7 @@ describe("privacy at the edges", { timeout: 5 * 60_000 }, () => {
   test("URLs, client addresses and dead letters leave no phone number, BSUID, token, session id or message text", async () => {
     const { Header, Records, encodeRecord, deadLetterTopic, EventProducer, topicNames } = kafkaApi;
     const webhook = stack.ingress.endpoints.webhook ?? "";
-    const internal = stack.payment?.endpoints.ops ?? "";
+    const internal = stack.payment?.endpoints.http ?? "";
 
     // (a) Meta verifies the webhook: the token and a challenge in the query; a wrong guess is refused.
     const verified = await visit(

@@ -40,6 +40,7 @@ before(async () => {
       ...env,
       ...kafka("ingress"),
       INGRESS_PORT: "0",
+      INGRESS_OPS_PORT: "0",
       WHATSAPP_APP_SECRET: "s",
       WHATSAPP_VERIFY_TOKEN: "v",
       WHATSAPP_ACCESS_TOKEN: "t",
@@ -56,7 +57,7 @@ before(async () => {
     logger,
   );
   services.payment = await startPaymentService(
-    loadPaymentConfig({ ...env, ...kafka("payment"), PAYMENT_PORT: "0" }),
+    loadPaymentConfig({ ...env, ...kafka("payment"), PAYMENT_PORT: "0", PAYMENT_OPS_PORT: "0" }),
     logger,
   );
   services.limiter = await startLimiterService(
@@ -85,6 +86,18 @@ describe("service processes", () => {
       assert.match(await metrics.text(), new RegExp(`process_resident_memory_bytes\\{service="${name}"\\}`));
     });
   }
+
+  test("ingress and payment: the public port serves none of the ops endpoints", async () => {
+    const publicBases = {
+      ingress: new URL(services.ingress?.endpoints.webhook ?? "").origin,
+      payment: services.payment?.endpoints.http ?? "",
+    };
+    for (const [name, base] of Object.entries(publicBases)) {
+      assert.notEqual(base, services[name]?.endpoints.ops, name);
+      for (const path of ["/healthz", "/readyz", "/metrics"])
+        assert.equal((await fetch(`${base}${path}`)).status, 404, `${name} ${base}${path}`);
+    }
+  });
 
   test("limiter: the standard gRPC health service answers SERVING without credentials", async () => {
     const address = services.limiter?.endpoints.grpc;

@@ -56,6 +56,7 @@ before(async () => {
       ...env,
       ...infra.kafka.settings("ingress"),
       INGRESS_PORT: "0",
+      INGRESS_OPS_PORT: "0",
       WHATSAPP_APP_SECRET: SECRET,
       WHATSAPP_VERIFY_TOKEN: "verify",
       WHATSAPP_ACCESS_TOKEN: TOKEN,

@@ -26,13 +26,16 @@ const run = randomUUID().slice(0, 8);
 let kafka: RestartableKafka;
 let infra: Infra;
 let ingress: ServiceProcess;
+let webhookUrl: string;
 
 before(async () => {
   kafka = await startRestartableKafka();
   infra = await startInfra({ env: { ...process.env, KAFKA_BROKERS: kafka.brokers.join(",") } });
   await kafka.stop();
   const port = await freePort();
-  ingress = spawnService("ingress", port, {
+  const opsPort = await freePort();
+  webhookUrl = `http://127.0.0.1:${port}/webhook`;
+  ingress = spawnService("ingress", opsPort, {
     // A plain broker (no login): its address is all the settings there are.
     KAFKA_BROKERS: kafka.brokers.join(","),
     MONGO_URL: infra.mongo.url,
@@ -40,6 +43,7 @@ before(async () => {
     KAFKA_TOPIC_PREFIX: `it-startup-kafka-${run}.`,
     KAFKA_PARTITIONS: "3",
     INGRESS_PORT: String(port),
+    INGRESS_OPS_PORT: String(opsPort),
     WHATSAPP_APP_SECRET: SECRET,
     WHATSAPP_VERIFY_TOKEN: "verify",
     WHATSAPP_ACCESS_TOKEN: "token",
@@ -56,7 +60,7 @@ after(async () => {
 
 async function postWebhook(wamid: string): Promise<number> {
   const body = JSON.stringify(textWebhook("hello", { waId: "17770001", phoneNumberId: "PN301", wamid }));
-  const response = await fetch(`${ingress.url}/webhook`, {
+  const response = await fetch(webhookUrl, {
     method: "POST",
     headers: { "content-type": "application/json", "x-hub-signature-256": signWebhook(body, SECRET) },
     body,

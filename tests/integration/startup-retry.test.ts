@@ -87,6 +87,7 @@ test("the dispatcher's start, refused its group at first, succeeds on a retry an
       KAFKA_TOPIC_PREFIX: prefix,
       KAFKA_PARTITIONS: "1",
       INGRESS_PORT: "0",
+      INGRESS_OPS_PORT: "0",
       WHATSAPP_APP_SECRET: "startup-retry-secret",
       WHATSAPP_VERIFY_TOKEN: "verify",
       WHATSAPP_ACCESS_TOKEN: "token",

@@ -38,7 +38,8 @@ before(async () => {
   jaeger = await startJaeger();
   issuer = await startLocalIssuer({ clients: { generation: GENERATION_SECRET } });
   graph = await startFakeGraphApi();
-  for (const name of [...SERVICES, "limiter_grpc"]) ports[name] = await freePort();
+  for (const name of [...SERVICES, "limiter_grpc", "payment_ops", "ingress_ops"])
+    ports[name] = await freePort();
   // Not the run's Kafka master secret (TAITURI_KAFKA_AUTH): each service gets its own login below.
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(
@@ -76,10 +77,12 @@ before(async () => {
     },
     payment: {
       PAYMENT_PORT: String(ports.payment),
+      PAYMENT_OPS_PORT: String(ports.payment_ops),
       PAYMENT_PUBLIC_URL: `http://127.0.0.1:${ports.payment}`,
     },
     ingress: {
       INGRESS_PORT: String(ports.ingress),
+      INGRESS_OPS_PORT: String(ports.ingress_ops),
       WHATSAPP_APP_SECRET: SECRET,
       WHATSAPP_VERIFY_TOKEN: "verify",
       WHATSAPP_ACCESS_TOKEN: "token",
@@ -104,7 +107,8 @@ before(async () => {
     await eventually(
       `${name} ready`,
       () =>
-        fetch(`http://127.0.0.1:${ports[name]}/readyz`).then(
+        // Ingress's and payment's ops endpoints are on a port of their own.
+        fetch(`http://127.0.0.1:${ports[`${name}_ops`] ?? ports[name]}/readyz`).then(
           (response) => response.ok,
           () => false,
         ),

@@ -50,6 +50,7 @@ before(async () => {
       KAFKA_TOPIC_PREFIX: prefix,
       KAFKA_PARTITIONS: "3",
       INGRESS_PORT: "0",
+      INGRESS_OPS_PORT: "0",
       WHATSAPP_APP_SECRET: `old-secret,${SECRET}`,
       WHATSAPP_VERIFY_TOKEN: "verify",
       WHATSAPP_ACCESS_TOKEN: "token",

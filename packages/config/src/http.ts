@@ -51,3 +51,22 @@ export function httpListenerOptions(config: HttpListenerConfig) {
     },
   };
 }
+
+/**
+ * Refuses an ops port (/healthz, /readyz, /metrics) equal to the public one, for a service
+ * schema's superRefine: the two listeners could not both bind it. Port 0 (any free port, in tests)
+ * may be given to both.
+ */
+export function checkOpsPort(
+  config: Record<string, unknown>,
+  ctx: z.RefinementCtx,
+  names: { publicPort: string; opsPort: string },
+): void {
+  const publicPort = config[names.publicPort];
+  if (publicPort === 0 || publicPort !== config[names.opsPort]) return;
+  ctx.addIssue({
+    code: "custom",
+    path: [names.opsPort],
+    message: `must differ from ${names.publicPort} (${publicPort}): the ops endpoints have a listener of their own`,
+  });
+}

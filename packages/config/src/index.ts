@@ -11,6 +11,7 @@ export {
 } from "./development-defaults.ts";
 export {
   checkHttpListener,
+  checkOpsPort,
   type HttpListenerConfig,
   httpListenerOptions,
   httpListenerSettings,

@@ -40,3 +40,13 @@ test("a check that hangs fails readiness instead of hanging the probe", async ()
   assert.equal(response.statusCode, 503);
   assert.deepEqual(response.json(), { ready: false, failing: ["slow"] });
 });
+
+test("an ops server takes a service's listener timeouts", () => {
+  const app = createOpsServer({
+    registry: createRegistry("svc"),
+    checks: {},
+    listener: { requestTimeout: 1234, keepAliveTimeout: 4321 },
+  });
+  assert.equal(app.server.requestTimeout, 1234);
+  assert.equal(app.server.keepAliveTimeout, 4321);
+});

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { collectDefaultMetrics, Registry } from "prom-client";
 
 export { Registry };
@@ -51,9 +51,17 @@ export function registerOpsRoutes(app: FastifyInstance, options: OpsRoutesOption
   });
 }
 
-/** A bare server with only the ops routes, for services whose real interface is Kafka or gRPC. */
-export function createOpsServer(options: OpsRoutesOptions): FastifyInstance {
-  const app = Fastify({ logger: false });
+export interface OpsServerOptions extends OpsRoutesOptions {
+  /** Fastify's server options: a service's listener timeouts (httpListenerOptions of @taituri/config). */
+  listener?: FastifyServerOptions;
+}
+
+/**
+ * A bare server with only the ops routes: the whole HTTP surface of services whose real interface
+ * is Kafka or gRPC, and a listener of its own beside a public one.
+ */
+export function createOpsServer(options: OpsServerOptions): FastifyInstance {
+  const app = Fastify({ ...options.listener, logger: false });
   registerOpsRoutes(app, options);
   return app;
 }

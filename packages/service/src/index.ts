@@ -10,11 +10,13 @@ import {
 } from "@taituri/kafka";
 import { configurePseudonyms, createLogger, type Logger } from "@taituri/logging";
 import type { CollectionIndexes, MongoHandle } from "@taituri/mongo";
-import { createOpsServer, createRegistry, onShutdown, type Registry } from "@taituri/ops";
+import { createRegistry, onShutdown, type Registry } from "@taituri/ops";
 import { startTelemetry } from "@taituri/telemetry/sdk";
+import { listenOps } from "./ops-listener.ts";
 import { DEFAULT_RETRY, mongoAddress, type RetryPolicy, StartStep } from "./start-step.ts";
 
 export { type ServiceClock, startServiceClock } from "./dev-clock.ts";
+export { listenOps, type OpsListener, type OpsListenerOptions } from "./ops-listener.ts";
 export { DEFAULT_RETRY, failureReason, type RetryPolicy, StartStep, type StepState } from "./start-step.ts";
 
 /** What a service factory returns: how to reach it, and how to stop it. */
@@ -267,8 +269,8 @@ export async function connectBackbone(
 
 /**
  * A service whose only HTTP surface is its ops endpoints (/healthz, /readyz, /metrics): listens on
- * `port`, and on stop ends `stopWork` (consumers) first, so that /readyz answers while work
- * drains, then closes the server, then the backbone.
+ * `port`, and on stop answers /readyz 503 and ends `stopWork` (consumers) first, so that the
+ * endpoints answer while work drains, then closes the server, then the backbone.
  */
 export async function serveOps(
   backbone: Backbone,
@@ -276,13 +278,13 @@ export async function serveOps(
   stopWork: () => Promise<void> = async () => {},
   options: StartOptions = {},
 ): Promise<RunningService> {
-  const ops = createOpsServer({ registry: backbone.registry, checks: backbone.checks });
-  const url = await ops.listen(listen);
+  const ops = await listenOps({ registry: backbone.registry, checks: backbone.checks, ...listen });
   return returnStarted(
     {
-      endpoints: { ops: url },
+      endpoints: { ops: ops.url },
       registry: backbone.registry,
       async stop() {
+        ops.drain();
         await stopWork();
         await ops.close();
         await backbone.close();

@@ -32,7 +32,6 @@ function setup() {
     publisher: { send: async (topic, messages) => void sent.push({ topic, messages }) },
     logger: createLogger({ service: "fuzz", level: "silent" }),
     registry: new Registry(),
-    checks: {},
     publishTimeoutMs: 5000,
     recentIdsCapacity: 10_000,
   });

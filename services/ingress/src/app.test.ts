@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
+import { Writable } from "node:stream";
 import { test } from "node:test";
 import type { OutgoingMessage, Publisher } from "@taituri/kafka";
 import { topicNames } from "@taituri/kafka";
-import { createLogger } from "@taituri/logging";
+import { createLogger, type Logger } from "@taituri/logging";
 import { Registry } from "@taituri/ops";
 import { inbound } from "@taituri/proto";
 import { pseudonym } from "@taituri/telemetry";
@@ -11,7 +12,11 @@ import { buildIngressApp, readableReasons } from "./app.ts";
 
 const topics = topicNames("t.");
 
-function setup(publisher?: Publisher, bodyLimitBytes = 1024) {
+function setup(
+  publisher?: Publisher,
+  bodyLimitBytes = 1024,
+  logger: Logger = createLogger({ service: "test", level: "silent" }),
+) {
   const sent: { topic: string; messages: OutgoingMessage[] }[] = [];
   const app = buildIngressApp({
     appSecrets: ["secret"],
@@ -19,9 +24,8 @@ function setup(publisher?: Publisher, bodyLimitBytes = 1024) {
     bodyLimitBytes,
     topics,
     publisher: publisher ?? { send: async (topic, messages) => void sent.push({ topic, messages }) },
-    logger: createLogger({ service: "test", level: "silent" }),
+    logger,
     registry: new Registry(),
-    checks: {},
     publishTimeoutMs: 200,
     recentIdsCapacity: 100,
   });
@@ -96,14 +100,35 @@ test("a Kafka that does not acknowledge in time gets a 503, and the retry is sto
   assert.equal(sent.length, 1);
 });
 
-test("Kafka unavailable answers 503 so Meta retries", async () => {
-  const { app } = setup({
-    send: async () => {
-      throw new Error("broker down");
+test("Kafka unavailable answers 503 so Meta retries, logging one line without the stack", async () => {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
     },
   });
+  class KafkaJSConnectionError extends Error {
+    override readonly name = "KafkaJSConnectionError";
+  }
+  const { app } = setup(
+    {
+      send: async () => {
+        throw new KafkaJSConnectionError("Connection error: connect ECONNREFUSED 127.0.0.1:9092");
+      },
+    },
+    1024,
+    createLogger({ service: "test", destination }),
+  );
   const body = JSON.stringify(textWebhook("hi"));
   assert.equal((await post(app, body, signWebhook(body, "secret"))).statusCode, 503);
+  assert.equal(lines.length, 1);
+  const line = JSON.parse(lines[0] ?? "");
+  assert.equal(line.msg, "could not store webhook events; answering 503 so Meta retries");
+  assert.equal(line.reason, "error");
+  assert.equal(line.error, "KafkaJSConnectionError: Connection error: connect ECONNREFUSED 127.0.0.1:9092");
+  assert.doesNotMatch(lines[0] ?? "", /\\n\s+at /, "no stack");
+  assert.equal(line.err, undefined);
 });
 
 test("a signed body of an unknown shape is acknowledged and dead-lettered whole", async () => {

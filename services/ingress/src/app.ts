@@ -10,7 +10,7 @@ import {
   type TopicNames,
 } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
-import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
+import type { Registry } from "@taituri/ops";
 import type { inbound } from "@taituri/proto";
 import { conversationAttributes, pseudonym, redact, SpanKind, withSpan } from "@taituri/telemetry";
 import Fastify, {
@@ -32,7 +32,6 @@ export interface IngressAppDeps {
   publisher: Publisher;
   logger: Logger;
   registry: Registry;
-  checks: ReadinessChecks;
   /** Longest wait for Kafka's acknowledgement before answering 503 (Meta retries later). */
   publishTimeoutMs: number;
   /** How many recently stored event ids to remember for dropping Meta's retries early (0: none). */
@@ -45,7 +44,8 @@ export interface IngressAppDeps {
 /**
  * The public door: Meta's webhook. It answers 200 only once Kafka has every event of the body
  * (acks=all), and answers fast because it does nothing else: no conversation logic, no AI, no
- * payments. Anything it cannot store it refuses with a status that makes Meta retry.
+ * payments. Anything it cannot store it refuses with a status that makes Meta retry. Its ops
+ * endpoints have a listener of their own (service.ts): here any other path is a 404.
  */
 export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
   const now = deps.now ?? (() => new Date());
@@ -191,9 +191,12 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
           try {
             await withTimeout(deps.publishTimeoutMs, () => store(records, unreadable, raw));
           } catch (error) {
-            requests.inc({ outcome: "unavailable", reason: unavailableReason(error) });
+            const reason = unavailableReason(error);
+            requests.inc({ outcome: "unavailable", reason });
+            // One line, no stack: while Kafka is away every delivery lands here, and the stack of
+            // the same producer error on each would bury everything else.
             deps.logger.error(
-              { err: error },
+              { reason, error: errorLine(error) },
               "could not store webhook events; answering 503 so Meta retries",
             );
             return reply.code(503).send({ error: "temporarily unavailable" });
@@ -216,7 +219,6 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
     }
   });
 
-  registerOpsRoutes(app, { registry: deps.registry, checks: deps.checks });
   return app;
 }
 
@@ -246,7 +248,14 @@ function recordOf(event: inbound.InboundEvent): OutgoingMessage | string {
   return { key: event.conversationId, id: event.eventId, ...record };
 }
 
-class PublishTimeout extends Error {}
+class PublishTimeout extends Error {
+  override readonly name = "PublishTimeout";
+}
+
+/** An error as a log line reads it: its name and message. */
+function errorLine(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
 
 /** Why a body could not be stored, as a metric label. */
 function unavailableReason(error: unknown): string {

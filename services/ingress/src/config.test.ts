@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ConfigError } from "@taituri/config";
+import { ConfigError, configProblems } from "@taituri/config";
 import { loadIngressConfig } from "./config.ts";
 
 const required = { WHATSAPP_APP_SECRET: "old, new", WHATSAPP_VERIFY_TOKEN: "v", WHATSAPP_ACCESS_TOKEN: "t" };
@@ -8,6 +8,7 @@ const required = { WHATSAPP_APP_SECRET: "old, new", WHATSAPP_VERIFY_TOKEN: "v", 
 test("defaults match the documented contract, and several app secrets are accepted", () => {
   const config = loadIngressConfig(required);
   assert.equal(config.INGRESS_PORT, 3000);
+  assert.equal(config.INGRESS_OPS_PORT, 3100);
   assert.equal(config.WHATSAPP_API_URL, "https://graph.facebook.com/v23.0");
   assert.deepEqual(config.WHATSAPP_APP_SECRET, ["old", "new"]);
   assert.equal(config.WEBHOOK_BODY_LIMIT_BYTES, 3 * 1024 * 1024);
@@ -60,4 +61,29 @@ test("a claim's lease shorter than a send and its resend is refused", () => {
       .OUTBOUND_CLAIM_LEASE_MS,
     45_000,
   );
+});
+
+test("the ops port is a port number of its own: an invalid one or INGRESS_PORT's is refused", () => {
+  assert.equal(loadIngressConfig({ ...required, INGRESS_OPS_PORT: "9100" }).INGRESS_OPS_PORT, 9100);
+  assert.deepEqual(
+    configProblems(() => loadIngressConfig({ ...required, INGRESS_OPS_PORT: "70000" })).map((p) =>
+      p.slice(0, p.indexOf(":")),
+    ),
+    ["INGRESS_OPS_PORT"],
+  );
+  assert.deepEqual(
+    configProblems(() => loadIngressConfig({ ...required, INGRESS_PORT: "8080", INGRESS_OPS_PORT: "8080" })),
+    [
+      "INGRESS_OPS_PORT: must differ from INGRESS_PORT (8080): the ops endpoints have a listener of their own",
+    ],
+  );
+  assert.deepEqual(
+    configProblems(() => loadIngressConfig({ ...required, INGRESS_OPS_PORT: "3000" })),
+    [
+      "INGRESS_OPS_PORT: must differ from INGRESS_PORT (3000): the ops endpoints have a listener of their own",
+    ],
+  );
+  // Any free port for each, as tests ask.
+  const anyFree = loadIngressConfig({ ...required, INGRESS_PORT: "0", INGRESS_OPS_PORT: "0" });
+  assert.equal(anyFree.INGRESS_OPS_PORT, 0);
 });

@@ -1,6 +1,7 @@
 import {
   baseSchema,
   checkHttpListener,
+  checkOpsPort,
   csv,
   devClockUrl,
   flag,
@@ -21,9 +22,11 @@ const LOCAL = {
 
 export const schema = baseSchema
   .extend({
-    // Port of the public webhook (GET/POST /webhook) and of /healthz, /readyz, /metrics.
+    // Port of the public webhook (GET/POST /webhook): Meta's, and nothing else.
     INGRESS_PORT: port(3000),
-    // Interface to listen on; 0.0.0.0 in a container, loopback on a laptop.
+    // Port of /healthz, /readyz and /metrics, for probes and scrapers only; differs from INGRESS_PORT.
+    INGRESS_OPS_PORT: port(3100),
+    // Interface both listen on; 0.0.0.0 in a container, loopback on a laptop.
     INGRESS_HOST: z.string().default("127.0.0.1"),
     // App secret(s) that sign Meta's webhooks, comma-separated: during a rotation both the old and the
     // new secret are accepted, so no webhook is refused while Meta switches over. Outside local each
@@ -48,7 +51,7 @@ export const schema = baseSchema
       .url()
       .default("https://graph.facebook.com/v23.0")
       .transform((url) => url.replace(/\/+$/, "")),
-    // Timeouts of the webhook's listener (HTTP_REQUEST_TIMEOUT_MS, HTTP_HEADERS_TIMEOUT_MS,
+    // Timeouts of the webhook's listener and the ops one (HTTP_REQUEST_TIMEOUT_MS, HTTP_HEADERS_TIMEOUT_MS,
     // HTTP_KEEP_ALIVE_TIMEOUT_MS; packages/config/src/http.ts).
     ...httpListenerSettings,
     // Meta refuses bodies over 3 MB; so do we, before reading further.
@@ -94,6 +97,7 @@ export const schema = baseSchema
   })
   .superRefine((config, ctx) => {
     checkHttpListener(config, ctx);
+    checkOpsPort(config, ctx, { publicPort: "INGRESS_PORT", opsPort: "INGRESS_OPS_PORT" });
     if (config.OUTBOUND_CLAIM_LEASE_MS <= 2 * config.GRAPH_API_TIMEOUT_MS)
       ctx.addIssue({
         code: "custom",

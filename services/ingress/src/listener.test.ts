@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { connect, type Socket } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { after, test } from "node:test";
 import { httpListenerOptions } from "@taituri/config";
 import { EventProducer, type Publisher, topicNames } from "@taituri/kafka";
@@ -11,6 +11,7 @@ import type { FastifyInstance } from "fastify";
 import type { Kafka, ProducerBatch } from "kafkajs";
 import { buildIngressApp } from "./app.ts";
 import { loadIngressConfig } from "./config.ts";
+import { startIngressService } from "./service.ts";
 
 // A regression would leave a socket open for good: fail the test instead of hanging.
 const bounded = { timeout: 10_000 };
@@ -36,7 +37,6 @@ async function listening(env: Record<string, string>, publisher?: Publisher) {
     publisher: publisher ?? { send: async () => {} },
     logger: createLogger({ service: "test", level: "silent" }),
     registry,
-    checks: {},
     publishTimeoutMs: 5_000,
     recentIdsCapacity: 0,
     listener: httpListenerOptions(config),
@@ -178,3 +178,61 @@ test(
     assert.equal(requests[0]?.batch.topicMessages?.[0]?.topic, "t.inbound.v1");
   },
 );
+
+/** A port nobody listens on: the dependencies of a service started without them. */
+async function unusedPort(): Promise<number> {
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  assert.ok(address && typeof address === "object");
+  server.close();
+  await once(server, "close");
+  return address.port;
+}
+
+// Stopping ends the attempts on Kafka and MongoDB in flight, which takes the drivers a few seconds.
+test("the public port answers only the webhook; /healthz, /readyz and /metrics are on the ops port", {
+  timeout: 30_000,
+}, async () => {
+  const config = loadIngressConfig({
+    WHATSAPP_APP_SECRET: "secret",
+    WHATSAPP_VERIFY_TOKEN: "verify-me",
+    WHATSAPP_ACCESS_TOKEN: "token",
+    INGRESS_PORT: "0",
+    INGRESS_OPS_PORT: "0",
+    // Kafka and MongoDB away: the service listens all the same, and says what it waits for.
+    KAFKA_BROKERS: `127.0.0.1:${await unusedPort()}`,
+    MONGO_URL: `mongodb://127.0.0.1:${await unusedPort()}/`,
+    OUTBOUND_DISPATCHER: "false",
+  });
+  const service = await startIngressService(config, createLogger({ service: "test", level: "silent" }), {
+    waitForDependencies: false,
+  });
+  try {
+    const webhook = new URL(service.endpoints.webhook ?? "");
+    const ops = service.endpoints.ops ?? "";
+    assert.notEqual(new URL(ops).port, webhook.port);
+    for (const path of ["/healthz", "/readyz", "/metrics"]) {
+      assert.equal((await fetch(`${webhook.origin}${path}`)).status, 404, `public ${path}`);
+    }
+    assert.equal(
+      (await fetch(`${webhook.href}?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=7`)).status,
+      200,
+    );
+
+    assert.equal((await fetch(`${ops}/healthz`)).status, 200);
+    const ready = await fetch(`${ops}/readyz`);
+    assert.equal(ready.status, 503);
+    // Kafka alone: the webhook never touches MongoDB.
+    assert.deepEqual(await ready.json(), { ready: false, failing: ["kafka"] });
+    const metrics = await (await fetch(`${ops}/metrics`)).text();
+    assert.match(metrics, /webhook_requests_total\{outcome="verify_ok",reason="",service="ingress"\} 1/);
+    assert.equal((await fetch(`${ops}/webhook`)).status, 404, "no webhook on the ops port");
+  } finally {
+    await service.stop();
+  }
+  await assert.rejects(
+    fetch(`${service.endpoints.ops}/healthz`),
+    "the ops listener is closed with the service",
+  );
+});

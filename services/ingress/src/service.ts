@@ -4,6 +4,7 @@ import type { Logger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
 import {
   connectBackbone,
+  listenOps,
   type RunningService,
   returnStarted,
   type StartedWork,
@@ -19,9 +20,10 @@ import { Pacer } from "./outbound/pacer.ts";
 import { createStatusHandler } from "./statuses/tracker.ts";
 
 /**
- * Builds and starts the ingress service from its config: the webhook server (with the ops routes
- * on the same port) and, unless disabled, the outbound dispatcher. Endpoints: `webhook`, `ops`.
- * It listens at once, whether Kafka and MongoDB are there or not; the dispatcher starts once both are.
+ * Builds and starts the ingress service from its config: the webhook server on INGRESS_PORT, the
+ * ops endpoints on INGRESS_OPS_PORT and, unless disabled, the outbound dispatcher. Endpoints:
+ * `webhook`, `ops`. It listens at once, whether Kafka and MongoDB are there or not; the dispatcher
+ * starts once both are.
  */
 export async function startIngressService(
   config: IngressConfig,
@@ -31,20 +33,18 @@ export async function startIngressService(
   const backbone = await connectBackbone("ingress", config, logger, { indexes: ingressIndexes });
   const clock = await startServiceClock(config.DEV_CLOCK_URL, logger);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
+  const listener = httpListenerOptions(config);
   const app = buildIngressApp({
     appSecrets: config.WHATSAPP_APP_SECRET,
     verifyToken: config.WHATSAPP_VERIFY_TOKEN,
     bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES,
     publishTimeoutMs: config.WEBHOOK_PUBLISH_TIMEOUT_MS,
     recentIdsCapacity: config.WEBHOOK_RECENT_IDS,
-    listener: httpListenerOptions(config),
+    listener,
     topics,
     publisher: backbone.kafka.producer,
     logger,
     registry: backbone.registry,
-    // The webhook needs Kafka alone: a MongoDB outage must not take ingress out of service and have
-    // Meta's deliveries refused; the dispatcher, which needs MongoDB, waits for it meanwhile.
-    checks: { kafka: backbone.checks.kafka },
     now: clock.now,
   });
 
@@ -144,15 +144,27 @@ export async function startIngressService(
     });
   }
 
+  const ops = await listenOps({
+    registry: backbone.registry,
+    // The webhook needs Kafka alone: a MongoDB outage must not take ingress out of service and have
+    // Meta's deliveries refused; the dispatcher, which needs MongoDB, waits for it meanwhile.
+    checks: { kafka: backbone.checks.kafka },
+    port: config.INGRESS_OPS_PORT,
+    host: config.INGRESS_HOST,
+    listener,
+  });
   const url = await app.listen({ port: config.INGRESS_PORT, host: config.INGRESS_HOST });
   return returnStarted(
     {
-      endpoints: { webhook: `${url}/webhook`, ops: url },
+      endpoints: { webhook: `${url}/webhook`, ops: ops.url },
       registry: backbone.registry,
       async stop() {
-        // The webhook first: stop taking what we could no longer store.
+        // Out of service first, then the webhook: stop taking what we could no longer store.
+        ops.drain();
         await app.close();
         await dispatching?.stop();
+        // Last of the listeners: /readyz says 503 while the dispatcher drains.
+        await ops.close();
         await graph.close();
         clock.stop();
         await backbone.close();

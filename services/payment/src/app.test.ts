@@ -75,8 +75,6 @@ function setup() {
     },
     metrics: createMetrics(new Registry(), async () => ({})),
     logger: createLogger({ service: "test", level: "silent" }),
-    registry: new Registry(),
-    checks: {},
   });
   const call = async (method: "GET" | "POST", url: string, token?: string) =>
     (

@@ -1,7 +1,6 @@
 import type { Logger } from "@taituri/logging";
 import { asTransient, type ImageStore } from "@taituri/mongo";
 import { AuthError, type Verifier } from "@taituri/oidc";
-import { type ReadinessChecks, type Registry, registerOpsRoutes } from "@taituri/ops";
 import { contracts } from "@taituri/proto";
 import { SpanKind, withSpan } from "@taituri/telemetry";
 import Fastify, {
@@ -36,28 +35,25 @@ export interface PaymentAppDeps {
   access: InternalAccess;
   metrics: Metrics;
   logger: Logger;
-  registry: Registry;
-  checks: ReadinessChecks;
   /** Fastify's timeouts for the public listener (httpListenerOptions of @taituri/config). */
   listener?: FastifyServerOptions;
 }
 
 /**
- * The payment service's HTTP surface on one port:
+ * The payment service's public HTTP surface (its ops endpoints have a listener of their own,
+ * service.ts; here any other path is a 404):
  * - POST /payments/webhooks/<provider>: the provider's signed events (public; the signature over
  *   the raw body is the authentication, so the body is kept as bytes);
  * - /checkout/<session>: the local provider's checkout page (public; the session id is 192
  *   random bits), whose "Pay" and "Cancel" become signed events delivered to the webhook above;
  * - /internal/orders/<id or number> and …/refund: for the callers in PAYMENT_INTERNAL_CALLERS with
- *   an OIDC token, a refund with the admin scope too (domain/access.ts);
- * - /healthz, /readyz, /metrics.
+ *   an OIDC token, a refund with the admin scope too (domain/access.ts).
  */
 export function buildPaymentApp(deps: PaymentAppDeps): FastifyInstance {
   const { payments, provider, metrics, logger } = deps;
   const app = Fastify({ ...deps.listener, logger: false, bodyLimit: 256 * 1024 });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer" }, (_request, body, done) => done(null, body));
-  registerOpsRoutes(app, { registry: deps.registry, checks: deps.checks });
 
   app.setErrorHandler((error: { statusCode?: number; message: string }, request, reply) => {
     const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500;

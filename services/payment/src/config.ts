@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import {
   baseSchema,
   checkHttpListener,
+  checkOpsPort,
   csv,
   httpListenerSettings,
   loadConfig,
@@ -19,10 +20,13 @@ const LOCAL_DESIGN_LINK_SECRET = "taituri-local-design-link-secret-not-for-produ
 
 export const schema = baseSchema
   .extend({
-    // Port of the checkout page, the provider webhooks, the internal API and /healthz, /readyz, /metrics.
+    // Port of the checkout page, the provider webhooks, the internal API and the shops' calls.
     PAYMENT_PORT: port(3003),
+    // Port of /healthz, /readyz and /metrics, for probes and scrapers only; differs from PAYMENT_PORT.
+    PAYMENT_OPS_PORT: port(3103),
+    // Interface both listen on; 0.0.0.0 in a container, loopback on a laptop.
     PAYMENT_HOST: z.string().default("127.0.0.1"),
-    // Timeouts of the public listener: checkout and the provider's webhook (HTTP_REQUEST_TIMEOUT_MS,
+    // Timeouts of the public listener (checkout and the provider's webhook) and the ops one (HTTP_REQUEST_TIMEOUT_MS,
     // HTTP_HEADERS_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS; packages/config/src/http.ts).
     ...httpListenerSettings,
     // Base URL shoppers' browsers (and Stripe's redirects) reach this service at: checkout links
@@ -118,6 +122,7 @@ export const schema = baseSchema
   })
   .superRefine((c, ctx) => {
     checkHttpListener(c, ctx);
+    checkOpsPort(c, ctx, { publicPort: "PAYMENT_PORT", opsPort: "PAYMENT_OPS_PORT" });
     const local = c.DEPLOYMENT_ENVIRONMENT === "local";
     const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
     if (c.ORDERS_WEBHOOK_URL) {

@@ -4,7 +4,13 @@ import { topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
 import { createVerifier, type Verifier } from "@taituri/oidc";
-import { connectBackbone, type RunningService, returnStarted, type StartOptions } from "@taituri/service";
+import {
+  connectBackbone,
+  listenOps,
+  type RunningService,
+  returnStarted,
+  type StartOptions,
+} from "@taituri/service";
 import { parse } from "yaml";
 import { LocalProvider } from "./adapters/local-provider.ts";
 import type { PaymentProvider } from "./adapters/provider.ts";
@@ -32,11 +38,12 @@ export interface PaymentOptions extends StartOptions {
 }
 
 /**
- * Builds and starts the payment service: the payment-requests consumer, the HTTP server (provider
- * webhooks, the local checkout page, the internal API, the shops' design links and shipped calls,
- * ops routes), the sweeper, which ends local sessions past their expiry, publishes events a crash
- * left in an order's outbox, finishes refunds a crash or a provider outage left due and forgets
- * orders and deliveries past their retention (retention.ts), and the
+ * Builds and starts the payment service: the payment-requests consumer, the HTTP server on
+ * PAYMENT_PORT (provider webhooks, the local checkout page, the internal API, the shops' design
+ * links and shipped calls), the ops endpoints on PAYMENT_OPS_PORT, the sweeper, which ends local
+ * sessions past their expiry, publishes events a crash left in an order's outbox, finishes refunds
+ * a crash or a provider outage left due and forgets orders and deliveries past their retention
+ * (retention.ts), and the
  * fulfilment deliverer (the orders consumer and its worker), which posts every paid order to its
  * shop until the shop acknowledges it (docs/orders.md).
  * Endpoints: `http` (the public base), `webhook`, `ops`.
@@ -97,8 +104,9 @@ export async function startPaymentService(
     logger,
   });
   const images = new ImageStore(backbone.mongo.db);
+  const listener = httpListenerOptions(config);
   const app = buildPaymentApp({
-    listener: httpListenerOptions(config),
+    listener,
     payments,
     provider,
     ...(local ? { local } : {}),
@@ -114,8 +122,6 @@ export async function startPaymentService(
     },
     metrics,
     logger,
-    registry: backbone.registry,
-    checks: backbone.checks,
   });
 
   const deliveries = new DeliveryStore(backbone.mongo.db);
@@ -151,6 +157,13 @@ export async function startPaymentService(
     },
   });
 
+  const ops = await listenOps({
+    registry: backbone.registry,
+    checks: backbone.checks,
+    port: config.PAYMENT_OPS_PORT,
+    host: config.PAYMENT_HOST,
+    listener,
+  });
   const url = await app.listen({ port: config.PAYMENT_PORT, host: config.PAYMENT_HOST });
   listening = url;
   const work = backbone.whenUp("consumers", ["kafka", "mongodb"], async () => {
@@ -235,11 +248,14 @@ export async function startPaymentService(
 
   return returnStarted(
     {
-      endpoints: { http: publicUrl(), webhook: `${url}/payments/webhooks/${provider.name}`, ops: url },
+      endpoints: { http: publicUrl(), webhook: `${url}/payments/webhooks/${provider.name}`, ops: ops.url },
       registry: backbone.registry,
       async stop() {
+        // Out of service first; the ops listener closes last, answering /readyz 503 while work drains.
+        ops.drain();
         await app.close();
         await work.stop();
+        await ops.close();
         await backbone.close();
       },
     },

@@ -3,12 +3,14 @@ import { freePort } from "@taituri/devenv";
 /** Every port scripts/start.ts opens, by the prefix of its `<NAME>_PORT` variable. */
 const START_PORTS = [
   "INGRESS",
+  "INGRESS_OPS",
   "CONVERSATION",
   "GENERATION",
   "PAYMENT",
+  "PAYMENT_OPS",
   "LIMITER",
   "LIMITER_GRPC",
-  "WHATSAPP_SIMULATOR",
+  "SIMULATOR",
   "OIDC_ISSUER",
   "JAEGER_OTLP",
   "JAEGER_QUERY",

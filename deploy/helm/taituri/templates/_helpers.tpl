@@ -104,6 +104,9 @@ towards.
 {{- if and $component.enabled (lt (int $component.terminationGracePeriodSeconds) 1) -}}
 {{- $problems = append $problems (printf "terminationGracePeriodSeconds: %v is not a positive number of seconds [components.%s.terminationGracePeriodSeconds]" $component.terminationGracePeriodSeconds $name) -}}
 {{- end -}}
+{{- if and $component.enabled (hasKey $component "opsPort") (eq (int $component.opsPort) (int $component.httpPort)) -}}
+{{- $problems = append $problems (printf "%s: must differ from %s (%v): the ops endpoints have a listener of their own [components.%s.opsPort]" $component.opsPortEnv $component.portEnv $component.httpPort $name) -}}
+{{- end -}}
 {{- end -}}
 {{- if $c.generation.enabled -}}
 {{- $drainMs := int (.Values.generation.drainMs | default .Values.generation.leaseMs) -}}
