@@ -77,8 +77,11 @@ const random = prng(seed);
 const statusJitter = prng((seed ^ 0x5a17) >>> 0);
 // Late copies: "minutes later" in the full run; scaled to the short run's length.
 const lateMs: [number, number] = short ? [10_000, 30_000] : [60_000, 180_000];
-// Past the conversation's round watchdog (150 s) and a take-over, so a stalled round is seen to end.
-const replyTimeoutMs = 200_000;
+// The longest a reply may take without anything being wrong: the conversation's round watchdog
+// (150 s), then the apology's send taken over from an ingress killed holding its claim (the claim's
+// 60 s lease, OUTBOUND_CLAIM_LEASE_MS), with a minute to spare on a loaded machine. 200 s, used
+// before, cut shoppers off while that apology was on its way (the 1,000-shopper run).
+const replyTimeoutMs = 270_000;
 
 interface FaultEvent {
   fault: string;
