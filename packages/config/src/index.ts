@@ -99,6 +99,33 @@ export const logLevel = () =>
 const DEV_PSEUDONYM_KEY = "taituri-dev-pseudonym-key";
 
 /** The SASL mechanisms of KAFKA_SASL_MECHANISM (kafkajs's names). */
+/**
+ * How a service that verifies tokens reaches its issuer's keys, beside OIDC_ISSUER_URL: in
+ * Kubernetes the API server's service-account issuer (`https://kubernetes.default.svc`) is served
+ * with the cluster's CA and, under the default RBAC, only to an authenticated caller; managed
+ * clusters (EKS, GKE, AKS) publish theirs publicly at another URL (docs/security.md).
+ */
+export const oidcVerifierFields = {
+  // The issuer's JWKS, fetched directly instead of through discovery.
+  OIDC_JWKS_URL: z.string().url().optional(),
+  // PEM file of the CAs trusted for discovery and the JWKS (in a pod: the cluster CA,
+  // /var/run/secrets/kubernetes.io/serviceaccount/ca.crt).
+  OIDC_CA_FILE: z.string().min(1).optional(),
+  // A token sent with those requests (in a pod: its own service-account token), read at each fetch.
+  OIDC_DISCOVERY_TOKEN_FILE: z.string().min(1).optional(),
+};
+
+/** The verifier options those fields give (see @taituri/oidc createVerifier). */
+export const oidcVerifierOptions = (config: {
+  OIDC_JWKS_URL?: string | undefined;
+  OIDC_CA_FILE?: string | undefined;
+  OIDC_DISCOVERY_TOKEN_FILE?: string | undefined;
+}) => ({
+  ...(config.OIDC_JWKS_URL ? { jwksUrl: config.OIDC_JWKS_URL } : {}),
+  ...(config.OIDC_CA_FILE ? { caFile: config.OIDC_CA_FILE } : {}),
+  ...(config.OIDC_DISCOVERY_TOKEN_FILE ? { tokenFile: config.OIDC_DISCOVERY_TOKEN_FILE } : {}),
+});
+
 export const KAFKA_SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512", "oauthbearer"] as const;
 
 /**

@@ -1,4 +1,7 @@
-import { createRemoteJWKSet, errors, type JWTPayload, jwtVerify } from "jose";
+import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { createRemoteJWKSet, customFetch, errors, type JWTPayload, jwtVerify } from "jose";
 
 /** A token that is missing, malformed, expired, for someone else or not signed by the issuer. */
 export class AuthError extends Error {
@@ -27,6 +30,73 @@ export interface VerifierOptions {
    * (ACCEPTED_ALGORITHMS) are ever used: never `none`, never an HMAC.
    */
   algorithms?: string[];
+  /**
+   * The issuer's key set, fetched directly instead of through discovery: for an issuer whose
+   * discovery document this service cannot reach (a cluster's API server under an RBAC that hides
+   * it). Algorithms then come from the keys (or `algorithms`).
+   */
+  jwksUrl?: string;
+  /**
+   * PEM file of the certificate authorities to trust for discovery and the key set, in place of
+   * Node's store: the cluster's CA for `https://kubernetes.default.svc`. Read at each fetch, so a
+   * rotated bundle is followed.
+   */
+  caFile?: string;
+  /**
+   * A bearer token sent with discovery and key-set requests, read at each fetch (the kubelet rotates
+   * it): the pod's own service-account token, where the API server answers discovery only to an
+   * authenticated caller (the default RBAC's `system:service-account-issuer-discovery`).
+   */
+  tokenFile?: string;
+}
+
+/** How the verifier fetches discovery and keys: Node's fetch, or one with a CA and a token. */
+type Fetch = (url: string, init: { headers?: Headers; signal?: AbortSignal }) => Promise<Response>;
+
+/**
+ * A fetch for discovery and key sets that trusts `caFile` and sends `tokenFile`'s token, when
+ * either is set (Node's fetch takes no CA of its own without undici's Agent; node:https does).
+ * Redirects are not followed: an issuer's keys are where it says they are.
+ */
+export function issuerFetch(options: { caFile?: string; tokenFile?: string }): Fetch {
+  if (!options.caFile && !options.tokenFile) return (url, init) => fetch(url, init);
+  return (url, init) =>
+    new Promise<Response>((resolve, reject) => {
+      const target = new URL(url);
+      const headers: Record<string, string> = { accept: "application/json" };
+      init.headers?.forEach((value, name) => {
+        headers[name] = value;
+      });
+      if (options.tokenFile)
+        headers.authorization = `Bearer ${readFileSync(options.tokenFile, "utf8").trim()}`;
+      const send = target.protocol === "https:" ? httpsRequest : httpRequest;
+      const req = send(
+        target,
+        {
+          method: "GET",
+          headers,
+          ...(options.caFile && target.protocol === "https:"
+            ? { ca: readFileSync(options.caFile, "utf8") }
+            : {}),
+          ...(init.signal ? { signal: init.signal } : {}),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () =>
+            resolve(
+              new Response(Buffer.concat(chunks), {
+                status: res.statusCode ?? 502,
+                headers: { "content-type": String(res.headers["content-type"] ?? "application/json") },
+              }),
+            ),
+          );
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
 }
 
 export interface Verifier {
@@ -83,11 +153,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const issuer = options.issuer.replace(/\/$/, "");
   const maxAge = options.jwksMaxAgeMs ?? 300_000;
   let discovered: Promise<Issuer> | undefined;
+  const get = issuerFetch(options);
   const issuerKeys = () => {
-    discovered ??= discover(issuer, maxAge, options.algorithms).catch((error: unknown) => {
-      discovered = undefined;
-      throw error;
-    });
+    discovered ??= discover(issuer, maxAge, get, options.algorithms, options.jwksUrl).catch(
+      (error: unknown) => {
+        discovered = undefined;
+        throw error;
+      },
+    );
     return discovered;
   };
   const cacheSize = options.cacheSize ?? 10_000;
@@ -166,20 +239,30 @@ export function createVerifier(options: VerifierOptions): Verifier {
  * (`id_token_signing_alg_values_supported`), else those of its keys (`alg`), else the RSA and EC
  * families, each time only the asymmetric ones. An issuer that publishes only others is refused.
  */
-async function discover(issuer: string, maxAgeMs: number, override?: string[]): Promise<Issuer> {
-  const response = await fetch(`${issuer}/.well-known/openid-configuration`, {
-    signal: AbortSignal.timeout(5000),
-  });
-  if (!response.ok) throw new Error(`OIDC discovery at ${issuer} answered ${response.status}`);
-  const document = (await response.json()) as {
-    issuer?: string;
-    jwks_uri?: string;
-    id_token_signing_alg_values_supported?: unknown;
+async function discover(
+  issuer: string,
+  maxAgeMs: number,
+  get: Fetch,
+  override?: string[],
+  jwksUrl?: string,
+): Promise<Issuer> {
+  let document: { issuer?: string; jwks_uri?: string; id_token_signing_alg_values_supported?: unknown } = {
+    issuer,
+    ...(jwksUrl ? { jwks_uri: jwksUrl } : {}),
   };
+  if (!jwksUrl) {
+    const url = `${issuer}/.well-known/openid-configuration`;
+    const response = await get(url, { signal: AbortSignal.timeout(5000) });
+    if (!response.ok) throw new Error(`OIDC discovery at ${issuer} answered ${response.status}`);
+    document = (await response.json()) as typeof document;
+  }
   if (document.issuer?.replace(/\/$/, "") !== issuer)
     throw new Error(`OIDC discovery at ${issuer} names another issuer: ${document.issuer}`);
   if (!document.jwks_uri) throw new Error(`OIDC discovery at ${issuer} has no jwks_uri`);
-  const keys = createRemoteJWKSet(new URL(document.jwks_uri), { cacheMaxAge: maxAgeMs });
+  const keys = createRemoteJWKSet(new URL(document.jwks_uri), {
+    cacheMaxAge: maxAgeMs,
+    [customFetch]: get,
+  });
   let published = strings(override ?? document.id_token_signing_alg_values_supported);
   if (published.length === 0) {
     await keys.reload();

@@ -4,6 +4,7 @@ import {
   csv,
   KAFKA_SASL_MECHANISMS,
   loadConfig,
+  oidcVerifierFields,
   port,
   positiveInt,
   refuseOutsideLocal,
@@ -49,6 +50,7 @@ export const schema = baseSchema.extend({
   OIDC_ISSUER_URL: refuseOutsideLocal(z.string().url().default("http://127.0.0.1:3010"), {
     loopbackIssuer: true,
   }),
+  ...oidcVerifierFields,
   // The `aud` the tokens must name.
   LIMITER_AUDIENCE: z.string().min(1).default("limiter"),
   // Comma-separated callers the limiter answers (a token's client_id, else azp, else sub; in

@@ -1,4 +1,5 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { oidcVerifierOptions } from "@taituri/config";
 import type { Logger } from "@taituri/logging";
 import { createVerifier, type Verifier } from "@taituri/oidc";
 import { createOpsServer, createRegistry } from "@taituri/ops";
@@ -98,7 +99,12 @@ export async function startLimiterService(
   });
 
   const verifier =
-    options.verifier ?? createVerifier({ issuer: config.OIDC_ISSUER_URL, audience: config.LIMITER_AUDIENCE });
+    options.verifier ??
+    createVerifier({
+      issuer: config.OIDC_ISSUER_URL,
+      audience: config.LIMITER_AUDIENCE,
+      ...oidcVerifierOptions(config),
+    });
   const store = createStore({ redis, prefix: config.LIMITER_KEY_PREFIX, now: options.now });
 
   const health = new HealthImplementation({

@@ -6,6 +6,7 @@ import {
   csv,
   httpListenerSettings,
   loadConfig,
+  oidcVerifierFields,
   port,
   positiveInt,
   refuseOutsideLocal,
@@ -84,6 +85,7 @@ export const schema = baseSchema
     OIDC_ISSUER_URL: refuseOutsideLocal(z.string().url().default("http://127.0.0.1:3010"), {
       loopbackIssuer: true,
     }),
+    ...oidcVerifierFields,
     // The `aud` those tokens must name.
     PAYMENT_AUDIENCE: z.string().min(1).default("payment"),
     // Comma-separated callers of the internal API (a token's client_id, else azp, else sub; in

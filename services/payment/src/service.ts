@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { ConfigError, httpListenerOptions } from "@taituri/config";
+import { ConfigError, httpListenerOptions, oidcVerifierOptions } from "@taituri/config";
 import { topicNames } from "@taituri/kafka";
 import type { Logger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
@@ -114,7 +114,11 @@ export async function startPaymentService(
     images,
     verifier:
       options.verifier ??
-      createVerifier({ issuer: config.OIDC_ISSUER_URL, audience: config.PAYMENT_AUDIENCE }),
+      createVerifier({
+        issuer: config.OIDC_ISSUER_URL,
+        audience: config.PAYMENT_AUDIENCE,
+        ...oidcVerifierOptions(config),
+      }),
     access: {
       callers: config.PAYMENT_INTERNAL_CALLERS,
       adminScope: config.PAYMENT_ADMIN_SCOPE,
