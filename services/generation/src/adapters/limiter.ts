@@ -27,9 +27,23 @@ export interface LimiterClientOptions {
   token: () => Promise<string>;
 }
 
+/**
+ * Calls spread over every address the target resolves to. grpc-js's default, pick_first, keeps a
+ * generation pod on one limiter pod for the life of its connection; with a headless Service
+ * (`dns:///<name>.<namespace>.svc:50051`, one address per pod) round_robin spreads the decisions
+ * and moves off a pod that goes away. grpc-js re-resolves when a connection drops.
+ */
+export const LIMITER_CHANNEL_OPTIONS = {
+  "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+};
+
 /** The limiter's gRPC client: each call carries a fresh-enough OIDC token and a deadline. */
 export function createLimiterClient(options: LimiterClientOptions): RoundLimiter {
-  const client = new limiter.LimiterServiceClient(options.address, credentials.createInsecure());
+  const client = new limiter.LimiterServiceClient(
+    options.address,
+    credentials.createInsecure(),
+    LIMITER_CHANNEL_OPTIONS,
+  );
   const call = async <Req, Res>(
     method: (
       request: Req,
