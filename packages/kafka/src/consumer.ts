@@ -30,6 +30,8 @@ export interface ConsumerOptions {
   /** Publishes dead letters. */
   producer: EventProducer;
   logger: Logger;
+  /** This member's partitions after each join of the group (topic → partitions). */
+  onAssignment?: (assignment: Record<string, number[]>) => void;
   /**
    * Partitions processed at once. Order is kept within a partition (so per conversation); different
    * partitions move independently, so one slow shopper does not hold up the others.
@@ -400,6 +402,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       void consumer.disconnect().catch(() => {});
       return;
     }
+    options.onAssignment?.(payload.memberAssignment);
     const assigned = new Set(
       Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
         partitions.map((partition) => `${topic}\u0000${partition}`),

@@ -11,12 +11,13 @@ import {
   type StartOptions,
   startServiceClock,
 } from "@taituri/service";
+import { Gauge } from "prom-client";
 import { GraphApiClient } from "./adapters/graph-api.ts";
 import { IngressStore, ingressIndexes } from "./adapters/store.ts";
 import { buildIngressApp } from "./app.ts";
 import type { IngressConfig } from "./config.ts";
 import { createOutboundHandler } from "./outbound/dispatcher.ts";
-import { Pacer } from "./outbound/pacer.ts";
+import { outboundPartitions, Pacer, paceShare } from "./outbound/pacer.ts";
 import { createStatusHandler } from "./statuses/tracker.ts";
 
 /**
@@ -61,10 +62,17 @@ export async function startIngressService(
     });
     // Built once, outside the start that is retried: each registers its metrics, and a second
     // registration throws (a dispatcher whose first start met the broker away never started again).
+    const pacer = new Pacer(config.OUTBOUND_RATE_PER_NUMBER);
+    const pacingRate = new Gauge({
+      name: "outbound_pacing_rate_per_number",
+      help: "Messages per second this replica sends per business number: its share of OUTBOUND_RATE_PER_NUMBER, as it owns its share of the outbound partitions",
+      registers: [backbone.registry],
+    });
+    pacingRate.set(pacer.ratePerSecond);
     const outbound = createOutboundHandler({
       store,
       images: new ImageStore(backbone.mongo.db),
-      pacer: new Pacer(config.OUTBOUND_RATE_PER_NUMBER),
+      pacer,
       publisher: backbone.kafka.producer,
       topics,
       graph,
@@ -93,6 +101,23 @@ export async function startIngressService(
             logger: logger.child({ component: "dispatcher" }),
             keyConcurrency: config.OUTBOUND_KEY_CONCURRENCY,
             handle: outbound,
+            // Each number's rate is shared by the replicas as they share the partitions.
+            onAssignment: (assignment) => {
+              const owned = assignment[topics.outbound]?.length ?? 0;
+              void outboundPartitions(backbone.kafka.admin, topics.outbound).then(
+                (total) => {
+                  pacer.setShare(paceShare(owned, total));
+                  pacingRate.set(pacer.ratePerSecond);
+                  logger.info(
+                    { owned, partitions: total, ratePerNumber: pacer.ratePerSecond },
+                    "outbound pacing set to this replica's share of the partitions",
+                  );
+                },
+                (error: unknown) =>
+                  // The last share stands until the next join: a rebalance is rare, a wrong share brief.
+                  logger.warn({ err: error }, "could not read the outbound topic's partitions"),
+              );
+            },
           }),
         );
         // Statuses come in through the webhook like messages; this group reads them beside the
