@@ -14,6 +14,9 @@ import { startTelemetry } from "./sdk.ts";
 
 const exporter = new InMemorySpanExporter();
 const processor = new SimpleSpanProcessor(exporter);
+// As the image and the chart set them: the release, and the pod from the downward API.
+process.env.TAITURI_VERSION = "1.4.2";
+process.env.OTEL_RESOURCE_ATTRIBUTES = "k8s.pod.name=taituri-ingress-7d9f,k8s.namespace.name=shop";
 const telemetry = startTelemetry({ serviceName: "test", spanProcessors: [processor] });
 // Export waits for the resource's asynchronous attributes, so read spans only after a flush.
 const finishedSpans = async () => {
@@ -135,4 +138,15 @@ test("a client span keeps the path it called, not the query", async () => {
     "server.address": "graph.example",
     "network.peer.address": "157.240.1.1",
   });
+});
+
+test("spans name the release (TAITURI_VERSION) and carry the pod's k8s.* attributes", async () => {
+  exporter.reset();
+  await withSpan("t", "resource", {}, async () => {});
+  const [span] = await finishedSpans();
+  assert.ok(span);
+  const attributes = span.resource.attributes;
+  assert.equal(attributes["service.version"], "1.4.2");
+  assert.equal(attributes["k8s.pod.name"], "taituri-ingress-7d9f");
+  assert.equal(attributes["k8s.namespace.name"], "shop");
 });

@@ -100,7 +100,9 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({
       [ATTR_SERVICE_NAME]: options.serviceName,
-      [ATTR_SERVICE_VERSION]: options.serviceVersion ?? "0.0.0",
+      // The image's version (its VERSION build argument, set as TAITURI_VERSION), so a trace names
+      // the release that served it; OTEL_RESOURCE_ATTRIBUTES adds the k8s.* ones the chart sets.
+      [ATTR_SERVICE_VERSION]: options.serviceVersion ?? (process.env.TAITURI_VERSION || "0.0.0"),
       // Semantic conventions 1.27+ name; kept literal because it is still in the incubating entry point.
       "deployment.environment.name": options.environment ?? "local",
     }),
