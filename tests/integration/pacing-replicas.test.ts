@@ -70,7 +70,7 @@ test("replicas share each number's rate as they share the outbound partitions, a
     },
     60_000,
   );
-  assert.equal(shares[0] + shares[1], RATE);
+  assert.equal(shares.reduce((sum, rate) => sum + rate, 0), RATE);
   await second.stop();
   replicas.pop();
   await eventually(
