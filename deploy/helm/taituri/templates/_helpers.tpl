@@ -1,17 +1,60 @@
+{{- /* The chart's name, or nameOverride: app.kubernetes.io/name of every object. */ -}}
+{{- define "taituri.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- /*
+The prefix of every object's name: fullnameOverride, or <release>-<name> (just <release> when the
+release's name already holds the chart's). Truncated so that "<fullname>-<component>-<suffix>"
+stays a valid name.
+*/ -}}
 {{- define "taituri.fullname" -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "taituri.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
+{{- define "taituri.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- /* Labels of every object the chart renders; a component's add taituri.componentLabels. */ -}}
 {{- define "taituri.labels" -}}
-app.kubernetes.io/part-of: taituri
+helm.sh/chart: {{ include "taituri.chart" . }}
+app.kubernetes.io/name: {{ include "taituri.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/part-of: taituri
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{- /* A component's labels: taituri.labels and its component. (dict "root" $ "name" component) */ -}}
+{{- define "taituri.componentLabels" -}}
+{{ include "taituri.labels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{- /* What a component's Deployment, Service, PDB and NetworkPolicies select: never the version, which changes. */ -}}
 {{- define "taituri.selector" -}}
+app.kubernetes.io/name: {{ include "taituri.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
-app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{- /* The image every pod runs: by digest when image.digest is set (immutable), else by tag. */ -}}
+{{- define "taituri.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -27,13 +70,106 @@ tokens of its own servers only. "true" or "false" for a component's name.
 {{- end -}}
 
 {{/*
+The policy data files each component reads (values: policy), as "<key> <file> <ENV>" lines: the
+key of values policy (and of the ConfigMap), the file name in the pod, and the variable that tells
+the service where it is. The catalog is read by two: the conversation offers from it and payment
+checks prices against it.
+*/}}
+{{- define "taituri.policyFiles" -}}
+{{- $files := dict
+  "conversation" (list (list "catalog" "catalog.yaml" "CATALOG_FILE") (list "messages" "messages.json" "MESSAGES_FILE") (list "countries" "countries.json" "CONVERSATION_COUNTRIES_FILE"))
+  "generation" (list (list "prompts" "prompts.json" "PROMPTS_FILE") (list "prices" "prices.json" "PRICES_FILE"))
+  "limiter" (list (list "limits" "limits.yaml" "LIMITER_RULES_FILE"))
+  "payment" (list (list "catalog" "catalog.yaml" "PAYMENT_CATALOG_FILE")) -}}
+{{- toJson (index $files . | default list) -}}
+{{- end -}}
+
+{{- /*
+A component's policy ConfigMap data, as YAML: each file from values policy.<key>, or, empty, the
+file the chart ships (files/, the repository's own data). (dict "root" $ "name" component)
+*/ -}}
+{{- define "taituri.policyData" -}}
+{{- $root := .root -}}
+{{- range $f := (include "taituri.policyFiles" .name | fromJsonArray) }}
+{{ index $f 1 }}: {{ (index $root.Values.policy (index $f 0)) | default ($root.Files.Get (printf "files/%s" (index $f 1))) | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Where a credential is read from: a secretKeyRef to secrets.refs.<KEY>.secret (or secrets.name)
+under secrets.refs.<KEY>.key (or the credential's own name). Under environment local with
+secrets.name empty, the chart's own Secret of secrets.inline (secret.yaml).
+(dict "root" $ "key" "PSEUDONYM_KEY")
+*/}}
+{{- define "taituri.secretRef" -}}
+{{- $ref := index (.root.Values.secrets.refs | default dict) .key | default dict -}}
+{{- $name := $ref.secret | default .root.Values.secrets.name | default (printf "%s-inline" (include "taituri.fullname" .root)) -}}
+{{- $key := $ref.key | default .key -}}
+{ secretKeyRef: { name: {{ $name }}, key: {{ $key }}{{ if .optional }}, optional: true{{ end }} } }
+{{- end -}}
+
+{{- /*
+The credentials this release's pods read, by name (the keys a Secret must hold): for NOTES.txt
+and the refusal of a release that names no Secret for them. JSON list.
+*/ -}}
+{{- define "taituri.requiredSecrets" -}}
+{{- $v := .Values -}}
+{{- $c := $v.components -}}
+{{- $keys := list "PSEUDONYM_KEY" -}}
+{{- if or $c.ingress.enabled $v.simulator.enabled -}}
+{{- $keys = concat $keys (list "WHATSAPP_APP_SECRET" "WHATSAPP_ACCESS_TOKEN") -}}
+{{- end -}}
+{{- if $c.ingress.enabled -}}
+{{- $keys = append $keys "WHATSAPP_VERIFY_TOKEN" -}}
+{{- end -}}
+{{- if $c.payment.enabled -}}
+{{- $keys = append $keys "ORDERS_IMAGE_URL_SECRET" -}}
+{{- if eq $v.payment.provider "stripe" -}}
+{{- $keys = concat $keys (list "STRIPE_SECRET_KEY" "STRIPE_WEBHOOK_SECRET") -}}
+{{- end -}}
+{{- if $v.payment.ordersWebhookUrl -}}
+{{- $keys = append $keys "ORDERS_WEBHOOK_SECRET" -}}
+{{- end -}}
+{{- end -}}
+{{- if and $c.generation.enabled (eq $v.generation.imageProvider "openai") -}}
+{{- $keys = append $keys "OPENAI_API_KEY" -}}
+{{- end -}}
+{{- if $v.secrets.mongoUrl -}}
+{{- $keys = append $keys "MONGO_URL" -}}
+{{- end -}}
+{{- if $c.limiter.enabled -}}
+{{- if $v.secrets.redisUrl -}}
+{{- $keys = append $keys "REDIS_URL" -}}
+{{- end -}}
+{{- with $v.redis.passwordSecretKey -}}
+{{- $keys = append $keys . -}}
+{{- end -}}
+{{- end -}}
+{{- $sasl := toString $v.kafka.sasl -}}
+{{- if and (ne $sasl "oauthbearer") (ne $sasl "none") -}}
+{{- range $name, $component := $c -}}
+{{- if and $component.enabled (eq (include "taituri.usesKafka" $name) "true") -}}
+{{- $keys = append $keys (printf "KAFKA_SASL_PASSWORD_%s" (upper $name)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $keys -}}
+{{- end -}}
+
+{{- /* The port a component's /healthz, /readyz and /metrics answer on: opsPort where it has one, else httpPort. */ -}}
+{{- define "taituri.opsPort" -}}
+{{- if hasKey . "opsPort" }}{{ .opsPort }}{{ else }}{{ .httpPort }}{{ end -}}
+{{- end -}}
+
+{{/*
 Values the chart refuses to render, all at once, each followed by the value that sets it: an
 install fails here rather than in a crash-looping pod.
 
 Outside environment "local" every service refuses to start on a development default
-(docs/security.md). The chart refuses those its values show, in the services' own words; and Kafka
+(docs/security.md). The chart refuses those its values show, in the services' own words; Kafka
 without a login (kafka.sasl none), which no service can see for itself: the paid requests would be
-writable by anyone who reaches the brokers.
+writable by anyone who reaches the brokers; a payment.publicUrl that shoppers could not reach; and
+credentials written into values (secrets.inline), which would sit in the release's history.
 
 In any environment: Kafka and Redis settings that do not fit together, in the words of the
 services' own check (packages/config/src/connections.ts); a generation grace period that would
@@ -68,6 +204,17 @@ towards.
 {{- $problems = append $problems (printf "OIDC_ISSUER_URL: a loopback issuer (a development one on this machine); set the issuer of your deployment's tokens (in Kubernetes, the API server's service-account issuer)%s [%s.oidcIssuerUrl]" $in $name) -}}
 {{- end -}}
 {{- end -}}
+{{- if $c.payment.enabled -}}
+{{- $publicUrl := toString .Values.payment.publicUrl -}}
+{{- if not $publicUrl -}}
+{{- $problems = append $problems (printf "PAYMENT_PUBLIC_URL is required: the https base URL shoppers' browsers reach checkout at (the host of ingress.hosts.payment or gateway's), else checkout links name the pod's own address%s [payment.publicUrl]" $in) -}}
+{{- else if or (regexMatch $loopback $publicUrl) (not (hasPrefix "https://" $publicUrl)) -}}
+{{- $problems = append $problems (printf "PAYMENT_PUBLIC_URL: %s is not an https URL shoppers can reach; set the public https base URL of checkout%s [payment.publicUrl]" $publicUrl $in) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.secrets.inline -}}
+{{- $problems = append $problems (printf "secrets.inline holds %s: credentials in values end up in the release's history; put them in a Secret of your own and name it in secrets.name (or secrets.refs)%s [secrets.inline]" (keys .Values.secrets.inline | sortAlpha | join ", ") $in) -}}
+{{- end -}}
 {{- if $kafkaEnabled -}}
 {{- if and $kafka.tls.enabled (eq (toString $kafka.tls.rejectUnauthorized) "false") -}}
 {{- $problems = append $problems (printf "KAFKA_SSL_REJECT_UNAUTHORIZED: certificate checks off; set KAFKA_SSL_CA_FILE to the CA of the brokers' certificates%s [kafka.tls.rejectUnauthorized]" $in) -}}
@@ -75,6 +222,19 @@ towards.
 {{- if and (eq $sasl "none") (ne (toString $kafka.allowUnauthenticated) "true") -}}
 {{- $problems = append $problems (printf "KAFKA_SASL_MECHANISM unset (kafka.sasl none): no service logs in, so no ACL can tell them apart and anyone who reaches the brokers can write the paid requests (generation and payment requests, work the shop pays for); set kafka.sasl oauthbearer (each pod's service-account token), scram-sha-256, scram-sha-512 or plain, or kafka.allowUnauthenticated true if nothing but these pods can reach the brokers%s [kafka.sasl]" $in) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- /* Every credential a pod reads must come from a Secret someone named. */ -}}
+{{- if not .Values.secrets.name -}}
+{{- $unnamed := list -}}
+{{- range $key := (include "taituri.requiredSecrets" . | fromJsonArray) -}}
+{{- $ref := index ($.Values.secrets.refs | default dict) $key | default dict -}}
+{{- if and (not $ref.secret) (not (and (eq $env "local") (hasKey ($.Values.secrets.inline | default dict) $key))) -}}
+{{- $unnamed = append $unnamed $key -}}
+{{- end -}}
+{{- end -}}
+{{- if $unnamed -}}
+{{- $problems = append $problems (printf "no Secret named for %s: create one (kubectl create secret generic …) and set secrets.name, or secrets.refs.<KEY>.secret for each [secrets.name]" (join ", " $unnamed)) -}}
 {{- end -}}
 {{- end -}}
 {{- if $kafkaEnabled -}}
@@ -96,7 +256,7 @@ towards.
 {{- if and $redis.username (not $redis.passwordSecretKey) -}}
 {{- $problems = append $problems "REDIS_PASSWORD or REDIS_PASSWORD_FILE is required by REDIS_USERNAME [redis.passwordSecretKey]" -}}
 {{- end -}}
-{{- if and $redis.tls.caSecret (not $redis.tls.enabled) (not (hasPrefix "rediss:" $redis.url)) -}}
+{{- if and $redis.tls.caSecret (not $redis.tls.enabled) (not (hasPrefix "rediss:" $redis.url)) (not .Values.secrets.redisUrl) -}}
 {{- $problems = append $problems "REDIS_TLS_CA_FILE is set but neither REDIS_TLS nor a rediss:// REDIS_URL asks for TLS [redis.tls.caSecret]" -}}
 {{- end -}}
 {{- end -}}
@@ -116,6 +276,9 @@ towards.
 {{- end -}}
 {{- if and .Values.simulator.enabled (not $c.ingress.enabled) -}}
 {{- $problems = append $problems "SIMULATOR_WEBHOOK_URL: no ingress in this release for the WhatsApp simulator to send its webhooks to; enable components.ingress, or leave the simulator off [simulator.enabled]" -}}
+{{- end -}}
+{{- if and .Values.ingress.enabled .Values.gateway.enabled -}}
+{{- $problems = append $problems "ingress.enabled and gateway.enabled both route the same paths: choose one [gateway.enabled]" -}}
 {{- end -}}
 {{- if $problems -}}
 {{- fail (printf "Invalid configuration:\n  %s" (join "\n  " $problems)) -}}
