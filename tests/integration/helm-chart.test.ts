@@ -480,12 +480,54 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     );
     const audiences = (pod.volumes ?? [])
       .flatMap((v) => v.projected?.sources ?? [])
-      .map((s) => s.serviceAccountToken?.audience);
-    assert.deepEqual(audiences, []);
+      .flatMap((s) => (s.serviceAccountToken ? [s.serviceAccountToken.audience] : []));
+    // One token only: the API server's own audience, to read its issuer's discovery and keys.
+    assert.deepEqual(audiences, [undefined]);
     const { config } = await startIn(rendered, "limiter");
     assert.equal(config.KAFKA_SASL_MECHANISM, undefined);
     assert.equal(config.REDIS_URL, "redis://redis:6379");
     assert.deepEqual(redisSecurity(config), {});
+  });
+
+  test("token verifiers reach an API-server issuer with the cluster CA and their own token; a public one without", async () => {
+    const inCluster = resources(await render());
+    for (const name of ["limiter", "payment"]) {
+      const pod = podOf(inCluster, name);
+      assert.equal(envVar(pod, "OIDC_CA_FILE")?.value, "/var/run/secrets/taituri/issuer/ca.crt");
+      assert.equal(envVar(pod, "OIDC_DISCOVERY_TOKEN_FILE")?.value, "/var/run/secrets/taituri/issuer/token");
+      const issuer = (pod.volumes ?? []).find((v) => v.name === "issuer");
+      assert.ok(issuer?.projected?.sources?.some((s) => s.configMap?.name === "kube-root-ca.crt"));
+    }
+    for (const name of ["ingress", "conversation", "generation"])
+      assert.equal(envVar(podOf(inCluster, name), "OIDC_CA_FILE"), undefined);
+    const publicIssuer = resources(
+      await render("oidcDiscovery.apiServer=false", "oidcDiscovery.jwksUrl=https://issuer.example/keys"),
+    );
+    const limiter = podOf(publicIssuer, "limiter");
+    assert.equal(envVar(limiter, "OIDC_CA_FILE"), undefined);
+    assert.equal(envVar(limiter, "OIDC_JWKS_URL")?.value, "https://issuer.example/keys");
+    assert.equal(
+      (limiter.volumes ?? []).find((v) => v.name === "issuer"),
+      undefined,
+    );
+  });
+
+  test("generation reaches every limiter pod through a headless Service, with the release in its spans", async () => {
+    const rendered = resources(await renderIn("shops"));
+    const headless = rendered.find(
+      (r) => r.kind === "Service" && r.metadata.name === `${FULLNAME}-limiter-headless`,
+    );
+    assert.equal((headless?.spec as { clusterIP?: string } | undefined)?.clusterIP, "None");
+    const generation = podOf(rendered, "generation");
+    assert.equal(
+      envVar(generation, "LIMITER_URL")?.value,
+      `dns:///${FULLNAME}-limiter-headless.shops.svc:50051`,
+    );
+    assert.match(
+      envVar(generation, "OTEL_RESOURCE_ATTRIBUTES")?.value ?? "",
+      /k8s\.pod\.name=\$\(K8S_POD_NAME\)/,
+    );
+    assert.ok(envVar(generation, "TAITURI_VERSION")?.value);
   });
 
   test("the limiter answers the generation's service account, whose pods alone hold its token", async () => {
