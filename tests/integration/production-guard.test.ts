@@ -157,6 +157,7 @@ const services: Record<string, Service> = {
       STRIPE_WEBHOOK_SECRET: "whsec_short_is_stripes_own",
       OIDC_ISSUER_URL: ISSUER,
       ORDERS_IMAGE_URL_SECRET: secret("i"),
+      PAYMENT_PUBLIC_URL: "https://pay.shop.example",
     },
     development: [
       ...pseudonymKey,
@@ -180,6 +181,8 @@ const services: Record<string, Service> = {
         refused: ["PAYMENT_PROVIDER", "PAYMENT_LOCAL_WEBHOOK_SECRET"],
       },
       { set: { ORDERS_IMAGE_URL_SECRET: undefined }, refused: ["ORDERS_IMAGE_URL_SECRET"] },
+      // Checkout links naming the address the service listens on reach no shopper.
+      { set: { PAYMENT_PUBLIC_URL: undefined }, refused: ["PAYMENT_PUBLIC_URL"] },
       {
         set: { ORDERS_IMAGE_URL_SECRET: "taituri-local-design-link-secret-not-for-production" },
         refused: ["ORDERS_IMAGE_URL_SECRET"],
@@ -195,6 +198,7 @@ const services: Record<string, Service> = {
     bare: [
       "KAFKA_SASL_MECHANISM",
       "PSEUDONYM_KEY",
+      "PAYMENT_PUBLIC_URL",
       "PAYMENT_PROVIDER",
       "PAYMENT_LOCAL_WEBHOOK_SECRET",
       "OIDC_ISSUER_URL",

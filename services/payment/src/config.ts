@@ -31,12 +31,20 @@ export const schema = baseSchema
     // HTTP_HEADERS_TIMEOUT_MS, HTTP_KEEP_ALIVE_TIMEOUT_MS; packages/config/src/http.ts).
     ...httpListenerSettings,
     // Base URL shoppers' browsers (and Stripe's redirects) reach this service at: checkout links
-    // are built from it. Unset: the address the server listens on (http://127.0.0.1:3003 by default).
-    PAYMENT_PUBLIC_URL: z
-      .string()
-      .url()
-      .transform((u) => u.replace(/\/+$/, ""))
-      .optional(),
+    // are built from it. Unset: the address the server listens on (http://127.0.0.1:3003 by
+    // default), which only works on this machine: refused outside local.
+    PAYMENT_PUBLIC_URL: refuseOutsideLocal(
+      z
+        .string()
+        .url()
+        .transform((u) => u.replace(/\/+$/, ""))
+        .optional(),
+      {
+        unset: true,
+        is: "unset: checkout links would name the address this service listens on",
+        instead: "set the https URL shoppers' browsers reach the checkout at",
+      },
+    ),
     // Who takes the money: "local" (a checkout page served here, for development and demos; refused
     // outside local, as anyone could "pay" on it) or "stripe" (Stripe Checkout).
     PAYMENT_PROVIDER: refuseOutsideLocal(z.enum(["local", "stripe"]).default("local"), {
