@@ -530,6 +530,41 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     assert.ok(envVar(generation, "TAITURI_VERSION")?.value);
   });
 
+  test("a hook Job creates the topics before an upgrade (and after an install), logged in as the conversation", async () => {
+    for (const sasl of [
+      [],
+      [
+        "kafka.sasl=scram-sha-512",
+        "kafka.usernames.conversation=conv",
+        "kafka.usernames.ingress=i",
+        "kafka.usernames.generation=g",
+        "kafka.usernames.payment=p",
+      ],
+    ]) {
+      const rendered = resources(await render(...sasl));
+      const job = rendered.find((r) => r.kind === "Job" && r.metadata.name === `${FULLNAME}-kafka-topics`) as
+        | (Resource & { metadata: { annotations?: Record<string, string> } })
+        | undefined;
+      assert.ok(job, "the topics Job");
+      assert.equal(job.metadata.annotations?.["helm.sh/hook"], "post-install,pre-upgrade");
+      const pod = job.spec?.template?.spec as PodSpec;
+      assert.equal(pod.serviceAccountName, `${FULLNAME}-conversation`);
+      assert.deepEqual(pod.containers[0]?.command, ["node", "scripts/kafka-topics.ts"]);
+      // The conversation's own Kafka connection and login, nothing else.
+      const kafkaEnv = (p: PodSpec) => envOf(p).filter((e) => e.name.startsWith("KAFKA_"));
+      assert.deepEqual(kafkaEnv(pod), kafkaEnv(podOf(rendered, "conversation")));
+      assert.ok(
+        rendered.some((r) => r.kind === "NetworkPolicy" && r.metadata.name === `${FULLNAME}-kafka-topics`),
+        "its own NetworkPolicy (DNS and Kafka only)",
+      );
+    }
+    const off = resources(await render("kafkaTopicsJob.enabled=false"));
+    assert.equal(
+      off.find((r) => r.kind === "Job"),
+      undefined,
+    );
+  });
+
   test("the limiter answers the generation's service account, whose pods alone hold its token", async () => {
     const rendered = resources(await renderIn("shops"));
     const caller = `system:serviceaccount:shops:${FULLNAME}-generation`;

@@ -284,3 +284,48 @@ towards.
 {{- fail (printf "Invalid configuration:\n  %s" (join "\n  " $problems)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+A component's Kafka connection (dict "root" $ "name" <component>): brokers, prefix, TLS, and its own
+login (its service account's token for OAUTHBEARER, else its username and password). Also the
+topics Job's, which logs in as the conversation.
+*/}}
+{{- define "taituri.kafkaEnv" -}}
+{{- with .root.Values.kafka }}
+- name: KAFKA_BROKERS
+  value: {{ .brokers | quote }}
+- name: KAFKA_TOPIC_PREFIX
+  value: {{ .topicPrefix | quote }}
+- name: KAFKA_PARTITIONS
+  value: {{ .partitions | quote }}
+- name: KAFKA_SSL
+  value: {{ .tls.enabled | toString | quote }}
+{{- if .tls.enabled }}
+- name: KAFKA_SSL_REJECT_UNAUTHORIZED
+  value: {{ .tls.rejectUnauthorized | toString | quote }}
+{{- if .tls.caSecret }}
+- name: KAFKA_SSL_CA_FILE
+  value: /var/run/secrets/kafka-ca/ca.crt
+{{- end }}
+{{- end }}
+{{- if eq (toString .sasl) "oauthbearer" }}
+# This pod's service-account token for the brokers' audience: Kafka's principal is its
+# sub, system:serviceaccount:<namespace>:<fullname>-<component>.
+- name: KAFKA_SASL_MECHANISM
+  value: oauthbearer
+- name: KAFKA_OAUTH_TOKEN_FILE
+  value: /var/run/secrets/kafka/token
+{{- else if ne (toString .sasl) "none" }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ .sasl | quote }}
+- name: KAFKA_SASL_USERNAME
+  value: {{ index .usernames $.name | quote }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom: {{ include "taituri.secretRef" (dict "root" $.root "key" (printf "KAFKA_SASL_PASSWORD_%s" (upper $.name))) }}
+{{- else if eq (toString .allowUnauthenticated) "true" }}
+# No login, said aloud: the services refuse Kafka without one outside local otherwise.
+- name: KAFKA_ALLOW_UNAUTHENTICATED
+  value: "true"
+{{- end }}
+{{- end }}
+{{- end -}}
