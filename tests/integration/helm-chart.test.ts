@@ -132,7 +132,10 @@ interface EnvVar {
 interface Volume {
   name: string;
   projected?: {
-    sources: Array<{ serviceAccountToken?: { audience: string; expirationSeconds: number; path: string } }>;
+    sources: Array<{
+      serviceAccountToken?: { audience: string; expirationSeconds: number; path: string };
+      configMap?: { name: string };
+    }>;
   };
   secret?: { secretName: string; items?: Array<{ key: string; path: string }> };
 }

@@ -70,7 +70,10 @@ test("replicas share each number's rate as they share the outbound partitions, a
     },
     60_000,
   );
-  assert.equal(shares.reduce((sum, rate) => sum + rate, 0), RATE);
+  assert.equal(
+    shares.reduce((sum, rate) => sum + rate, 0),
+    RATE,
+  );
   await second.stop();
   replicas.pop();
   await eventually(
