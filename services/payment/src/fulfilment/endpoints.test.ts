@@ -16,6 +16,7 @@ const PRODUCTION = {
   STRIPE_WEBHOOK_SECRET: "whsec_x",
   OIDC_ISSUER_URL: "https://issuer.example",
   KAFKA_ALLOW_UNAUTHENTICATED: "true",
+  PAYMENT_PUBLIC_URL: "https://pay.example",
 };
 const shops = [
   { id: "shop-a", fulfilment: { url: "https://a.example/orders" } },
