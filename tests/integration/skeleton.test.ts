@@ -162,12 +162,14 @@ describe("walking skeleton", () => {
     );
     assert.equal(send?.path, `/${who.phoneNumberId}/messages`);
     assert.equal(send?.headers.authorization, `Bearer ${TOKEN}`);
-    assert.deepEqual(send?.body, {
+    const { biz_opaque_callback_data: sealed, ...sent } = send?.body as Record<string, unknown>;
+    // The outbound id, sealed, which statuses echo: no id of the shopper's in clear.
+    assert.match(String(sealed), /^[A-Za-z0-9_-]{40,}$/);
+    assert.ok(!String(sealed).includes(who.waId));
+    assert.deepEqual(sent, {
       messaging_product: "whatsapp",
       recipient_type: "individual",
       to: who.waId,
-      // The outbound id (the shopper's message and the effect's index), which statuses echo.
-      biz_opaque_callback_data: `wamid.${run}.hello:0`,
       type: "text",
       text: {
         body: "Hi Ana! 🎁 I design one-of-a-kind gifts. Who is this gift for? Send me their name.",

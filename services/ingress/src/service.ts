@@ -16,6 +16,7 @@ import { GraphApiClient } from "./adapters/graph-api.ts";
 import { IngressStore, ingressIndexes } from "./adapters/store.ts";
 import { buildIngressApp } from "./app.ts";
 import type { IngressConfig } from "./config.ts";
+import { CallbackData } from "./outbound/callback-data.ts";
 import { createOutboundHandler } from "./outbound/dispatcher.ts";
 import { outboundPartitions, Pacer, paceShare } from "./outbound/pacer.ts";
 import { createStatusHandler } from "./statuses/tracker.ts";
@@ -63,6 +64,7 @@ export async function startIngressService(
     // Built once, outside the start that is retried: each registers its metrics, and a second
     // registration throws (a dispatcher whose first start met the broker away never started again).
     const pacer = new Pacer(config.OUTBOUND_RATE_PER_NUMBER);
+    const callbackData = new CallbackData(config.PSEUDONYM_KEY);
     const pacingRate = new Gauge({
       name: "outbound_pacing_rate_per_number",
       help: "Messages per second this replica sends per business number: its share of OUTBOUND_RATE_PER_NUMBER, as it owns its share of the outbound partitions",
@@ -79,10 +81,12 @@ export async function startIngressService(
       logger,
       registry: backbone.registry,
       leaseMs: config.OUTBOUND_CLAIM_LEASE_MS,
+      callbackData,
       now: clock.now,
     });
     const statuses = createStatusHandler({
       store,
+      callbackData,
       publisher: backbone.kafka.producer,
       topics,
       registry: backbone.registry,

@@ -9,6 +9,7 @@ import { Registry } from "prom-client";
 import { type GraphApiClient, GraphApiError } from "../adapters/graph-api.ts";
 import { IngressStore, SENDS, SENT } from "../adapters/store.ts";
 import { createStatusHandler } from "../statuses/tracker.ts";
+import { CallbackData } from "./callback-data.ts";
 import { createOutboundHandler } from "./dispatcher.ts";
 import { Pacer } from "./pacer.ts";
 
@@ -101,6 +102,8 @@ const refusedBsuid = () =>
     131062,
   );
 
+const callbackData = new CallbackData("unit-test-pseudonym-key");
+
 function dispatcher(answer: Answer, clock = { now: Date.now() }) {
   const { db, docsOf } = memoryDb();
   const { graph, bodies } = fakeGraph(answer);
@@ -122,10 +125,12 @@ function dispatcher(answer: Answer, clock = { now: Date.now() }) {
     logger: createLogger({ service: "unit", level: "silent" }),
     registry,
     leaseMs: 60_000,
+    callbackData,
     now: () => new Date(clock.now),
   });
   const statuses = createStatusHandler({
     store: new IngressStore(db),
+    callbackData,
     publisher,
     topics,
     registry,
@@ -341,8 +346,11 @@ test("a send whose sender died before recording it is not sent again once its st
   await d.deliver(m);
   // What a sender that died at Meta's answer leaves: the claim, and no record.
   d.sent.delete(m.id);
-  assert.equal(d.bodies[0]?.biz_opaque_callback_data, m.id);
-  await d.status("wamid.crash.1", m.id, m.conversationId);
+  // Sealed: the outbound id (which can name the conversation) does not travel in clear.
+  const sealed = String(d.bodies[0]?.biz_opaque_callback_data);
+  assert.ok(!sealed.includes(m.id) && !sealed.includes("US.10"), sealed);
+  assert.equal(callbackData.open(sealed), m.id);
+  await d.status("wamid.crash.1", sealed, m.conversationId);
   assert.equal(d.sent.get(m.id)?.wamid, "wamid.crash.1");
   assert.equal(d.sent.get(m.id)?.conversationId, m.conversationId);
   assert.match(
@@ -366,8 +374,15 @@ test("without a status the take-over sends again: the one duplicate the dispatch
   assert.equal(d.bodies.length, 2);
 });
 
-test("a status whose callback data names no claim of ours records nothing", async () => {
+test("a status whose callback data we did not seal, or that names no claim of ours, records nothing", async () => {
   const d = dispatcher(() => "wamid.other");
-  await d.status("wamid.other-app", "someone-elses-tracker", "PN:US.12");
+  const m = message({ recipientUserId: "US.12" });
+  await d.deliver(m);
+  d.sent.delete(m.id);
+  // Another app's value, the id in clear (forged), one sealed under another key: nothing opens.
+  for (const other of ["someone-elses-tracker", m.id, new CallbackData("another-deployment-key").seal(m.id)])
+    await d.status("wamid.other-app", other, m.conversationId);
+  // Sealed by us, but for no claim here.
+  await d.status("wamid.unknown", callbackData.seal("out-never-claimed"), m.conversationId);
   assert.equal(d.sent.size, 0);
 });

@@ -16,6 +16,7 @@ import { Counter, Histogram, type Registry } from "prom-client";
 import { BSUID_RECIPIENT_UNSUPPORTED, type GraphApiClient, GraphApiError } from "../adapters/graph-api.ts";
 import type { IngressStore, SendClaim } from "../adapters/store.ts";
 import { deliveryFailureEvent } from "../domain/webhook.ts";
+import type { CallbackData } from "./callback-data.ts";
 import type { Pacer } from "./pacer.ts";
 import { addressing, InvalidOutboundMessage, isFreeForm, toGraphPayload } from "./payload.ts";
 
@@ -35,6 +36,8 @@ export interface DispatcherDeps {
   logger: Logger;
   registry: Registry;
   leaseMs: number;
+  /** Seals the outbound id into each send's biz_opaque_callback_data (statuses/tracker.ts opens it). */
+  callbackData: CallbackData;
   now?: () => Date;
 }
 
@@ -216,7 +219,11 @@ export function createOutboundHandler(deps: DispatcherDeps): (message: IncomingM
       const image = message.content?.$case === "image" ? message.content.value.source : undefined;
       const mediaId = image?.$case === "storedImageId" ? await mediaIdFor(message, image.value) : undefined;
       const send = async () => {
-        const payload = toGraphPayload(message, { ...(mediaId ? { mediaId } : {}), phoneOnly });
+        const payload = toGraphPayload(message, {
+          ...(mediaId ? { mediaId } : {}),
+          phoneOnly,
+          callbackData: deps.callbackData.seal(message.id),
+        });
         const waitedMs = await deps.pacer.acquire(message.phoneNumberId);
         paced.observe(waitedMs / 1000);
         const stopTimer = latency.startTimer();

@@ -32,13 +32,17 @@ test("a text becomes Meta's send-message body; a reply quotes what it answers", 
     messaging_product: "whatsapp",
     recipient_type: "individual",
     to: "555",
-    biz_opaque_callback_data: "out-1",
     type: "text",
     text: { body: "Hello!", preview_url: false },
   });
-  // Meta's limit is 512 characters: a longer id is not sent rather than cut (a cut one names nothing).
+  // The sealed id Meta echoes in the statuses; over Meta's 512 characters it is not sent rather
+  // than cut (a cut one opens to nothing).
   assert.equal(
-    toGraphPayload(message(text("Hi"), { id: "x".repeat(513) })).biz_opaque_callback_data,
+    toGraphPayload(message(text("Hi")), { callbackData: "sealed" }).biz_opaque_callback_data,
+    "sealed",
+  );
+  assert.equal(
+    toGraphPayload(message(text("Hi")), { callbackData: "x".repeat(513) }).biz_opaque_callback_data,
     undefined,
   );
   assert.deepEqual(toGraphPayload(message(text("Hi"), { replyToMessageId: "wamid.IN" })).context, {
@@ -54,7 +58,6 @@ test("a shopper with a BSUID is sent to by `recipient`, with no `to`, whether or
     messaging_product: "whatsapp",
     recipient_type: "individual",
     recipient: "US.13491208655302741918",
-    biz_opaque_callback_data: "out-1",
     type: "text",
     text: { body: "Hi", preview_url: false },
   });

@@ -55,11 +55,12 @@ const LOOKS_LIKE_PHONE = /^\+?\d+$/;
 /**
  * The Cloud API send-message body for an outbound message. `mediaId` is the id of the image
  * already uploaded to /{phone_number_id}/media, for an image from our store; `phoneOnly` sends to
- * the phone number even when the message has a BSUID (see addressing).
+ * the phone number even when the message has a BSUID (see addressing); `callbackData` is the sealed
+ * outbound id Meta echoes in the statuses (CallbackData).
  */
 export function toGraphPayload(
   message: outbound.OutboundMessage,
-  resolved: { mediaId?: string; phoneOnly?: boolean } = {},
+  resolved: { mediaId?: string; phoneOnly?: boolean; callbackData?: string } = {},
 ): Record<string, unknown> {
   const problems: string[] = [];
   const check = (ok: boolean, problem: string) => {
@@ -84,8 +85,10 @@ export function toGraphPayload(
     ...(address === "bsuid" ? { recipient: message.recipientUserId } : { to: message.to }),
     ...(message.replyToMessageId ? { context: { message_id: message.replyToMessageId } } : {}),
     // Echoed in the message's statuses: how the status tracker records a send whose sender died
-    // before it could (dispatcher.ts), so a take-over does not send it again.
-    ...(message.id.length <= CALLBACK_DATA_MAX ? { biz_opaque_callback_data: message.id } : {}),
+    // before it could (dispatcher.ts), so a take-over does not send it again. Sealed (callback-data.ts).
+    ...(resolved.callbackData && resolved.callbackData.length <= CALLBACK_DATA_MAX
+      ? { biz_opaque_callback_data: resolved.callbackData }
+      : {}),
   };
   const decorations = (c: { header: string; footer: string }) => {
     within(c.header, LIMITS.headerText, "header", false);

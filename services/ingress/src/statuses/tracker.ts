@@ -11,6 +11,7 @@ import { inbound } from "@taituri/proto";
 import { Counter, type Registry } from "prom-client";
 import type { IngressStore } from "../adapters/store.ts";
 import { deliveryFailureEvent } from "../domain/webhook.ts";
+import type { CallbackData } from "../outbound/callback-data.ts";
 
 const RANK: Partial<Record<inbound.StatusKind, { name: string; rank: number }>> = {
   [inbound.StatusKind.STATUS_KIND_SENT]: { name: "sent", rank: 1 },
@@ -35,6 +36,8 @@ export function createStatusHandler(deps: {
   publisher: Publisher;
   topics: TopicNames;
   registry: Registry;
+  /** Opens the sealed outbound id a status echoes (outbound/callback-data.ts). */
+  callbackData: CallbackData;
   now?: () => Date;
 }): (message: IncomingMessage) => Promise<void> {
   const { store } = deps;
@@ -54,8 +57,8 @@ export function createStatusHandler(deps: {
   /**
    * Any status of a message proves Meta took it. A dispatcher that died between Meta's answer and
    * its "sent" record left the claim sending, and a take-over would send it again once the lease
-   * ran out: the status, which names the outbound id it was sent with (biz_opaque_callback_data),
-   * records it first. Only for a claim of ours, under its own conversation id (erase finds it by
+   * ran out: the status, which names the outbound id it was sent with (biz_opaque_callback_data,
+   * sealed), records it first. Only for a claim of ours, under its own conversation id (erase finds it by
    * that). A record already there is the dispatcher's own: the same message.
    */
   async function recordFromStatus(outboundId: string, wamid: string) {
@@ -77,9 +80,9 @@ export function createStatusHandler(deps: {
     const code = status.errors[0]?.code;
     const labels = { status: kind.name, code: code === undefined ? "" : String(code) };
     // Before the status is applied: a retry after a failed record would find the status stale.
-    const recorded = status.callbackData
-      ? await recordFromStatus(status.callbackData, status.messageId)
-      : undefined;
+    // Another app on the account may set its own: only a value we sealed names an outbound id.
+    const outboundId = status.callbackData ? deps.callbackData.open(status.callbackData) : undefined;
+    const recorded = outboundId ? await recordFromStatus(outboundId, status.messageId) : undefined;
     const outcome = await store.applyStatus({
       _id: status.messageId,
       status: kind.name,

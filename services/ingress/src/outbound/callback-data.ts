@@ -1,0 +1,42 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+
+/**
+ * The biz_opaque_callback_data a send carries, and Meta echoes in each of the message's statuses:
+ * the outbound id, sealed. Outbound ids name what caused them (a payment's or a round's id, which
+ * hold the conversation id, so the shopper's phone number or BSUID): that must not travel in a field
+ * the recipient's address does not need, and that Meta passes to every app subscribed to the
+ * account. AES-256-GCM under a key derived from PSEUDONYM_KEY: only our services read it, and a
+ * value another app set (or anyone forged) fails authentication and names nothing. A random IV per
+ * send: nothing is ever looked up by this value, only opened.
+ */
+export class CallbackData {
+  readonly #key: Buffer;
+
+  constructor(secret: string) {
+    this.#key = Buffer.from(hkdfSync("sha256", secret, "", "taituri outbound callback data v1", 32));
+  }
+
+  /** The sealed id, base64url (12-byte IV, ciphertext, 16-byte tag): about 4/3 of the id plus 38. */
+  seal(outboundId: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", this.#key, iv);
+    const body = Buffer.concat([cipher.update(outboundId, "utf8"), cipher.final()]);
+    return Buffer.concat([iv, body, cipher.getAuthTag()]).toString("base64url");
+  }
+
+  /** The outbound id a sealed value holds, or undefined for anything we did not seal. */
+  open(data: string): string | undefined {
+    const bytes = Buffer.from(data, "base64url");
+    if (bytes.length < 12 + 16 + 1) return undefined;
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", this.#key, bytes.subarray(0, 12));
+      decipher.setAuthTag(bytes.subarray(bytes.length - 16));
+      return Buffer.concat([
+        decipher.update(bytes.subarray(12, bytes.length - 16)),
+        decipher.final(),
+      ]).toString("utf8");
+    } catch {
+      return undefined;
+    }
+  }
+}
