@@ -162,7 +162,7 @@ describe("walking skeleton", () => {
     );
     assert.equal(send?.path, `/${who.phoneNumberId}/messages`);
     assert.equal(send?.headers.authorization, `Bearer ${TOKEN}`);
-    const { biz_opaque_callback_data: sealed, ...sent } = send?.body as Record<string, unknown>;
+    const { biz_opaque_callback_data: sealed, ...sent } = (send?.body ?? {}) as Record<string, unknown>;
     // The outbound id, sealed, which statuses echo: no id of the shopper's in clear.
     assert.match(String(sealed), /^[A-Za-z0-9_-]{40,}$/);
     assert.ok(!String(sealed).includes(who.waId));
