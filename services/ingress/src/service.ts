@@ -18,7 +18,7 @@ import { buildIngressApp } from "./app.ts";
 import type { IngressConfig } from "./config.ts";
 import { CallbackData } from "./outbound/callback-data.ts";
 import { createOutboundHandler } from "./outbound/dispatcher.ts";
-import { outboundPartitions, Pacer, paceShare } from "./outbound/pacer.ts";
+import { Pacer, paceShare } from "./outbound/pacer.ts";
 import { createStatusHandler } from "./statuses/tracker.ts";
 
 /**
@@ -108,8 +108,9 @@ export async function startIngressService(
             // Each number's rate is shared by the replicas as they share the partitions.
             onAssignment: (assignment) => {
               const owned = assignment[topics.outbound]?.length ?? 0;
-              void outboundPartitions(backbone.kafka.admin, topics.outbound).then(
-                (total) => {
+              void backbone.kafka.admin.fetchTopicMetadata({ topics: [topics.outbound] }).then(
+                ({ topics: [topic] }) => {
+                  const total = topic?.partitions.length ?? 0;
                   pacer.setShare(paceShare(owned, total));
                   pacingRate.set(pacer.ratePerSecond);
                   logger.info(

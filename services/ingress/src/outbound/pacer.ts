@@ -1,5 +1,3 @@
-import type { Admin } from "kafkajs";
-
 /**
  * Paces sends per business phone number with a token bucket. Meta caps each number's throughput
  * (80 messages/s by default, more once upgraded) and answers 130429 beyond it; waiting here is
@@ -74,10 +72,4 @@ export class Pacer {
 export function paceShare(owned: number, total: number): number {
   if (total <= 0 || owned <= 0) return 1 / Math.max(1, total);
   return Math.min(1, owned / total);
-}
-
-/** The outbound topic's partition count, from the cluster's metadata. */
-export async function outboundPartitions(admin: Admin, topic: string): Promise<number> {
-  const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
-  return topics[0]?.partitions.length ?? 0;
 }
