@@ -111,6 +111,10 @@ const services: Record<string, string> = {
   ingress: process.env.INGRESS_OPS_PORT ?? "3100",
 };
 const children: ChildProcess[] = [];
+// The services whose own "ready" line has been printed: every consumer started, not only its
+// dependencies reached (all /readyz asks), so "Taituri is ready." never comes before one of them.
+const saidReady = new Set<string>();
+const READY_LINE = /(INFO: ready |"msg":"ready")/;
 for (const name of Object.keys(services)) {
   const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
     cwd: root,
@@ -120,7 +124,10 @@ for (const name of Object.keys(services)) {
   });
   for (const stream of [child.stdout, child.stderr]) {
     if (stream)
-      createInterface({ input: stream }).on("line", (line) => process.stdout.write(`[${name}] ${line}\n`));
+      createInterface({ input: stream }).on("line", (line) => {
+        if (READY_LINE.test(line)) saidReady.add(name);
+        process.stdout.write(`[${name}] ${line}\n`);
+      });
   }
   child.on("exit", (code, signal) => {
     if (!stopping) {
@@ -166,7 +173,7 @@ await step("waiting for every service to be ready", async () => {
         (response) => response.ok,
         () => false,
       );
-      if (ok) break;
+      if (ok && saidReady.has(name)) break;
       if (stopping) return;
       if (Date.now() > deadline) {
         process.stderr.write(`[taituri] ${name} not ready after 120 s\n`);
