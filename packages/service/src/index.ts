@@ -61,15 +61,15 @@ export async function runService<C extends BaseConfig>(options: {
   name: string;
   loadConfig: () => C;
   load: () => Promise<ServiceFactory<C>>;
-  /** Routes the Fastify instrumentation leaves alone (see TelemetryOptions.fastifyIgnoreRoutes). */
-  fastifyIgnoreRoutes?: string[];
+  /** The service makes its own SERVER spans (see TelemetryOptions.ownServerSpans). */
+  ownServerSpans?: boolean;
 }): Promise<void> {
   const config = exitOnConfigError(options.loadConfig);
   configurePseudonyms(config.PSEUDONYM_KEY);
   const telemetry = startTelemetry({
     serviceName: options.name,
     environment: config.DEPLOYMENT_ENVIRONMENT,
-    ...(options.fastifyIgnoreRoutes ? { fastifyIgnoreRoutes: options.fastifyIgnoreRoutes } : {}),
+    ownServerSpans: options.ownServerSpans === true,
   });
   const logger = createLogger({
     service: options.name,

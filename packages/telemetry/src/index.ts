@@ -4,6 +4,7 @@ import {
   type Context,
   context,
   propagation,
+  ROOT_CONTEXT,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -12,7 +13,7 @@ import {
 import type { Span as SdkSpan, SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { pseudonym, redact } from "@taituri/logging";
 
-export { context, pseudonym, redact, type Span, SpanKind, SpanStatusCode, trace };
+export { context, pseudonym, ROOT_CONTEXT, redact, type Span, SpanKind, SpanStatusCode, trace };
 
 const setter = {
   set(carrier: Record<string, string>, key: string, value: string) {

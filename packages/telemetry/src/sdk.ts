@@ -29,12 +29,13 @@ export interface TelemetryOptions {
    */
   spanProcessors?: SpanProcessor[];
   /**
-   * Routes (Fastify route URLs) the Fastify instrumentation leaves alone, for a hot route that
-   * makes its own span anyway: its spans per hook cost the webhook 13 points of throughput at 10 %
-   * sampling (bench/ingress/run.ts: 0.71 of untraced without them, 0.58 with), for nothing the HTTP server
-   * span and the route's own span do not already show.
+   * The service makes its own SERVER spans, at the edges it chooses, and no node:http client calls:
+   * the HTTP and Fastify instrumentations are left out. They pay on every request, sampled or not
+   * (an emitter bound to the context per request and per response, attributes computed before the
+   * sampling decision, a span per Fastify hook): on ingress's webhook at 10 % sampling that was half
+   * the untraced throughput (bench/README.md, "Tracing").
    */
-  fastifyIgnoreRoutes?: string[];
+  ownServerSpans?: boolean;
 }
 
 export interface Telemetry {
@@ -52,20 +53,25 @@ const isOpsPath = (url: string | undefined) => OPS_PATHS.has((url ?? "").split("
  * group-committed request, so a batch mixing callers would put every message in the first
  * caller's trace.
  */
-function instrumentations(fastifyIgnoreRoutes: string[] = []) {
+function instrumentations(ownServerSpans: boolean) {
+  const server = ownServerSpans
+    ? []
+    : [
+        new HttpInstrumentation({
+          ignoreIncomingRequestHook: (request: IncomingMessage) => isOpsPath(request.url),
+        }),
+        // Hooks into every Fastify instance as it is created, so no service has to register a plugin.
+        new FastifyOtelInstrumentation({
+          registerOnInitialization: true,
+          ignorePaths: (route) => isOpsPath(route.url),
+        }),
+      ];
   return [
-    new HttpInstrumentation({
-      ignoreIncomingRequestHook: (request: IncomingMessage) => isOpsPath(request.url),
-    }),
+    ...server,
     // fetch (the Graph API, OIDC token and JWKS calls, the image provider) goes through undici. A
     // request that already carries a traceparent comes from code with its own CLIENT span (the
     // Graph API adapter): a second span would only add a second traceparent header to it.
     new UndiciInstrumentation({ ignoreRequestHook: (request) => carriesTraceContext(request.headers) }),
-    // Hooks into every Fastify instance as it is created, so no service has to register a plugin.
-    new FastifyOtelInstrumentation({
-      registerOnInitialization: true,
-      ignorePaths: (route) => isOpsPath(route.url) || fastifyIgnoreRoutes.includes(route.url),
-    }),
     new GrpcInstrumentation(),
     // Statement text could hold a phone number or a message: leave it out.
     new MongoDBInstrumentation({ enhancedDatabaseReporting: false }),
@@ -110,7 +116,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     // copy what they see: ioredis would export the limiter's keys, which hold phone numbers). Given
     // any processors, NodeSDK builds none from OTEL_TRACES_EXPORTER, so ours are built here.
     spanProcessors: [privacySpanProcessor(), ...(options.spanProcessors ?? exportersFromEnv())],
-    instrumentations: instrumentations(options.fastifyIgnoreRoutes),
+    instrumentations: instrumentations(options.ownServerSpans === true),
   });
   sdk.start();
   let stopped: Promise<void> | undefined;

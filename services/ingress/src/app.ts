@@ -1,4 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
 import {
   deadLetterTopic,
   encodeRecord,
@@ -12,7 +13,17 @@ import {
 import type { Logger } from "@taituri/logging";
 import type { Registry } from "@taituri/ops";
 import type { inbound } from "@taituri/proto";
-import { conversationAttributes, pseudonym, redact, SpanKind, withSpan } from "@taituri/telemetry";
+import {
+  conversationAttributes,
+  extractContext,
+  pseudonym,
+  ROOT_CONTEXT,
+  redact,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  withSpan,
+} from "@taituri/telemetry";
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -137,89 +148,123 @@ export function buildIngressApp(deps: IngressAppDeps): FastifyInstance {
       return await withSpan(
         "@taituri/ingress",
         "POST /webhook",
-        { kind: SpanKind.SERVER, attributes: { "http.route": "/webhook" } },
+        { kind: SpanKind.SERVER, attributes: WEBHOOK_SPAN, parent: callerContext(request.headers) },
         async (span) => {
-          const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-          const signature = checkSignature(
-            raw,
-            request.headers["x-hub-signature-256"] as string | undefined,
-            deps.appSecrets,
-          );
-          span.setAttribute("webhook.signature", signature);
-          if (signature !== "valid") {
-            requests.inc({ outcome: "bad_signature", reason: signature });
-            // No detail: a caller without the secret learns nothing about what we expected.
-            return reply.code(401).send({ error: "invalid signature" });
-          }
-          let json: unknown;
-          try {
-            json = JSON.parse(raw.toString("utf8"));
-          } catch {
-            requests.inc({ outcome: "bad_json", reason: "" });
-            return reply.code(400).send({ error: "body is not JSON" });
-          }
-          const { events: readable, unreadable } = normalise(json, now());
-          // Each event on its own: one that cannot be a record is dead-lettered, the rest stored.
-          const all: inbound.InboundEvent[] = [];
-          const parsed: inbound.InboundEvent[] = [];
-          const records: OutgoingMessage[] = [];
-          for (const event of readable) {
-            const record = recordOf(event);
-            if (typeof record === "string") {
-              unreadable.push({ reason: `event ${event.eventId}: ${record}` });
-              continue;
-            }
-            all.push(event);
-            if (recent.has(event.eventId)) continue;
-            parsed.push(event);
-            records.push(record);
-          }
-          span.setAttribute("webhook.events", parsed.length);
-          // Pseudonyms only: an operator finds the shopper's webhook by the hash of their number.
-          // Hashed only for a span that is kept: most are not sampled, and this is the hot path.
+          const answer = await webhook(span);
           if (span.isRecording()) {
-            const shoppers = new Set(
-              parsed.map((e) => String(conversationAttributes(e.conversationId)["shopper.id"])),
-            );
-            if (shoppers.size === 1) span.setAttribute("shopper.id", [...shoppers][0] ?? "");
-            else if (shoppers.size > 1) span.setAttribute("shopper.id", [...shoppers]);
+            span.setAttribute("http.response.status_code", reply.statusCode);
+            if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
           }
-          if (parsed.length === 0 && all.length > 0 && unreadable.length === 0) {
-            requests.inc({ outcome: "duplicate", reason: "" });
-            return reply.code(200).send({ status: "ok" });
-          }
-          try {
-            await withTimeout(deps.publishTimeoutMs, () => store(records, unreadable, raw));
-          } catch (error) {
-            const reason = unavailableReason(error);
-            requests.inc({ outcome: "unavailable", reason });
-            // One line, no stack: while Kafka is away every delivery lands here, and the stack of
-            // the same producer error on each would bury everything else.
-            deps.logger.error(
-              { reason, error: errorLine(error) },
-              "could not store webhook events; answering 503 so Meta retries",
-            );
-            return reply.code(503).send({ error: "temporarily unavailable" });
-          }
-          for (const event of parsed) recent.add(event.eventId);
-          for (const event of parsed) {
-            const kind =
-              event.payload?.$case === "message"
-                ? `message.${event.payload.value.content?.$case ?? "none"}`
-                : (event.payload?.$case ?? "none");
-            events.inc({ kind });
-          }
-          if (unreadable.length > 0) events.inc({ kind: "unreadable" }, unreadable.length);
-          requests.inc({ outcome: "accepted", reason: "" });
-          return reply.code(200).send({ status: "ok" });
+          return answer;
         },
       );
     } finally {
       stopTimer();
     }
+
+    async function webhook(span: Span) {
+      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const signature = checkSignature(
+        raw,
+        request.headers["x-hub-signature-256"] as string | undefined,
+        deps.appSecrets,
+      );
+      span.setAttribute("webhook.signature", signature);
+      if (signature !== "valid") {
+        requests.inc({ outcome: "bad_signature", reason: signature });
+        // No detail: a caller without the secret learns nothing about what we expected.
+        return reply.code(401).send({ error: "invalid signature" });
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(raw.toString("utf8"));
+      } catch {
+        requests.inc({ outcome: "bad_json", reason: "" });
+        return reply.code(400).send({ error: "body is not JSON" });
+      }
+      const { events: readable, unreadable } = normalise(json, now());
+      // Each event on its own: one that cannot be a record is dead-lettered, the rest stored.
+      const all: inbound.InboundEvent[] = [];
+      const parsed: inbound.InboundEvent[] = [];
+      const records: OutgoingMessage[] = [];
+      for (const event of readable) {
+        const record = recordOf(event);
+        if (typeof record === "string") {
+          unreadable.push({ reason: `event ${event.eventId}: ${record}` });
+          continue;
+        }
+        all.push(event);
+        if (recent.has(event.eventId)) continue;
+        parsed.push(event);
+        records.push(record);
+      }
+      span.setAttribute("webhook.events", parsed.length);
+      // Pseudonyms only: an operator finds the shopper's webhook by the hash of their number.
+      // Hashed only for a span that is kept: most are not sampled, and this is the hot path.
+      if (span.isRecording()) {
+        const shoppers = new Set(
+          parsed.map((e) => String(conversationAttributes(e.conversationId)["shopper.id"])),
+        );
+        if (shoppers.size === 1) span.setAttribute("shopper.id", [...shoppers][0] ?? "");
+        else if (shoppers.size > 1) span.setAttribute("shopper.id", [...shoppers]);
+      }
+      if (parsed.length === 0 && all.length > 0 && unreadable.length === 0) {
+        requests.inc({ outcome: "duplicate", reason: "" });
+        return reply.code(200).send({ status: "ok" });
+      }
+      try {
+        await withTimeout(deps.publishTimeoutMs, () => store(records, unreadable, raw));
+      } catch (error) {
+        const reason = unavailableReason(error);
+        requests.inc({ outcome: "unavailable", reason });
+        // One line, no stack: while Kafka is away every delivery lands here, and the stack of
+        // the same producer error on each would bury everything else.
+        deps.logger.error(
+          { reason, error: errorLine(error) },
+          "could not store webhook events; answering 503 so Meta retries",
+        );
+        return reply.code(503).send({ error: "temporarily unavailable" });
+      }
+      for (const event of parsed) recent.add(event.eventId);
+      for (const event of parsed) {
+        const kind =
+          event.payload?.$case === "message"
+            ? `message.${event.payload.value.content?.$case ?? "none"}`
+            : (event.payload?.$case ?? "none");
+        events.inc({ kind });
+      }
+      if (unreadable.length > 0) events.inc({ kind: "unreadable" }, unreadable.length);
+      requests.inc({ outcome: "accepted", reason: "" });
+      return reply.code(200).send({ status: "ok" });
+    }
   });
 
   return app;
+}
+
+/**
+ * The webhook's SERVER span says what an HTTP server span would (no HTTP instrumentation runs in
+ * ingress: main.ts), minus the caller's address. One object for every request: an unsampled span
+ * never copies it.
+ */
+const WEBHOOK_SPAN = {
+  "http.request.method": "POST",
+  "http.route": "/webhook",
+  "url.path": "/webhook",
+  "url.scheme": "http",
+} as const;
+
+/**
+ * The caller's trace, when the request carries a W3C traceparent (Meta's do not; a test's or a
+ * proxy's may); a new trace otherwise, under the sampler's ratio. Nothing inherited from the
+ * listener's own context, and nothing built when there is no header to read.
+ */
+function callerContext(headers: IncomingHttpHeaders) {
+  const traceparent = headers.traceparent;
+  if (typeof traceparent !== "string") return ROOT_CONTEXT;
+  const carrier: Record<string, string> = { traceparent };
+  if (typeof headers.tracestate === "string") carrier.tracestate = headers.tracestate;
+  return extractContext(carrier, ROOT_CONTEXT);
 }
 
 /**

@@ -4,9 +4,9 @@ import { loadIngressConfig } from "./config.ts";
 await runService({
   name: "ingress",
   loadConfig: () => loadIngressConfig(),
-  // The webhook is the hot path and makes its own span under the HTTP server span: Fastify's spans
-  // per hook there would cost throughput and show nothing more.
-  fastifyIgnoreRoutes: ["/webhook"],
+  // The webhook is the hot path and makes its own SERVER span (app.ts); the HTTP and Fastify
+  // instrumentations would pay on every request, sampled or not, and show nothing more.
+  ownServerSpans: true,
   // Imported after telemetry has started, so instrumentation sees the libraries load.
   load: async () => {
     const { startIngressService } = await import("./service.ts");
