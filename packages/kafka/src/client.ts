@@ -1,5 +1,6 @@
 import type { Logger } from "@taituri/logging";
 import { Kafka, type LogEntry, logLevel, type SASLOptions } from "kafkajs";
+import { useNativeCrc32c } from "./crc32c.ts";
 import { levelOf } from "./log-levels.ts";
 import { fixIdleRequestQueueLoop } from "./request-queue.ts";
 import { type KafkaSecuritySettings, kafkaSecurity } from "./security.ts";
@@ -29,6 +30,10 @@ export function createKafka(options: KafkaOptions): Kafka {
   if (!fixIdleRequestQueueLoop())
     logger.warn(
       "kafkajs is not the version the request-queue fix was written for: each broker connection may wake this process every millisecond (packages/kafka/src/request-queue.ts)",
+    );
+  if (!useNativeCrc32c())
+    logger.warn(
+      "kafkajs checksums record batches in JavaScript: another kafkajs version, or its encoder loaded before this client (packages/kafka/src/crc32c.ts)",
     );
   return new Kafka({
     clientId: options.clientId,
