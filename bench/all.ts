@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: every benchmark, one after the other so none shares the machine with another:
- * the ingress webhook (bench/ingress/run.ts), the conversation service (bench/conversation/run.ts),
+ * the ingress webhook (bench/ingress/run.ts), the lone webhook against a bare kafkajs send
+ * (bench/ingress/lone.ts), the conversation service (bench/conversation/run.ts),
  * the limiter next to envoyproxy/ratelimit (bench/limiter/run.ts) and the generation service
  * (bench/generation/run.ts). Each records its results under bench/results/. Arguments are passed
  * to each (e.g. --dry).
@@ -10,6 +11,7 @@ import { spawn } from "node:child_process";
 const root = new URL("..", import.meta.url).pathname;
 const benches = [
   "bench/ingress/run.ts",
+  "bench/ingress/lone.ts",
   "bench/conversation/run.ts",
   "bench/limiter/run.ts",
   "bench/generation/run.ts",

@@ -19,29 +19,45 @@
  *
  * Options: --duration S (measured run, default 20), --warmup S (default 15), --connections N
  * (default 32), --tracing-duration S (each tracing comparison run, default 10; 0 skips them),
- * --tracing-warmup S (default 5), --env KEY=VALUE (extra ingress setting, repeatable), --note TEXT,
+ * --tracing-warmup S (default 5), --tracing-rounds N (default 3), --env KEY=VALUE (extra ingress setting, repeatable), --note TEXT,
  * --out DIR (default bench/results), --dry (no files), --pin auto|off (see PINNING),
  * --generator wrk|autocannon (default wrk, installed from Debian's packages when missing).
  */
-import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
+import { execFileSync, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer as createHttpServer } from "node:http";
-import { arch, cpus, loadavg, release, totalmem } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { freePort, type Infra, KAFKA_VERSION, startInfra } from "@taituri/devenv";
+import { freePort, type Infra, startInfra } from "@taituri/devenv";
 import { ensureDebianTool } from "@taituri/devenv/tools";
-import { createKafka, deadLetterTopic, topicNames } from "@taituri/kafka";
-import { createLogger } from "@taituri/logging";
-import { connectMongo } from "@taituri/mongo";
+import { deadLetterTopic, topicNames } from "@taituri/kafka";
 import { coresSince, cpuSnapshot } from "../cpu.ts";
 import type { BodyOptions } from "./bodies.ts";
 import type { LoadResult, LoadSpec } from "./load.ts";
+import {
+  ingressEnv as benchIngressEnv,
+  Children,
+  codeFacts,
+  countRecords,
+  cpuPinning,
+  dropDatabase,
+  formatJson,
+  kafkaPid,
+  machineFacts,
+  pin,
+  positive,
+  reportedEnv,
+  root,
+  round,
+  startOtlpSink,
+  stopChild,
+  tracingEnv,
+  waitUntil,
+} from "./servers.ts";
 
 const TARGETS = { acksPerSec: 8000, p99Ms: 10 } as const;
 
-const root = new URL("../..", import.meta.url).pathname;
 const { values: args } = parseArgs({
   options: {
     duration: { type: "string", default: "20" },
@@ -57,6 +73,7 @@ const { values: args } = parseArgs({
     generator: { type: "string", default: "wrk" },
     "tracing-duration": { type: "string", default: "10" },
     "tracing-warmup": { type: "string", default: "5" },
+    "tracing-rounds": { type: "string", default: "3" },
   },
 });
 const durationSec = positive("duration", args.duration);
@@ -68,6 +85,7 @@ const warmupSec = positive("warmup", args.warmup);
 const connections = positive("connections", args.connections);
 const tracingSec = Number(args["tracing-duration"]);
 const tracingWarmupSec = positive("tracing-warmup", args["tracing-warmup"]);
+const tracingRounds = positive("tracing-rounds", args["tracing-rounds"]);
 if (!Number.isFinite(tracingSec) || tracingSec < 0)
   throw new Error("--tracing-duration wants seconds (0: skip)");
 const extraEnv = Object.fromEntries(
@@ -78,15 +96,12 @@ const extraEnv = Object.fromEntries(
   }),
 );
 
-/**
- * PINNING: on Linux with two or more cores, the server under test (ingress, then bare Fastify) gets
- * core 0 to itself and everything else we start (load generator, Kafka) shares the others. The
- * load generator and the broker then never take the server's core, so the two servers are compared
- * on the same footing and the server's latency is its own. `--pin off` lets the OS schedule freely.
- */
-const pinning = args.pin !== "off" && process.platform === "linux" && cpus().length >= 2 && hasTaskset();
-const SERVER_CPUS = "0";
-const OTHER_CPUS = cpus().length === 2 ? "1" : `1-${cpus().length - 1}`;
+// The server under test (ingress, then bare Fastify) on core 0, the rest on the others (PINNING in
+// servers.ts).
+const pinned = cpuPinning(args.pin);
+const pinning = pinned.enabled;
+const SERVER_CPUS = pinned.server;
+const OTHER_CPUS = pinned.others;
 
 const run = randomUUID().slice(0, 8);
 const SECRET = `bench-secret-${run}`;
@@ -100,10 +115,10 @@ const bodyOptions = (phase: string): BodyOptions => ({
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
 // Everything this run started, so that any failure, signal or timeout stops all of it.
-const children = new Set<ChildProcess>();
+const children = new Children(pinned, log);
 let infra: Infra | undefined;
 async function cleanup(): Promise<void> {
-  await Promise.all([...children].map((child) => stopChild(child)));
+  await children.stopAll();
   await infra?.stop();
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -137,7 +152,10 @@ async function main(): Promise<void> {
       log("benchmark exceeded its time budget: stopping");
       void cleanup().finally(() => process.exit(1));
     },
-    (240 + 2 * (warmupSec + durationSec) * 1.5 + 3 * (90 + (tracingWarmupSec + tracingSec) * 1.5)) * 1000,
+    (240 +
+      2 * (warmupSec + durationSec) * 1.5 +
+      3 * tracingRounds * (90 + (tracingWarmupSec + tracingSec) * 1.5)) *
+      1000,
   );
 
   const prefix = `bench-${run}.`;
@@ -145,36 +163,14 @@ async function main(): Promise<void> {
   const port = await freePort();
   // /readyz is on a port of its own, apart from the webhook's.
   const opsPort = await freePort();
-  // Ingress logs in to Kafka as itself (infra.kafka.settings), allowed only what
-  // packages/kafka/data/access.json gives it under this run's prefix.
   await infra.kafka.authorize(prefix);
   const ingressEnv: Record<string, string> = {
-    ...infra.kafka.settings("ingress"),
-    MONGO_URL: infra.mongo.url,
-    MONGO_DB: `bench_${run}`,
-    REDIS_URL: infra.redis.url,
-    KAFKA_TOPIC_PREFIX: prefix,
-    INGRESS_HOST: "127.0.0.1",
-    INGRESS_PORT: String(port),
-    INGRESS_OPS_PORT: String(opsPort),
-    WHATSAPP_APP_SECRET: SECRET,
-    WHATSAPP_VERIFY_TOKEN: "bench-verify",
-    WHATSAPP_ACCESS_TOKEN: "bench-token",
-    // Never called: the dispatcher is off.
-    WHATSAPP_API_URL: "http://127.0.0.1:9",
-    OUTBOUND_DISPATCHER: "false",
-    LOG_LEVEL: "warn",
-    OTEL_SDK_DISABLED: "true",
-    OTEL_TRACES_EXPORTER: "none",
-    OTEL_METRICS_EXPORTER: "none",
-    OTEL_LOGS_EXPORTER: "none",
-    // Every request is really produced: none is dropped as a retry of an earlier one.
-    WEBHOOK_RECENT_IDS: "0",
+    ...benchIngressEnv({ infra, prefix, dbName: `bench_${run}`, port, opsPort, secret: SECRET }),
     ...extraEnv,
   };
 
   log(`starting ingress on port ${port}`);
-  const ingress = startChild("ingress", ["services/ingress/src/main.ts"], ingressEnv);
+  const ingress = children.start("ingress", ["services/ingress/src/main.ts"], ingressEnv);
   await waitUntil("ingress /readyz", ingress, async () => {
     const response = await fetch(`http://127.0.0.1:${opsPort}/readyz`);
     return response.ok;
@@ -195,8 +191,9 @@ async function main(): Promise<void> {
     infra.kafka.client,
     [topics.inbound, deadLetterTopic(topics.inbound)],
     prefix,
+    log,
   );
-  await dropDatabase(infra.mongo.url, ingressEnv.MONGO_DB ?? "");
+  await dropDatabase(infra.mongo.url, ingressEnv.MONGO_DB ?? "", log);
   const acked = ingressWarmup.ok + ingressRun.ok;
   const sent = ingressWarmup.sent + ingressRun.sent;
   const inbound = inKafka[topics.inbound] ?? 0;
@@ -206,7 +203,7 @@ async function main(): Promise<void> {
 
   log("starting bare Fastify");
   const barePort = await freePort();
-  const bare = startChild("bare-fastify", ["bench/ingress/hello.ts"], { BENCH_PORT: String(barePort) });
+  const bare = children.start("bare-fastify", ["bench/ingress/hello.ts"], { BENCH_PORT: String(barePort) });
   const bareUrl = `http://127.0.0.1:${barePort}/webhook`;
   await waitUntil("bare Fastify", bare, async () => {
     const response = await fetch(bareUrl, {
@@ -227,7 +224,6 @@ async function main(): Promise<void> {
   await stopChild(bare.child);
   clearTimeout(watchdog);
 
-  const gitStatus = git(["status", "--porcelain"]);
   const failures = ingressWarmup.non2xx + ingressWarmup.errors + ingressRun.non2xx + ingressRun.errors;
   const report = {
     date: startedAt.toISOString(),
@@ -253,18 +249,9 @@ async function main(): Promise<void> {
       ingress: perRequest(cpu?.ingress, ingressRun),
       bareFastify: perRequest(bareCpu?.bareFastify, bareRun),
     },
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? "unknown",
-      memoryGiB: round(totalmem() / 2 ** 30),
-      os: `${process.platform} ${release()} ${arch()}`,
-      node: process.version,
-      kafka: infra.mode === "env" ? "external (KAFKA_BROKERS)" : `${KAFKA_VERSION} (${infra.mode})`,
-      loadAverageBefore: loadBefore.map(round),
-    },
+    machine: machineFacts(infra, loadBefore),
     config: {
-      commit: git(["rev-parse", "--short", "HEAD"]) ?? "unknown",
-      uncommittedChanges: gitStatus === undefined ? ("unknown" as const) : gitStatus !== "",
+      ...codeFacts(),
       loadGenerator: {
         tool: wrk ? `wrk ${wrkVersion(wrk)}, 1 thread, bench/ingress/webhooks.lua` : "autocannon",
         connections,
@@ -281,11 +268,7 @@ async function main(): Promise<void> {
           }
         : ("off" as const),
       bodies: { ...bodyOptions("m"), secret: "(per run)", runId: "(per run and phase)" },
-      ingressEnv: {
-        ...ingressEnv,
-        WHATSAPP_APP_SECRET: "(per run)",
-        ...(ingressEnv.KAFKA_OAUTH_CLIENT_SECRET ? { KAFKA_OAUTH_CLIENT_SECRET: "(per run)" } : {}),
-      },
+      ingressEnv: reportedEnv(ingressEnv),
       kafkaPartitions: ingressEnv.KAFKA_PARTITIONS ?? "default (6)",
       kafkaAcks: "all (-1), idempotent producer, 1 request in flight, group commit",
     },
@@ -301,35 +284,46 @@ async function main(): Promise<void> {
     writeFileSync(`${dir}/ingress-${stamp}Z.json`, `${JSON.stringify(report, null, 2)}\n`);
     writeFileSync(`${dir}/ingress-${stamp}Z.md`, markdown);
     writeFileSync(`${dir}/latest.md`, markdown);
-    // In the repository's own format, so `npm run check` (biome) passes with results committed.
-    try {
-      execFileSync(`${root}node_modules/.bin/biome`, ["format", "--write", `${dir}/ingress-${stamp}Z.json`], {
-        stdio: "ignore",
-      });
-    } catch {
-      log("could not format the JSON with biome; it is valid JSON all the same");
-    }
+    formatJson(`${dir}/ingress-${stamp}Z.json`, log);
     log(`recorded ${dir}/ingress-${stamp}Z.json and .md, and ${dir}/latest.md`);
   }
 }
 
-interface TracingVariant {
-  sampling: string;
+interface TracingRun {
+  round: number;
   okPerSec: number;
   p99Ms: number;
-  /** Of the untraced run in this comparison. */
-  okPerSecRatio: number;
-  p99Ratio: number;
+  /** Ingress's CPU per answered webhook in this run, from /proc (undefined off Linux). */
+  cpuMicrosPerAnswer: number | undefined;
   non2xx: number;
   errors: number;
-  /** What the OTLP sink received during this variant (0 with tracing off). */
+  /** What the OTLP sink received during this run (0 with tracing off). */
   exportRequests: number;
   exportBytes: number;
+}
+
+interface TracingVariant {
+  sampling: string;
+  /** Medians over the rounds. */
+  okPerSec: number;
+  p99Ms: number;
+  cpuMicrosPerAnswer: number | undefined;
+  /** Median over the rounds of this variant's figure over the untraced one of the same round. */
+  okPerSecRatio: number;
+  p99Ratio: number;
+  /** Lowest and highest of those per-round throughput ratios. */
+  okPerSecRatioRange: [number, number];
+  non2xx: number;
+  errors: number;
+  exportRequests: number;
+  exportBytes: number;
+  runs: TracingRun[];
 }
 
 interface TracingReport {
   warmupSec: number;
   durationSec: number;
+  rounds: number;
   exporter: string;
   sampler: string;
   variants: TracingVariant[];
@@ -340,6 +334,10 @@ interface TracingReport {
  * and topics with the same warm-up and run length, so the ratios compare like with like. Spans go
  * over OTLP/HTTP to a sink here that answers 200 and discards them: the SDK does all its work
  * (sampling, span creation, batching, protobuf encoding, HTTP export), and no collector is needed.
+ *
+ * Repeated for --tracing-rounds, the order rotated each round, and each traced run compared with
+ * the untraced run of its own round: one round's three runs were seen to differ by a third on this
+ * shared machine with nothing changed, more than the effect measured.
  */
 async function tracingRuns(
   baseEnv: Record<string, string>,
@@ -352,76 +350,95 @@ async function tracingRuns(
     { name: "10 %", env: { OTEL_TRACES_SAMPLER_ARG: "0.1" } },
     { name: "100 %", env: { OTEL_TRACES_SAMPLER_ARG: "1.0" } },
   ];
-  const sink = { requests: 0, bytes: 0 };
-  const server = createHttpServer((request, response) => {
-    let bytes = 0;
-    request.on("data", (chunk: Buffer) => {
-      bytes += chunk.length;
-    });
-    request.on("end", () => {
-      if (request.method === "POST" && request.url === "/v1/traces") {
-        sink.requests += 1;
-        sink.bytes += bytes;
-        response.writeHead(200, { "content-type": "application/x-protobuf" }).end();
-      } else response.writeHead(404).end();
-    });
-  });
-  const sinkPort = await freePort();
-  await new Promise<void>((resolve) => server.listen(sinkPort, "127.0.0.1", resolve));
-  const variants: TracingVariant[] = [];
+  const otlp = await startOtlpSink();
+  const sink = otlp.received;
+  const runs = new Map<string, TracingRun[]>(SAMPLING.map((s) => [s.name, []]));
+  let runCount = 0;
   try {
-    for (const sampling of SAMPLING) {
-      const env: Record<string, string> = {
-        ...baseEnv,
-        OTEL_SDK_DISABLED: "false",
-        OTEL_TRACES_EXPORTER: "otlp",
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
-        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${sinkPort}`,
-        OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
-        ...sampling.env,
-      };
-      log(
-        `ingress with tracing ${sampling.name}: start, ${tracingWarmupSec}s warm-up, ${tracingSec}s measured`,
-      );
-      const ingress = startChild(`ingress (tracing ${sampling.name})`, ["services/ingress/src/main.ts"], env);
-      await waitUntil(
-        "ingress /readyz",
-        ingress,
-        async () => (await fetch(`http://127.0.0.1:${opsPort}/readyz`)).ok,
-      );
-      const webhook = `http://127.0.0.1:${port}/webhook`;
-      await load(webhook, tracingWarmupSec, bodyOptions(`tw${variants.length}`));
-      let before = { ...sink };
-      const result = await load(webhook, tracingSec, bodyOptions(`tm${variants.length}`), () => {
-        before = { ...sink };
-      });
-      const exported = { requests: sink.requests - before.requests, bytes: sink.bytes - before.bytes };
-      await stopChild(ingress.child);
-      const off = variants[0];
-      variants.push({
-        sampling: sampling.name,
-        okPerSec: result.okPerSec,
-        p99Ms: result.latencyMs.p99,
-        okPerSecRatio: off ? round(result.okPerSec / off.okPerSec) : 1,
-        p99Ratio: off ? round(result.latencyMs.p99 / off.p99Ms) : 1,
-        non2xx: result.non2xx,
-        errors: result.errors,
-        exportRequests: exported.requests,
-        exportBytes: exported.bytes,
-      });
+    for (let round = 0; round < tracingRounds; round++) {
+      const order = SAMPLING.map((_, i) => SAMPLING[(i + round) % SAMPLING.length]);
+      for (const sampling of order) {
+        if (!sampling) continue;
+        const env: Record<string, string> = { ...baseEnv, ...tracingEnv(otlp), ...sampling.env };
+        log(
+          `round ${round + 1}/${tracingRounds}, ingress with tracing ${sampling.name}: start, ${tracingWarmupSec}s warm-up, ${tracingSec}s measured`,
+        );
+        const ingress = children.start(
+          `ingress (tracing ${sampling.name})`,
+          ["services/ingress/src/main.ts"],
+          env,
+        );
+        await waitUntil(
+          "ingress /readyz",
+          ingress,
+          async () => (await fetch(`http://127.0.0.1:${opsPort}/readyz`)).ok,
+        );
+        const webhook = `http://127.0.0.1:${port}/webhook`;
+        await load(webhook, tracingWarmupSec, bodyOptions(`tw${runCount}`));
+        let before = { ...sink };
+        let cpu0: CpuSnapshot | undefined;
+        const result = await load(webhook, tracingSec, bodyOptions(`tm${runCount}`), () => {
+          before = { ...sink };
+          cpu0 = snapshot(byPid({ ingress: ingress.child.pid }));
+        });
+        const cpu = cpuUsed(cpu0, result);
+        runCount += 1;
+        await stopChild(ingress.child);
+        runs.get(sampling.name)?.push({
+          round,
+          okPerSec: result.okPerSec,
+          p99Ms: result.latencyMs.p99,
+          cpuMicrosPerAnswer: perRequest(cpu?.ingress, result),
+          non2xx: result.non2xx,
+          errors: result.errors,
+          exportRequests: sink.requests - before.requests,
+          exportBytes: sink.bytes - before.bytes,
+        });
+      }
     }
   } finally {
-    await new Promise((resolve) => server.close(resolve));
+    await otlp.close();
   }
+  const off = runs.get("off") ?? [];
+  const offIn = (round: number) => off.find((r) => r.round === round);
+  const variants = SAMPLING.map(({ name }): TracingVariant => {
+    const mine = runs.get(name) ?? [];
+    const ratios = mine.map((r) => r.okPerSec / (offIn(r.round)?.okPerSec ?? Number.NaN));
+    const cpu = mine.map((r) => r.cpuMicrosPerAnswer).filter((us): us is number => us !== undefined);
+    const sum = (pick: (r: TracingRun) => number) => mine.reduce((total, r) => total + pick(r), 0);
+    return {
+      sampling: name,
+      okPerSec: round(median(mine.map((r) => r.okPerSec))),
+      p99Ms: round(median(mine.map((r) => r.p99Ms))),
+      cpuMicrosPerAnswer: cpu.length > 0 ? Math.round(median(cpu)) : undefined,
+      okPerSecRatio: round(median(ratios)),
+      p99Ratio: round(median(mine.map((r) => r.p99Ms / (offIn(r.round)?.p99Ms ?? Number.NaN)))),
+      okPerSecRatioRange: [round(Math.min(...ratios)), round(Math.max(...ratios))],
+      non2xx: sum((r) => r.non2xx),
+      errors: sum((r) => r.errors),
+      exportRequests: sum((r) => r.exportRequests),
+      exportBytes: sum((r) => r.exportBytes),
+      runs: mine,
+    };
+  });
   if ((variants[2]?.exportRequests ?? 0) === 0)
     throw new Error("tracing at 100 % exported nothing to the sink");
   return {
     warmupSec: tracingWarmupSec,
     durationSec: tracingSec,
+    rounds: tracingRounds,
     exporter: "OTLP/HTTP protobuf to a local sink that discards",
     sampler: "parentbased_traceidratio",
     variants,
   };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] ?? Number.NaN)
+    : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
 type Report = {
@@ -473,15 +490,17 @@ function renderMarkdown(r: Report): string {
     "",
     ...(r.tracing
       ? [
-          `Tracing cost: ingress restarted for each row, ${r.tracing.warmupSec} s warm-up + ` +
+          `Tracing cost: ingress restarted for each run, ${r.tracing.warmupSec} s warm-up + ` +
             `${r.tracing.durationSec} s measured, spans exported as ${r.tracing.exporter} ` +
-            `(${r.tracing.sampler}).`,
+            `(${r.tracing.sampler}); ${r.tracing.rounds} rounds, the order rotated each round. Medians over the rounds; ` +
+            "each ratio is to the untraced run of the same round (the range: lowest and highest round).",
           "",
-          "| tracing | answers/s (2xx) | p99 (ms) | answers/s vs off | p99 vs off | non-2xx / errors | OTLP exports (requests / KB) |",
-          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+          "| tracing | answers/s (2xx) | p99 (ms) | ingress CPU per answer (µs) | answers/s vs off (range) | p99 vs off | non-2xx / errors | OTLP exports (requests / KB) |",
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
           ...r.tracing.variants.map(
             (v) =>
-              `| ${v.sampling} | ${n(v.okPerSec)} | ${v.p99Ms} | ${v.okPerSecRatio} | ${v.p99Ratio} | ` +
+              `| ${v.sampling} | ${n(v.okPerSec)} | ${v.p99Ms} | ${v.cpuMicrosPerAnswer ?? "?"} | ` +
+              `${v.okPerSecRatio} (${v.okPerSecRatioRange[0]}–${v.okPerSecRatioRange[1]}) | ${v.p99Ratio} | ` +
               `${v.non2xx} / ${v.errors} | ${v.exportRequests} / ${n(Math.round(v.exportBytes / 1024))} |`,
           ),
           "",
@@ -515,7 +534,7 @@ function load(url: string, seconds: number, bodies: BodyOptions, onStart?: () =>
   const spec: LoadSpec = { url, connections, durationSec: seconds, bodies, ...(wrk ? { wrk } : {}) };
   return new Promise((resolve, reject) => {
     const child = fork(`${root}bench/ingress/load.ts`, { stdio: "inherit" });
-    children.add(child);
+    children.track(child);
     if (pinning && child.pid !== undefined) pin(child.pid, OTHER_CPUS);
     let answered = false;
     child.on("message", (message: { ready?: boolean; result?: LoadResult; error?: string }) => {
@@ -529,116 +548,10 @@ function load(url: string, seconds: number, bodies: BodyOptions, onStart?: () =>
       else reject(new Error(`load generator: ${message.error}`));
     });
     child.on("exit", (code) => {
-      children.delete(child);
       if (!answered) reject(new Error(`load generator exited (${code}) without a result`));
     });
     child.send(spec);
   });
-}
-
-interface Started {
-  name: string;
-  child: ChildProcess;
-  /** The last lines it printed, for the error message if it dies. */
-  tail: string[];
-}
-
-function startChild(name: string, argv: string[], env: Record<string, string>): Started {
-  // taskset execs the command, so the child's pid is the server's own.
-  const [command, commandArgs] = pinning
-    ? ["taskset", ["-c", SERVER_CPUS, process.execPath, ...argv]]
-    : [process.execPath, argv];
-  const child = spawn(command, commandArgs, {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "",
-      ...env,
-    },
-  });
-  children.add(child);
-  const started: Started = { name, child, tail: [] };
-  for (const stream of [child.stdout, child.stderr]) {
-    stream?.setEncoding("utf8");
-    stream?.on("data", (chunk: string) => {
-      for (const line of chunk.split("\n")) {
-        if (!line) continue;
-        started.tail.push(line);
-        if (started.tail.length > 40) started.tail.shift();
-        // Ingress logs at warn: anything it says during a benchmark is worth seeing.
-        log(`${name}: ${line.slice(0, 500)}`);
-      }
-    });
-  }
-  child.on("exit", () => children.delete(child));
-  return started;
-}
-
-/** SIGTERM, then SIGKILL if it has not exited within 15 s. */
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function waitUntil(what: string, started: Started, probe: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (started.child.exitCode !== null)
-      throw new Error(`${started.name} exited (${started.child.exitCode}):\n${started.tail.join("\n")}`);
-    if (await probe().catch(() => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`${what} not ready within 60 s:\n${started.tail.join("\n")}`);
-}
-
-/**
- * Counts the records in `topics`, then deletes every topic of this run (`prefix`): a run writes a
- * few hundred MB, which a broker shared through KAFKA_BROKERS should not keep. `client` is the
- * broker's super user (infra.kafka.client): ingress itself may neither list nor delete topics.
- */
-async function countRecords(
-  client: Infra["kafka"]["client"],
-  topics: string[],
-  prefix: string,
-): Promise<Record<string, number>> {
-  const kafka = createKafka({
-    ...client,
-    clientId: "bench-counter",
-    logger: createLogger({ service: "bench", level: "silent" }),
-  });
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const counts: Record<string, number> = {};
-    for (const topic of topics) {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      // A new topic per run, so the high watermarks sum to the records this run wrote.
-      counts[topic] = offsets.reduce((sum, partition) => sum + Number(partition.high), 0);
-    }
-    const ours = (await admin.listTopics()).filter((topic) => topic.startsWith(prefix));
-    await admin.deleteTopics({ topics: ours }).catch((error: unknown) => {
-      log(`could not delete this run's topics (${ours.join(", ")}): ${String(error)}`);
-    });
-    return counts;
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** The database ingress created its indexes in, dropped like the topics. */
-async function dropDatabase(url: string, dbName: string): Promise<void> {
-  try {
-    const mongo = await connectMongo({ url, dbName, appName: "bench" });
-    await mongo.db.dropDatabase();
-    await mongo.close();
-  } catch (error) {
-    log(`could not drop database ${dbName}: ${String(error)}`);
-  }
 }
 
 type CpuSnapshot = ReturnType<typeof cpuSnapshot>;
@@ -665,28 +578,6 @@ function cpuUsed(before: CpuSnapshot | undefined, result: LoadResult) {
   return used;
 }
 
-/**
- * The pid of the local Kafka broker listening on `broker` (host:port), found through /proc, so the
- * report can say how much CPU Kafka took; undefined when it is not a local process we can see.
- */
-function kafkaPid(broker: string | undefined): number | undefined {
-  try {
-    for (const entry of readdirSync("/proc")) {
-      if (!/^\d+$/.test(entry)) continue;
-      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").filter(Boolean);
-      if (!argv.includes("kafka.Kafka")) continue;
-      const properties = readFileSync(argv[argv.length - 1] ?? "", "utf8");
-      // The client listener: CLIENT (SASL) on a secured broker, PLAINTEXT on one without.
-      const listeners = /^listeners=(.*)$/m.exec(properties)?.[1]?.split(",") ?? [];
-      if (listeners.some((l) => l === `CLIENT://${broker}` || l === `PLAINTEXT://${broker}`))
-        return Number(entry);
-    }
-  } catch {
-    // Not Linux, or a process that went away while we looked: no Kafka figure.
-  }
-  return undefined;
-}
-
 function perRequest(cores: number | undefined, result: LoadResult): number | undefined {
   return cores === undefined ? undefined : Math.round((cores * 1e6) / result.okPerSec);
 }
@@ -698,41 +589,4 @@ function wrkVersion(path: string): string {
   } catch (error) {
     return /wrk (\S+)/.exec(String((error as { stdout?: string }).stdout ?? ""))?.[1] ?? "?";
   }
-}
-
-function hasTaskset(): boolean {
-  try {
-    execFileSync("taskset", ["-V"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Moves a running process, every thread of it, to `list` (e.g. "1-3"). */
-function pin(pid: number, list: string): void {
-  execFileSync("taskset", ["-a", "-p", "-c", list, String(pid)], { stdio: "ignore" });
-}
-
-/** git's output, or undefined outside a work tree. */
-function git(argv: string[]): string | undefined {
-  try {
-    return execFileSync("git", argv, {
-      cwd: root,
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-    }).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-function positive(name: string, value: string): number {
-  const number = Number(value);
-  if (!Number.isInteger(number) || number <= 0) throw new Error(`--${name} wants a positive integer`);
-  return number;
-}
-
-function round(value: number): number {
-  return Math.round(value * 100) / 100;
 }
