@@ -77,6 +77,7 @@ export async function runService<C extends BaseConfig>(options: {
     format: config.LOG_FORMAT,
     environment: config.DEPLOYMENT_ENVIRONMENT,
   });
+  await telemetry.ready;
   const start = await options.load();
   // Dependencies away do not stop the start (connectBackbone waits for them in the background);
   // a setting refused on the way (a file, a malformed URL) exits as a bad variable does.

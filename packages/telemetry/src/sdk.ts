@@ -17,6 +17,7 @@ import {
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
+import { createAddHookMessageChannel } from "import-in-the-middle";
 import { privacySpanProcessor } from "./index.ts";
 
 export interface TelemetryOptions {
@@ -39,6 +40,11 @@ export interface TelemetryOptions {
 }
 
 export interface Telemetry {
+  /**
+   * Resolves once the ESM loader hook knows every module the instrumentations patch: a module
+   * imported before then is not patched. Await it before importing the service's code.
+   */
+  ready: Promise<void>;
   shutdown(): Promise<void>;
 }
 
@@ -96,11 +102,18 @@ let esmHookRegistered = false;
  * they load. OTEL_SDK_DISABLED=true leaves every library unpatched.
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
-  if (getBooleanFromEnv("OTEL_SDK_DISABLED")) return { shutdown: async () => {} };
+  if (getBooleanFromEnv("OTEL_SDK_DISABLED")) return { ready: Promise.resolve(), shutdown: async () => {} };
   // Our code is ESM; the instrumentations patch CommonJS `require`, and see an ESM `import` only
   // through import-in-the-middle's loader hook, registered once before anything else is imported.
+  // Told, by each instrumentation as it is created, which modules it patches, and wrapping only
+  // those: by default the hook wraps every module imported, ours included, in a module of live
+  // getters, and every call across an import paid for it whether or not a span was sampled. That
+  // was most of what tracing cost ingress's webhook (bench/README.md, "Tracing").
+  let acknowledged: () => Promise<void> = async () => {};
   if (!esmHookRegistered) {
-    register("@opentelemetry/instrumentation/hook.mjs", import.meta.url);
+    const channel = createAddHookMessageChannel();
+    register("@opentelemetry/instrumentation/hook.mjs", import.meta.url, channel.registerOptions);
+    acknowledged = channel.waitForAllMessagesAcknowledged;
     esmHookRegistered = true;
   }
   const sdk = new NodeSDK({
@@ -121,6 +134,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   sdk.start();
   let stopped: Promise<void> | undefined;
   return {
+    ready: acknowledged(),
     shutdown() {
       stopped ??= sdk.shutdown();
       return stopped;
