@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+} from "node:crypto";
 
 /**
  * The biz_opaque_callback_data a send carries, and Meta echoes in each of the message's statuses:
@@ -10,10 +17,14 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:cr
  * send: nothing is ever looked up by this value, only opened.
  */
 export class CallbackData {
-  readonly #key: Buffer;
+  // A KeyObject, not the bytes: given bytes, every cipher imports the key anew (a seal took
+  // 20-25 µs of CPU against 8 µs; it runs for every reply sent).
+  readonly #key: KeyObject;
 
   constructor(secret: string) {
-    this.#key = Buffer.from(hkdfSync("sha256", secret, "", "taituri outbound callback data v1", 32));
+    this.#key = createSecretKey(
+      Buffer.from(hkdfSync("sha256", secret, "", "taituri outbound callback data v1", 32)),
+    );
   }
 
   /** The sealed id, base64url (12-byte IV, ciphertext, 16-byte tag): about 4/3 of the id plus 38. */
