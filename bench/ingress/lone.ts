@@ -66,6 +66,7 @@ import {
   countRecords,
   cpuPinning,
   dropDatabase,
+  envPairs,
   ingressEnv,
   kafkaPid,
   machineFacts,
@@ -74,6 +75,7 @@ import {
   reportedEnv,
   root,
   round,
+  runBench,
   startOtlpSink,
   stopChild,
   tracingEnv,
@@ -122,37 +124,14 @@ if (!Number.isFinite(tracingRatio) || tracingRatio < 0 || tracingRatio > 1)
   throw new Error("--tracing-ratio wants a ratio from 0 to 1 (0: skip the traced rows)");
 if (args.pin !== "auto" && args.pin !== "off") throw new Error("--pin wants auto or off");
 
-const extraEnv = Object.fromEntries(
-  args.env.map((pair) => {
-    const at = pair.indexOf("=");
-    if (at < 1) throw new Error(`--env wants KEY=VALUE, got ${pair}`);
-    return [pair.slice(0, at), pair.slice(at + 1)];
-  }),
-);
+const extraEnv = envPairs(args.env);
 const pinned = cpuPinning(args.pin);
 const run = randomUUID().slice(0, 8);
 const SECRET = `bench-secret-${run}`;
 const log = (line: string) => process.stderr.write(`[bench:lone] ${line}\n`);
 const children = new Children(pinned, log);
 let infra: Infra | undefined;
-async function cleanup(): Promise<void> {
-  await children.stopAll();
-  await infra?.stop();
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-} catch (error) {
-  log(`benchmark broke: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  await cleanup().catch((e: unknown) => log(`cleanup failed: ${String(e)}`));
-  process.exit(1);
-}
+await runBench({ log, children, infra: () => infra, main });
 
 interface LatencyMs {
   p50: number;
@@ -196,7 +175,7 @@ interface Row {
   verdict?: { p50: "PASS" | "MISS"; p99: "PASS" | "MISS" };
 }
 
-async function main(): Promise<void> {
+async function main(cleanup: () => Promise<void>): Promise<void> {
   const startedAt = new Date();
   const loadBefore = loadavg();
   log(`run ${run}: ${warmup} warm-up + ${count} measured sequential operations per row`);

@@ -42,6 +42,7 @@ import {
   countRecords,
   cpuPinning,
   dropDatabase,
+  envPairs,
   formatJson,
   kafkaPid,
   machineFacts,
@@ -50,6 +51,7 @@ import {
   reportedEnv,
   root,
   round,
+  runBench,
   startOtlpSink,
   stopChild,
   tracingEnv,
@@ -88,13 +90,7 @@ const tracingWarmupSec = positive("tracing-warmup", args["tracing-warmup"]);
 const tracingRounds = positive("tracing-rounds", args["tracing-rounds"]);
 if (!Number.isFinite(tracingSec) || tracingSec < 0)
   throw new Error("--tracing-duration wants seconds (0: skip)");
-const extraEnv = Object.fromEntries(
-  args.env.map((pair) => {
-    const at = pair.indexOf("=");
-    if (at < 1) throw new Error(`--env wants KEY=VALUE, got ${pair}`);
-    return [pair.slice(0, at), pair.slice(at + 1)];
-  }),
-);
+const extraEnv = envPairs(args.env);
 
 // The server under test (ingress, then bare Fastify) on core 0, the rest on the others (PINNING in
 // servers.ts).
@@ -117,26 +113,9 @@ const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 // Everything this run started, so that any failure, signal or timeout stops all of it.
 const children = new Children(pinned, log);
 let infra: Infra | undefined;
-async function cleanup(): Promise<void> {
-  await children.stopAll();
-  await infra?.stop();
-}
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+await runBench({ log, children, infra: () => infra, main });
 
-try {
-  await main();
-} catch (error) {
-  log(`benchmark broke: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  await cleanup().catch((e: unknown) => log(`cleanup failed: ${String(e)}`));
-  process.exit(1);
-}
-
-async function main(): Promise<void> {
+async function main(cleanup: () => Promise<void>): Promise<void> {
   const startedAt = new Date();
   const loadBefore = loadavg();
   log(`run ${run}: ${connections} connections, ${warmupSec}s warm-up + ${durationSec}s measured per server`);

@@ -356,3 +356,45 @@ export function positive(name: string, value: string): number {
 export function round(value: number): number {
   return Math.round(value * 100) / 100;
 }
+
+/** The KEY=VALUE pairs of a repeatable `--env` option. */
+export function envPairs(pairs: string[]): Record<string, string> {
+  return Object.fromEntries(
+    pairs.map((pair) => {
+      const at = pair.indexOf("=");
+      if (at < 1) throw new Error(`--env wants KEY=VALUE, got ${pair}`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  );
+}
+
+/**
+ * Runs a benchmark's `main` so that whatever ends it (a failure, SIGINT, SIGTERM) stops every child
+ * it started and the servers (`infra()`, once started), and a failure exits 1, a signal 130.
+ */
+export async function runBench(options: {
+  log: (line: string) => void;
+  children: Children;
+  infra: () => { stop(): Promise<void> } | undefined;
+  /** Given the clean-up, for a watchdog of its own. */
+  main: (cleanup: () => Promise<void>) => Promise<void>;
+}): Promise<void> {
+  const { log } = options;
+  const cleanup = async () => {
+    await options.children.stopAll();
+    await options.infra()?.stop();
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  try {
+    await options.main(cleanup);
+  } catch (error) {
+    log(`benchmark broke: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    await cleanup().catch((e: unknown) => log(`cleanup failed: ${String(e)}`));
+    process.exit(1);
+  }
+}

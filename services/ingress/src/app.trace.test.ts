@@ -44,21 +44,25 @@ async function finished() {
   return exporter.getFinishedSpans();
 }
 
-const signed = (wamid: string) => {
-  const body = JSON.stringify(textWebhook("hi", { wamid, waId: "15550001111", phoneNumberId: "PN" }));
-  return { body, signature: signWebhook(body, "secret") };
-};
-
-test("a webhook without trace context starts a trace: one SERVER span, as an HTTP server span would say it", async () => {
+/** A signed text webhook POSTed to `app`, with any extra headers (trace context), after the spans so far are cleared. */
+async function post(app: ReturnType<typeof setup>, wamid: string, headers: Record<string, string> = {}) {
   await finished();
   exporter.reset();
-  const { body, signature } = signed("wamid.span.1");
-  const response = await setup().inject({
+  const body = JSON.stringify(textWebhook("hi", { wamid, waId: "15550001111", phoneNumberId: "PN" }));
+  return app.inject({
     method: "POST",
     url: "/webhook",
-    headers: { "content-type": "application/json", "x-hub-signature-256": signature },
+    headers: {
+      "content-type": "application/json",
+      "x-hub-signature-256": signWebhook(body, "secret"),
+      ...headers,
+    },
     payload: body,
   });
+}
+
+test("a webhook without trace context starts a trace: one SERVER span, as an HTTP server span would say it", async () => {
+  const response = await post(setup(), "wamid.span.1");
   assert.equal(response.statusCode, 200);
   const spans = await finished();
   const server = spans.filter((s) => s.kind === SpanKind.SERVER);
@@ -78,20 +82,8 @@ test("a webhook without trace context starts a trace: one SERVER span, as an HTT
 });
 
 test("a webhook carrying a traceparent joins the caller's trace", async () => {
-  await finished();
-  exporter.reset();
-  const { body, signature } = signed("wamid.span.2");
   const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
-  const response = await setup().inject({
-    method: "POST",
-    url: "/webhook",
-    headers: {
-      "content-type": "application/json",
-      "x-hub-signature-256": signature,
-      traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
-    },
-    payload: body,
-  });
+  const response = await post(setup(), "wamid.span.2", { traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
   assert.equal(response.statusCode, 200);
   const [span] = (await finished()).filter((s) => s.kind === SpanKind.SERVER);
   assert.equal(span?.spanContext().traceId, traceId);
@@ -99,35 +91,20 @@ test("a webhook carrying a traceparent joins the caller's trace", async () => {
 });
 
 test("a caller's unsampled trace is followed: no span is recorded", async () => {
-  await finished();
-  exporter.reset();
-  const { body, signature } = signed("wamid.span.3");
-  const response = await setup().inject({
-    method: "POST",
-    url: "/webhook",
-    headers: {
-      "content-type": "application/json",
-      "x-hub-signature-256": signature,
-      traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b7-00",
-    },
-    payload: body,
+  const response = await post(setup(), "wamid.span.3", {
+    traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b7-00",
   });
   assert.equal(response.statusCode, 200);
   assert.deepEqual(await finished(), []);
 });
 
 test("a webhook Kafka could not take is a 503 and an ERROR span", async () => {
-  await finished();
-  exporter.reset();
-  const { body, signature } = signed("wamid.span.4");
-  const response = await setup(async () => {
-    throw new Error("broker away");
-  }).inject({
-    method: "POST",
-    url: "/webhook",
-    headers: { "content-type": "application/json", "x-hub-signature-256": signature },
-    payload: body,
-  });
+  const response = await post(
+    setup(async () => {
+      throw new Error("broker away");
+    }),
+    "wamid.span.4",
+  );
   assert.equal(response.statusCode, 503);
   const [span] = (await finished()).filter((s) => s.kind === SpanKind.SERVER);
   assert.equal(span?.attributes["http.response.status_code"], 503);
