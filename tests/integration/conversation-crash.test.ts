@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ConversationStore } from "@taituri/conversation-service/store";
@@ -9,7 +8,7 @@ import { loadIngressConfig } from "@taituri/ingress-service/config";
 import { startIngressService } from "@taituri/ingress-service/service";
 import { createLogger } from "@taituri/logging";
 import type { RunningService } from "@taituri/service";
-import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, runId, startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
 import { type Db, MongoClient } from "mongodb";
 
@@ -19,7 +18,7 @@ import { type Db, MongoClient } from "mongodb";
  * must take effect exactly once and its reply be sent exactly once.
  */
 const SECRET = "crash-secret";
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `crash-${run}.`;
 const root = resolve(new URL("../..", import.meta.url).pathname);
 const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });

@@ -19,7 +19,7 @@ import { REPLAYED_FROM_HEADER, replayMarkerTopic } from "@taituri/kafka/dlq";
 import { configurePseudonyms, createLogger, pseudonym } from "@taituri/logging";
 import { outbound } from "@taituri/proto/events";
 import type { RunningService } from "@taituri/service";
-import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, runId, startFakeGraphApi } from "@taituri/testing/harness";
 
 /**
  * `npm run dlq` on the real broker, as its super user: an outbound message is dead-lettered by the
@@ -28,7 +28,7 @@ import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testi
  * real ingress dispatcher sends it to the Graph API once; the same record delivered a second time
  * is dropped by the dispatcher's claim; a second replay sends nothing.
  */
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `it-dlq-${run}.`;
 const names = topicNames(prefix);
 const dlq = `${names.outbound}.dlq`;

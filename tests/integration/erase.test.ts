@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { randomInt, randomUUID } from "node:crypto";
+import { randomInt } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
 import { createLogger } from "@taituri/logging";
-import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { type FakeGraphApi, runId, startFakeGraphApi } from "@taituri/testing/harness";
 import { Redis } from "ioredis";
 import { type Db, MongoClient } from "mongodb";
 import { Shopper } from "./support/shopper.ts";
@@ -25,7 +25,7 @@ import { asText, everyDocument } from "./support/stored.ts";
  * it forgot is named in a warning.
  */
 const SECRET = "erase-secret";
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const PNID = "PNERASE";
 const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const phone = () => `4478${String(randomInt(1e8, 1e9))}`;

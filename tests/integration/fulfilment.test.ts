@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,7 +18,7 @@ import { loadPaymentConfig } from "@taituri/payment-service/config";
 import { startPaymentService } from "@taituri/payment-service/service";
 import type { fulfilment, payment } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, runId } from "@taituri/testing/harness";
 import { type Db, MongoClient } from "mongodb";
 import { LOCAL_SECRET, logger, paymentRequest } from "./payment-harness.ts";
 import { ShopEndpoint } from "./support/shop.ts";
@@ -69,7 +69,7 @@ async function metric(name: string, labels: Record<string, string> = {}): Promis
 }
 
 before(async () => {
-  const run = randomUUID().slice(0, 8);
+  const run = runId();
   infra = await startInfra();
   mongo = new MongoClient(infra.mongo.url);
   const dbName = `fulfilment_${run}`;

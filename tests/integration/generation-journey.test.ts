@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
 import { createLogger } from "@taituri/logging";
-import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { type FakeGraphApi, runId, startFakeGraphApi } from "@taituri/testing/harness";
 import { Shopper as BaseShopper } from "./support/shopper.ts";
 import { type Stack, startStack } from "./support/stack.ts";
 
@@ -14,7 +13,7 @@ import { type Stack, startStack } from "./support/stack.ts";
  * dispatcher. The shopper sees real PNG designs and picks one.
  */
 const SECRET = "gen-journey-secret";
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
 let infra: Infra;
 let graph: FakeGraphApi;

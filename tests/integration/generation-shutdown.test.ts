@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
@@ -9,7 +8,7 @@ import { createKafka, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import type { RunningService } from "@taituri/service";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, runId } from "@taituri/testing/harness";
 import { type FakeOpenAI, startFakeOpenAI } from "@taituri/testing/openai";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
@@ -22,7 +21,7 @@ import { RoundsProbe, roundRequest, spawnGeneration, startTestLimiter } from "./
  * another instance completes the round with the documented two paid calls (docs/generation.md).
  */
 const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const dbName = `it_generation_shutdown_${run}`;
 const SECRET = "generation-secret";
 let infra: Infra;

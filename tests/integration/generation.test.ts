@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { freePort, type Infra, startInfra } from "@taituri/devenv";
 import { loadGenerationConfig } from "@taituri/generation-service/config";
@@ -11,7 +10,7 @@ import { createLogger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import type { RunningService } from "@taituri/service";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, runId } from "@taituri/testing/harness";
 import { type FakeOpenAI, startFakeOpenAI } from "@taituri/testing/openai";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
@@ -30,7 +29,7 @@ import {
  * the crash) by a local server speaking the OpenAI images API.
  */
 const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const dbName = `it_generation_${run}`;
 const SECRET = "generation-secret";
 let infra: Infra;

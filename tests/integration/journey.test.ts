@@ -5,7 +5,7 @@ import { type Infra, startInfra } from "@taituri/devenv";
 import { createKafka, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
-import { type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { type FakeGraphApi, runId, startFakeGraphApi } from "@taituri/testing/harness";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
 import { Shopper as BaseShopper } from "./support/shopper.ts";
@@ -18,7 +18,7 @@ import { FakeWorld } from "./support/world.ts";
  * FakeWorld. Each test is one shopper.
  */
 const SECRET = "journey-secret";
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `journey-${run}.`;
 const topics = topicNames(prefix);
 const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
+import { runId } from "@taituri/testing/harness";
 import kafkajs, { Kafka, logLevel } from "kafkajs";
 
 /**
@@ -11,7 +11,7 @@ import kafkajs, { Kafka, logLevel } from "kafkajs";
  * changes nothing, and a service's own principal cannot grant itself anything.
  */
 const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs;
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `acls-${run}.`;
 let infra: Infra;
 

@@ -14,11 +14,11 @@ import {
   TransientError,
 } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, runId } from "@taituri/testing/harness";
 
 /** The shared consumer on a real broker: order per key, dead letters, retries. */
 const logger = createLogger({ service: "it", level: "silent" });
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const topic = `it-${run}.consumer.v1`;
 let infra: Infra;
 let kafka: KafkaHandle;

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { Writable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
 import { createKafka, ensureTopics } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
+import { runId } from "@taituri/testing/harness";
 import { Kafka, type LogEntry, logLevel } from "kafkajs";
 
 /**
@@ -12,7 +12,7 @@ import { Kafka, type LogEntry, logLevel } from "kafkajs";
  * expects (it reads that line's shape), services racing to create topics log no error, and a
  * topic Kafka will not create is still an error that names it.
  */
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const topic = `it-${run}.log-levels.v1`;
 let infra: Infra;
 

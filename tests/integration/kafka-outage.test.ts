@@ -9,7 +9,7 @@ import { startIngressService } from "@taituri/ingress-service/service";
 import { topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import type { RunningService } from "@taituri/service";
-import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, runId, startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
 import { Kafka, logLevel } from "kafkajs";
 import { MongoClient } from "mongodb";
@@ -25,7 +25,7 @@ import { MongoClient } from "mongodb";
 const SECRET = "outage-app-secret";
 // Set explicitly: the 503 bound below is derived from it.
 const PUBLISH_TIMEOUT_MS = 1500;
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `it-outage-${run}.`;
 const topics = topicNames(prefix);
 const dbName = `it_outage_${run}`;

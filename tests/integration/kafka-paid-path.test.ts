@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import {
   type Infra,
@@ -17,7 +16,7 @@ import { createLogger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { generation } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, runId } from "@taituri/testing/harness";
 import { Kafka, logLevel, type SASLOptions } from "kafkajs";
 import { countingLocalProvider, RoundsProbe, roundRequest, startTestLimiter } from "./support/generation.ts";
 
@@ -31,7 +30,7 @@ import { countingLocalProvider, RoundsProbe, roundRequest, startTestLimiter } fr
  * called. The conversation's principal, and only it, starts a paid round.
  */
 const logger = createLogger({ service: "it-paid-path", level: process.env.TEST_LOG_LEVEL ?? "silent" });
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `paid-${run}.`;
 const topics = topicNames(prefix);
 const SECRETS = {

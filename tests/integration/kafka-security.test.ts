@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +9,7 @@ import { freePort, type RestartableKafka, startRestartableKafka } from "@taituri
 import { createKafka } from "@taituri/kafka";
 import { redisSecurity } from "@taituri/limiter-service/redis-connection";
 import { createLogger } from "@taituri/logging";
+import { runId } from "@taituri/testing/harness";
 import { Redis } from "ioredis";
 import { Kafka, logLevel } from "kafkajs";
 
@@ -19,7 +19,7 @@ import { Kafka, logLevel } from "kafkajs";
  * a redis-server with requirepass. A client built from the settings with the right credentials
  * works; the wrong password and none at all are refused, and nothing reaches the topic.
  */
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const topic = `it-sasl-${run}`;
 const PASSWORD = `alice-${run}`;
 const WRONG = `mallory-${run}`;

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
+import { runId } from "@taituri/testing/harness";
 import { Kafka, logLevel } from "kafkajs";
 
 /**
@@ -10,7 +10,7 @@ import { Kafka, logLevel } from "kafkajs";
  * principal allowed to create topics it creates every topic and dead-letter twin of a new prefix
  * with the services' partitions and retention; run again, it changes nothing; bad usage exits 2.
  */
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `topics-${run}.`;
 let infra: Infra;
 

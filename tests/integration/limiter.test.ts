@@ -15,12 +15,13 @@ import { createLogger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { limiter } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
+import { runId } from "@taituri/testing/harness";
 import fc from "fast-check";
 import { Redis } from "ioredis";
 
 /** The limiter on a real Redis, called over gRPC with tokens from a real local OIDC issuer. */
 const logger = createLogger({ service: "it", level: "silent" });
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const rulesFile = join(mkdtempSync(join(tmpdir(), "limiter-it-")), "limits.yaml");
 const rulesYaml = `
 limits:

@@ -11,7 +11,7 @@ import {
 import { Header } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import type { RunningService } from "@taituri/service";
-import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, runId, startFakeGraphApi } from "@taituri/testing/harness";
 import { Kafka, logLevel } from "kafkajs";
 import { type Read, Shopper } from "./support/shopper.ts";
 import { type Stack, startStack } from "./support/stack.ts";
@@ -32,7 +32,7 @@ const OUTAGE_MS = 20_000;
 /** Shoppers mid-journey when the store goes, and shoppers who first write while it is away. */
 const BEFORE = 12;
 const DURING = 12;
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const id = `it-mongo-outage-${run}`;
 const logger = createLogger({ service: "it-mongo-outage", level: process.env.TEST_LOG_LEVEL ?? "silent" });
 

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, runId } from "@taituri/testing/harness";
 import { freeStartPorts, startPortsEnv } from "./support/start-script.ts";
 
 /**
@@ -13,7 +12,7 @@ import { freeStartPorts, startPortsEnv } from "./support/start-script.ts";
  * them. Each runs to "ready" and is stopped with Ctrl-C; what both printed is checked.
  */
 const root = new URL("../../", import.meta.url).pathname;
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const SERVICES = ["limiter", "conversation", "generation", "payment", "ingress"];
 let infra: Infra;
 let env: NodeJS.ProcessEnv;

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { type Infra, startInfra } from "@taituri/devenv";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, runId } from "@taituri/testing/harness";
 import { freeStartPorts, type StartPorts, startPortsEnv } from "./support/start-script.ts";
 
 /**
@@ -15,7 +14,7 @@ import { freeStartPorts, type StartPorts, startPortsEnv } from "./support/start-
  */
 const exec = promisify(execFile);
 const root = new URL("../../", import.meta.url).pathname;
-const run = randomUUID().slice(0, 8);
+const run = runId();
 let infra: Infra;
 let child: ChildProcess;
 let output = "";

@@ -1,12 +1,11 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
 import { startIngressService } from "@taituri/ingress-service/service";
 import { createLogger } from "@taituri/logging";
 import type { RunningService } from "@taituri/service";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, runId } from "@taituri/testing/harness";
 
 /**
  * Meta caps each business number's throughput (OUTBOUND_RATE_PER_NUMBER); the number's messages
@@ -14,7 +13,7 @@ import { eventually } from "@taituri/testing/harness";
  * partitions it owns, so however the group is split the replicas together stay within the cap:
  * one replica alone gets the whole rate, two share it, and the survivor of a stop gets it back.
  */
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `it-pacing-${run}.`;
 const RATE = 80;
 const logger = createLogger({ service: "it-pacing", level: (process.env.IT_LOG as "info") ?? "silent" });

@@ -7,7 +7,7 @@ import { createLogger } from "@taituri/logging";
 import { ImageStore } from "@taituri/mongo";
 import { LocalProvider } from "@taituri/payment-service/local-provider";
 import type { RunningService } from "@taituri/service";
-import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, runId, startFakeGraphApi } from "@taituri/testing/harness";
 import type { Kafka } from "kafkajs";
 import { type Db, MongoClient } from "mongodb";
 import { Shopper as BaseShopper } from "./support/shopper.ts";
@@ -21,7 +21,7 @@ import { FakeWorld } from "./support/world.ts";
  * HTTP: it opens the checkout link the bot sent and presses the page's buttons.
  */
 const SECRET = "payment-journey-secret";
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
 let infra: Infra;
 let graph: FakeGraphApi;

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { randomInt, randomUUID } from "node:crypto";
+import { randomInt } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { type Infra, startInfra } from "@taituri/devenv";
 import type { LocalIssuer } from "@taituri/oidc";
 import { SpanKind, trace } from "@taituri/telemetry";
-import { type FakeGraphApi, readTopic, startFakeGraphApi } from "@taituri/testing/harness";
+import { type FakeGraphApi, readTopic, runId, startFakeGraphApi } from "@taituri/testing/harness";
 import type { Kafka } from "kafkajs";
 import { spanText, startCapture } from "./support/capture.ts";
 import { Shopper } from "./support/shopper.ts";
@@ -22,7 +22,7 @@ import type { Stack } from "./support/stack.ts";
  */
 const { exporter, processor, telemetry, logger, logLines } = startCapture("privacy-edge-test");
 
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const SECRET = "privacy-edge-secret";
 const PHONE_NUMBER_ID = "PNEDGE";
 // Distinctive enough that a match anywhere can only be a leak. Encoders leave digits, letters and

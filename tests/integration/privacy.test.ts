@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { randomInt, randomUUID } from "node:crypto";
+import { randomInt } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
 import { conversationAttributes, pseudonym } from "@taituri/telemetry";
-import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, runId, startFakeGraphApi } from "@taituri/testing/harness";
 import { spanText, startCapture } from "./support/capture.ts";
 import { ShopEndpoint } from "./support/shop.ts";
 import { assertRefusesTampering, type ShopVerifier, shopVerifier } from "./support/shop-verifier.ts";
@@ -22,7 +22,7 @@ import type { Stack } from "./support/stack.ts";
  */
 const { exporter, processor, telemetry, logger, logLines } = startCapture("privacy-test");
 
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const SECRET = "privacy-secret";
 // Distinctive enough that a match anywhere can only be a leak: a 13-digit number, a profile name, a
 // first message and a recipient name no service could have made up.

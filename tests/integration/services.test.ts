@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { credentials, Client as GrpcClient } from "@grpc/grpc-js";
 import { loadConversationConfig } from "@taituri/conversation-service/config";
@@ -15,10 +14,11 @@ import { createLogger } from "@taituri/logging";
 import { loadPaymentConfig } from "@taituri/payment-service/config";
 import { startPaymentService } from "@taituri/payment-service/service";
 import type { RunningService } from "@taituri/service";
+import { runId } from "@taituri/testing/harness";
 
 /** Every service starts from its factory on the real servers and serves its ops endpoints. */
 const logger = createLogger({ service: "it", level: "silent" });
-const run = randomUUID().slice(0, 8);
+const run = runId();
 let infra: Infra;
 const services: Record<string, RunningService> = {};
 

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, type TestContext, test } from "node:test";
 import { ConversationStore } from "@taituri/conversation-service/store";
 import { createLogger } from "@taituri/logging";
+import { runId } from "@taituri/testing/harness";
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { Screenshots } from "./support/browser.ts";
 import { SimulatorChat } from "./support/simulator-chat.ts";
@@ -15,7 +16,7 @@ import { type SimulatorWorld, simShopper, startSimulatorWorld } from "./support/
  * and types; what the test asserts is what the page shows, plus the rounds the generation service
  * stored.
  */
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const logger = createLogger({ service: "it", level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const shots = new Screenshots(run);
 let world: SimulatorWorld;

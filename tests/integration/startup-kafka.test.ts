@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import {
   freePort,
@@ -8,7 +7,7 @@ import {
   startInfra,
   startRestartableKafka,
 } from "@taituri/devenv";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, runId } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
 import { readyz, type ServiceProcess, spawnService } from "./support/service-process.ts";
 
@@ -21,7 +20,7 @@ import { readyz, type ServiceProcess, spawnService } from "./support/service-pro
  * The broker is this file's own (startRestartableKafka): someone else's broker is not ours to stop.
  */
 const SECRET = "startup-kafka-secret";
-const run = randomUUID().slice(0, 8);
+const run = runId();
 
 let kafka: RestartableKafka;
 let infra: Infra;

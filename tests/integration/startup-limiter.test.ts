@@ -14,14 +14,14 @@ import { createLogger } from "@taituri/logging";
 import { type LocalIssuer, startLocalIssuer } from "@taituri/oidc";
 import { limiter } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
-import { eventually } from "@taituri/testing/harness";
+import { eventually, runId } from "@taituri/testing/harness";
 
 /**
  * The limiter started with Redis away (a port nobody listens on): it serves, /readyz answers 503
  * naming redis, a Consume fails closed (UNAVAILABLE), the log has one line per attempt; once Redis
  * answers on that port (a TCP relay to the shared server) it is ready without a restart and admits.
  */
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const rulesFile = join(mkdtempSync(join(tmpdir(), "limiter-startup-")), "limits.yaml");
 
 let infra: Infra;

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { createServer, type Server, connect as tcpConnect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { freePort, type Infra, startInfra } from "@taituri/devenv";
-import { eventually, type FakeGraphApi, startFakeGraphApi } from "@taituri/testing/harness";
+import { eventually, type FakeGraphApi, runId, startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
 import { readyz, type ServiceProcess, spawnService } from "./support/service-process.ts";
 
@@ -17,7 +16,7 @@ import { readyz, type ServiceProcess, spawnService } from "./support/service-pro
  * port in front of the shared server, so the services see a real server appear where there was none.
  */
 const SECRET = "startup-app-secret";
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `it-startup-${run}.`;
 const dbName = `it_startup_${run}`;
 

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
@@ -8,7 +7,13 @@ import { createKafka, EventProducer, topicNames } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { outbound } from "@taituri/proto";
 import type { RunningService } from "@taituri/service";
-import { eventually, type FakeGraphApi, recipientOf, startFakeGraphApi } from "@taituri/testing/harness";
+import {
+  eventually,
+  type FakeGraphApi,
+  recipientOf,
+  runId,
+  startFakeGraphApi,
+} from "@taituri/testing/harness";
 import kafkajs, { type AclEntry, type Admin } from "kafkajs";
 
 /**
@@ -20,7 +25,7 @@ import kafkajs, { type AclEntry, type Admin } from "kafkajs";
  * its second attempt.
  */
 const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs;
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `startup-retry-${run}.`;
 const topics = topicNames(prefix);
 /** Ingress's right to join its dispatcher's group, as packages/kafka/data/access.json gives it. */

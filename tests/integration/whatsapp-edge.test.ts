@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { type Infra, startInfra } from "@taituri/devenv";
 import { loadIngressConfig } from "@taituri/ingress-service/config";
@@ -15,6 +14,7 @@ import {
   type FakeGraphApi,
   readTopic,
   recipientOf,
+  runId,
   startFakeGraphApi,
 } from "@taituri/testing/harness";
 import { signWebhook, statusWebhook, textWebhook } from "@taituri/testing/whatsapp";
@@ -26,7 +26,7 @@ import { type Db, MongoClient } from "mongodb";
  * outbound dispatcher sends (and refuses) to a fake Graph API.
  */
 const SECRET = "edge-secret";
-const run = randomUUID().slice(0, 8);
+const run = runId();
 const prefix = `edge-${run}.`;
 const topics = topicNames(prefix);
 const logger = createLogger({ service: "it", level: "silent" });
