@@ -91,7 +91,7 @@ describe("npm run kafka-acls", { timeout: 120_000 }, () => {
     for (let i = 0; i < 2; i++) {
       const result = cli(["apply", "--prefix", prefix], admin);
       assert.equal(result.status, 0, result.stderr);
-      assert.match(result.stdout, /ACL bindings for prefix "acls-[0-9a-f]+\." on .*: in place/);
+      assert.match(result.stdout, new RegExp(`ACL bindings for prefix "acls-${run}\\." on .*: in place`));
       assert.deepEqual(await writersOfRequests(), ["User:conversation"]);
     }
   });
