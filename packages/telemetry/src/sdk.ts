@@ -34,7 +34,7 @@ export interface TelemetryOptions {
    * the HTTP and Fastify instrumentations are left out. They pay on every request, sampled or not
    * (an emitter bound to the context per request and per response, attributes computed before the
    * sampling decision, a span per Fastify hook): on ingress's webhook at 10 % sampling that was half
-   * the untraced throughput (bench/README.md, "Tracing").
+   * the untraced throughput (bench/README.md, "Issue #27").
    */
   ownServerSpans?: boolean;
 }
@@ -106,9 +106,9 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   // Our code is ESM; the instrumentations patch CommonJS `require`, and see an ESM `import` only
   // through import-in-the-middle's loader hook, registered once before anything else is imported.
   // Told, by each instrumentation as it is created, which modules it patches, and wrapping only
-  // those: by default the hook wraps every module imported, ours included, in a module of live
-  // getters, and every call across an import paid for it whether or not a span was sampled. That
-  // was most of what tracing cost ingress's webhook (bench/README.md, "Tracing").
+  // those: by default the hook wraps every module imported, ours included, each loaded through
+  // synchronous requests to the loader thread. Ingress's imports took 815-1,005 ms of CPU that way,
+  // 618-675 ms now; no difference under load was measured (bench/README.md, "Issue #27").
   let acknowledged: () => Promise<void> = async () => {};
   if (!esmHookRegistered) {
     const channel = createAddHookMessageChannel();
