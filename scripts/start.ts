@@ -108,7 +108,18 @@ const services: Record<string, string> = {
   conversation: process.env.CONVERSATION_PORT ?? "3001",
   generation: process.env.GENERATION_PORT ?? "3002",
   payment: process.env.PAYMENT_OPS_PORT ?? "3103",
+  // Ingress runs as two processes, as the chart runs it: the dispatcher's sends and status records
+  // would otherwise hold up Meta's webhooks (INGRESS_ROLE in services/ingress/src/config.ts).
+  dispatcher: process.env.DISPATCHER_OPS_PORT ?? "3105",
   ingress: process.env.INGRESS_OPS_PORT ?? "3100",
+};
+/** What each process runs: the dispatcher is ingress in another role, under ingress's Kafka identity. */
+const roles: Record<string, { service: KafkaService; env: NodeJS.ProcessEnv }> = {
+  dispatcher: {
+    service: "ingress",
+    env: { INGRESS_ROLE: "dispatcher", INGRESS_OPS_PORT: services.dispatcher },
+  },
+  ingress: { service: "ingress", env: { INGRESS_ROLE: "webhook" } },
 };
 const children: ChildProcess[] = [];
 // The services whose own "ready" line has been printed: every consumer started, not only its
@@ -116,10 +127,13 @@ const children: ChildProcess[] = [];
 const saidReady = new Set<string>();
 const READY_LINE = /(INFO: ready |"msg":"ready")/;
 for (const name of Object.keys(services)) {
-  const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
+  const role = roles[name];
+  const service = role?.service ?? name;
+  const child = spawn(process.execPath, [`services/${service}/src/main.ts`], {
     cwd: root,
     // Each Kafka client logs in as its own service; the limiter has none.
-    env: name === "limiter" ? env : { ...env, ...infra.kafka.settings(name as KafkaService) },
+    env:
+      name === "limiter" ? env : { ...env, ...role?.env, ...infra.kafka.settings(service as KafkaService) },
     stdio: ["ignore", "pipe", "pipe"],
   });
   for (const stream of [child.stdout, child.stderr]) {

@@ -13,7 +13,7 @@ import { freeStartPorts, startPortsEnv } from "./support/start-script.ts";
  */
 const root = new URL("../../", import.meta.url).pathname;
 const run = runId();
-const SERVICES = ["limiter", "conversation", "generation", "payment", "ingress"];
+const SERVICES = ["limiter", "conversation", "generation", "payment", "dispatcher", "ingress"];
 let infra: Infra;
 let env: NodeJS.ProcessEnv;
 

@@ -75,6 +75,7 @@ describe("npm start", { timeout: 5 * 60_000 }, () => {
     for (const [name, port] of [
       ["payment", ports.PAYMENT_OPS],
       ["ingress", ports.INGRESS_OPS],
+      ["dispatcher", ports.DISPATCHER_OPS],
     ] as const) {
       assert.match(output, new RegExp(`${name} http://127\\.0\\.0\\.1:${port}/readyz`));
       assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200, `${name} ready`);
@@ -161,7 +162,7 @@ describe("npm start", { timeout: 5 * 60_000 }, () => {
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     child.kill("SIGINT");
     assert.equal(await exited, 0);
-    for (const port of [ports.INGRESS, ports.INGRESS_OPS]) {
+    for (const port of [ports.INGRESS, ports.INGRESS_OPS, ports.DISPATCHER_OPS]) {
       const refused = await fetch(`http://127.0.0.1:${port}/healthz`).then(
         () => false,
         () => true,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ConfigError, configProblems } from "@taituri/config";
-import { loadIngressConfig } from "./config.ts";
+import { configProblems } from "@taituri/config";
+import { loadIngressConfig, roleSetting } from "./config.ts";
 
 const required = { WHATSAPP_APP_SECRET: "old, new", WHATSAPP_VERIFY_TOKEN: "v", WHATSAPP_ACCESS_TOKEN: "t" };
 
@@ -15,17 +15,55 @@ test("defaults match the documented contract, and several app secrets are accept
 });
 
 test("missing secrets fail start-up naming each variable", () => {
+  assert.deepEqual(
+    configProblems(() => loadIngressConfig({}))
+      .filter((p) => p.startsWith("WHATSAPP"))
+      .sort(),
+    [
+      "WHATSAPP_ACCESS_TOKEN: required with INGRESS_ROLE=all",
+      "WHATSAPP_APP_SECRET: required with INGRESS_ROLE=all",
+      "WHATSAPP_VERIFY_TOKEN: required with INGRESS_ROLE=all",
+    ],
+  );
+});
+
+test("each role requires its own secrets and none of the other's", () => {
+  assert.deepEqual(configProblems(() => loadIngressConfig({ INGRESS_ROLE: "webhook" })).sort(), [
+    "WHATSAPP_APP_SECRET: required with INGRESS_ROLE=webhook",
+    "WHATSAPP_VERIFY_TOKEN: required with INGRESS_ROLE=webhook",
+  ]);
+  assert.deepEqual(
+    configProblems(() => loadIngressConfig({ INGRESS_ROLE: "dispatcher" })),
+    ["WHATSAPP_ACCESS_TOKEN: required with INGRESS_ROLE=dispatcher"],
+  );
+  const webhook = loadIngressConfig({
+    INGRESS_ROLE: "webhook",
+    WHATSAPP_APP_SECRET: "s",
+    WHATSAPP_VERIFY_TOKEN: "v",
+  });
+  assert.equal(webhook.WHATSAPP_ACCESS_TOKEN, undefined);
   assert.throws(
-    () => loadIngressConfig({}),
-    (error: unknown) => {
-      assert.ok(error instanceof ConfigError);
-      assert.deepEqual(error.problems.filter((p) => p.startsWith("WHATSAPP")).sort(), [
-        "WHATSAPP_ACCESS_TOKEN is required",
-        "WHATSAPP_APP_SECRET is required",
-        "WHATSAPP_VERIFY_TOKEN is required",
-      ]);
-      return true;
-    },
+    () => roleSetting(webhook, "WHATSAPP_ACCESS_TOKEN"),
+    /WHATSAPP_ACCESS_TOKEN is required with INGRESS_ROLE=webhook/,
+  );
+  assert.equal(
+    roleSetting(
+      loadIngressConfig({ INGRESS_ROLE: "dispatcher", WHATSAPP_ACCESS_TOKEN: "t" }),
+      "WHATSAPP_ACCESS_TOKEN",
+    ),
+    "t",
+  );
+  assert.equal(loadIngressConfig(required).INGRESS_ROLE, "all");
+  assert.match(
+    configProblems(() => loadIngressConfig({ ...required, INGRESS_ROLE: "both" })).join(),
+    /INGRESS_ROLE/,
+  );
+});
+
+test("the old OUTBOUND_DISPATCHER flag is refused, naming what replaced it", () => {
+  assert.deepEqual(
+    configProblems(() => loadIngressConfig({ ...required, OUTBOUND_DISPATCHER: "false" })),
+    ["OUTBOUND_DISPATCHER: replaced by INGRESS_ROLE (webhook, dispatcher or all): unset it"],
   );
 });
 

@@ -4,7 +4,6 @@ import {
   checkOpsPort,
   csv,
   devClockUrl,
-  flag,
   httpListenerSettings,
   loadConfig,
   port,
@@ -28,20 +27,33 @@ export const schema = baseSchema
     INGRESS_OPS_PORT: port(3100),
     // Interface both listen on; 0.0.0.0 in a container, loopback on a laptop.
     INGRESS_HOST: z.string().default("127.0.0.1"),
+    // What this process does (docs/operations.md): `webhook` takes Meta's webhooks; `dispatcher`
+    // sends the conversation's replies through the Graph API and tracks their delivery statuses;
+    // `all` does both in one process, for a laptop or a test. `npm start` and the chart run the two
+    // apart: a half-second batch of statuses applied on the webhook's event loop held its lone
+    // webhooks' p99 at 36 ms against 4 ms alone (bench/README.md, "Issue #27").
+    INGRESS_ROLE: z.enum(["webhook", "dispatcher", "all"]).default("all"),
+    // Replaced by INGRESS_ROLE: a deployment that still sets it would otherwise run a role it did not
+    // ask for without a word.
+    OUTBOUND_DISPATCHER: z
+      .undefined({ error: "replaced by INGRESS_ROLE (webhook, dispatcher or all): unset it" })
+      .optional(),
     // App secret(s) that sign Meta's webhooks, comma-separated: during a rotation both the old and the
     // new secret are accepted, so no webhook is refused while Meta switches over. Outside local each
-    // is 32+ bytes (Meta's are 32 hex digits) and not the value `npm start` passes.
+    // is 32+ bytes (Meta's are 32 hex digits) and not the value `npm start` passes. The webhook's
+    // (roles webhook and all) and only its: a dispatcher has no use for it.
     WHATSAPP_APP_SECRET: refuseOutsideLocal(
-      csv().pipe(z.array(z.string()).min(1, "WHATSAPP_APP_SECRET is required")),
+      csv().pipe(z.array(z.string()).min(1, "at least one secret, comma-separated")).optional(),
       { secret: [LOCAL.appSecret] },
     ),
-    // The token Meta echoes on the GET /webhook subscription handshake.
-    WHATSAPP_VERIFY_TOKEN: refuseOutsideLocal(z.string({ error: "WHATSAPP_VERIFY_TOKEN is required" }), {
+    // The token Meta echoes on the GET /webhook subscription handshake (roles webhook and all).
+    WHATSAPP_VERIFY_TOKEN: refuseOutsideLocal(z.string().optional(), {
       values: [LOCAL.verifyToken],
       instead: "set the verify token of your app's webhook subscription",
     }),
-    // System-user access token for the Graph API (outbound messages).
-    WHATSAPP_ACCESS_TOKEN: refuseOutsideLocal(z.string({ error: "WHATSAPP_ACCESS_TOKEN is required" }), {
+    // System-user access token for the Graph API (outbound messages): the dispatcher's (roles
+    // dispatcher and all) and only its, so the internet-facing webhook never holds it.
+    WHATSAPP_ACCESS_TOKEN: refuseOutsideLocal(z.string().optional(), {
       values: [LOCAL.accessToken],
       instead: "set your system user's access token",
     }),
@@ -62,8 +74,6 @@ export const schema = baseSchema
     // Recently stored event ids kept in memory to drop Meta's retries before Kafka (0 disables).
     // About 100 bytes each; correctness never depends on it.
     WEBHOOK_RECENT_IDS: z.coerce.number().int().min(0).default(100_000),
-    // Run the outbound dispatcher in this process (consumes the outbound topic, calls the Graph API).
-    OUTBOUND_DISPATCHER: flag(true),
     // Messages per second per business phone number (Meta's default throughput is 80/s). Per
     // dispatcher process: with N replicas, set it to the number's rate divided by N.
     OUTBOUND_RATE_PER_NUMBER: positiveInt(80),
@@ -96,6 +106,13 @@ export const schema = baseSchema
     DEV_CLOCK_URL: devClockUrl(),
   })
   .superRefine((config, ctx) => {
+    for (const [name, roles] of ROLE_SETTINGS)
+      if (roles.includes(config.INGRESS_ROLE) && config[name] === undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: `required with INGRESS_ROLE=${config.INGRESS_ROLE}`,
+        });
     checkHttpListener(config, ctx);
     checkOpsPort(config, ctx, { publicPort: "INGRESS_PORT", opsPort: "INGRESS_OPS_PORT" });
     if (config.OUTBOUND_CLAIM_LEASE_MS <= 2 * config.GRAPH_API_TIMEOUT_MS)
@@ -107,5 +124,22 @@ export const schema = baseSchema
   });
 
 export type IngressConfig = z.infer<typeof schema>;
+export type IngressRole = IngressConfig["INGRESS_ROLE"];
+
+/** The settings each role cannot do without: optional in the schema, required by the role. */
+const ROLE_SETTINGS: [keyof IngressConfig, IngressRole[]][] = [
+  ["WHATSAPP_APP_SECRET", ["webhook", "all"]],
+  ["WHATSAPP_VERIFY_TOKEN", ["webhook", "all"]],
+  ["WHATSAPP_ACCESS_TOKEN", ["dispatcher", "all"]],
+];
+
+/** A setting its role requires (the schema has checked it is there). */
+export function roleSetting<
+  K extends "WHATSAPP_APP_SECRET" | "WHATSAPP_VERIFY_TOKEN" | "WHATSAPP_ACCESS_TOKEN",
+>(config: IngressConfig, name: K): NonNullable<IngressConfig[K]> {
+  const value = config[name];
+  if (value === undefined) throw new Error(`${name} is required with INGRESS_ROLE=${config.INGRESS_ROLE}`);
+  return value as NonNullable<IngressConfig[K]>;
+}
 
 export const loadIngressConfig = (env?: Record<string, string | undefined>) => loadConfig(schema, env);

@@ -10,7 +10,7 @@ import { signWebhook, textWebhook } from "@taituri/testing/whatsapp";
 import type { FastifyInstance } from "fastify";
 import type { Kafka, ProducerBatch } from "kafkajs";
 import { buildIngressApp } from "./app.ts";
-import { loadIngressConfig } from "./config.ts";
+import { loadIngressConfig, roleSetting } from "./config.ts";
 import { startIngressService } from "./service.ts";
 
 // A regression would leave a socket open for good: fail the test instead of hanging.
@@ -30,8 +30,8 @@ async function listening(env: Record<string, string>, publisher?: Publisher) {
   });
   const registry = new Registry();
   const app = buildIngressApp({
-    appSecrets: config.WHATSAPP_APP_SECRET,
-    verifyToken: config.WHATSAPP_VERIFY_TOKEN,
+    appSecrets: roleSetting(config, "WHATSAPP_APP_SECRET"),
+    verifyToken: roleSetting(config, "WHATSAPP_VERIFY_TOKEN"),
     bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES,
     topics: topicNames("t."),
     publisher: publisher ?? { send: async () => {} },
@@ -197,13 +197,12 @@ test("the public port answers only the webhook; /healthz, /readyz and /metrics a
   const config = loadIngressConfig({
     WHATSAPP_APP_SECRET: "secret",
     WHATSAPP_VERIFY_TOKEN: "verify-me",
-    WHATSAPP_ACCESS_TOKEN: "token",
     INGRESS_PORT: "0",
     INGRESS_OPS_PORT: "0",
     // Kafka and MongoDB away: the service listens all the same, and says what it waits for.
     KAFKA_BROKERS: `127.0.0.1:${await unusedPort()}`,
     MONGO_URL: `mongodb://127.0.0.1:${await unusedPort()}/`,
-    OUTBOUND_DISPATCHER: "false",
+    INGRESS_ROLE: "webhook",
   });
   const service = await startIngressService(config, createLogger({ service: "test", level: "silent" }), {
     waitForDependencies: false,
@@ -235,4 +234,33 @@ test("the public port answers only the webhook; /healthz, /readyz and /metrics a
     fetch(`${service.endpoints.ops}/healthz`),
     "the ops listener is closed with the service",
   );
+});
+
+test("a dispatcher on its own listens on the ops port alone, and is ready only with Kafka and MongoDB", {
+  timeout: 30_000,
+}, async () => {
+  const webhookPort = await unusedPort();
+  const config = loadIngressConfig({
+    // Neither the app secret nor the verify token: a dispatcher never sees Meta's webhooks.
+    WHATSAPP_ACCESS_TOKEN: "token",
+    INGRESS_ROLE: "dispatcher",
+    INGRESS_PORT: String(webhookPort),
+    INGRESS_OPS_PORT: "0",
+    KAFKA_BROKERS: `127.0.0.1:${await unusedPort()}`,
+    MONGO_URL: `mongodb://127.0.0.1:${await unusedPort()}/`,
+  });
+  const service = await startIngressService(config, createLogger({ service: "test", level: "silent" }), {
+    waitForDependencies: false,
+  });
+  try {
+    assert.equal(service.endpoints.webhook, undefined);
+    await assert.rejects(fetch(`http://127.0.0.1:${webhookPort}/webhook`), "nothing listens on INGRESS_PORT");
+    const ops = service.endpoints.ops ?? "";
+    assert.equal((await fetch(`${ops}/healthz`)).status, 200);
+    const ready = await fetch(`${ops}/readyz`);
+    assert.equal(ready.status, 503);
+    assert.deepEqual(await ready.json(), { ready: false, failing: ["kafka", "mongodb"] });
+  } finally {
+    await service.stop();
+  }
 });

@@ -15,17 +15,18 @@ import { Gauge } from "prom-client";
 import { GraphApiClient } from "./adapters/graph-api.ts";
 import { IngressStore, ingressIndexes } from "./adapters/store.ts";
 import { buildIngressApp } from "./app.ts";
-import type { IngressConfig } from "./config.ts";
+import { type IngressConfig, roleSetting } from "./config.ts";
 import { CallbackData } from "./outbound/callback-data.ts";
 import { createOutboundHandler } from "./outbound/dispatcher.ts";
 import { Pacer, paceShare } from "./outbound/pacer.ts";
 import { createStatusHandler } from "./statuses/tracker.ts";
 
 /**
- * Builds and starts the ingress service from its config: the webhook server on INGRESS_PORT, the
- * ops endpoints on INGRESS_OPS_PORT and, unless disabled, the outbound dispatcher. Endpoints:
- * `webhook`, `ops`. It listens at once, whether Kafka and MongoDB are there or not; the dispatcher
- * starts once both are.
+ * Builds and starts the ingress service from its config, in its INGRESS_ROLE: the webhook server
+ * on INGRESS_PORT (webhook, all), the outbound dispatcher and status tracker (dispatcher, all),
+ * and the ops endpoints on INGRESS_OPS_PORT. Endpoints: `webhook` (where it listens for Meta),
+ * `ops`. It listens at once, whether Kafka and MongoDB are there or not; the dispatcher starts once
+ * both are.
  */
 export async function startIngressService(
   config: IngressConfig,
@@ -36,27 +37,32 @@ export async function startIngressService(
   const clock = await startServiceClock(config.DEV_CLOCK_URL, logger);
   const topics = topicNames(config.KAFKA_TOPIC_PREFIX);
   const listener = httpListenerOptions(config);
-  const app = buildIngressApp({
-    appSecrets: config.WHATSAPP_APP_SECRET,
-    verifyToken: config.WHATSAPP_VERIFY_TOKEN,
-    bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES,
-    publishTimeoutMs: config.WEBHOOK_PUBLISH_TIMEOUT_MS,
-    recentIdsCapacity: config.WEBHOOK_RECENT_IDS,
-    listener,
-    topics,
-    publisher: backbone.kafka.producer,
-    logger,
-    registry: backbone.registry,
-    now: clock.now,
-  });
+  const takesWebhooks = config.INGRESS_ROLE !== "dispatcher";
+  const dispatches = config.INGRESS_ROLE !== "webhook";
+  const app = takesWebhooks
+    ? buildIngressApp({
+        appSecrets: roleSetting(config, "WHATSAPP_APP_SECRET"),
+        verifyToken: roleSetting(config, "WHATSAPP_VERIFY_TOKEN"),
+        bodyLimitBytes: config.WEBHOOK_BODY_LIMIT_BYTES,
+        publishTimeoutMs: config.WEBHOOK_PUBLISH_TIMEOUT_MS,
+        recentIdsCapacity: config.WEBHOOK_RECENT_IDS,
+        listener,
+        topics,
+        publisher: backbone.kafka.producer,
+        logger,
+        registry: backbone.registry,
+        now: clock.now,
+      })
+    : undefined;
 
   let dispatching: StartedWork | undefined;
-  const graph = new GraphApiClient({
-    baseUrl: config.WHATSAPP_API_URL,
-    accessToken: config.WHATSAPP_ACCESS_TOKEN,
-    timeoutMs: config.GRAPH_API_TIMEOUT_MS,
-  });
-  if (config.OUTBOUND_DISPATCHER) {
+  let graph: GraphApiClient | undefined;
+  if (dispatches) {
+    graph = new GraphApiClient({
+      baseUrl: config.WHATSAPP_API_URL,
+      accessToken: roleSetting(config, "WHATSAPP_ACCESS_TOKEN"),
+      timeoutMs: config.GRAPH_API_TIMEOUT_MS,
+    });
     const store = new IngressStore(backbone.mongo.db, {
       claimIntervalMs: config.OUTBOUND_CLAIM_INTERVAL_MS,
       recordIntervalMs: config.OUTBOUND_RECORD_INTERVAL_MS,
@@ -177,25 +183,26 @@ export async function startIngressService(
   const ops = await listenOps({
     registry: backbone.registry,
     // The webhook needs Kafka alone: a MongoDB outage must not take ingress out of service and have
-    // Meta's deliveries refused; the dispatcher, which needs MongoDB, waits for it meanwhile.
-    checks: { kafka: backbone.checks.kafka },
+    // Meta's deliveries refused; the dispatcher, which needs MongoDB, waits for it meanwhile. A
+    // dispatcher on its own is ready when it can do its work: with both.
+    checks: takesWebhooks ? { kafka: backbone.checks.kafka } : backbone.checks,
     port: config.INGRESS_OPS_PORT,
     host: config.INGRESS_HOST,
     listener,
   });
-  const url = await app.listen({ port: config.INGRESS_PORT, host: config.INGRESS_HOST });
+  const url = await app?.listen({ port: config.INGRESS_PORT, host: config.INGRESS_HOST });
   return returnStarted(
     {
-      endpoints: { webhook: `${url}/webhook`, ops: ops.url },
+      endpoints: url ? { webhook: `${url}/webhook`, ops: ops.url } : { ops: ops.url },
       registry: backbone.registry,
       async stop() {
         // Out of service first, then the webhook: stop taking what we could no longer store.
         ops.drain();
-        await app.close();
+        await app?.close();
         await dispatching?.stop();
         // Last of the listeners: /readyz says 503 while the dispatcher drains.
         await ops.close();
-        await graph.close();
+        await graph?.close();
         clock.stop();
         await backbone.close();
       },

@@ -4,6 +4,7 @@ import { freePort } from "@taituri/devenv";
 const START_PORTS = [
   "INGRESS",
   "INGRESS_OPS",
+  "DISPATCHER_OPS",
   "CONVERSATION",
   "GENERATION",
   "PAYMENT",
