@@ -10,15 +10,17 @@
  *  1. bare kafkajs: the kafkajs package alone (acks=-1, not idempotent) sending one ~2.5 KB record
  *     keyed like a conversation to a topic with the inbound topic's partition count, each awaited
  *     (bench/ingress/bare-send.ts, in a process on the core ingress gets);
- *  2. the real ingress service (services/ingress/src/main.ts, a child process) with its outbound
- *     dispatcher and status tracker in the same process, as by default: signed status-only
- *     webhooks, then signed 1–4 KB text-message webhooks, POSTed in turn on one keep-alive
- *     connection, each timed until its 200; during the text rows outbound messages go to the
- *     outbound topic at `--outbound-rate` a second, which the dispatcher claims, sends to the Graph
- *     API stand-in and records, as it would the replies of a conversation;
- *  3. the same with OUTBOUND_DISPATCHER=false (the outbound messages still produced, unread);
- *  4. the default ingress again with tracing at parent-based `--tracing-ratio`, exporting OTLP to
- *     a sink that discards (`--tracing-ratio 0` skips these rows);
+ *  2. the real ingress service (services/ingress/src/main.ts, child processes) as `npm start` and
+ *     the chart run it: the webhook (INGRESS_ROLE=webhook) on the server's core, the outbound
+ *     dispatcher and status tracker (INGRESS_ROLE=dispatcher) in a process of its own on the other
+ *     cores, as another pod would be: signed status-only webhooks, then signed 1–4 KB text-message
+ *     webhooks, POSTed in turn on one keep-alive connection, each timed until its 200; during the
+ *     text rows outbound messages go to the outbound topic at `--outbound-rate` a second, which the
+ *     dispatcher claims, sends to the Graph API stand-in and records, as it would the replies of a
+ *     conversation;
+ *  3. the same with INGRESS_ROLE=all: the dispatcher and tracker in the webhook's process;
+ *  4. the webhook and dispatcher apart again, with tracing at parent-based `--tracing-ratio`,
+ *     exporting OTLP to a sink that discards (`--tracing-ratio 0` skips these rows);
  *  5. bare kafkajs again, to show how far the broker drifted over the run.
  * Each ingress row also reports ingress's CPU per request (/proc), its own mean time to answer
  * (webhook_ack_seconds), its event loop's delay and its GC time (its /metrics, read around the
@@ -133,6 +135,13 @@ const children = new Children(pinned, log);
 let infra: Infra | undefined;
 await runBench({ log, children, infra: () => infra, main });
 
+/** A layout of ingress under test: the webhook's role (the dispatcher apart when `webhook`), traced or not. */
+interface IngressConfig {
+  name: string;
+  role: "webhook" | "all";
+  tracing: boolean;
+}
+
 interface LatencyMs {
   p50: number;
   p90: number;
@@ -188,11 +197,17 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
     // API: never on the server's core. Its forks inherit this; the bare sender is moved back.
     pin(process.pid, pinned.others);
   }
-  const ingressConfigs = [
-    { name: "dispatcher in process (default)", dispatcher: true, tracing: false },
-    { name: "OUTBOUND_DISPATCHER=false", dispatcher: false, tracing: false },
+  const ingressConfigs: IngressConfig[] = [
+    { name: "webhook and dispatcher apart (default)", role: "webhook", tracing: false },
+    { name: "INGRESS_ROLE=all (dispatcher in process)", role: "all", tracing: false },
     ...(tracingRatio > 0
-      ? [{ name: `dispatcher in process, traced ${tracingRatio * 100} %`, dispatcher: true, tracing: true }]
+      ? [
+          {
+            name: `webhook and dispatcher apart, traced ${tracingRatio * 100} %`,
+            role: "webhook" as const,
+            tracing: true,
+          },
+        ]
       : []),
   ];
   // Per row, generously: a send of 50 ms; per server, a minute to start and stop.
@@ -239,9 +254,11 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
   const port = await freePort();
   const opsPort = await freePort();
   const baseEnv = ingressEnv({ infra, prefix, dbName, port, opsPort, secret: SECRET });
-  const envOf = (config: (typeof ingressConfigs)[number]): Record<string, string> => ({
+  const dispatcherOpsPort = await freePort();
+  const envOf = (config: IngressConfig): Record<string, string> => ({
     ...baseEnv,
-    OUTBOUND_DISPATCHER: String(config.dispatcher),
+    INGRESS_ROLE: config.role,
+    WHATSAPP_ACCESS_TOKEN: "bench-token",
     WHATSAPP_API_URL: graph.url,
     ...(config.tracing && sink ? { ...tracingEnv(sink), OTEL_TRACES_SAMPLER_ARG: String(tracingRatio) } : {}),
     ...extraEnv,
@@ -274,10 +291,25 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
         ["services/ingress/src/main.ts"],
         envOf(config),
       );
+      // The dispatcher of the default layout: ingress's code in its other role, off the webhook's core.
+      const dispatcher =
+        config.role === "webhook"
+          ? children.start(
+              `dispatcher (${config.name})`,
+              ["services/ingress/src/main.ts"],
+              { ...envOf(config), INGRESS_ROLE: "dispatcher", INGRESS_OPS_PORT: String(dispatcherOpsPort) },
+              { core: "others" },
+            )
+          : undefined;
       await waitUntil("ingress /readyz", ingress, async () => (await fetch(`${opsUrl()}/readyz`)).ok);
+      if (dispatcher)
+        await waitUntil(
+          "dispatcher /readyz",
+          dispatcher,
+          async () => (await fetch(`http://127.0.0.1:${dispatcherOpsPort}/readyz`)).ok,
+        );
       // A dispatcher's groups still joining would rebalance in the middle of a row.
-      if (config.dispatcher)
-        await waitForGroups(admin, [`${prefix}ingress-dispatcher`, `${prefix}ingress-statuses`]);
+      await waitForGroups(admin, [`${prefix}ingress-dispatcher`, `${prefix}ingress-statuses`]);
       idle[config.name] = await idleIngress(ingress.child);
       const client = new Client(`http://127.0.0.1:${port}`, { pipelining: 1, keepAliveTimeout: 60_000 });
       try {
@@ -298,6 +330,7 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
       } finally {
         await client.close();
         await stopChild(ingress.child);
+        if (dispatcher) await stopChild(dispatcher.child);
       }
     }
 
@@ -363,7 +396,7 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
             kafka: infra.mode === "local" && kafkaProcess !== undefined ? pinned.others : "not pinned",
           }
         : ("off" as const),
-      ingressEnv: reportedEnv(envOf({ name: "default", dispatcher: true, tracing: false })),
+      ingressEnv: reportedEnv(envOf({ name: "default", role: "webhook", tracing: false })),
     },
   };
   await infra.stop();

@@ -76,11 +76,20 @@ export class Children {
     child.on("exit", () => this.all.delete(child));
   }
 
-  /** A server under test: `node <argv>` in the repository, on the server's core when pinning. */
-  start(name: string, argv: string[], env: Record<string, string>): Started {
+  /**
+   * A server under test: `node <argv>` in the repository, on the server's core when pinning (or on
+   * the others, with `core: "others"`: a process beside the one measured, as another pod would be).
+   */
+  start(
+    name: string,
+    argv: string[],
+    env: Record<string, string>,
+    { core = "server" }: { core?: "server" | "others" } = {},
+  ): Started {
     // taskset execs the command, so the child's pid is the server's own.
+    const cores = core === "server" ? this.pinning.server : this.pinning.others;
     const [command, commandArgs] = this.pinning.enabled
-      ? ["taskset", ["-c", this.pinning.server, process.execPath, ...argv]]
+      ? ["taskset", ["-c", cores, process.execPath, ...argv]]
       : [process.execPath, argv];
     const child = spawn(command, commandArgs, {
       cwd: root,
@@ -141,7 +150,8 @@ export async function waitUntil(
 /**
  * Ingress's settings for a benchmark: logged in to Kafka as itself (infra.kafka.settings), allowed
  * only what packages/kafka/data/access.json gives it under `prefix`, untraced, quiet, and with no
- * event dropped as a retry of an earlier one. The dispatcher is off; a caller that wants it says so.
+ * event dropped as a retry of an earlier one. The webhook's role alone; a caller that wants the
+ * dispatcher starts it, or sets INGRESS_ROLE=all.
  */
 export function ingressEnv(options: {
   infra: Infra;
@@ -163,10 +173,8 @@ export function ingressEnv(options: {
     INGRESS_OPS_PORT: String(options.opsPort),
     WHATSAPP_APP_SECRET: options.secret,
     WHATSAPP_VERIFY_TOKEN: "bench-verify",
-    WHATSAPP_ACCESS_TOKEN: "bench-token",
-    // Never called: the dispatcher is off.
-    WHATSAPP_API_URL: "http://127.0.0.1:9",
-    OUTBOUND_DISPATCHER: "false",
+    // The webhook alone, as the chart and `npm start` run it; a dispatcher is a process of its own.
+    INGRESS_ROLE: "webhook",
     LOG_LEVEL: "warn",
     OTEL_SDK_DISABLED: "true",
     OTEL_TRACES_EXPORTER: "none",
