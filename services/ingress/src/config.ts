@@ -1,5 +1,6 @@
 import {
   baseSchema,
+  ConfigError,
   checkHttpListener,
   checkOpsPort,
   csv,
@@ -33,11 +34,6 @@ export const schema = baseSchema
     // apart: a half-second batch of statuses applied on the webhook's event loop held its lone
     // webhooks' p99 at 36 ms against 4 ms alone (bench/README.md, "Issue #27").
     INGRESS_ROLE: z.enum(["webhook", "dispatcher", "all"]).default("all"),
-    // Replaced by INGRESS_ROLE: a deployment that still sets it would otherwise run a role it did not
-    // ask for without a word.
-    OUTBOUND_DISPATCHER: z
-      .undefined({ error: "replaced by INGRESS_ROLE (webhook, dispatcher or all): unset it" })
-      .optional(),
     // App secret(s) that sign Meta's webhooks, comma-separated: during a rotation both the old and the
     // new secret are accepted, so no webhook is refused while Meta switches over. Outside local each
     // is 32+ bytes (Meta's are 32 hex digits) and not the value `npm start` passes. The webhook's
@@ -142,4 +138,12 @@ export function roleSetting<
   return value as NonNullable<IngressConfig[K]>;
 }
 
-export const loadIngressConfig = (env?: Record<string, string | undefined>) => loadConfig(schema, env);
+export function loadIngressConfig(env: Record<string, string | undefined> = process.env): IngressConfig {
+  // The flag INGRESS_ROLE replaced: a deployment that still sets it would otherwise run a role it
+  // did not ask for without a word.
+  if (env.OUTBOUND_DISPATCHER?.trim())
+    throw new ConfigError([
+      "OUTBOUND_DISPATCHER: replaced by INGRESS_ROLE (webhook, dispatcher or all): unset it",
+    ]);
+  return loadConfig(schema, env);
+}
