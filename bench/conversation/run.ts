@@ -116,8 +116,8 @@ const replyTo = (key: string) => {
   return replies.get(waId)?.[Number(n) - 1];
 };
 const run = Date.now().toString(36);
-// Each service's ops port (/readyz, /metrics); ingress's webhook has a port of its own.
-const ports = { ingress: await freePort(), conversation: await freePort() };
+// Each process's ops port (/readyz, /metrics); ingress's webhook has a port of its own.
+const ports = { ingress: await freePort(), dispatcher: await freePort(), conversation: await freePort() };
 const webhookPort = await freePort();
 const prefix = `bench-conv-${run}.`;
 // Each service logs in to Kafka as itself (infra.kafka.settings below), allowed only what
@@ -151,10 +151,20 @@ const env: NodeJS.ProcessEnv = {
   OTEL_SDK_DISABLED: "true",
 };
 const children: ChildProcess[] = [];
-for (const name of ["conversation", "ingress"] as const) {
-  const child = spawn(process.execPath, [`services/${name}/src/main.ts`], {
+// Ingress as `npm start` and the chart run it: the webhook and the dispatcher in processes of their
+// own (INGRESS_ROLE). /proc counts both as ingress's: their CPU is "our services'" together.
+const roles = {
+  conversation: { service: "conversation", env: {} },
+  ingress: { service: "ingress", env: { INGRESS_ROLE: "webhook" } },
+  dispatcher: {
+    service: "ingress",
+    env: { INGRESS_ROLE: "dispatcher", INGRESS_OPS_PORT: String(ports.dispatcher) },
+  },
+} as const;
+for (const { service, env: roleEnv } of Object.values(roles)) {
+  const child = spawn(process.execPath, [`services/${service}/src/main.ts`], {
     cwd: root,
-    env: { ...env, ...infra.kafka.settings(name) },
+    env: { ...env, ...roleEnv, ...infra.kafka.settings(service) },
     stdio: ["ignore", "inherit", "inherit"],
   });
   children.push(child);
