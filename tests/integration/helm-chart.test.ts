@@ -10,7 +10,7 @@ import { type BaseConfig, ConfigError } from "@taituri/config";
 import { loadConversationConfig } from "@taituri/conversation-service/config";
 import { ensureGoTool, ensurePythonTool } from "@taituri/devenv/tools";
 import { drainMs, type GenerationConfig, loadGenerationConfig } from "@taituri/generation-service/config";
-import { loadIngressConfig } from "@taituri/ingress-service/config";
+import { type IngressConfig, loadIngressConfig } from "@taituri/ingress-service/config";
 import { kafkaSecurity } from "@taituri/kafka";
 import { KAFKA_SERVICES, kubernetesPrincipals } from "@taituri/kafka/access";
 import { loadLimiterConfig } from "@taituri/limiter-service/config";
@@ -27,10 +27,19 @@ import { parseAllDocuments } from "yaml";
 const exec = promisify(execFile);
 const chart = new URL("../../deploy/helm/taituri", import.meta.url).pathname;
 const SERVICES = ["conversation", "generation", "ingress", "limiter", "payment"];
+/**
+ * The chart's components: a Deployment each. The dispatcher runs ingress's main.ts with
+ * INGRESS_ROLE=dispatcher, as ingress's identity (its ServiceAccount, its Kafka login).
+ */
+const COMPONENTS = ["conversation", "dispatcher", "generation", "ingress", "limiter", "payment"];
+const serviceOf = (component: string) => (component === "dispatcher" ? "ingress" : component);
+/** The components that log in to Kafka: packages/kafka's KAFKA_SERVICES, and the dispatcher as ingress. */
+const KAFKA_COMPONENTS = [...KAFKA_SERVICES, "dispatcher"] as const;
 
-/** Each service's own config loader: a pod's rendered environment must load with it. */
+/** Each component's service's own config loader: a pod's rendered environment must load with it. */
 const LOADERS: Record<string, (env: Record<string, string | undefined>) => BaseConfig> = {
   conversation: loadConversationConfig,
+  dispatcher: loadIngressConfig,
   generation: loadGenerationConfig,
   ingress: loadIngressConfig,
   limiter: loadLimiterConfig,
@@ -156,6 +165,7 @@ interface PodSpec {
     livenessProbe?: Probe;
     readinessProbe?: Probe;
     startupProbe?: Probe;
+    envFrom?: unknown[];
     volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
   }>;
   volumes?: Volume[];
@@ -289,25 +299,32 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     assert.equal(passed, rendered, `${stdout}${stderr}`);
   });
 
-  test("each service gets a Deployment and a Service, probed on /healthz and /readyz", async () => {
+  test("each component gets a Deployment and a Service, probed on /healthz and /readyz", async () => {
     const out = await render();
-    for (const name of SERVICES) {
+    for (const name of COMPONENTS) {
       assert.match(out, new RegExp(`kind: Deployment\\nmetadata:\\n  name: shop-taituri-${name}\\n`));
       assert.match(out, new RegExp(`kind: Service\\nmetadata:\\n  name: shop-taituri-${name}\\n`));
-      assert.match(out, new RegExp(`command: \\["node", "services/${name}/src/main.ts"\\]`));
     }
-    assert.equal(out.match(/path: \/healthz/g)?.length, SERVICES.length * 2);
-    assert.equal(out.match(/path: \/readyz/g)?.length, SERVICES.length);
+    const rendered = resources(out);
+    for (const name of COMPONENTS)
+      assert.deepEqual(
+        podOf(rendered, name).containers[0]?.command,
+        ["node", `services/${serviceOf(name)}/src/main.ts`],
+        name,
+      );
+    assert.equal(out.match(/path: \/healthz/g)?.length, COMPONENTS.length * 2);
+    assert.equal(out.match(/path: \/readyz/g)?.length, COMPONENTS.length);
     assert.match(out, /name: grpc\n\s+containerPort: 50051/);
   });
 
-  test("ingress and payment are probed and scraped on their ops port, apart from public traffic", async () => {
+  test("ingress and payment are probed and scraped on their ops port, apart from public traffic; the dispatcher has no other", async () => {
     const rendered = resources(await render());
-    const OPS: Record<string, { http: number; ops: number }> = {
+    const OPS: Record<string, { http?: number; ops: number }> = {
       ingress: { http: 3000, ops: 3100 },
       payment: { http: 3003, ops: 3103 },
+      dispatcher: { ops: 3105 },
     };
-    for (const name of SERVICES) {
+    for (const name of COMPONENTS) {
       const { pod, config } = await startIn(rendered, name);
       const container = pod.containers[0];
       const deployment = rendered.find(
@@ -326,26 +343,24 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
         name,
       );
       if (!ports) continue;
+      const http = ports.http === undefined ? [] : [{ name: "http", port: ports.http }];
+      const named = [...http, { name: "ops", port: ports.ops }];
       assert.deepEqual(
         container?.ports,
-        [
-          { name: "http", containerPort: ports.http },
-          { name: "ops", containerPort: ports.ops },
-        ],
+        named.map((p) => ({ name: p.name, containerPort: p.port })),
         name,
       );
       assert.deepEqual(
         service?.spec?.ports?.map((p) => [p.name, p.port, p.targetPort]),
-        [
-          ["http", ports.http, "http"],
-          ["ops", ports.ops, "ops"],
-        ],
+        named.map((p) => [p.name, p.port, p.name]),
         name,
       );
       // The service itself listens where the chart probes: its config, loaded from the pod's env.
       const loaded = config as unknown as Record<string, number>;
-      assert.equal(loaded[`${name.toUpperCase()}_PORT`], ports.http, name);
-      assert.equal(loaded[`${name.toUpperCase()}_OPS_PORT`], ports.ops, name);
+      const prefix = serviceOf(name).toUpperCase();
+      if (ports.http !== undefined) assert.equal(loaded[`${prefix}_PORT`], ports.http, name);
+      else assert.equal(envVar(pod, `${prefix}_PORT`), undefined, `${name} has no public listener`);
+      assert.equal(loaded[`${prefix}_OPS_PORT`], ports.ops, name);
     }
   });
 
@@ -420,16 +435,16 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     assert.doesNotMatch(out, /shop-taituri-payment/);
   });
 
-  test("each component runs as its own service account, with no API-server token", async () => {
+  test("each component runs as its service's own account (the dispatcher as ingress's), with no API-server token", async () => {
     const rendered = resources(await render());
-    for (const name of SERVICES) {
+    for (const name of COMPONENTS) {
       const account = rendered.find(
-        (r) => r.kind === "ServiceAccount" && r.metadata.name === `${FULLNAME}-${name}`,
+        (r) => r.kind === "ServiceAccount" && r.metadata.name === `${FULLNAME}-${serviceOf(name)}`,
       );
       assert.ok(account, `no ServiceAccount for ${name}`);
       assert.equal(account.automountServiceAccountToken, false, name);
       const pod = podOf(rendered, name);
-      assert.equal(pod.serviceAccountName, `${FULLNAME}-${name}`);
+      assert.equal(pod.serviceAccountName, `${FULLNAME}-${serviceOf(name)}`);
       assert.equal(pod.automountServiceAccountToken, false, name);
     }
     assert.equal(rendered.filter((r) => r.kind === "ServiceAccount").length, SERVICES.length);
@@ -443,15 +458,15 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
 
   test("the Kafka components, and they alone, get Kafka's settings: as packages/kafka's KAFKA_SERVICES", async () => {
     const rendered = resources(await render());
-    const withKafka = SERVICES.filter((name) => envVar(podOf(rendered, name), "KAFKA_BROKERS"));
-    assert.deepEqual(withKafka, [...KAFKA_SERVICES].sort());
-    const withRedis = SERVICES.filter((name) => envVar(podOf(rendered, name), "REDIS_URL"));
+    const withKafka = COMPONENTS.filter((name) => envVar(podOf(rendered, name), "KAFKA_BROKERS"));
+    assert.deepEqual(withKafka, [...KAFKA_COMPONENTS].sort());
+    const withRedis = COMPONENTS.filter((name) => envVar(podOf(rendered, name), "REDIS_URL"));
     assert.deepEqual(withRedis, ["limiter"]);
   });
 
   test("each Kafka component logs in with OAUTHBEARER, its own service account's token for the audience kafka", async () => {
     const rendered = resources(await render());
-    for (const name of KAFKA_SERVICES) {
+    for (const name of KAFKA_COMPONENTS) {
       const pod = podOf(rendered, name);
       assert.equal(envVar(pod, "KAFKA_SASL_MECHANISM")?.value, "oauthbearer", name);
       const path = envVar(pod, "KAFKA_OAUTH_TOKEN_FILE")?.value;
@@ -466,7 +481,10 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
       const { config } = await startIn(rendered, name);
       const sasl = kafkaSecurity(config).sasl;
       assert.ok(sasl?.mechanism === "oauthbearer", name);
-      assert.deepEqual(await sasl.oauthBearerProvider(), { value: tokenFor(`${FULLNAME}-${name}`, "kafka") });
+      // The dispatcher's is ingress's principal, which the ACLs grant its groups.
+      assert.deepEqual(await sasl.oauthBearerProvider(), {
+        value: tokenFor(`${FULLNAME}-${serviceOf(name)}`, "kafka"),
+      });
       assert.equal(config.KAFKA_SSL, false);
     }
     const audience = resources(await render("kafka.oauthAudience=kafka.shops.example"));
@@ -574,7 +592,7 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     const limiter = await startIn(rendered, "limiter");
     assert.equal(envVar(limiter.pod, "LIMITER_CALLERS")?.value, caller);
     assert.deepEqual(loadLimiterConfig(limiter.env).LIMITER_CALLERS, [caller]);
-    for (const name of SERVICES) {
+    for (const name of COMPONENTS) {
       const pod = podOf(rendered, name);
       const limiterTokens = (pod.volumes ?? [])
         .flatMap((v) => v.projected?.sources ?? [])
@@ -597,11 +615,13 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
   test("SCRAM and PLAIN: each component its own user, its password its own key of the Secret", async () => {
     for (const mechanism of ["scram-sha-256", "scram-sha-512", "plain"] as const) {
       const rendered = resources(await render(...scramValues(mechanism)));
-      for (const name of KAFKA_SERVICES) {
+      for (const name of KAFKA_COMPONENTS) {
         const pod = podOf(rendered, name);
-        const key = `KAFKA_SASL_PASSWORD_${name.toUpperCase()}`;
+        // The dispatcher logs in as ingress: its user, its password.
+        const user = SCRAM_USERS[serviceOf(name)];
+        const key = `KAFKA_SASL_PASSWORD_${serviceOf(name).toUpperCase()}`;
         assert.equal(envVar(pod, "KAFKA_SASL_MECHANISM")?.value, mechanism);
-        assert.equal(envVar(pod, "KAFKA_SASL_USERNAME")?.value, SCRAM_USERS[name]);
+        assert.equal(envVar(pod, "KAFKA_SASL_USERNAME")?.value, user);
         assert.deepEqual(envVar(pod, "KAFKA_SASL_PASSWORD")?.valueFrom, {
           secretKeyRef: { name: "taituri-secrets", key },
         });
@@ -610,7 +630,7 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
         const { config } = await startIn(rendered, name);
         assert.deepEqual(kafkaSecurity(config).sasl, {
           mechanism,
-          username: SCRAM_USERS[name],
+          username: user,
           password: secretValue(key),
         });
       }
@@ -619,7 +639,7 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
 
   test("TLS to Kafka and Redis, with CAs from Secrets, and Redis's user and password", async () => {
     const rendered = resources(await render(...tlsValues));
-    for (const name of KAFKA_SERVICES) {
+    for (const name of KAFKA_COMPONENTS) {
       const pod = podOf(rendered, name);
       assert.equal(envVar(pod, "KAFKA_SSL")?.value, "true");
       assert.equal(envVar(pod, "KAFKA_SSL_REJECT_UNAUTHORIZED")?.value, "true");
@@ -666,14 +686,14 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     assert.match(line ?? "", /kafka\.allowUnauthenticated true/);
     assert.match(line ?? "", /\(DEPLOYMENT_ENVIRONMENT=production\) \[kafka\.sasl\]$/);
     // Only the limiter, which does not use Kafka: nothing to refuse.
-    const kafkaOff = KAFKA_SERVICES.map((name) => `components.${name}.enabled=false`);
+    const kafkaOff = KAFKA_COMPONENTS.map((name) => `components.${name}.enabled=false`);
     assert.match(await render("kafka.sasl=none", ...kafkaOff), /name: shop-taituri-limiter/);
   });
 
   test("kafka.sasl none renders with allowUnauthenticated, or under local: no login, and every service loads", async () => {
     for (const set of [["kafka.allowUnauthenticated=true"], ["environment=local"]]) {
       const rendered = resources(await render("kafka.sasl=none", ...set));
-      for (const name of KAFKA_SERVICES) {
+      for (const name of KAFKA_COMPONENTS) {
         const pod = podOf(rendered, name);
         assert.deepEqual(
           envOf(pod).filter((e) => e.name.startsWith("KAFKA_SASL_") || e.name.startsWith("KAFKA_OAUTH_")),
@@ -729,12 +749,118 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     const local = resources(await render(...off, "environment=local"));
     assert.equal(envVar(podOf(local, "payment"), "KAFKA_SSL_REJECT_UNAUTHORIZED")?.value, "false");
   });
-  test("the WhatsApp simulator is not deployed unless asked: no object of it, and ingress sends to Meta", async () => {
+  test("the webhook's pods hold no Graph API token, the dispatcher's none of the webhook's secrets", async () => {
+    const secretsOf = (pod: PodSpec) =>
+      envOf(pod)
+        .filter((e) => e.valueFrom?.secretKeyRef)
+        .map((e) => e.name)
+        .sort();
+    for (const set of [[], ["simulator.enabled=true"]]) {
+      const rendered = resources(await render(...set));
+      const webhook = await startIn(rendered, "ingress");
+      const dispatcher = await startIn(rendered, "dispatcher");
+      assert.deepEqual(secretsOf(webhook.pod), [
+        "PSEUDONYM_KEY",
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
+      ]);
+      assert.deepEqual(secretsOf(dispatcher.pod), ["PSEUDONYM_KEY", "WHATSAPP_ACCESS_TOKEN"]);
+      assert.equal(envVar(webhook.pod, "WHATSAPP_API_URL"), undefined, "the webhook calls no Graph API");
+      for (const pod of [webhook.pod, dispatcher.pod]) assert.equal(pod.containers[0]?.envFrom, undefined);
+      // And each loads in its own role, with what that role needs.
+      const webhookConfig = webhook.config as IngressConfig;
+      assert.equal(webhookConfig.INGRESS_ROLE, "webhook");
+      assert.equal(webhookConfig.WHATSAPP_ACCESS_TOKEN, undefined);
+      assert.deepEqual(webhookConfig.WHATSAPP_APP_SECRET, [secretValue("WHATSAPP_APP_SECRET")]);
+      const dispatcherConfig = dispatcher.config as IngressConfig;
+      assert.equal(dispatcherConfig.INGRESS_ROLE, "dispatcher");
+      assert.equal(dispatcherConfig.WHATSAPP_APP_SECRET, undefined);
+      assert.equal(dispatcherConfig.WHATSAPP_VERIFY_TOKEN, undefined);
+      assert.equal(dispatcherConfig.WHATSAPP_ACCESS_TOKEN, secretValue("WHATSAPP_ACCESS_TOKEN"));
+    }
+  });
+
+  test("each ingress pod is told its role: without it either would try to run both, and refuse to start", async () => {
+    const rendered = resources(await render());
+    for (const [name, role] of [
+      ["ingress", "webhook"],
+      ["dispatcher", "dispatcher"],
+    ] as const) {
+      const { pod, env } = await podEnvIn(rendered, name);
+      assert.equal(envVar(pod, "INGRESS_ROLE")?.value, role, name);
+      assert.equal(envVar(pod, "OUTBOUND_DISPATCHER"), undefined, name);
+      // INGRESS_ROLE's default is all, which needs the secrets the chart gave the other role.
+      const { INGRESS_ROLE: _, ...withoutRole } = env;
+      assert.throws(() => loadIngressConfig(withoutRole), ConfigError, name);
+    }
+  });
+
+  test("the webhook without the dispatcher fails to render; the dispatcher without the webhook runs as ingress's account", async () => {
+    const stderr = await refusal("components.dispatcher.enabled=false");
+    assert.deepEqual(refused(stderr), [
+      "INGRESS_ROLE: the webhook (components.ingress) without the dispatcher that sends the conversation's replies: shoppers' messages would be taken and never answered; enable components.dispatcher [components.dispatcher.enabled]",
+    ]);
+    const account = (rendered: Resource[]) =>
+      rendered.find((r) => r.kind === "ServiceAccount" && r.metadata.name === `${FULLNAME}-ingress`);
+    const sendOnly = resources(await render("components.ingress.enabled=false"));
+    assert.equal(
+      sendOnly.find((r) => r.kind === "Deployment" && r.metadata.name === `${FULLNAME}-ingress`),
+      undefined,
+    );
+    assert.ok(account(sendOnly), "ingress's ServiceAccount, for the dispatcher");
+    const dispatcher = await startIn(sendOnly, "dispatcher");
+    assert.equal(dispatcher.pod.serviceAccountName, `${FULLNAME}-ingress`);
+    assert.equal((dispatcher.config as IngressConfig).INGRESS_ROLE, "dispatcher");
+    // Only the credentials the pods that remain read.
+    assert.match(
+      await refusal("components.ingress.enabled=false", "secrets.name="),
+      /no Secret named for PSEUDONYM_KEY, WHATSAPP_ACCESS_TOKEN, ORDERS_IMAGE_URL_SECRET, /,
+    );
+    const neither = ["components.ingress.enabled=false", "components.dispatcher.enabled=false"];
+    assert.equal(account(resources(await render(...neither))), undefined);
+    assert.match(
+      await refusal(...neither, "secrets.name="),
+      /no Secret named for PSEUDONYM_KEY, ORDERS_IMAGE_URL_SECRET, /,
+    );
+  });
+
+  test("the dispatcher's pods share the number's rate, outlast a send, and listen on their ops port alone", async () => {
+    const rateOf = async (...set: string[]) => {
+      const { config } = await startIn(resources(await render(...set)), "dispatcher");
+      return (config as IngressConfig).OUTBOUND_RATE_PER_NUMBER;
+    };
+    // The number's whole rate in every pod: each paces to its share of the partitions (pacer.ts).
+    assert.equal(await rateOf(), 80);
+    assert.equal(await rateOf("whatsapp.ratePerNumber=250", "components.dispatcher.replicas=3"), 250);
+
+    const { pod, config } = await startIn(resources(await render()), "dispatcher");
+    const graphTimeoutMs = (config as IngressConfig).GRAPH_API_TIMEOUT_MS;
+    assert.ok((pod.terminationGracePeriodSeconds ?? 0) * 1000 > 2 * graphTimeoutMs + 10_000);
+    assert.deepEqual(refused(await refusal("components.dispatcher.terminationGracePeriodSeconds=30")), [
+      `terminationGracePeriodSeconds: 30 s is not more than twice GRAPH_API_TIMEOUT_MS (${graphTimeoutMs} ms: a send, and its resend to the phone number) + 10 s to leave the consumer groups: a rollout would kill a send mid-way, and its take-over could send the shopper the message twice; raise it [components.dispatcher.terminationGracePeriodSeconds]`,
+    ]);
+    await render("components.dispatcher.terminationGracePeriodSeconds=31");
+
+    assert.deepEqual(
+      refused(
+        await refusal("components.dispatcher.httpPort=3005", "components.dispatcher.portEnv=INGRESS_PORT"),
+      ),
+      ["httpPort", "portEnv"].map(
+        (key) =>
+          `${key}: the dispatcher (INGRESS_ROLE=dispatcher) listens on nothing but its opsPort; unset it [components.dispatcher.${key}]`,
+      ),
+    );
+    assert.deepEqual(refused(await refusal("components.dispatcher.serviceAccountAnnotations.team=shop")), [
+      "serviceAccountAnnotations: the dispatcher runs as ingress's ServiceAccount (its Kafka principal), whose annotations are components.ingress's: set them there [components.dispatcher.serviceAccountAnnotations]",
+    ]);
+  });
+
+  test("the WhatsApp simulator is not deployed unless asked: no object of it, and the dispatcher sends to Meta", async () => {
     const out = await render();
     assert.doesNotMatch(out, /simulator/i);
-    const ingress = await startIn(resources(out), "ingress");
-    assert.equal(envVar(ingress.pod, "WHATSAPP_API_URL")?.value, "https://graph.facebook.com/v23.0");
-    assert.equal(loadIngressConfig(ingress.env).WHATSAPP_API_URL, "https://graph.facebook.com/v23.0");
+    const dispatcher = await startIn(resources(out), "dispatcher");
+    assert.equal(envVar(dispatcher.pod, "WHATSAPP_API_URL")?.value, "https://graph.facebook.com/v23.0");
+    assert.equal(loadIngressConfig(dispatcher.env).WHATSAPP_API_URL, "https://graph.facebook.com/v23.0");
   });
 
   test("simulator.enabled: its own Deployment, Service and account, like the components'", async () => {
@@ -760,7 +886,7 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     for (const key of ["WHATSAPP_APP_SECRET", "WHATSAPP_ACCESS_TOKEN", "PSEUDONYM_KEY"])
       assert.deepEqual(envVar(pod, key)?.valueFrom, { secretKeyRef: { name: "taituri-secrets", key } }, key);
     // No development clock in a cluster: the services refuse one outside local.
-    for (const name of [...SERVICES, "simulator"])
+    for (const name of [...COMPONENTS, "simulator"])
       assert.equal(envVar(podOf(rendered, name), "DEV_CLOCK_URL"), undefined, name);
     // The simulator's own objects (and its NetworkPolicy) are all that it adds.
     const without = resources(await render());
@@ -774,7 +900,7 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
     );
   });
 
-  test("simulator.enabled: ingress and the simulator play each other, on the simulator's own paths", async () => {
+  test("simulator.enabled: ingress, the dispatcher and the simulator play each other, on the simulator's own paths", async () => {
     const rendered = resources(await render("simulator.enabled=true"));
     const serviceOf = (name: string) =>
       rendered.find((r) => r.kind === "Service" && r.metadata.name === `${FULLNAME}-${name}`);
@@ -796,12 +922,16 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
       accessToken: config.WHATSAPP_ACCESS_TOKEN,
     });
     try {
-      // Ingress's Graph API: the simulator's Service, at the path the simulator serves it on.
-      const ingress = await startIn(rendered, "ingress");
+      // The dispatcher's Graph API: the simulator's Service, at the path the simulator serves it on.
+      const dispatcher = await startIn(rendered, "dispatcher");
       assert.equal(
-        loadIngressConfig(ingress.env).WHATSAPP_API_URL,
+        loadIngressConfig(dispatcher.env).WHATSAPP_API_URL,
         `http://${FULLNAME}-simulator:${portOf("simulator")}${new URL(sim.graphUrl).pathname}`,
       );
+      // Its webhooks go to ingress, which checks them with the secret the simulator signs with.
+      const ingress = await startIn(rendered, "ingress");
+      assert.deepEqual(loadIngressConfig(ingress.env).WHATSAPP_APP_SECRET, [config.WHATSAPP_APP_SECRET]);
+      assert.equal(loadIngressConfig(dispatcher.env).WHATSAPP_ACCESS_TOKEN, config.WHATSAPP_ACCESS_TOKEN);
       // The probes ask a path the simulator answers.
       const [container] = pod.containers;
       for (const probe of [container?.livenessProbe, container?.readinessProbe]) {
@@ -836,7 +966,7 @@ describe("helm chart", { timeout: 10 * 60_000 }, () => {
 
   test("each component's grace period comes from values; generation's outlasts a paid call in flight", async () => {
     const rendered = resources(await render("components.payment.terminationGracePeriodSeconds=30"));
-    for (const name of SERVICES)
+    for (const name of COMPONENTS)
       assert.ok((podOf(rendered, name).terminationGracePeriodSeconds ?? 0) > 0, name);
     assert.equal(podOf(rendered, "payment").terminationGracePeriodSeconds, 30);
     const generation = await startIn(rendered, "generation");

@@ -18,7 +18,8 @@ const exec = promisify(execFile);
 const chartDir = new URL("../../deploy/helm/taituri/", import.meta.url).pathname;
 const PRODUCTION = join(chartDir, "values-production.yaml");
 const FULLNAME = "shop-taituri";
-const SERVICES = ["conversation", "generation", "ingress", "limiter", "payment"];
+/** A Deployment each; the dispatcher is ingress's outbound side, in pods of its own. */
+const COMPONENTS = ["conversation", "dispatcher", "generation", "ingress", "limiter", "payment"];
 const REQUIRED = ["payment.publicUrl=https://pay.shop.example"];
 // Every optional object the chart renders, so the checks see them all.
 const ALL_FLAGS = [
@@ -76,7 +77,12 @@ interface PodSpec {
 interface Peer {
   podSelector?: { matchLabels?: Record<string, string> };
   namespaceSelector?: unknown;
-  ipBlock?: unknown;
+  ipBlock?: { cidr: string; except?: string[] };
+}
+interface Rule {
+  ports?: Array<{ port: string | number; protocol?: string }>;
+  to?: Peer[];
+  from?: Peer[];
 }
 interface Resource {
   kind: string;
@@ -87,7 +93,8 @@ interface Resource {
     template?: { metadata?: { annotations?: Record<string, string> }; spec: PodSpec };
     containers?: Container[];
     podSelector?: { matchLabels?: Record<string, string> };
-    ingress?: Array<{ ports?: Array<{ port: string | number }>; from?: Peer[] }>;
+    ingress?: Rule[];
+    egress?: Rule[];
     rules?: Array<{ host: string; http: { paths: Array<{ path: string; backend: unknown }> } }>;
   };
 }
@@ -230,7 +237,7 @@ describe("helm chart policy", { timeout: 10 * 60_000 }, () => {
   test("every container: probes, resources, and the restricted Pod Security Standard", async () => {
     for (const { name, yaml } of await renders()) {
       const all = pods(parse(yaml));
-      assert.equal(all.filter((p) => p.name.startsWith(FULLNAME)).length, SERVICES.length + 1, name);
+      assert.equal(all.filter((p) => p.name.startsWith(FULLNAME)).length, COMPONENTS.length + 1, name);
       for (const { name: pod, pod: spec } of all) {
         const where = `${name}: ${pod}`;
         assert.equal(spec.securityContext?.runAsNonRoot, true, where);
@@ -296,7 +303,7 @@ describe("helm chart policy", { timeout: 10 * 60_000 }, () => {
         name,
       );
       // Every component's pods have a policy; only ingress's and payment's http port is public.
-      for (const component of SERVICES) {
+      for (const component of COMPONENTS) {
         const own = rendered.find(
           (r) => r.kind === "NetworkPolicy" && r.metadata.name === `${FULLNAME}-${component}`,
         );
@@ -310,6 +317,62 @@ describe("helm chart policy", { timeout: 10 * 60_000 }, () => {
           );
       }
     }
+  });
+
+  test("NetworkPolicy: only the dispatcher reaches the Graph API (or the simulator); the webhook's pods reach their servers alone", async () => {
+    const policyOf = (rendered: Resource[], component: string) => {
+      const policy = rendered.find(
+        (r) => r.kind === "NetworkPolicy" && r.metadata.name === `${FULLNAME}-${component}`,
+      );
+      assert.ok(policy?.spec, component);
+      return policy.spec;
+    };
+    const toPorts = (rules: Rule[] | undefined) =>
+      (rules ?? []).flatMap((r) => (r.ports ?? []).map((p) => p.port)).sort((a, b) => Number(a) - Number(b));
+    const toInternet = (rules: Rule[] | undefined) =>
+      (rules ?? []).filter((r) => r.to?.some((peer) => peer.ipBlock?.cidr === "0.0.0.0/0"));
+    const component = (peer: Peer) => peer.podSelector?.matchLabels?.["app.kubernetes.io/component"];
+    const toPods = (rules: Rule[] | undefined) =>
+      (rules ?? []).flatMap((r) => (r.to ?? []).map(component)).filter((c) => c !== undefined);
+
+    const rendered = parse(await render(withSet(ALL_FLAGS)));
+    const webhook = policyOf(rendered, "ingress");
+    const dispatcher = policyOf(rendered, "dispatcher");
+    // DNS, Kafka, MongoDB and OTLP for both; 443 to the internet for the dispatcher alone.
+    assert.deepEqual(toPorts(webhook.egress), [53, 53, 4317, 4318, 9092, 27017]);
+    assert.deepEqual(toInternet(webhook.egress), []);
+    assert.deepEqual(toPorts(dispatcher.egress), [53, 53, 443, 4317, 4318, 9092, 27017]);
+    assert.deepEqual(
+      toInternet(dispatcher.egress).map((r) => r.ports),
+      [[{ port: 443, protocol: "TCP" }]],
+    );
+    // Nothing reaches the dispatcher but the scrapers and the test, on its ops port.
+    assert.deepEqual(
+      (dispatcher.ingress ?? []).map((r) => r.ports?.map((p) => p.port)),
+      [["ops"]],
+    );
+    assert.ok(
+      (dispatcher.ingress ?? [])
+        .flatMap((r) => r.from ?? [])
+        .every((peer) => peer.namespaceSelector || component(peer) === "test"),
+    );
+
+    // With the simulator: the dispatcher calls its Graph API, and no longer the internet; the
+    // simulator takes calls from the dispatcher and posts its webhooks to ingress.
+    const simulated = parse(await render(withSet([...ALL_FLAGS, "simulator.enabled=true"])));
+    const withSimulator = policyOf(simulated, "dispatcher");
+    assert.deepEqual(toInternet(withSimulator.egress), []);
+    assert.deepEqual(toPods(withSimulator.egress), ["simulator"]);
+    assert.deepEqual(toPorts(withSimulator.egress), [53, 53, 3900, 4317, 4318, 9092, 27017]);
+    const webhookWithSimulator = policyOf(simulated, "ingress");
+    assert.deepEqual(toPods(webhookWithSimulator.egress), []);
+    assert.deepEqual(toInternet(webhookWithSimulator.egress), []);
+    const simulator = policyOf(simulated, "simulator");
+    assert.deepEqual(
+      (simulator.ingress ?? []).flatMap((r) => (r.from ?? []).map(component)),
+      ["dispatcher"],
+    );
+    assert.deepEqual(toPods(simulator.egress), ["ingress"]);
   });
 
   test("production: no Secret rendered, credentials in values refused, each missing Secret named", async () => {
@@ -442,7 +505,7 @@ describe("helm chart policy", { timeout: 10 * 60_000 }, () => {
       assert.equal(anchor, alert.alert.toLowerCase(), alert.alert);
       assert.ok(operations.includes(`### ${alert.alert}\n`), `docs/operations.md explains ${alert.alert}`);
     }
-    for (const component of SERVICES) {
+    for (const component of COMPONENTS) {
       const job = `job="${FULLNAME}-${component}"`;
       assert.ok(
         alerts.some((a) => a.alert === "TaituriComponentDown" && a.expr.includes(job)),

@@ -70,8 +70,9 @@ export const schema = baseSchema
     // Recently stored event ids kept in memory to drop Meta's retries before Kafka (0 disables).
     // About 100 bytes each; correctness never depends on it.
     WEBHOOK_RECENT_IDS: z.coerce.number().int().min(0).default(100_000),
-    // Messages per second per business phone number (Meta's default throughput is 80/s). Per
-    // dispatcher process: with N replicas, set it to the number's rate divided by N.
+    // Messages per second per business phone number (Meta's default throughput is 80/s): the
+    // number's whole rate. Dispatcher replicas share it as they share the outbound topic's
+    // partitions (each paces to its share: pacer.ts paceShare), so every replica is given the same.
     OUTBOUND_RATE_PER_NUMBER: positiveInt(80),
     // A Graph API call that has not answered in this time is abandoned and retried.
     GRAPH_API_TIMEOUT_MS: positiveInt(10_000),

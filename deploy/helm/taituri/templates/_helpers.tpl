@@ -58,15 +58,39 @@ app.kubernetes.io/component: {{ .name }}
 {{- end -}}
 
 {{/*
-The components that use Kafka (KAFKA_SERVICES of packages/kafka/src/access.ts: all but the
-limiter) and the one that uses Redis (the limiter): each pod gets the addresses, credentials and
-tokens of its own servers only. "true" or "false" for a component's name.
+The components that use Kafka (KAFKA_SERVICES of packages/kafka/src/access.ts, and the dispatcher,
+which is ingress: all but the limiter) and the one that uses Redis (the limiter): each pod gets the
+addresses, credentials and tokens of its own servers only. "true" or "false" for a component's name.
 */}}
 {{- define "taituri.usesKafka" -}}
-{{- has . (list "ingress" "conversation" "generation" "payment") -}}
+{{- has . (list "ingress" "dispatcher" "conversation" "generation" "payment") -}}
 {{- end -}}
 {{- define "taituri.usesRedis" -}}
 {{- eq . "limiter" -}}
+{{- end -}}
+
+{{- /*
+The service a component runs (services/<service>/src/main.ts), and so its identity: the
+ServiceAccount its pods run as (<fullname>-<service>), its Kafka user and password. A component's
+own name, but the dispatcher's: ingress run with INGRESS_ROLE=dispatcher, which reads and writes
+what ingress's principal may (packages/kafka/data/access.json), so it logs in as ingress.
+*/ -}}
+{{- define "taituri.serviceOf" -}}
+{{- ternary "ingress" . (eq . "dispatcher") -}}
+{{- end -}}
+
+{{- /*
+The ServiceAccounts the release renders, one per service whose component is enabled (the
+dispatcher's is ingress's, rendered for it even with components.ingress off). JSON list.
+*/ -}}
+{{- define "taituri.serviceAccounts" -}}
+{{- $accounts := list -}}
+{{- range $name, $component := .Values.components -}}
+{{- if $component.enabled -}}
+{{- $accounts = append $accounts (include "taituri.serviceOf" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson ($accounts | uniq | sortAlpha) -}}
 {{- end -}}
 
 {{/*
@@ -116,8 +140,12 @@ and the refusal of a release that names no Secret for them. JSON list.
 {{- $v := .Values -}}
 {{- $c := $v.components -}}
 {{- $keys := list "PSEUDONYM_KEY" -}}
+{{- /* The webhook checks Meta's signatures, the dispatcher calls the Graph API; the simulator plays both. */ -}}
 {{- if or $c.ingress.enabled $v.simulator.enabled -}}
-{{- $keys = concat $keys (list "WHATSAPP_APP_SECRET" "WHATSAPP_ACCESS_TOKEN") -}}
+{{- $keys = append $keys "WHATSAPP_APP_SECRET" -}}
+{{- end -}}
+{{- if or $c.dispatcher.enabled $v.simulator.enabled -}}
+{{- $keys = append $keys "WHATSAPP_ACCESS_TOKEN" -}}
 {{- end -}}
 {{- if $c.ingress.enabled -}}
 {{- $keys = append $keys "WHATSAPP_VERIFY_TOKEN" -}}
@@ -147,10 +175,14 @@ and the refusal of a release that names no Secret for them. JSON list.
 {{- end -}}
 {{- $sasl := toString $v.kafka.sasl -}}
 {{- if and (ne $sasl "oauthbearer") (ne $sasl "none") -}}
+{{- $services := list -}}
 {{- range $name, $component := $c -}}
 {{- if and $component.enabled (eq (include "taituri.usesKafka" $name) "true") -}}
-{{- $keys = append $keys (printf "KAFKA_SASL_PASSWORD_%s" (upper $name)) -}}
+{{- $services = append $services (include "taituri.serviceOf" $name) -}}
 {{- end -}}
+{{- end -}}
+{{- range $service := $services | uniq | sortAlpha -}}
+{{- $keys = append $keys (printf "KAFKA_SASL_PASSWORD_%s" (upper $service)) -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $keys -}}
@@ -173,8 +205,11 @@ credentials written into values (secrets.inline), which would sit in the release
 
 In any environment: Kafka and Redis settings that do not fit together, in the words of the
 services' own check (packages/config/src/connections.ts); a generation grace period that would
-kill a paid image call mid-way; and the WhatsApp simulator without the ingress it would play Meta
-towards.
+kill a paid image call mid-way, and a dispatcher's that would kill a send; a number's rate too
+small to share between the dispatcher's pods; the webhook without the dispatcher (messages taken,
+never answered; the dispatcher without the webhook is a release that only sends, and runs as
+ingress's ServiceAccount all the same); and the WhatsApp simulator without the ingress it would
+play Meta towards.
 */}}
 {{- define "taituri.refuseInvalidValues" -}}
 {{- $env := .Values.environment -}}
@@ -242,10 +277,15 @@ towards.
 {{- if not (has $sasl $mechanisms) -}}
 {{- $problems = append $problems (printf "KAFKA_SASL_MECHANISM: %s is none of %s [kafka.sasl]" $sasl (join ", " $mechanisms)) -}}
 {{- else if and (ne $sasl "oauthbearer") (ne $sasl "none") -}}
+{{- $unnamed := list -}}
 {{- range $name, $component := $c -}}
-{{- if and $component.enabled (eq (include "taituri.usesKafka" $name) "true") (not (index ($kafka.usernames | default dict) $name)) -}}
-{{- $problems = append $problems (printf "KAFKA_SASL_USERNAME is required by KAFKA_SASL_MECHANISM=%s [kafka.usernames.%s]" $sasl $name) -}}
+{{- $service := include "taituri.serviceOf" $name -}}
+{{- if and $component.enabled (eq (include "taituri.usesKafka" $name) "true") (not (index ($kafka.usernames | default dict) $service)) -}}
+{{- $unnamed = append $unnamed $service -}}
 {{- end -}}
+{{- end -}}
+{{- range $service := $unnamed | uniq | sortAlpha -}}
+{{- $problems = append $problems (printf "KAFKA_SASL_USERNAME is required by KAFKA_SASL_MECHANISM=%s [kafka.usernames.%s]" $sasl $service) -}}
 {{- end -}}
 {{- end -}}
 {{- if and $kafka.tls.caSecret (not $kafka.tls.enabled) -}}
@@ -273,6 +313,23 @@ towards.
 {{- if le (mul (int $c.generation.terminationGracePeriodSeconds) 1000) (add $drainMs 10000) -}}
 {{- $problems = append $problems (printf "terminationGracePeriodSeconds: %d s is not more than GENERATION_DRAIN_MS (%d ms; generation.leaseMs when drainMs is empty) + 10 s to leave the consumer group: a rollout would kill a paid image call mid-way and its take-over pay again; raise it, or lower generation.drainMs to have calls cancelled and handed back [components.generation.terminationGracePeriodSeconds]" (int $c.generation.terminationGracePeriodSeconds) $drainMs) -}}
 {{- end -}}
+{{- end -}}
+{{- if $c.dispatcher.enabled -}}
+{{- /* GRAPH_API_TIMEOUT_MS's default: the chart does not set it. */ -}}
+{{- $sendMs := mul 2 10000 -}}
+{{- if le (mul (int $c.dispatcher.terminationGracePeriodSeconds) 1000) (add $sendMs 10000) -}}
+{{- $problems = append $problems (printf "terminationGracePeriodSeconds: %d s is not more than twice GRAPH_API_TIMEOUT_MS (10000 ms: a send, and its resend to the phone number) + 10 s to leave the consumer groups: a rollout would kill a send mid-way, and its take-over could send the shopper the message twice; raise it [components.dispatcher.terminationGracePeriodSeconds]" (int $c.dispatcher.terminationGracePeriodSeconds)) -}}
+{{- end -}}
+{{- range $port := list "httpPort" "portEnv" "grpcPort" "grpcPortEnv" -}}
+{{- if hasKey $c.dispatcher $port -}}
+{{- $problems = append $problems (printf "%s: the dispatcher (INGRESS_ROLE=dispatcher) listens on nothing but its opsPort; unset it [components.dispatcher.%s]" $port $port) -}}
+{{- end -}}
+{{- end -}}
+{{- if $c.dispatcher.serviceAccountAnnotations -}}
+{{- $problems = append $problems "serviceAccountAnnotations: the dispatcher runs as ingress's ServiceAccount (its Kafka principal), whose annotations are components.ingress's: set them there [components.dispatcher.serviceAccountAnnotations]" -}}
+{{- end -}}
+{{- else if $c.ingress.enabled -}}
+{{- $problems = append $problems "INGRESS_ROLE: the webhook (components.ingress) without the dispatcher that sends the conversation's replies: shoppers' messages would be taken and never answered; enable components.dispatcher [components.dispatcher.enabled]" -}}
 {{- end -}}
 {{- if and .Values.simulator.enabled (not $c.ingress.enabled) -}}
 {{- $problems = append $problems "SIMULATOR_WEBHOOK_URL: no ingress in this release for the WhatsApp simulator to send its webhooks to; enable components.ingress, or leave the simulator off [simulator.enabled]" -}}
