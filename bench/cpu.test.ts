@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { coresSince, cpuByProcess, cpuSince, cpuSnapshot, machineCpuMs, systemPart } from "./cpu.ts";
+import {
+  coresSince,
+  cpuByProcess,
+  cpuSince,
+  cpuSnapshot,
+  machineCpuMs,
+  systemPart,
+  threadCpuMs,
+  threadCpuSince,
+} from "./cpu.ts";
 
 test("processes are named by the part of the system they run", () => {
   assert.equal(
@@ -41,4 +50,16 @@ test("cores used since a reading: a part spinning through the window, at most on
   // 10 ms ticks over 500 ms on a shared machine: a good part of one core, never much more.
   assert.ok((byPart.me ?? 0) >= 0.3 && (byPart.me ?? 0) <= 1.1, `this process used ${byPart.me} cores`);
   assert.ok(machine >= (byPart.me ?? 0) - 0.1, `machine ${machine} cores`);
+});
+
+test("a process's CPU by thread puts this process's spinning on its JavaScript thread", () => {
+  const before = threadCpuMs(process.pid);
+  assert.ok(Object.keys(before).length > 1, `threads: ${Object.keys(before).join(", ")}`);
+  const until = performance.now() + 300;
+  let spin = 0;
+  while (performance.now() < until) spin += Math.sqrt(spin + 1);
+  const used = threadCpuSince(before, threadCpuMs(process.pid));
+  // Node 24 names its JavaScript thread; 300 ms of spinning is at least 100 ms in /proc's ticks.
+  assert.ok((used.MainThread ?? 0) >= 100, `by thread: ${JSON.stringify(used)}`);
+  assert.deepEqual(threadCpuMs(2 ** 22 + 1), {}, "a pid that is not there has no threads");
 });

@@ -100,3 +100,44 @@ export function coresSince(before: ReturnType<typeof cpuSnapshot>, after = cpuSn
   for (const [name, ms] of after.parts) byPart[name] = cores(ms - (before.parts.get(name) ?? 0));
   return { machine: cores(after.machine.busy - before.machine.busy), byPart };
 }
+
+/**
+ * CPU ms used so far by each thread of `pid`, grouped by the thread's name (/proc/<pid>/task/<tid>/comm:
+ * on Node 24 `MainThread` is the JavaScript thread, `V8Worker` V8's compiler and GC helpers,
+ * `libuv-worker` the thread pool). A process's CPU can grow while its JavaScript thread's stays put; this says which
+ * thread took it. Empty when the process is gone or off Linux.
+ */
+export function threadCpuMs(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const task of tasks) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${task}/comm`, "utf8").trim();
+      const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+      out[name] = (out[name] ?? 0) + ms;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
+}
+
+/** Each thread name's CPU ms between two readings of threadCpuMs (names only in `after` count from 0). */
+export function threadCpuSince(
+  before: Record<string, number>,
+  after: Record<string, number>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, ms] of Object.entries(after)) {
+    const used = ms - (before[name] ?? 0);
+    if (used > 0) out[name] = used;
+  }
+  return out;
+}

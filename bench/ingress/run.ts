@@ -32,7 +32,7 @@ import { parseArgs } from "node:util";
 import { freePort, type Infra, startInfra } from "@taituri/devenv";
 import { ensureDebianTool } from "@taituri/devenv/tools";
 import { deadLetterTopic, topicNames } from "@taituri/kafka";
-import { coresSince, cpuSnapshot } from "../cpu.ts";
+import { coresSince, cpuSnapshot, threadCpuMs, threadCpuSince } from "../cpu.ts";
 import type { BodyOptions } from "./bodies.ts";
 import type { LoadResult, LoadSpec } from "./load.ts";
 import {
@@ -160,10 +160,13 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
   log("ingress: measured run");
   const watched = byPid({ ingress: ingress.child.pid, kafka: kafkaProcess });
   let cpu0: CpuSnapshot | undefined;
+  let threads0: Record<string, number> = {};
   const ingressRun = await load(webhook, durationSec, bodyOptions("m"), () => {
     cpu0 = snapshot(watched);
+    threads0 = threadCpuMs(ingress.child.pid ?? 0);
   });
   const cpu = cpuUsed(cpu0, ingressRun);
+  const ingressThreads = byThread(threads0, ingress.child.pid, perRequest(cpu?.ingress, ingressRun));
   await stopChild(ingress.child);
 
   const inKafka = await countRecords(
@@ -228,6 +231,9 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
       ingress: perRequest(cpu?.ingress, ingressRun),
       bareFastify: perRequest(bareCpu?.bareFastify, bareRun),
     },
+    // Which of ingress's threads took it: a run can cost more CPU while its JavaScript thread's
+    // share stays put (bench/README.md, "slow mode").
+    ingressCpuMicrosPerAnswerByThread: ingressThreads,
     machine: machineFacts(infra, loadBefore),
     config: {
       ...codeFacts(),
@@ -270,10 +276,14 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
 
 interface TracingRun {
   round: number;
+  /** Its place in the sequence of runs (0: first). */
+  order: number;
   okPerSec: number;
   p99Ms: number;
   /** Ingress's CPU per answered webhook in this run, from /proc (undefined off Linux). */
   cpuMicrosPerAnswer: number | undefined;
+  /** The same by thread name (MainThread: JavaScript; V8Worker: compilers and GC helpers). */
+  cpuMicrosPerAnswerByThread: Record<string, number>;
   non2xx: number;
   errors: number;
   /** What the OTLP sink received during this run (0 with tracing off). */
@@ -358,18 +368,23 @@ async function tracingRuns(
         await load(webhook, tracingWarmupSec, bodyOptions(`tw${runCount}`));
         let before = { ...sink };
         let cpu0: CpuSnapshot | undefined;
+        let threads0: Record<string, number> = {};
         const result = await load(webhook, tracingSec, bodyOptions(`tm${runCount}`), () => {
           before = { ...sink };
           cpu0 = snapshot(byPid({ ingress: ingress.child.pid }));
+          threads0 = threadCpuMs(ingress.child.pid ?? 0);
         });
         const cpu = cpuUsed(cpu0, result);
+        const threads = byThread(threads0, ingress.child.pid, perRequest(cpu?.ingress, result));
         runCount += 1;
         await stopChild(ingress.child);
         runs.get(sampling.name)?.push({
           round,
+          order: runCount - 1,
           okPerSec: result.okPerSec,
           p99Ms: result.latencyMs.p99,
           cpuMicrosPerAnswer: perRequest(cpu?.ingress, result),
+          cpuMicrosPerAnswerByThread: threads,
           non2xx: result.non2xx,
           errors: result.errors,
           exportRequests: sink.requests - before.requests,
@@ -436,6 +451,7 @@ type Report = {
     bareFastifyRun: Record<string, number> | undefined;
   };
   serverCpuMicrosPerRequest: { ingress: number | undefined; bareFastify: number | undefined };
+  ingressCpuMicrosPerAnswerByThread: Record<string, number>;
   machine: { cpus: number; cpuModel: string; node: string; kafka: string; loadAverageBefore: number[] };
   config: {
     commit: string;
@@ -466,7 +482,7 @@ function renderMarkdown(r: Report): string {
     `| latency p50 / p90 / p99 / max (ms) | ${lat(i)} | ${lat(b)} | p99 ≤ ${TARGETS.p99Ms}: **${r.verdict.p99}** |`,
     `| non-2xx / errors / timeouts | ${i.non2xx} / ${i.errors} / ${i.timeouts} | ${b.non2xx} / ${b.errors} / ${b.timeouts} | 0: **${r.verdict.noErrors}** |`,
     `| ingress / bare Fastify | ${r.ratio} | 1 | |`,
-    `| server CPU per answer (µs) | ${us.ingress ?? "?"} | ${us.bareFastify ?? "?"} | |`,
+    `| server CPU per answer (µs) | ${us.ingress ?? "?"} (${threadsText(r.ingressCpuMicrosPerAnswerByThread)}) | ${us.bareFastify ?? "?"} | |`,
     `| records in the inbound topic | ${n(r.kafka.inbound)} (acked ${n(r.kafka.acked)}, sent ${n(r.kafka.sent)}, dead-lettered ${r.kafka.deadLettered}) | | every acked event: **${r.verdict.everyAckedEventInKafka}** |`,
     "",
     ...(r.tracing
@@ -484,6 +500,18 @@ function renderMarkdown(r: Report): string {
               `${v.okPerSecRatio} (${v.okPerSecRatioRange[0]}–${v.okPerSecRatioRange[1]}) | ${v.p99Ratio} | ` +
               `${v.non2xx} / ${v.errors} | ${v.exportRequests} / ${n(Math.round(v.exportBytes / 1024))} |`,
           ),
+          "",
+          "Each run, in the order run: ingress's CPU per answer by thread (µs; MainThread runs the JavaScript).",
+          "",
+          "| round | tracing | answers/s | p99 (ms) | CPU per answer (µs) | by thread |",
+          "| ---: | --- | ---: | ---: | ---: | --- |",
+          ...r.tracing.variants
+            .flatMap((v) => v.runs.map((run) => ({ sampling: v.sampling, run })))
+            .sort((a, b) => a.run.order - b.run.order)
+            .map(
+              ({ sampling, run }) =>
+                `| ${run.round + 1} | ${sampling} | ${n(run.okPerSec)} | ${run.p99Ms} | ${run.cpuMicrosPerAnswer ?? "?"} | ${threadsText(run.cpuMicrosPerAnswerByThread)} |`,
+            ),
           "",
         ]
       : []),
@@ -559,6 +587,21 @@ function cpuUsed(before: CpuSnapshot | undefined, result: LoadResult) {
   return used;
 }
 
+/**
+ * A process's CPU per answer split by thread name, in µs, since `before` (threadCpuMs): each
+ * thread's share of what /proc counted, times `perAnswer`, the whole process's CPU per answer.
+ */
+function byThread(before: Record<string, number>, pid: number | undefined, perAnswer: number | undefined) {
+  const used = threadCpuSince(before, threadCpuMs(pid ?? 0));
+  const total = Object.values(used).reduce((sum, ms) => sum + ms, 0);
+  if (perAnswer === undefined || total === 0) return {};
+  return Object.fromEntries(
+    Object.entries(used)
+      .sort(([, a], [, b]) => b - a)
+      .map(([name, ms]) => [name, Math.round((perAnswer * ms) / total)]),
+  );
+}
+
 function perRequest(cores: number | undefined, result: LoadResult): number | undefined {
   return cores === undefined ? undefined : Math.round((cores * 1e6) / result.okPerSec);
 }
@@ -570,4 +613,11 @@ function wrkVersion(path: string): string {
   } catch (error) {
     return /wrk (\S+)/.exec(String((error as { stdout?: string }).stdout ?? ""))?.[1] ?? "?";
   }
+}
+
+/** "MainThread 61, V8Worker 9, …": a by-thread split, largest first. */
+function threadsText(byName: Record<string, number> | undefined): string {
+  return Object.entries(byName ?? {})
+    .map(([name, us]) => `${name} ${us}`)
+    .join(", ");
 }
