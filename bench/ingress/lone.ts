@@ -72,6 +72,7 @@ import {
   ingressEnv,
   kafkaPid,
   machineFacts,
+  mongoStackPids,
   pin,
   positive,
   reportedEnv,
@@ -135,10 +136,15 @@ const children = new Children(pinned, log);
 let infra: Infra | undefined;
 await runBench({ log, children, infra: () => infra, main });
 
-/** A layout of ingress under test: the webhook's role (the dispatcher apart when `webhook`), traced or not. */
+/**
+ * A layout of ingress under test: `apart`, the webhook and a dispatcher process; `all`, one process
+ * with both (INGRESS_ROLE=all); `alone`, the webhook with no dispatcher running (statuses and
+ * outbound messages left unread): the webhook's own path with no work downstream of it on the
+ * machine, as when the dispatcher and the databases are on other nodes. Traced or not.
+ */
 interface IngressConfig {
   name: string;
-  role: "webhook" | "all";
+  layout: "apart" | "all" | "alone";
   tracing: boolean;
 }
 
@@ -193,22 +199,28 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
   if (pinned.enabled) {
     // Only a broker this run started is moved; one named by KAFKA_BROKERS belongs to someone else.
     if (infra.mode === "local" && kafkaProcess !== undefined) pin(kafkaProcess, pinned.others);
+    // So is the MongoDB-wire server and its PostgreSQL (backends forked later inherit the
+    // postmaster's cores): the dispatcher's status records otherwise land on the webhook's core, a
+    // contention a deployment's separate database does not have.
+    if (infra.mode === "local") for (const pid of mongoStackPids(infra.mongo.url)) pin(pid, pinned.others);
     // This process times the requests, produces the outbound messages and answers as the Graph
     // API: never on the server's core. Its forks inherit this; the bare sender is moved back.
     pin(process.pid, pinned.others);
   }
   const ingressConfigs: IngressConfig[] = [
-    { name: "webhook and dispatcher apart (default)", role: "webhook", tracing: false },
-    { name: "INGRESS_ROLE=all (dispatcher in process)", role: "all", tracing: false },
+    { name: "webhook and dispatcher apart (default)", layout: "apart", tracing: false },
+    { name: "INGRESS_ROLE=all (dispatcher in process)", layout: "all", tracing: false },
     ...(tracingRatio > 0
       ? [
           {
             name: `webhook and dispatcher apart, traced ${tracingRatio * 100} %`,
-            role: "webhook" as const,
+            layout: "apart" as const,
             tracing: true,
           },
         ]
       : []),
+    // Last: the groups it leaves unread would otherwise start the next layout with a backlog.
+    { name: "webhook alone (nothing reads its events)", layout: "alone", tracing: false },
   ];
   // Per row, generously: a send of 50 ms; per server, a minute to start and stop.
   const rows = 2 + ingressConfigs.length * 2;
@@ -257,7 +269,7 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
   const dispatcherOpsPort = await freePort();
   const envOf = (config: IngressConfig): Record<string, string> => ({
     ...baseEnv,
-    INGRESS_ROLE: config.role,
+    INGRESS_ROLE: config.layout === "all" ? "all" : "webhook",
     WHATSAPP_ACCESS_TOKEN: "bench-token",
     WHATSAPP_API_URL: graph.url,
     ...(config.tracing && sink ? { ...tracingEnv(sink), OTEL_TRACES_SAMPLER_ARG: String(tracingRatio) } : {}),
@@ -293,7 +305,7 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
       );
       // The dispatcher of the default layout: ingress's code in its other role, off the webhook's core.
       const dispatcher =
-        config.role === "webhook"
+        config.layout === "apart"
           ? children.start(
               `dispatcher (${config.name})`,
               ["services/ingress/src/main.ts"],
@@ -309,7 +321,8 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
           async () => (await fetch(`http://127.0.0.1:${dispatcherOpsPort}/readyz`)).ok,
         );
       // A dispatcher's groups still joining would rebalance in the middle of a row.
-      await waitForGroups(admin, [`${prefix}ingress-dispatcher`, `${prefix}ingress-statuses`]);
+      if (config.layout !== "alone")
+        await waitForGroups(admin, [`${prefix}ingress-dispatcher`, `${prefix}ingress-statuses`]);
       idle[config.name] = await idleIngress(ingress.child);
       const client = new Client(`http://127.0.0.1:${port}`, { pipelining: 1, keepAliveTimeout: 60_000 });
       try {
@@ -394,9 +407,11 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
             server: pinned.server,
             benchmark: pinned.others,
             kafka: infra.mode === "local" && kafkaProcess !== undefined ? pinned.others : "not pinned",
+            // The dispatcher and the MongoDB-wire stack: beside the webhook, as other pods would be.
+            dispatcherAndMongo: infra.mode === "local" ? pinned.others : "dispatcher only",
           }
         : ("off" as const),
-      ingressEnv: reportedEnv(envOf({ name: "default", role: "webhook", tracing: false })),
+      ingressEnv: reportedEnv(envOf({ name: "default", layout: "apart", tracing: false })),
     },
   };
   await infra.stop();
@@ -679,7 +694,7 @@ type Report = {
     outboundRatePerSec: number;
     client: string;
     bareSend: string;
-    cpuPinning: { server: string; benchmark: string; kafka: string } | "off";
+    cpuPinning: { server: string; benchmark: string; kafka: string; dispatcherAndMongo: string } | "off";
   };
 };
 
@@ -734,7 +749,8 @@ function renderMarkdown(r: Report): string {
     r.config.cpuPinning === "off"
       ? "No CPU pinning."
       : `Ingress and the bare sender pinned to core ${r.config.cpuPinning.server}; this benchmark (client, Graph API stand-in, outbound producer) on ${r.config.cpuPinning.benchmark}, ` +
-        `Kafka ${r.config.cpuPinning.kafka === "not pinned" ? "not pinned" : `on ${r.config.cpuPinning.kafka}`}.`,
+        `Kafka ${r.config.cpuPinning.kafka === "not pinned" ? "not pinned" : `on ${r.config.cpuPinning.kafka}`}; ` +
+        `${r.config.cpuPinning.dispatcherAndMongo === "dispatcher only" ? `the dispatcher on ${r.config.cpuPinning.benchmark}, the MongoDB-wire server not pinned` : `the dispatcher, FerretDB and PostgreSQL on ${r.config.cpuPinning.dispatcherAndMongo}`}.`,
     "",
     `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}, Kafka ${r.machine.kafka}, ` +
       `load average before ${r.machine.loadAverageBefore.join(" / ")}. Commit ${r.config.commit}` +

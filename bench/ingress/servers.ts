@@ -293,6 +293,49 @@ export async function dropDatabase(url: string, dbName: string, log: Log): Promi
  * The pid of the local Kafka broker listening on `broker` (host:port), found through /proc, so the
  * report can say how much CPU Kafka took; undefined when it is not a local process we can see.
  */
+/**
+ * The MongoDB-wire server behind `mongoUrl` and its PostgreSQL: FerretDB listening on the URL's
+ * address, the postmaster on the port FerretDB's --postgresql-url names, and every backend forked
+ * from it. Empty when they cannot be found (not Linux, another kind of server).
+ */
+export function mongoStackPids(mongoUrl: string): number[] {
+  const processes: { pid: number; ppid: number; argv: string[] }[] = [];
+  try {
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").filter(Boolean);
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        processes.push({ pid: Number(entry), ppid, argv });
+      } catch {
+        // Gone while we looked.
+      }
+    }
+  } catch {
+    return [];
+  }
+  const address = new URL(mongoUrl).host;
+  const ferret = processes.find(
+    (p) => p.argv[0]?.endsWith("/ferretdb") && p.argv.includes(`--listen-addr=${address}`),
+  );
+  if (!ferret) return [];
+  const pgUrl = ferret.argv.find((a) => a.startsWith("--postgresql-url="))?.slice("--postgresql-url=".length);
+  const pgPort = pgUrl ? new URL(pgUrl).port : "";
+  const postmaster = processes.find(
+    (p) =>
+      p.argv[0]?.endsWith("/postgres") &&
+      p.argv.includes("-p") &&
+      p.argv[p.argv.indexOf("-p") + 1] === pgPort,
+  );
+  if (!postmaster) return [ferret.pid];
+  return [
+    ferret.pid,
+    postmaster.pid,
+    ...processes.filter((p) => p.ppid === postmaster.pid).map((p) => p.pid),
+  ];
+}
+
 export function kafkaPid(broker: string | undefined): number | undefined {
   try {
     for (const entry of readdirSync("/proc")) {
