@@ -23,6 +23,20 @@ export function machineCpuMs(): { busy: number; total: number } {
   return { busy: (busy * 1000) / TICKS_PER_SECOND, total: (total * 1000) / TICKS_PER_SECOND };
 }
 
+/**
+ * The machine's stolen and total CPU time so far, in ms (/proc/stat): time the hypervisor gave this
+ * VM's cores to someone else. A run whose steal share is high measured a slower machine.
+ */
+export function machineStealMs(): { steal: number; total: number } {
+  const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "")
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const total = fields.slice(0, 8).reduce((sum, ticks) => sum + (ticks || 0), 0);
+  return { steal: ((fields[7] ?? 0) * 1000) / TICKS_PER_SECOND, total: (total * 1000) / TICKS_PER_SECOND };
+}
+
 /** Names the part of the system a process belongs to, by pid and command line (undefined: none). */
 type PartOf = (pid: number, cmdline: string) => string | undefined;
 

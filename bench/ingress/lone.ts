@@ -59,7 +59,7 @@ import { startFakeGraphApi } from "@taituri/testing/harness";
 import { signWebhook, statusWebhook } from "@taituri/testing/whatsapp";
 import type { Admin, Producer } from "kafkajs";
 import { Client } from "undici";
-import { cpuSince, cpuSnapshot } from "../cpu.ts";
+import { cpuSince, cpuSnapshot, machineStealMs } from "../cpu.ts";
 import type { BareSendResult, BareSendSpec } from "./bare-send.ts";
 import { type BodyOptions, type SignedBody, webhookBodies } from "./bodies.ts";
 import {
@@ -193,6 +193,7 @@ interface Row {
 async function main(cleanup: () => Promise<void>): Promise<void> {
   const startedAt = new Date();
   const loadBefore = loadavg();
+  const stealBefore = machineStealMs();
   log(`run ${run}: ${warmup} warm-up + ${count} measured sequential operations per row`);
   infra = await startInfra({ log: (line) => log(`infra: ${line}`) });
   const kafkaProcess = kafkaPid(infra.kafka.brokers[0]);
@@ -389,7 +390,7 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
       noErrors: failures === 0 ? "PASS" : "MISS",
     },
     kafka: { inbound, acked, deadLettered, bareTopic: inKafka[bareTopic] ?? 0 },
-    machine: machineFacts(infra, loadBefore),
+    machine: machineFacts(infra, loadBefore, stealBefore),
     config: {
       ...codeFacts(),
       warmup,
@@ -753,7 +754,7 @@ function renderMarkdown(r: Report): string {
         `${r.config.cpuPinning.dispatcherAndMongo === "dispatcher only" ? `the dispatcher on ${r.config.cpuPinning.benchmark}, the MongoDB-wire server not pinned` : `the dispatcher, FerretDB and PostgreSQL on ${r.config.cpuPinning.dispatcherAndMongo}`}.`,
     "",
     `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}, Kafka ${r.machine.kafka}, ` +
-      `load average before ${r.machine.loadAverageBefore.join(" / ")}. Commit ${r.config.commit}` +
+      `load average before ${r.machine.loadAverageBefore.join(" / ")}, CPU stolen by the hypervisor during the run ${r.machine.stealPercentDuringRun ?? "?"} %. Commit ${r.config.commit}` +
       `${r.config.uncommittedChanges === true ? " with uncommitted changes" : ""}. Full figures and config in the JSON beside this file.`,
     "",
   ]

@@ -32,7 +32,7 @@ import { parseArgs } from "node:util";
 import { freePort, type Infra, startInfra } from "@taituri/devenv";
 import { ensureDebianTool } from "@taituri/devenv/tools";
 import { deadLetterTopic, topicNames } from "@taituri/kafka";
-import { coresSince, cpuSnapshot, threadCpuMs, threadCpuSince } from "../cpu.ts";
+import { coresSince, cpuSnapshot, machineStealMs, threadCpuMs, threadCpuSince } from "../cpu.ts";
 import type { BodyOptions } from "./bodies.ts";
 import type { LoadResult, LoadSpec } from "./load.ts";
 import {
@@ -118,6 +118,7 @@ await runBench({ log, children, infra: () => infra, main });
 async function main(cleanup: () => Promise<void>): Promise<void> {
   const startedAt = new Date();
   const loadBefore = loadavg();
+  const stealBefore = machineStealMs();
   log(`run ${run}: ${connections} connections, ${warmupSec}s warm-up + ${durationSec}s measured per server`);
   if (args.generator === "wrk") wrk = await ensureDebianTool({ binary: "wrk", aptPackage: "wrk" }, { log });
   infra = await startInfra({ log: (line) => log(`infra: ${line}`) });
@@ -234,7 +235,7 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
     // Which of ingress's threads took it: a run can cost more CPU while its JavaScript thread's
     // share stays put (bench/README.md, "slow mode").
     ingressCpuMicrosPerAnswerByThread: ingressThreads,
-    machine: machineFacts(infra, loadBefore),
+    machine: machineFacts(infra, loadBefore, stealBefore),
     config: {
       ...codeFacts(),
       loadGenerator: {
@@ -452,7 +453,14 @@ type Report = {
   };
   serverCpuMicrosPerRequest: { ingress: number | undefined; bareFastify: number | undefined };
   ingressCpuMicrosPerAnswerByThread: Record<string, number>;
-  machine: { cpus: number; cpuModel: string; node: string; kafka: string; loadAverageBefore: number[] };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    node: string;
+    kafka: string;
+    loadAverageBefore: number[];
+    stealPercentDuringRun?: number;
+  };
   config: {
     commit: string;
     uncommittedChanges: boolean | "unknown";
@@ -527,7 +535,7 @@ function renderMarkdown(r: Report): string {
         `Kafka ${r.config.cpuPinning.kafka === "not pinned" ? "not pinned" : `on ${r.config.cpuPinning.kafka}`}.`,
     "",
     `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}, Node ${r.machine.node}, Kafka ${r.machine.kafka}, ` +
-      `load average before ${r.machine.loadAverageBefore.join(" / ")}. Commit ${r.config.commit}` +
+      `load average before ${r.machine.loadAverageBefore.join(" / ")}, CPU stolen by the hypervisor during the run ${r.machine.stealPercentDuringRun ?? "?"} %. Commit ${r.config.commit}` +
       `${r.config.uncommittedChanges === true ? " with uncommitted changes" : ""}. Full figures and config in the JSON beside this file.`,
     "",
   ]

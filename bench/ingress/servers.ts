@@ -3,6 +3,7 @@
  * (pinned to a core of their own), ingress's settings, the OTLP sink the tracing rows export to,
  * the clean-up of a run's topics and database, and the machine facts every report gives.
  */
+
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
@@ -11,6 +12,7 @@ import { freePort, type Infra, KAFKA_VERSION } from "@taituri/devenv";
 import { createKafka } from "@taituri/kafka";
 import { createLogger } from "@taituri/logging";
 import { connectMongo } from "@taituri/mongo";
+import { machineStealMs } from "../cpu.ts";
 
 export const root = new URL("../..", import.meta.url).pathname;
 
@@ -355,8 +357,18 @@ export function kafkaPid(broker: string | undefined): number | undefined {
 }
 
 /** The machine a run measured on, as every report gives it. */
-export function machineFacts(infra: Infra, loadAverageBefore: number[]) {
+export function machineFacts(
+  infra: Infra,
+  loadAverageBefore: number[],
+  stealBefore?: { steal: number; total: number },
+) {
+  const steal = stealBefore && process.platform === "linux" ? machineStealMs() : undefined;
   return {
+    // Share of the machine's CPU time the hypervisor gave to others during the run (/proc/stat).
+    stealPercentDuringRun:
+      steal && stealBefore
+        ? round((100 * (steal.steal - stealBefore.steal)) / Math.max(1, steal.total - stealBefore.total))
+        : undefined,
     cpus: cpus().length,
     cpuModel: cpus()[0]?.model ?? "unknown",
     memoryGiB: round(totalmem() / 2 ** 30),
