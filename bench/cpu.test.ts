@@ -61,5 +61,6 @@ test("a process's CPU by thread puts this process's spinning on its JavaScript t
   const used = threadCpuSince(before, threadCpuMs(process.pid));
   // Node 24 names its JavaScript thread; 300 ms of spinning is at least 100 ms in /proc's ticks.
   assert.ok((used.MainThread ?? 0) >= 100, `by thread: ${JSON.stringify(used)}`);
+  assert.ok("MainThread (kernel)" in threadCpuMs(process.pid), "kernel time has its own entry");
   assert.deepEqual(threadCpuMs(2 ** 22 + 1), {}, "a pid that is not there has no threads");
 });

@@ -116,7 +116,8 @@ export function coresSince(before: ReturnType<typeof cpuSnapshot>, after = cpuSn
 }
 
 /**
- * CPU ms used so far by each thread of `pid`, grouped by the thread's name (/proc/<pid>/task/<tid>/comm:
+ * CPU ms used so far by each thread of `pid`, in user space under the thread's name and in the
+ * kernel under "<name> (kernel)", grouped by the thread's name (/proc/<pid>/task/<tid>/comm:
  * on Node 24 `MainThread` is the JavaScript thread, `V8Worker` V8's compiler and GC helpers,
  * `libuv-worker` the thread pool). A process's CPU can grow while its JavaScript thread's stays put; this says which
  * thread took it. Empty when the process is gone or off Linux.
@@ -134,8 +135,10 @@ export function threadCpuMs(pid: number): Record<string, number> {
       const name = readFileSync(`/proc/${pid}/task/${task}/comm`, "utf8").trim();
       const stat = readFileSync(`/proc/${pid}/task/${task}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
-      out[name] = (out[name] ?? 0) + ms;
+      // User time under the thread's name, kernel time (system calls: sockets, epoll) beside it.
+      const kernel = `${name} (kernel)`;
+      out[name] = (out[name] ?? 0) + (Number(fields[11]) * 1000) / TICKS_PER_SECOND;
+      out[kernel] = (out[kernel] ?? 0) + (Number(fields[12]) * 1000) / TICKS_PER_SECOND;
     } catch {
       // The thread ended between the listing and the read.
     }
