@@ -52,6 +52,7 @@ import {
   root,
   round,
   runBench,
+  speedProbe,
   startOtlpSink,
   stopChild,
   tracingEnv,
@@ -159,6 +160,7 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
   log("ingress: warm-up");
   const ingressWarmup = await load(webhook, warmupSec, bodyOptions("w"));
   log("ingress: measured run");
+  const ingressProbe = [speedProbe(pinned)];
   const watched = byPid({ ingress: ingress.child.pid, kafka: kafkaProcess });
   let cpu0: CpuSnapshot | undefined;
   let threads0: Record<string, number> = {};
@@ -168,6 +170,7 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
   });
   const cpu = cpuUsed(cpu0, ingressRun);
   const ingressThreads = byThread(threads0, ingress.child.pid, perRequest(cpu?.ingress, ingressRun));
+  ingressProbe.push(speedProbe(pinned));
   await stopChild(ingress.child);
 
   const inKafka = await countRecords(
@@ -199,11 +202,13 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
   log("bare Fastify: warm-up");
   await load(bareUrl, warmupSec, bodyOptions("bw"));
   log("bare Fastify: measured run");
+  const bareProbe = [speedProbe(pinned)];
   let bareCpu0: CpuSnapshot | undefined;
   const bareRun = await load(bareUrl, durationSec, bodyOptions("bm"), () => {
     bareCpu0 = snapshot(byPid({ bareFastify: bare.child.pid }));
   });
   const bareCpu = cpuUsed(bareCpu0, bareRun);
+  bareProbe.push(speedProbe(pinned));
   await stopChild(bare.child);
   clearTimeout(watchdog);
 
@@ -235,6 +240,9 @@ async function main(cleanup: () => Promise<void>): Promise<void> {
     // Which of ingress's threads took it: a run can cost more CPU while its JavaScript thread's
     // share stays put (bench/README.md, "slow mode").
     ingressCpuMicrosPerAnswerByThread: ingressThreads,
+    // The machine's speed on the server's core just before and after each measured run: µs of CPU
+    // per HMAC-SHA256 of 2.5 KB (speed-probe.ts). Lower is faster.
+    speedProbeMicros: { ingress: ingressProbe, bareFastify: bareProbe },
     machine: machineFacts(infra, loadBefore, stealBefore),
     config: {
       ...codeFacts(),
@@ -285,6 +293,8 @@ interface TracingRun {
   cpuMicrosPerAnswer: number | undefined;
   /** The same by thread name (MainThread: JavaScript; V8Worker: compilers and GC helpers). */
   cpuMicrosPerAnswerByThread: Record<string, number>;
+  /** µs of CPU per HMAC of 2.5 KB on the server's core just before and after (speed-probe.ts). */
+  speedProbeMicros: (number | undefined)[];
   non2xx: number;
   errors: number;
   /** What the OTLP sink received during this run (0 with tracing off). */
@@ -367,6 +377,7 @@ async function tracingRuns(
         );
         const webhook = `http://127.0.0.1:${port}/webhook`;
         await load(webhook, tracingWarmupSec, bodyOptions(`tw${runCount}`));
+        const probe = [speedProbe(pinned)];
         let before = { ...sink };
         let cpu0: CpuSnapshot | undefined;
         let threads0: Record<string, number> = {};
@@ -377,6 +388,7 @@ async function tracingRuns(
         });
         const cpu = cpuUsed(cpu0, result);
         const threads = byThread(threads0, ingress.child.pid, perRequest(cpu?.ingress, result));
+        probe.push(speedProbe(pinned));
         runCount += 1;
         await stopChild(ingress.child);
         runs.get(sampling.name)?.push({
@@ -386,6 +398,7 @@ async function tracingRuns(
           p99Ms: result.latencyMs.p99,
           cpuMicrosPerAnswer: perRequest(cpu?.ingress, result),
           cpuMicrosPerAnswerByThread: threads,
+          speedProbeMicros: probe,
           non2xx: result.non2xx,
           errors: result.errors,
           exportRequests: sink.requests - before.requests,
@@ -453,6 +466,7 @@ type Report = {
   };
   serverCpuMicrosPerRequest: { ingress: number | undefined; bareFastify: number | undefined };
   ingressCpuMicrosPerAnswerByThread: Record<string, number>;
+  speedProbeMicros: { ingress: (number | undefined)[]; bareFastify: (number | undefined)[] };
   machine: {
     cpus: number;
     cpuModel: string;
@@ -491,6 +505,7 @@ function renderMarkdown(r: Report): string {
     `| non-2xx / errors / timeouts | ${i.non2xx} / ${i.errors} / ${i.timeouts} | ${b.non2xx} / ${b.errors} / ${b.timeouts} | 0: **${r.verdict.noErrors}** |`,
     `| ingress / bare Fastify | ${r.ratio} | 1 | |`,
     `| server CPU per answer (µs) | ${us.ingress ?? "?"} (${threadsText(r.ingressCpuMicrosPerAnswerByThread)}) | ${us.bareFastify ?? "?"} | |`,
+    `| speed probe before / after (µs per HMAC, lower is faster) | ${probeText(r.speedProbeMicros.ingress)} | ${probeText(r.speedProbeMicros.bareFastify)} | |`,
     `| records in the inbound topic | ${n(r.kafka.inbound)} (acked ${n(r.kafka.acked)}, sent ${n(r.kafka.sent)}, dead-lettered ${r.kafka.deadLettered}) | | every acked event: **${r.verdict.everyAckedEventInKafka}** |`,
     "",
     ...(r.tracing
@@ -509,16 +524,17 @@ function renderMarkdown(r: Report): string {
               `${v.non2xx} / ${v.errors} | ${v.exportRequests} / ${n(Math.round(v.exportBytes / 1024))} |`,
           ),
           "",
-          "Each run, in the order run: ingress's CPU per answer by thread (µs; MainThread runs the JavaScript).",
+          "Each run, in the order run: ingress's CPU per answer by thread (µs; MainThread runs the JavaScript), and the " +
+            "machine's speed on ingress's core just before and after (µs of CPU per HMAC-SHA256 of 2.5 KB, bench/ingress/speed-probe.ts; lower is faster).",
           "",
-          "| round | tracing | answers/s | p99 (ms) | CPU per answer (µs) | by thread |",
-          "| ---: | --- | ---: | ---: | ---: | --- |",
+          "| round | tracing | answers/s | p99 (ms) | CPU per answer (µs) | by thread | speed probe (µs) |",
+          "| ---: | --- | ---: | ---: | ---: | --- | --- |",
           ...r.tracing.variants
             .flatMap((v) => v.runs.map((run) => ({ sampling: v.sampling, run })))
             .sort((a, b) => a.run.order - b.run.order)
             .map(
               ({ sampling, run }) =>
-                `| ${run.round + 1} | ${sampling} | ${n(run.okPerSec)} | ${run.p99Ms} | ${run.cpuMicrosPerAnswer ?? "?"} | ${threadsText(run.cpuMicrosPerAnswerByThread)} |`,
+                `| ${run.round + 1} | ${sampling} | ${n(run.okPerSec)} | ${run.p99Ms} | ${run.cpuMicrosPerAnswer ?? "?"} | ${threadsText(run.cpuMicrosPerAnswerByThread)} | ${probeText(run.speedProbeMicros)} |`,
             ),
           "",
         ]
@@ -628,4 +644,9 @@ function threadsText(byName: Record<string, number> | undefined): string {
   return Object.entries(byName ?? {})
     .map(([name, us]) => `${name} ${us}`)
     .join(", ");
+}
+
+/** "18.1 / 18.4": a run's speed probes, before and after. */
+function probeText(values: (number | undefined)[]): string {
+  return values.map((v) => v ?? "?").join(" / ");
 }

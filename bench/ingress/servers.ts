@@ -49,6 +49,23 @@ function hasTaskset(): boolean {
   }
 }
 
+/**
+ * µs of CPU per HMAC-SHA256 of 2.5 KB on the server's core (bench/ingress/speed-probe.ts): how fast
+ * the machine is right now. Undefined when the probe cannot run.
+ */
+export function speedProbe(pinning: Pinning): number | undefined {
+  const probe = `${root}bench/ingress/speed-probe.ts`;
+  const [command, args] = pinning.enabled
+    ? ["taskset", ["-c", pinning.server, process.execPath, probe]]
+    : [process.execPath, [probe]];
+  try {
+    const value = Number(execFileSync(command, args, { encoding: "utf8", timeout: 30_000 }).trim());
+    return Number.isFinite(value) && value > 0 ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Moves a running process, every thread of it, to `list` (e.g. "1-3"). */
 export function pin(pid: number, list: string): void {
   execFileSync("taskset", ["-a", "-p", "-c", list, String(pid)], { stdio: "ignore" });
