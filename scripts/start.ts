@@ -108,8 +108,8 @@ const services: Record<string, string> = {
   conversation: process.env.CONVERSATION_PORT ?? "3001",
   generation: process.env.GENERATION_PORT ?? "3002",
   payment: process.env.PAYMENT_OPS_PORT ?? "3103",
-  // Ingress runs as two processes, as the chart runs it: the dispatcher's sends and status records
-  // would otherwise hold up Meta's webhooks (INGRESS_ROLE in services/ingress/src/config.ts).
+  // Ingress runs as two processes, as the chart runs it: the webhook and the dispatcher
+  // (INGRESS_ROLE in services/ingress/src/config.ts).
   dispatcher: process.env.DISPATCHER_OPS_PORT ?? "3105",
   ingress: process.env.INGRESS_OPS_PORT ?? "3100",
 };

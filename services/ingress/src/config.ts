@@ -31,8 +31,9 @@ export const schema = baseSchema
     // What this process does (docs/operations.md): `webhook` takes Meta's webhooks; `dispatcher`
     // sends the conversation's replies through the Graph API and tracks their delivery statuses;
     // `all` does both in one process, for a laptop or a test. `npm start` and the chart run the two
-    // apart: a half-second batch of statuses applied on the webhook's event loop held its lone
-    // webhooks' p99 at 36 ms against 4 ms alone (bench/README.md, "Issue #27").
+    // apart: the internet-facing webhook then holds neither the Graph API token nor a route out, and
+    // none of the dispatcher's work (status batches, Graph API retries, media uploads, a crash) can
+    // reach Meta's acknowledgements (docs/architecture.md, "Ingress's two roles").
     INGRESS_ROLE: z.enum(["webhook", "dispatcher", "all"]).default("all"),
     // App secret(s) that sign Meta's webhooks, comma-separated: during a rotation both the old and the
     // new secret are accepted, so no webhook is refused while Meta switches over. Outside local each
