@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { Writable } from "node:stream";
 import { test } from "node:test";
 import { context, TraceFlags, trace } from "@opentelemetry/api";
@@ -141,4 +142,13 @@ test("json stays the default", () => {
   const { lines, destination } = capture();
   createLogger({ service: "svc", destination }).info("plain");
   assert.equal(lines[0]?.msg, "plain");
+});
+
+test("pseudonyms remembered or not are the HMAC of the id, past the memory's bound too", () => {
+  const expected = (id: string) =>
+    `p${createHmac("sha256", DEV_PSEUDONYM_KEY).update(id).digest("hex").slice(0, 16)}`;
+  const ids = Array.from({ length: 12_000 }, (_, i) => `3460${String(i).padStart(7, "0")}`);
+  for (const id of ids) assert.equal(pseudonym(id), expected(id));
+  // Again: the first ones have left the memory, the last ones are in it.
+  for (const id of [ids[0] ?? "", ids[11_999] ?? ""]) assert.equal(pseudonym(id), expected(id));
 });

@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto";
+import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
 
 /**
  * Pseudonyms for what identifies a shopper in telemetry. A shopper is named by their phone number
@@ -13,12 +13,23 @@ import { createHmac } from "node:crypto";
 // the pseudonyms, so deployments set PSEUDONYM_KEY to a secret.
 export const DEV_PSEUDONYM_KEY = "taituri-dev-pseudonym-key";
 
-let key = DEV_PSEUDONYM_KEY;
+// A KeyObject: given the key's bytes, every HMAC would import them again.
+let key: KeyObject = createSecretKey(Buffer.from(DEV_PSEUDONYM_KEY, "utf8"));
+
+/**
+ * The pseudonyms computed lately, by id. A traced message names its shopper in several spans and
+ * log lines, and each is redacted on its own: at 100 % sampling the HMACs were ~15 µs of ingress's
+ * CPU per webhook (bench/README.md, "Issue #27"). The ids are in this process's memory anyway while
+ * it handles them; the map is bounded, and emptied when the key changes.
+ */
+const recent = new Map<string, string>();
+const RECENT_MAX = 10_000;
 
 /** Sets the process's pseudonym key (runService does it from PSEUDONYM_KEY). */
 export function configurePseudonyms(secret: string): void {
   if (secret.length === 0) throw new Error("the pseudonym key must not be empty");
-  key = secret;
+  key = createSecretKey(Buffer.from(secret, "utf8"));
+  recent.clear();
 }
 
 /**
@@ -27,7 +38,13 @@ export function configurePseudonyms(secret: string): void {
  * harmless.
  */
 export function pseudonym(id: string): string {
-  return `p${createHmac("sha256", key).update(id).digest("hex").slice(0, 16)}`;
+  const known = recent.get(id);
+  if (known !== undefined) return known;
+  const computed = `p${createHmac("sha256", key).update(id).digest("hex").slice(0, 16)}`;
+  // The oldest first out (a Map keeps insertion order): ids come back within one message's spans.
+  if (recent.size >= RECENT_MAX) recent.delete(recent.keys().next().value as string);
+  recent.set(id, computed);
+  return computed;
 }
 
 // A BSUID: an ISO 3166 country code, a dot, maybe "ENT." (a parent BSUID), and up to 128
