@@ -28,7 +28,7 @@ export const schema = baseSchema
     INGRESS_OPS_PORT: port(3100),
     // Interface both listen on; 0.0.0.0 in a container, loopback on a laptop.
     INGRESS_HOST: z.string().default("127.0.0.1"),
-    // What this process does (docs/operations.md): `webhook` takes Meta's webhooks; `dispatcher`
+    // What this process does: `webhook` takes Meta's webhooks; `dispatcher`
     // sends the conversation's replies through the Graph API and tracks their delivery statuses;
     // `all` does both in one process, for a laptop or a test. `npm start` and the chart run the two
     // apart: the internet-facing webhook then holds neither the Graph API token nor a route out, and
