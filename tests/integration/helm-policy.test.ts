@@ -92,6 +92,7 @@ interface Resource {
   spec?: {
     template?: { metadata?: { annotations?: Record<string, string> }; spec: PodSpec };
     containers?: Container[];
+    selector?: { matchLabels?: Record<string, string> };
     podSelector?: { matchLabels?: Record<string, string> };
     ingress?: Rule[];
     egress?: Rule[];
@@ -373,6 +374,80 @@ describe("helm chart policy", { timeout: 10 * 60_000 }, () => {
       ["dispatcher"],
     );
     assert.deepEqual(toPods(simulator.egress), ["ingress"]);
+  });
+
+  test("NetworkPolicy: with publicFrom set, ingress's webhook port also admits the simulator's pods, when enabled (and only then)", async () => {
+    const publicFrom = [
+      { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } },
+    ];
+    const renderWith = async (set: string[], from: unknown[] = publicFrom) =>
+      parse(
+        await render([
+          ...withSet([...ALL_FLAGS, ...set]),
+          "--set-json",
+          `networkPolicy.publicFrom=${JSON.stringify(from)}`,
+        ]),
+      );
+    const find = (rendered: Resource[], kind: string, name: string) => {
+      const found = rendered.find((r) => r.kind === kind && r.metadata.name === `${FULLNAME}-${name}`);
+      assert.ok(found?.spec, `${kind} ${name}`);
+      return found.spec;
+    };
+    /** Who a component's policy admits to its public (http) port: its rule's `from`, undefined for anyone. */
+    const publicPeers = (rendered: Resource[], component: string) => {
+      const rules = (find(rendered, "NetworkPolicy", component).ingress ?? []).filter((r) =>
+        r.ports?.some((p) => p.port === "http"),
+      );
+      assert.equal(rules.length, 1, component);
+      return rules[0]?.from;
+    };
+
+    // The simulator posts Meta's signed webhooks to ingress's port from its own pods: admitted by
+    // the labels its Deployment selects them by, beside publicFrom's peers.
+    const simulated = await renderWith(["simulator.enabled=true"]);
+    const simulatorPods = find(simulated, "Deployment", "simulator").selector?.matchLabels;
+    assert.ok(simulatorPods);
+    assert.deepEqual(publicPeers(simulated, "ingress"), [
+      ...publicFrom,
+      { podSelector: { matchLabels: simulatorPods } },
+    ]);
+    // Nothing else is widened: payment's public port still admits publicFrom alone.
+    assert.deepEqual(publicPeers(simulated, "payment"), publicFrom);
+    // The other way: the dispatcher reaches the simulator's port, which admits it, and the
+    // simulator reaches ingress's webhook port.
+    const simulatorPolicy = find(simulated, "NetworkPolicy", "simulator");
+    assert.deepEqual(
+      find(simulated, "NetworkPolicy", "dispatcher").egress?.filter((r) =>
+        r.to?.some((p) => p.podSelector?.matchLabels?.["app.kubernetes.io/component"] === "simulator"),
+      ),
+      [{ ports: [{ port: 3900, protocol: "TCP" }], to: [{ podSelector: { matchLabels: simulatorPods } }] }],
+    );
+    assert.deepEqual(simulatorPolicy.ingress, [
+      {
+        ports: [{ port: "http", protocol: "TCP" }],
+        from: [
+          { podSelector: { matchLabels: find(simulated, "Deployment", "dispatcher").selector?.matchLabels } },
+        ],
+      },
+    ]);
+    assert.deepEqual(
+      simulatorPolicy.egress?.filter((r) =>
+        r.to?.some((p) => p.podSelector?.matchLabels?.["app.kubernetes.io/component"] === "ingress"),
+      ),
+      [
+        {
+          ports: [{ port: 3000, protocol: "TCP" }],
+          to: [
+            { podSelector: { matchLabels: find(simulated, "Deployment", "ingress").selector?.matchLabels } },
+          ],
+        },
+      ],
+    );
+
+    // Without the simulator, publicFrom alone.
+    assert.deepEqual(publicPeers(await renderWith([]), "ingress"), publicFrom);
+    // publicFrom empty: anyone, the simulator among them; no peer list that would narrow it.
+    assert.equal(publicPeers(await renderWith(["simulator.enabled=true"], []), "ingress"), undefined);
   });
 
   test("production: no Secret rendered, credentials in values refused, each missing Secret named", async () => {
