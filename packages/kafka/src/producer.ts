@@ -7,16 +7,10 @@ import {
   traceContextOf,
   withSpan,
 } from "@taituri/telemetry";
-import {
-  type Kafka,
-  type Message,
-  Partitioners,
-  type Producer,
-  type RecordMetadata,
-  type TopicMessages,
-} from "kafkajs";
+import type { Kafka, Message, Producer, RecordMetadata, TopicMessages } from "kafkajs";
 import { TransientError } from "./errors.ts";
 import { Header } from "./headers.ts";
+import { createJavaCompatiblePartitioner } from "./partitioner.ts";
 
 export interface OutgoingMessage {
   /** The conversation id: it picks the partition and so keeps a shopper's events in order. */
@@ -139,9 +133,9 @@ export class EventProducer {
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
       // The Java client's murmur2 partitioner: a key lands on the same partition whichever client
-      // produced it.
-      createPartitioner: (...args) => {
-        const choose = Partitioners.DefaultPartitioner(...args);
+      // produced it (partitioner.ts: kafkajs's choice, without its BigInt arithmetic).
+      createPartitioner: () => {
+        const choose = createJavaCompatiblePartitioner();
         return (request) => {
           const partition = choose(request);
           this.partitionOf.set(request.message, partition);
