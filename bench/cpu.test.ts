@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { test } from "node:test";
 import {
   coresSince,
@@ -39,6 +40,22 @@ test("CPU read from /proc grows with work done, for this process and the machine
   const since = cpuSince(before, 10);
   assert.ok((since.msPerMessageByPart["load generator + Graph API stand-in"] ?? 0) >= 10);
   assert.ok(since.busyShare > 0 && since.busyShare <= 1);
+});
+
+test("the kernel's part of a process's CPU: system calls count there, and never more than the whole", () => {
+  const me = (pid: number) => (pid === process.pid ? "me" : undefined);
+  const before = cpuSnapshot(me);
+  const zeros = Buffer.alloc(1 << 16);
+  const until = performance.now() + 400;
+  const fd = openSync("/dev/null", "w");
+  while (performance.now() < until) writeSync(fd, zeros);
+  closeSync(fd);
+  const since = cpuSince(before, 1);
+  const kernel = since.kernelMsPerMessageByPart.me ?? 0;
+  const total = since.msPerMessageByPart.me ?? 0;
+  // 400 ms of writes in 10 ms ticks: some of it is counted in the kernel, and it is part of the total.
+  assert.ok(kernel >= 10, `kernel ${kernel} ms of ${total}`);
+  assert.ok(kernel <= total, `kernel ${kernel} ms of ${total}`);
 });
 
 test("cores used since a reading: a part spinning through the window, at most one core", () => {

@@ -44,7 +44,7 @@ type PartOf = (pid: number, cmdline: string) => string | undefined;
  * CPU ms used so far by each live process, grouped by `nameOf(pid, command line)` (undefined: not
  * counted). A process that exits between two readings drops out of the difference.
  */
-export function cpuByProcess(nameOf: PartOf): Map<string, number> {
+export function cpuByProcess(nameOf: PartOf, kernel?: Map<string, number>): Map<string, number> {
   const out = new Map<string, number>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -58,6 +58,7 @@ export function cpuByProcess(nameOf: PartOf): Map<string, number> {
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       const ticks = Number(fields[11]) + Number(fields[12]);
       out.set(name, (out.get(name) ?? 0) + (ticks * 1000) / TICKS_PER_SECOND);
+      kernel?.set(name, (kernel.get(name) ?? 0) + (Number(fields[12]) * 1000) / TICKS_PER_SECOND);
     } catch {
       // Gone between the listing and the read.
     }
@@ -79,7 +80,8 @@ export function systemPart(pid: number, cmdline: string): string | undefined {
 
 /** A reading to diff against later: machine totals and each part's CPU. */
 export function cpuSnapshot(partOf: PartOf = systemPart) {
-  return { machine: machineCpuMs(), parts: cpuByProcess(partOf), partOf };
+  const kernel = new Map<string, number>();
+  return { machine: machineCpuMs(), parts: cpuByProcess(partOf, kernel), kernel, partOf };
 }
 
 /** CPU ms per message since `before`, in total and by part, and the machine's busy share. */
@@ -91,14 +93,19 @@ export function cpuSince(
   const busy = after.machine.busy - before.machine.busy;
   const total = after.machine.total - before.machine.total;
   const perMessage: Record<string, number> = {};
+  const kernelPerMessage: Record<string, number> = {};
   for (const [name, ms] of after.parts) {
     const used = ms - (before.parts.get(name) ?? 0);
     if (used > 0) perMessage[name] = Number((used / Math.max(1, messages)).toFixed(2));
+    const inKernel = (after.kernel.get(name) ?? 0) - (before.kernel.get(name) ?? 0);
+    if (used > 0) kernelPerMessage[name] = Number((inKernel / Math.max(1, messages)).toFixed(2));
   }
   return {
     busyShare: Number((busy / Math.max(1, total)).toFixed(2)),
     machineMsPerMessage: Number((busy / Math.max(1, messages)).toFixed(2)),
     msPerMessageByPart: perMessage,
+    /** The part of msPerMessageByPart spent in the kernel (system calls: the socket writes among them). */
+    kernelMsPerMessageByPart: kernelPerMessage,
   };
 }
 
