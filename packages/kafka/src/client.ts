@@ -1,6 +1,7 @@
 import type { Logger } from "@taituri/logging";
 import { Kafka, type LogEntry, logLevel, type SASLOptions } from "kafkajs";
 import { useNativeCrc32c } from "./crc32c.ts";
+import { growEncodersUnfilled } from "./encoder.ts";
 import { levelOf } from "./log-levels.ts";
 import { fixIdleRequestQueueLoop } from "./request-queue.ts";
 import { type KafkaSecuritySettings, kafkaSecurity } from "./security.ts";
@@ -34,6 +35,10 @@ export function createKafka(options: KafkaOptions): Kafka {
   if (!useNativeCrc32c())
     logger.warn(
       "kafkajs checksums record batches in JavaScript: another kafkajs version, or its encoder loaded before this client (packages/kafka/src/crc32c.ts)",
+    );
+  if (!growEncodersUnfilled())
+    logger.warn(
+      "kafkajs is not the version whose encoder growth was checked: its requests are encoded in zero-filled buffers, as kafkajs does (packages/kafka/src/encoder.ts)",
     );
   return new Kafka({
     clientId: options.clientId,
