@@ -19,7 +19,7 @@
  *
  * Options: --duration S (measured run, default 20), --warmup S (default 15), --connections N
  * (default 32), --tracing-duration S (each tracing comparison run, default 10; 0 skips them),
- * --tracing-warmup S (default 5), --tracing-rounds N (default 3), --env KEY=VALUE (extra ingress setting, repeatable), --note TEXT,
+ * --tracing-warmup S (default 5), --tracing-rounds N (default 5), --env KEY=VALUE (extra ingress setting, repeatable), --note TEXT,
  * --out DIR (default bench/results), --dry (no files), --pin auto|off (see PINNING),
  * --generator wrk|autocannon (default wrk, installed from Debian's packages when missing).
  */
@@ -76,7 +76,7 @@ const { values: args } = parseArgs({
     generator: { type: "string", default: "wrk" },
     "tracing-duration": { type: "string", default: "10" },
     "tracing-warmup": { type: "string", default: "5" },
-    "tracing-rounds": { type: "string", default: "3" },
+    "tracing-rounds": { type: "string", default: "5" },
   },
 });
 const durationSec = positive("duration", args.duration);
