@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { normalize } from "./catalog.ts";
+import { normalize, normalizedName } from "./catalog.ts";
 
 /** A postcode pattern, compiled at load so a bad one fails start-up; anchored, matched ignoring case. */
 const pattern = z.string().transform((p, ctx) => {
@@ -91,7 +91,7 @@ export function matchCountry(
     const c = countries[code];
     return (
       c !== undefined &&
-      [code, ...Object.values(c.name), ...c.aliases].some((candidate) => normalize(candidate) === said)
+      [code, ...Object.values(c.name), ...c.aliases].some((candidate) => normalizedName(candidate) === said)
     );
   });
 }

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { normalize } from "./catalog.ts";
+import { normalize, normalizedName } from "./catalog.ts";
 
 export const MESSAGE_KEYS = [
   "greeting",
@@ -163,7 +163,9 @@ export function render(
 
 /** The command a text is, in the language, if it is exactly one (ignoring case and accents). */
 export function commandOf(catalog: MessageCatalog, language: string, text: string): Command | undefined {
-  return COMMANDS.find((command) => isCommand(catalog, language, text, command));
+  // Asked of every text a shopper sends: the text is normalised once, the words are remembered.
+  const said = normalize(text) || text.trim();
+  return COMMANDS.find((command) => saysCommand(catalog, language, said, command));
 }
 
 /** Whether a text is one of the command's words in the language (ignoring case and accents). */
@@ -173,7 +175,10 @@ export function isCommand(
   text: string,
   command: Command,
 ): boolean {
-  const said = normalize(text) || text.trim();
+  return saysCommand(catalog, language, normalize(text) || text.trim(), command);
+}
+
+function saysCommand(catalog: MessageCatalog, language: string, said: string, command: Command): boolean {
   const words = catalog[language]?.commands[command] ?? [];
-  return words.some((word) => (normalize(word) || word) === said);
+  return words.some((word) => (normalizedName(word) || word) === said);
 }
