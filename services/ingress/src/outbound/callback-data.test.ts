@@ -22,3 +22,15 @@ test("anything not sealed under this key opens to nothing", () => {
   assert.equal(sealer.open(tampered.toString("base64url")), undefined);
   for (const other of ["", "out-1", "x".repeat(80), "%%%"]) assert.equal(sealer.open(other), undefined);
 });
+
+test("every seal has its own IV, across refills of the IV pool, and opens", () => {
+  const sealer = new CallbackData("a-deployment-pseudonym-key");
+  const ivs = new Set<string>();
+  // 1,000 seals: the pool of 256 IVs is refilled three times.
+  for (let i = 0; i < 1000; i++) {
+    const sealed = sealer.seal(`out-${i}`);
+    ivs.add(Buffer.from(sealed, "base64url").subarray(0, 12).toString("hex"));
+    assert.equal(sealer.open(sealed), `out-${i}`);
+  }
+  assert.equal(ivs.size, 1000);
+});
