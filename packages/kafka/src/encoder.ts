@@ -12,8 +12,9 @@ import { createRequire } from "node:module";
  * encoders) fills exactly the bytes it moves its offset over, and only the bytes before the offset
  * leave it (`buffer`, `writeEncoder`). So growth takes an unfilled buffer and copies what was
  * written, as before. Were a write ever to skip bytes, those would carry this process's memory to
- * the broker: encoder.test.ts encodes produce requests with every grown buffer filled with a marker
- * and fails if one byte differs from kafkajs's own, and fails on another kafkajs version.
+ * the broker: encoder.test.ts writes random sequences of every write method, and random produce
+ * requests, with every grown buffer filled with a marker, fails if one byte differs from kafkajs's
+ * own encoding, and fails on another kafkajs version.
  * The encoder's first 512 bytes stay zero-filled (its constructor), so a skipped byte there is a zero.
  */
 const PATCHED_VERSION = "2.2.4";
