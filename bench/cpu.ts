@@ -96,9 +96,10 @@ export function cpuSince(
   const kernelPerMessage: Record<string, number> = {};
   for (const [name, ms] of after.parts) {
     const used = ms - (before.parts.get(name) ?? 0);
-    if (used > 0) perMessage[name] = Number((used / Math.max(1, messages)).toFixed(2));
+    if (used <= 0) continue;
     const inKernel = (after.kernel.get(name) ?? 0) - (before.kernel.get(name) ?? 0);
-    if (used > 0) kernelPerMessage[name] = Number((inKernel / Math.max(1, messages)).toFixed(2));
+    perMessage[name] = Number((used / Math.max(1, messages)).toFixed(2));
+    kernelPerMessage[name] = Number((inKernel / Math.max(1, messages)).toFixed(2));
   }
   return {
     busyShare: Number((busy / Math.max(1, total)).toFixed(2)),

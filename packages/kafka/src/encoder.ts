@@ -47,8 +47,8 @@ export function growUnfilled(this: EncoderInternals, length: number): void {
 }
 
 /**
- * Replaces kafkajs's `Encoder#ensureAvailable` with growUnfilled, once per process; false (and
- * nothing replaced) on a kafkajs version it was not checked against.
+ * Replaces kafkajs's `Encoder#ensureAvailable` with growUnfilled (again is harmless); false, and
+ * nothing replaced, on a kafkajs version it was not checked against.
  */
 export function growEncodersUnfilled(): boolean {
   const version = (require("kafkajs/package.json") as { version: string }).version;

@@ -206,10 +206,9 @@ credentials written into values (secrets.inline), which would sit in the release
 In any environment: Kafka and Redis settings that do not fit together, in the words of the
 services' own check (packages/config/src/connections.ts); a generation grace period that would
 kill a paid image call mid-way, and a dispatcher's that would kill a send; the webhook without
-the dispatcher (messages taken,
-never answered; the dispatcher without the webhook is a release that only sends, and runs as
-ingress's ServiceAccount all the same); and the WhatsApp simulator without the ingress it would
-play Meta towards.
+the dispatcher (messages taken, never answered; the dispatcher without the webhook is a release
+that only sends, and runs as ingress's ServiceAccount all the same); and the WhatsApp simulator
+without the ingress it would play Meta towards.
 */}}
 {{- define "taituri.refuseInvalidValues" -}}
 {{- $env := .Values.environment -}}

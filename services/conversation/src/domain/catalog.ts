@@ -130,6 +130,9 @@ export function normalize(text: string): string {
     .trim();
 }
 
+const normalizedNames = new Map<string, string>();
+const NORMALIZED_NAMES_MAX = 10_000;
+
 /**
  * normalize() of a word the policy files give (a command's words, an option's or a country's id,
  * names and aliases), remembered: every text a shopper sends was compared with each command word,
@@ -137,9 +140,6 @@ export function normalize(text: string): string {
  * CPU at 500 messages/s, bench/README.md). They are a few hundred and change only with the policy
  * files; the bound keeps a stream of reloads from growing it.
  */
-const normalizedNames = new Map<string, string>();
-const NORMALIZED_NAMES_MAX = 10_000;
-
 export function normalizedName(name: string): string {
   let normalized = normalizedNames.get(name);
   if (normalized === undefined) {
